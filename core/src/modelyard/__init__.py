@@ -1,0 +1,100 @@
+"""modelyard: Azure OpenAI from Python.
+
+``from modelyard import completion`` and call ``completion(model="azure/<deployment>", ...)``.
+Everything heavy (httpx, pydantic models, plugins) loads on first use, so ``import modelyard``
+stays fast.
+
+Module settings:
+    drop_params: drop parameters a model family does not support instead of raising.
+    enable_azure_ad_token_refresh: fall back to ``DefaultAzureCredential`` when no credential
+        is given (needs the ``modelyard-azure-auth`` plugin and azure-identity).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import AsyncChatStream, ChatStream, acompletion, completion
+    from .errors import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigError,
+        ContentFilterError,
+        ContextWindowExceededError,
+        InternalServerError,
+        ModelyardError,
+        NotFoundError,
+        PermissionDeniedError,
+        PluginError,
+        RateLimitError,
+        ServiceUnavailableError,
+        UnprocessableEntityError,
+        UnsupportedParamsError,
+    )
+    from .hookspecs import HOOK_API, hookimpl
+    from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
+
+__all__ = [
+    "HOOK_API",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncChatStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatStream",
+    "ConfigError",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "ModelyardError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PluginError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "TextCompletion",
+    "UnprocessableEntityError",
+    "UnsupportedParamsError",
+    "acompletion",
+    "completion",
+    "drop_params",
+    "enable_azure_ad_token_refresh",
+    "hookimpl",
+]
+
+drop_params: bool = False
+enable_azure_ad_token_refresh: bool = False
+
+_LAZY = {
+    "HOOK_API": "hookspecs",
+    "hookimpl": "hookspecs",
+    "completion": "api",
+    "acompletion": "api",
+    "ChatStream": "api",
+    "AsyncChatStream": "api",
+    "ChatCompletion": "types",
+    "ChatCompletionChunk": "types",
+    "TextCompletion": "types",
+}
+_LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

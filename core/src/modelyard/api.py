@@ -1,0 +1,471 @@
+"""The SDK entry points and the one request pipeline behind them.
+
+``completion`` and ``acompletion`` (and the proxy and the Router, which call them) go
+through the same steps:
+
+1. resolve    the model string to a Route and a Family (``families.FamilyRegistry``)
+2. prepare    validate parameters and messages; apply the family's rules
+3. transform  ``transform_request`` hook: Route + request -> ProviderRequest
+4. auth       ``resolve_auth`` hook: an Authenticator whose headers are added per attempt
+5. send       ``transport.Transport``: pooled client, timeout, retries
+6. normalize  ``normalize_response`` / ``normalize_chunk`` hooks: OpenAI-shaped results
+7. errors     ``map_error`` hook, else by status code
+8. observe    ``on_success`` / ``on_failure`` hooks
+
+Sync and async share steps 1-4 and 6-8; only sending differs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from .errors import APIError, BadRequestError, PluginError, error_for_status
+from .families import Family, apply_rules
+from .hookspecs import Authenticator
+from .plugins import Plugins, get_plugins
+from .transport import aiter_sse, get_transport, iter_sse
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatParams,
+    ChatRequest,
+    ChunkChoice,
+    Connection,
+    Delta,
+    ProviderRequest,
+    ProviderResponse,
+    Route,
+    Usage,
+)
+
+__all__ = [
+    "AsyncChatStream",
+    "CallRecord",
+    "ChatStream",
+    "acompletion",
+    "completion",
+]
+
+DEFAULT_NUM_RETRIES = 2
+_CONNECTION_KEYS = frozenset(Connection.model_fields)
+_CONTROL_KEYS = frozenset(
+    {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
+     "base_model", "model_info", "extra_body", "custom_llm_provider"}
+)  # fmt: skip
+
+
+@dataclass
+class CallRecord:
+    """One finished call, as the ``on_success`` / ``on_failure`` observers see it."""
+
+    route: Route
+    duration: float
+    status_code: int | None = None
+    usage: dict[str, Any] | None = None
+    error: APIError | None = None
+
+
+@dataclass
+class _Call:
+    plugins: Plugins
+    route: Route
+    family: Family
+    request: ProviderRequest
+    auth: Authenticator | None
+    timeout: float | httpx.Timeout | None
+    num_retries: int
+    simulate_stream: bool
+    include_usage: bool
+    started: float
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def _settings_drop_params() -> bool:
+    return bool(getattr(sys.modules.get("modelyard"), "drop_params", False))
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validate_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequestError("'messages' must be a non-empty list of message objects.", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise BadRequestError(f"messages[{i}] must be an object, got {type(m).__name__}.", param=f"messages[{i}]")
+        if not isinstance(m.get("role"), str):
+            raise BadRequestError(f"messages[{i}].role must be a string.", param=f"messages[{i}].role")
+    return messages
+
+
+def _validate_params(params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return ChatParams.model_validate(params).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field(err["loc"])
+        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field) from None
+
+
+def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    connection: dict[str, Any] = {}
+    control: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key in _CONNECTION_KEYS:
+            connection[key] = value
+        elif key in _CONTROL_KEYS:
+            control[key] = value
+        else:
+            params[key] = value
+    if "extra_body" in control:
+        params.update(control.pop("extra_body"))
+    return connection, control, params
+
+
+def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, **kwargs: Any) -> Any:
+    """Call a firstresult hook and check its answer's type, naming the plugin at fault."""
+    result = hook(route=route, **kwargs)
+    if result is None:
+        raise PluginError(
+            f"No plugin answered {what} for provider {route.provider!r} (model {route.model!r}); "
+            "is the plugin for it installed and not blocked? See `modelyard plugins`.",
+        )
+    if not isinstance(result, expected):
+        names = ", ".join(i.plugin_name for i in hook.get_hookimpls())
+        raise PluginError(
+            f"{what} returned {type(result).__name__}, expected {getattr(expected, '__name__', expected)} "
+            f"(plugins implementing it: {names})",
+        )
+    return result
+
+
+def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any]) -> _Call:
+    started = time.perf_counter()
+    if not isinstance(model, str) or not model:
+        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+    plugins = get_plugins()
+    conn_kw, control, params = _split(kwargs)
+    model_info = control.get("model_info") or {}
+    base_model = control.get("base_model") or model_info.get("base_model")
+    route, family = plugins.families.resolve(
+        model, family=control.get("model_family") or model_info.get("model_family"), base_model=base_model
+    )
+    try:
+        connection = Connection(**conn_kw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field(err["loc"])
+        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
+    messages = _validate_messages(messages)
+    params = _validate_params(params)
+    drop = control.get("drop_params")
+    messages, params = apply_rules(
+        family, messages, params, drop_params=_settings_drop_params() if drop is None else bool(drop), model=model
+    )
+    simulate = stream and family.rules.simulate_stream
+    include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+    if simulate:
+        params.pop("stream_options", None)
+    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate)
+    hook = plugins.hook
+    provider_request = _first(
+        hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
+    )
+    auth = hook.resolve_auth(route=route, connection=connection)
+    retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
+    return _Call(
+        plugins=plugins,
+        route=route,
+        family=family,
+        request=provider_request,
+        auth=auth,
+        timeout=control.get("timeout", control.get("request_timeout")),
+        num_retries=int(retries),
+        simulate_stream=simulate,
+        include_usage=include_usage,
+        started=started,
+    )
+
+
+# --------------------------------------------------------------------------- finish
+
+
+def _provider_response(response: httpx.Response) -> ProviderResponse:
+    return ProviderResponse.model_construct(
+        status_code=response.status_code, headers=response.headers, content=response.content
+    )
+
+
+def _error(call: _Call, response: httpx.Response) -> APIError:
+    presp = _provider_response(response)
+    err = call.plugins.hook.map_error(route=call.route, response=presp)
+    if not isinstance(err, APIError):
+        body = presp.json_body()
+        detail = body.get("error") if isinstance(body, dict) else None
+        message = (detail or {}).get("message") if isinstance(detail, dict) else None
+        err = error_for_status(response.status_code)(
+            message or f"Upstream answered HTTP {response.status_code}.", status_code=response.status_code, body=body
+        )
+    err.request_id = err.request_id or presp.request_id
+    return _annotate(call, err)
+
+
+def _annotate(call: _Call, err: APIError) -> APIError:
+    err.provider = err.provider or call.route.provider
+    err.model = err.model or call.route.model
+    err.deployment = err.deployment or call.route.deployment
+    return err
+
+
+def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None) -> None:
+    hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
+    if not hook.get_hookimpls():
+        return
+    usage_dict = usage.model_dump() if isinstance(usage, Usage) else usage
+    record = CallRecord(call.route, time.perf_counter() - call.started, status, usage_dict, error)
+    try:
+        hook(event=record)
+    except Exception:  # observers must not break a call
+        import logging
+
+        logging.getLogger("modelyard").exception("an on_success/on_failure observer raised")
+
+
+def _normalize(call: _Call, response: httpx.Response) -> Any:
+    result = _first(
+        call.plugins.hook.normalize_response, object, "normalize_response", call.route,
+        response=_provider_response(response),
+    )  # fmt: skip
+    _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
+    return result
+
+
+def _fail(call: _Call, err: APIError) -> APIError:
+    _observe(call, status=err.status_code, error=err)
+    return err
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class _ChunkAssembler:
+    """Turns parsed events into chunks, folding Azure's empty first chunk into the next one.
+
+    Azure opens a stream with ``{"choices": [], "id": "", "prompt_filter_results": [...]}``.
+    It is not yielded alone (callers index ``chunk.choices[0]``); its
+    ``prompt_filter_results`` are kept on the stream and on the next chunk.
+    """
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.prompt_filter_results: list[Any] | None = None
+        self._pending_filters = False
+        self.usage: Usage | None = None
+
+    def feed(self, event: dict[str, Any]) -> ChatCompletionChunk | None:
+        if not event.get("choices") and not event.get("id") and not event.get("usage"):
+            if "prompt_filter_results" in event:
+                self.prompt_filter_results = event["prompt_filter_results"]
+                self._pending_filters = True
+            return None
+        chunk = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
+        if not isinstance(chunk, ChatCompletionChunk):
+            raise PluginError(f"normalize_chunk gave {type(chunk).__name__}, expected ChatCompletionChunk")
+        if self._pending_filters:
+            setattr(chunk, "prompt_filter_results", self.prompt_filter_results)  # noqa: B010  (an extra field)
+            self._pending_filters = False
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        return chunk
+
+
+def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[ChatCompletionChunk]:
+    """Replay a whole completion as a stream: a content chunk and a finish chunk per choice."""
+    base = {"id": completion.id, "created": completion.created, "model": completion.model}
+    chunks = []
+    for choice in completion.choices:
+        msg = choice.message
+        delta = Delta(role=msg.role, content=msg.content, tool_calls=msg.tool_calls, audio=msg.audio)
+        chunks.append(ChatCompletionChunk(**base, choices=[ChunkChoice(index=choice.index, delta=delta)]))
+        chunks.append(
+            ChatCompletionChunk(
+                **base, choices=[ChunkChoice(index=choice.index, delta=Delta(), finish_reason=choice.finish_reason)]
+            )
+        )
+    if include_usage and completion.usage is not None:
+        chunks.append(ChatCompletionChunk(**base, choices=[], usage=completion.usage))
+    return chunks
+
+
+class ChatStream:
+    """A sync iterator of :class:`ChatCompletionChunk`; use it in a ``with`` block or exhaust it.
+
+    Attributes:
+        prompt_filter_results: Azure's prompt annotations from the stream's first event.
+        headers: the upstream response headers.
+    """
+
+    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[ChatCompletionChunk] | None = None):
+        self._call = call
+        self._response = response
+        self._replay = replay
+        self._assembler = _ChunkAssembler(call)
+        self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
+
+    @property
+    def prompt_filter_results(self) -> list[Any] | None:
+        return self._assembler.prompt_filter_results
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        if self._replay is not None:
+            yield from self._replay
+            return
+        assert self._response is not None
+        try:
+            for event in iter_sse(self._response):
+                chunk = self._assembler.feed(event)
+                if chunk is not None:
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise _fail(self._call, _stream_broken(exc)) from exc
+        finally:
+            self._response.close()
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        if self._response is not None:
+            self._response.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncChatStream:
+    """The async twin of :class:`ChatStream` (``async for chunk in stream``)."""
+
+    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[ChatCompletionChunk] | None = None):
+        self._call = call
+        self._response = response
+        self._replay = replay
+        self._assembler = _ChunkAssembler(call)
+        self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
+
+    @property
+    def prompt_filter_results(self) -> list[Any] | None:
+        return self._assembler.prompt_filter_results
+
+    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._replay is not None:
+            for replayed in self._replay:
+                yield replayed
+            return
+        assert self._response is not None
+        try:
+            async for event in aiter_sse(self._response):
+                chunk = self._assembler.feed(event)
+                if chunk is not None:
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise _fail(self._call, _stream_broken(exc)) from exc
+        finally:
+            await self._response.aclose()
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        if self._response is not None:
+            await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _stream_broken(exc: Exception) -> APIError:
+    from .errors import APIConnectionError
+
+    return APIConnectionError(f"The upstream stream broke off: {type(exc).__name__}.")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def completion(
+    model: str, messages: list[dict[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ChatCompletion | ChatStream:
+    """Create a chat completion, as OpenAI's ``chat.completions.create`` and LiteLLM's ``completion``.
+
+    Args:
+        model: ``azure/<deployment>``, ``azure/o_series/<deployment>``, ``azure_text/<deployment>`` ...
+        messages: OpenAI chat messages.
+        stream: return a :class:`ChatStream` of chunks instead of one response.
+        **kwargs: every OpenAI chat parameter (``tools``, ``response_format``, ``seed`` ...);
+            connection settings (``api_key``, ``api_base``, ``api_version``, ``azure_ad_token``,
+            ``azure_ad_token_provider`` ...); and ``timeout`` (seconds, default 600),
+            ``num_retries`` (default 2), ``drop_params``, ``model_family``, ``base_model``,
+            ``extra_headers``, ``extra_body``.
+
+    Returns:
+        A :class:`ChatCompletion` (``r.choices[0].message.content``), or a :class:`ChatStream`.
+
+    Raises:
+        BadRequestError: invalid input (the message names the field), before anything is sent.
+        UnsupportedParamsError: a parameter the model family refuses, unless ``drop_params``.
+        APIError: the upstream's error, mapped to its class (see :mod:`modelyard.errors`).
+    """
+    call = _prepare(model, messages, stream, kwargs)
+    transport = get_transport()
+    try:
+        response = transport.send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    if call.request.stream:
+        return ChatStream(call, response)
+    result = _normalize(call, response)
+    if call.simulate_stream:
+        return ChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
+    return result  # type: ignore[no-any-return]  # checked by _first
+
+
+async def acompletion(
+    model: str, messages: list[dict[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ChatCompletion | AsyncChatStream:
+    """The async twin of :func:`completion`; a stream is an :class:`AsyncChatStream`."""
+    call = _prepare(model, messages, stream, kwargs)
+    transport = get_transport()
+    try:
+        response = await transport.asend(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    if call.request.stream:
+        return AsyncChatStream(call, response)
+    result = _normalize(call, response)
+    if call.simulate_stream:
+        return AsyncChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
+    return result  # type: ignore[no-any-return]  # checked by _first

@@ -1,0 +1,97 @@
+"""The ``modelyard`` command: ``plugins``, ``emulator``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from .hookspecs import HOOK_API
+    from .plugins import get_plugins
+
+    plugins = get_plugins()
+    plugins.families  # noqa: B018  (collects families, filling PluginInfo.families)
+    print(f"modelyard HOOK_API {HOOK_API[0]}.{HOOK_API[1]}")
+    rows = [("plugin", "distribution", "version", "HOOK_API", "status", "families / reason")]
+    for info in plugins.infos:
+        api = f"{info.hook_api[0]}.{info.hook_api[1]}" if info.hook_api else "-"
+        detail = ", ".join(info.families) if info.status == "loaded" else info.reason
+        rows.append((info.name, info.distribution, info.version, api, info.status, detail or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    if args.verbose:
+        for info in plugins.infos:
+            if info.hooks:
+                print(f"{info.name}: hooks {', '.join(info.hooks)}")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .testing import Emulator
+
+    emulator = Emulator(args.deployment or ["gpt-4o", "gpt-4o-mini"], api_keys=[args.api_key])
+    print(
+        f"Azure OpenAI emulator on http://{args.host}:{args.port}  "
+        f"deployments: {', '.join(emulator.deployments)}  (api-key: the one you passed with --api-key)",
+        flush=True,
+    )
+    uvicorn.run(emulator.app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import completion
+    from .testing import Emulator, EmulatorServer
+
+    with EmulatorServer(Emulator(["gpt-4o"], api_keys=["demo-key"])) as server:
+        response = completion(
+            model="azure/gpt-4o",
+            api_base=server.url,
+            api_key="demo-key",
+            messages=[{"role": "user", "content": args.prompt}],
+        )
+    print(response.model_dump_json(indent=2, exclude_none=True))  # type: ignore[union-attr]
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``modelyard`` console script."""
+    parser = argparse.ArgumentParser(prog="modelyard", description="Azure OpenAI from Python.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list discovered plugins, their families and status")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's hooks")
+    p.set_defaults(func=_plugins)
+
+    p = sub.add_parser("emulator", help="serve the Azure OpenAI emulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--api-key", default="emulator-key", help="the key clients must send (default: emulator-key)")
+    p.add_argument("--deployment", action="append", help="a deployment to serve (repeatable)")
+    p.set_defaults(func=_emulator)
+
+    p = sub.add_parser("demo", help="run one completion against an embedded emulator and print it")
+    p.add_argument("prompt", nargs="?", default="Hello, how are you?")
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        from .errors import ModelyardError
+
+        if isinstance(exc, ModelyardError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""Declarative model families: how a model string is recognised, and which parameter rules apply.
+
+A plugin returns :class:`Family` objects from its ``register_families`` hook; the core does the
+rest. Recognition, most specific first:
+
+1. the provider **prefix** (``azure/``, ``azure_text/``): the longest registered prefix wins;
+2. an explicit **segment** after the prefix (``azure/o_series/<deployment>``), stripped from
+   the deployment name;
+3. a family **pinned** by the caller (``model_family="o_series"``) or found from
+   ``base_model`` (``azure/o3-mini``), for deployments whose names say nothing;
+4. a **pattern** matched against the deployment name (``o3`` in ``my-o3-deployment``), higher
+   ``priority`` first;
+5. the prefix's default family (the one with neither segment nor pattern).
+
+Parameter rules are applied by :func:`apply_rules`; a plugin writes code only for what these
+rules cannot say.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import BadRequestError, UnsupportedParamsError
+from .types import Route
+
+__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules"]
+
+
+class ParamRules(BaseModel):
+    """What a family does to the caller's parameters before the request is built.
+
+    Attributes:
+        rename: parameter renames, e.g. ``{"max_tokens": "max_completion_tokens"}``.
+        unsupported: parameters the family refuses; dropped under ``drop_params``, else an error.
+        fixed: parameters that only take one value (``{"temperature": 1}``); that value passes,
+            any other is treated as unsupported.
+        role_map: message role rewrites, e.g. ``{"system": "developer"}``.
+        simulate_stream: the upstream cannot stream; ``stream=True`` is served from one
+            non-streaming call, replayed as chunks.
+        defaults: parameters added when the caller did not set them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    rename: dict[str, str] = Field(default_factory=dict)
+    unsupported: frozenset[str] = frozenset()
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    role_map: dict[str, str] = Field(default_factory=dict)
+    simulate_stream: bool = False
+    defaults: dict[str, Any] = Field(default_factory=dict)
+
+
+class Family(BaseModel):
+    """A model family, declared as data.
+
+    Attributes:
+        name: unique name, used in errors and to pin a family (``model_family="o_series"``).
+        provider: the key transform/auth/normalize hooks answer for (``azure``).
+        prefix: the model-string prefix that selects the provider (``azure/``).
+        segment: an explicit routing segment after the prefix (``o_series``), or None.
+        pattern: a regular expression searched (case-insensitively) in the deployment name
+            and in ``base_model``, or None.
+        priority: among pattern families, higher is tried first.
+        operation: the upstream operation (``chat``, ``completions`` ...).
+        rules: the parameter rules.
+        description: one line for ``modelyard plugins`` and the docs.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    provider: str
+    prefix: str
+    segment: str | None = None
+    pattern: str | None = None
+    priority: int = 0
+    operation: str = "chat"
+    rules: ParamRules = Field(default_factory=ParamRules)
+    description: str = ""
+
+    def matches(self, name: str) -> bool:
+        """Whether ``pattern`` occurs in ``name`` (case-insensitive)."""
+        return self.pattern is not None and re.search(self.pattern, name, re.IGNORECASE) is not None
+
+
+class FamilyRegistry:
+    """Every registered family, indexed for :meth:`resolve`."""
+
+    def __init__(self, families: Iterable[Family] = ()) -> None:
+        self._by_name: dict[str, Family] = {}
+        for family in families:
+            self.add(family)
+
+    def add(self, family: Family) -> None:
+        """Register one family; a second family with the same name is an error."""
+        if family.name in self._by_name:
+            raise ValueError(f"two plugins register a model family named {family.name!r}")
+        self._by_name[family.name] = family
+        self._prefixes = sorted({f.prefix for f in self._by_name.values()}, key=len, reverse=True)
+
+    def __iter__(self) -> Any:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> Family | None:
+        """The family called ``name``, or None."""
+        return self._by_name.get(name)
+
+    def resolve(
+        self, model: str, *, family: str | None = None, base_model: str | None = None
+    ) -> tuple[Route, Family]:
+        """Turn a model string into a :class:`Route` and the :class:`Family` whose rules apply.
+
+        Args:
+            model: ``<prefix><deployment>`` or ``<prefix><segment>/<deployment>``.
+            family: a family name that pins the family whatever the deployment is called.
+            base_model: the deployment's underlying model (``azure/o3-mini``), matched against
+                the family patterns when the name is not enough.
+
+        Raises:
+            BadRequestError: no registered prefix matches, or ``family`` is unknown.
+        """
+        prefix = next((p for p in self._prefixes if model.startswith(p)), None)
+        if prefix is None:
+            known = ", ".join(self._prefixes) or "none (no model-family plugin is loaded)"
+            raise BadRequestError(
+                f"Unknown model {model!r}: it must start with a registered provider prefix "
+                f"({known}), e.g. 'azure/<deployment>'.",
+                param="model",
+                model=model,
+            )
+        candidates = [f for f in self._by_name.values() if f.prefix == prefix]
+        rest = model[len(prefix) :]
+        chosen: Family | None = None
+
+        head, sep, tail = rest.partition("/")
+        if sep:
+            chosen = next((f for f in candidates if f.segment == head), None)
+            if chosen is not None:
+                rest = tail
+        if not rest:
+            raise BadRequestError(
+                f"Model {model!r} names no deployment: use '{prefix}<deployment>'.",
+                param="model",
+                model=model,
+            )
+        if chosen is None and family is not None:
+            chosen = self._by_name.get(family)
+            if chosen is None or chosen.prefix != prefix:
+                names = ", ".join(sorted(f.name for f in candidates))
+                raise BadRequestError(
+                    f"Unknown model family {family!r} for {model!r}; families for {prefix!r}: {names}.",
+                    param="model_family",
+                    model=model,
+                )
+        patterned = sorted((f for f in candidates if f.pattern), key=lambda f: -f.priority)
+        if chosen is None and base_model:
+            bare = base_model.split("/", 1)[1] if "/" in base_model else base_model
+            chosen = next((f for f in patterned if f.matches(bare)), None)
+        if chosen is None:
+            chosen = next((f for f in patterned if f.matches(rest)), None)
+        if chosen is None:
+            chosen = next((f for f in candidates if f.segment is None and f.pattern is None), None)
+        if chosen is None:
+            raise BadRequestError(
+                f"No model family of {prefix!r} matches {model!r}.", param="model", model=model
+            )
+        route = Route(
+            model=model,
+            provider=chosen.provider,
+            family=chosen.name,
+            deployment=rest,
+            operation=chosen.operation,
+        )
+        return route, chosen
+
+
+_DROP_HINT = (
+    "Remove it, or pass drop_params=True (per call, per deployment, or modelyard.drop_params = True) "
+    "to drop unsupported parameters."
+)
+
+
+def apply_rules(
+    family: Family,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    *,
+    drop_params: bool,
+    model: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Apply a family's parameter rules; return new ``(messages, params)`` (inputs untouched).
+
+    Raises:
+        UnsupportedParamsError: a parameter the family refuses, unless ``drop_params``.
+    """
+    rules = family.rules
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in rules.unsupported or (key in rules.fixed and value != rules.fixed[key]):
+            if value is None or drop_params:
+                continue
+            allowed = (
+                f" (got {value!r}; only {rules.fixed[key]!r} is allowed)" if key in rules.fixed else ""
+            )
+            raise UnsupportedParamsError(
+                f"{family.name} models do not support {key!r}{allowed}. {_DROP_HINT}",
+                param=key,
+                family=family.name,
+                model=model,
+            )
+        out[rules.rename.get(key, key)] = value
+    for key, value in rules.defaults.items():
+        out.setdefault(key, value)
+    if rules.role_map:
+        messages = [
+            {**m, "role": rules.role_map[m["role"]]} if m.get("role") in rules.role_map else m
+            for m in messages
+        ]
+    return messages, out

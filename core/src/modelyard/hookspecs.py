@@ -1,0 +1,174 @@
+"""The contract between the core and its plugins: pluggy hook specifications.
+
+Specs are listed in pipeline order (resolve, transform, auth, normalize, errors, observe).
+A plugin module implements any subset with ``@modelyard.hookimpl`` and declares the
+``HOOK_API`` it was written against; see ``docs/plugins/hooks.md``.
+
+``HOOK_API`` is ``(major, minor)``, independent of the package version: minor goes up when a
+hook or argument is added, major on a removal, rename or change of meaning.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .errors import APIError
+    from .families import Family
+    from .types import (
+        ChatRequest,
+        Connection,
+        ProviderRequest,
+        ProviderResponse,
+        Route,
+    )
+
+__all__ = [
+    "HOOK_API",
+    "Authenticator",
+    "CallEvent",
+    "RegisterFamily",
+    "hookimpl",
+    "hookspec",
+]
+
+HOOK_API: tuple[int, int] = (1, 0)
+"""The hook contract version this core implements."""
+
+PROJECT = "modelyard"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class RegisterFamily(Protocol):
+    """The callable ``register_families`` receives: call it once per family."""
+
+    def __call__(self, family: Family, /) -> None: ...
+
+
+class Authenticator(Protocol):
+    """What ``resolve_auth`` returns: credentials for one call, fetched when the core sends.
+
+    ``headers``/``aheaders`` are called for every attempt (so a refreshed token is used on a
+    retry); ``invalidate`` is called once after a 401 and returns True when a fresh credential
+    could help (a cached token was dropped), in which case the core retries once.
+    """
+
+    def headers(self) -> dict[str, str]: ...
+
+    async def aheaders(self) -> dict[str, str]: ...
+
+    def invalidate(self) -> bool: ...
+
+
+class CallEvent(Protocol):
+    """What observers receive: one finished call (see ``modelyard.api.CallRecord``)."""
+
+    route: Route
+    duration: float
+    status_code: int | None
+    usage: dict[str, Any] | None
+    error: APIError | None
+
+
+# ---------------------------------------------------------------------------- resolve
+
+
+@hookspec
+def register_families(register: RegisterFamily) -> None:
+    """Register the model families this plugin recognises.
+
+    Called once per plugin manager, at the first call that needs model resolution (not at
+    import). Call ``register(Family(...))`` for each family; return nothing. All plugins'
+    answers are collected. Two families with the same name are an error at load time.
+    Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- transform
+
+
+@hookspec(firstresult=True)
+def transform_request(
+    route: Route, request: ChatRequest, connection: Connection
+) -> ProviderRequest | None:
+    """Build the upstream HTTP call for one prepared request.
+
+    Runs once per call, after the family's parameter rules (pipeline step 3). Return None
+    when ``route.provider`` is not yours; the first non-None answer is used. Do not add
+    credentials here: that is ``resolve_auth``'s job. Raise ``ConfigError`` for a missing
+    setting (``api_base``) and ``BadRequestError`` for input the upstream would refuse.
+    Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- auth
+
+
+@hookspec(firstresult=True)
+def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
+    """Choose the credential for a call and return an :class:`Authenticator` for it.
+
+    Runs once per call, before sending (step 4); the first non-None answer is used. Keep it
+    cheap: fetch tokens inside ``Authenticator.headers``/``aheaders``, where they can be
+    cached and refreshed. Return None when ``route.provider`` is not yours. Raise
+    ``AuthenticationError`` when no credential can be found, naming what to set.
+    Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- normalize
+
+
+@hookspec(firstresult=True)
+def normalize_response(route: Route, response: ProviderResponse) -> Any:
+    """Turn a successful (2xx) upstream response into the OpenAI-shaped result.
+
+    Runs once per non-streaming call (step 6); the first non-None answer is used. Return a
+    pydantic model (``ChatCompletion`` for chat, ``TextCompletion`` for completions), or
+    None when ``route.provider`` is not yours. Since HOOK_API 1.0.
+    """
+
+
+@hookspec(firstresult=True)
+def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
+    """Turn one parsed server-sent event of a stream into an OpenAI-shaped chunk.
+
+    Runs for every event of a stream (step 6), so keep it fast. Return the chunk model, or
+    None when ``route.provider`` is not yours. Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@hookspec(firstresult=True)
+def map_error(route: Route, response: ProviderResponse) -> APIError | None:
+    """Turn an upstream error response (status >= 400) into a modelyard ``APIError``.
+
+    Runs once per failed attempt (step 7); the first non-None answer is used. Return None to
+    let the core map by status code alone. Return, do not raise. Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- observe
+
+
+@hookspec
+def on_success(event: CallEvent) -> None:
+    """Observe a call that succeeded (step 8): route, duration, usage.
+
+    Called once per call, after the response (or the last stream chunk). Must not raise;
+    an exception is logged and ignored. Since HOOK_API 1.0.
+    """
+
+
+@hookspec
+def on_failure(event: CallEvent) -> None:
+    """Observe a call that failed (step 8): route, duration, the error.
+
+    Called once per call that raised, after retries are spent. Must not raise; an exception
+    is logged and ignored. Since HOOK_API 1.0.
+    """

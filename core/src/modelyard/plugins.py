@@ -1,0 +1,289 @@
+"""Plugin discovery and loading.
+
+Plugins are entry points in the group ``modelyard``, one per hooks module. They are found
+through ``importlib.metadata`` and loaded lazily, on the first call that needs them, by
+:func:`get_plugins`. Which ones load:
+
+* ``MODELYARD_LOAD_PLUGINS``: unset loads every installed plugin; ``""`` loads none;
+  ``"modelyard-azure-chat,modelyard-azure-auth"`` loads only those.
+* ``MODELYARD_BLOCK_PLUGINS``: never loads the ones it names; wins over the load list.
+* The same two lists may come from settings (``modelyard_settings.load_plugins`` /
+  ``block_plugins`` in config.yaml); the environment variable overrides the setting.
+
+A name is a distribution name (``modelyard-azure-chat``) or an entry-point name
+(``azure_o_series``), compared after normalising case and ``-``/``_``/``.``. Filtering happens
+before ``EntryPoint.load()``, so a blocked plugin is never imported. A plugin that fails to
+import or declares an incompatible ``HOOK_API`` is skipped with a warning, unless it was named
+explicitly in the load list, in which case :class:`~modelyard.errors.PluginError` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError, PluginError
+from .families import Family, FamilyRegistry
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "Plugins",
+    "get_plugins",
+    "load_plugins",
+    "reset_plugins",
+]
+
+ENTRY_POINT_GROUP = "modelyard"
+log = logging.getLogger("modelyard.plugins")
+
+Status = Literal["loaded", "blocked", "not enabled", "skipped"]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _split(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [i.strip() for i in items if i.strip()]
+
+
+@dataclass
+class PluginInfo:
+    """What ``modelyard plugins`` shows about one entry point."""
+
+    name: str
+    distribution: str
+    version: str
+    status: Status
+    reason: str = ""
+    hook_api: tuple[int, int] | None = None
+    hooks: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+
+
+class Plugins:
+    """A loaded plugin set: the pluggy manager, what was found, and the model families."""
+
+    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
+        self.pm = pm
+        self.infos = infos
+        self._families: FamilyRegistry | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``plugins.hook.transform_request(...)``)."""
+        return self.pm.hook
+
+    @property
+    def families(self) -> FamilyRegistry:
+        """Every family the loaded plugins register, collected on first use."""
+        if self._families is None:
+            with self._lock:
+                if self._families is None:
+                    self._families = self._collect_families()
+        return self._families
+
+    def _collect_families(self) -> FamilyRegistry:
+        registry = FamilyRegistry()
+        by_plugin = {info.name: info for info in self.infos}
+        for impl in self.pm.hook.register_families.get_hookimpls():
+            found: list[Family] = []
+
+            def register(family: Family, /, _found: list[Family] = found, _name: str = impl.plugin_name) -> None:
+                if not isinstance(family, Family):
+                    raise PluginError(
+                        f"plugin {_name!r} registered {type(family).__name__}, not a modelyard.families.Family",
+                        plugin=_name,
+                    )
+                _found.append(family)
+
+            impl.function(register=register)
+            for family in found:
+                try:
+                    registry.add(family)
+                except ValueError as exc:
+                    raise PluginError(str(exc), plugin=impl.plugin_name) from None
+            if impl.plugin_name in by_plugin:
+                by_plugin[impl.plugin_name].families = [f.name for f in found]
+        return registry
+
+
+def _compatible(plugin_api: Any) -> bool:
+    core_major, core_minor = hookspecs.HOOK_API
+    return (
+        isinstance(plugin_api, tuple)
+        and len(plugin_api) == 2
+        and plugin_api[0] == core_major
+        and plugin_api[1] <= core_minor
+    )
+
+
+def load_plugins(
+    *,
+    load: str | Sequence[str] | None = None,
+    block: str | Sequence[str] | None = None,
+    extra: Iterable[ModuleType | object] = (),
+    use_environment: bool = True,
+) -> Plugins:
+    """Discover, filter and load plugins into a fresh manager.
+
+    Args:
+        load: names to load (None: all installed). ``MODELYARD_LOAD_PLUGINS`` overrides it.
+        block: names never to load. ``MODELYARD_BLOCK_PLUGINS`` overrides it.
+        extra: plugin objects registered directly, without discovery (tests, embedding apps).
+        use_environment: read the two environment variables.
+
+    Raises:
+        ConfigError: a name in ``load`` or ``block`` matches no installed plugin.
+        PluginError: a plugin named in ``load`` cannot be imported or is incompatible.
+    """
+    if use_environment:
+        if "MODELYARD_LOAD_PLUGINS" in os.environ:
+            load = os.environ["MODELYARD_LOAD_PLUGINS"]
+        if "MODELYARD_BLOCK_PLUGINS" in os.environ:
+            block = os.environ["MODELYARD_BLOCK_PLUGINS"]
+    load_names = _split(load)
+    block_names = _split(block) or []
+
+    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    known: dict[str, set[str]] = {}  # normalised name -> entry-point names it selects
+    for ep in eps:
+        dist = ep.dist.name if ep.dist is not None else ep.name
+        known.setdefault(_norm(dist), set()).add(ep.name)
+        known.setdefault(_norm(ep.name), set()).add(ep.name)
+    for source, names in (("load", load_names or []), ("block", block_names)):
+        for name in names:
+            if _norm(name) not in known:
+                installed = ", ".join(sorted({_dist_name(e) for e in eps})) or "none"
+                raise ConfigError(
+                    f"Plugin {name!r} in the {source} list is not installed; installed: {installed}.",
+                    key=f"{source}_plugins",
+                )
+    wanted = None if load_names is None else set().union(*(known[_norm(n)] for n in load_names))
+    blocked = set().union(*(known[_norm(n)] for n in block_names)) if block_names else set()
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    infos: list[PluginInfo] = []
+    for ep in eps:
+        info = PluginInfo(name=ep.name, distribution=_dist_name(ep), version=_dist_version(ep), status="loaded")
+        infos.append(info)
+        if ep.name in blocked:
+            info.status, info.reason = "blocked", "named in the block list"
+            continue
+        if wanted is not None and ep.name not in wanted:
+            info.status, info.reason = "not enabled", "not in the load list"
+            continue
+        explicit = wanted is not None
+        try:
+            module = ep.load()
+        except Exception as exc:  # any import failure of third-party code
+            _skip(info, f"import failed: {type(exc).__name__}: {exc}", explicit)
+            continue
+        api = getattr(module, "HOOK_API", None)
+        info.hook_api = api if isinstance(api, tuple) else None
+        if not _compatible(api):
+            _skip(
+                info,
+                f"plugin {info.distribution} {info.version} was written for HOOK_API {api}, "
+                f"this modelyard provides HOOK_API {hookspecs.HOOK_API}; upgrade whichever is older",
+                explicit,
+            )
+            continue
+        pm.register(module, name=ep.name)
+        info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
+    for obj in extra:
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        pm.register(obj, name=name)
+        infos.append(
+            PluginInfo(
+                name=name,
+                distribution="(registered directly)",
+                version="",
+                status="loaded",
+                hook_api=getattr(obj, "HOOK_API", None),
+                hooks=sorted(h.name for h in pm.get_hookcallers(obj) or []),
+            )
+        )
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc), plugin=getattr(exc, "plugin", None) and str(exc.plugin)) from None
+    if os.environ.get("MODELYARD_TRACE_PLUGINS") == "1":
+        _enable_tracing(pm)
+    return Plugins(pm, infos)
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "(unknown)"
+
+
+def _dist_version(ep: metadata.EntryPoint) -> str:
+    return ep.dist.version if ep.dist is not None else ""
+
+
+def _skip(info: PluginInfo, reason: str, explicit: bool) -> None:
+    if explicit:
+        raise PluginError(f"Cannot load plugin {info.name!r} ({info.distribution}): {reason}.", plugin=info.name)
+    info.status, info.reason = "skipped", reason
+    log.warning("skipping plugin %s (%s): %s", info.name, info.distribution, reason)
+
+
+def _enable_tracing(pm: pluggy.PluginManager) -> None:
+    trace = logging.getLogger("modelyard.plugins.trace")
+
+    def before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        # Argument names only: values may carry credentials.
+        trace.info("call %s(%s) -> %d impls", hook_name, ", ".join(kwargs), len(hook_impls))
+
+    def after(
+        outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
+        exc = outcome.exception
+        result = f"raised {type(exc).__name__}" if exc else type(outcome.get_result()).__name__
+        trace.info("done %s -> %s", hook_name, result)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+_current: Plugins | None = None
+_settings: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugin set, loaded on first use."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = load_plugins(**_settings)
+    return _current
+
+
+def reset_plugins(**settings: Any) -> None:
+    """Forget the loaded plugins; the next call reloads them with ``settings``.
+
+    ``settings`` are :func:`load_plugins` keywords (``load``, ``block``, ``extra``), used
+    for every later reload until the next reset. The proxy calls this with config.yaml's
+    ``modelyard_settings``; tests call it to start clean.
+    """
+    global _current, _settings
+    with _lock:
+        _current = None
+        _settings = dict(settings)

@@ -1,0 +1,316 @@
+"""Pooled HTTP clients, timeouts, retries and server-sent-event parsing.
+
+One ``httpx.Client`` per upstream origin (scheme, host, port), and one ``httpx.AsyncClient``
+per origin and event loop (an async connection pool belongs to the loop that opened it),
+reused across calls. Credentials are added per attempt and never stored in a client, so a
+refreshed token is used on the next attempt.
+
+Retries: ``num_retries`` more attempts after the first, for connection errors, timeouts,
+408, 409, 429 and 5xx. The delay honours ``retry-after-ms`` then ``retry-after`` (seconds or
+an HTTP date) when the upstream gives one of at most 60 s, else exponential backoff from
+0.5 s to 8 s with jitter. Other 4xx are never retried. A 401 with a cached token gets one
+extra attempt after the authenticator drops its token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .errors import APIConnectionError, APITimeoutError
+
+if TYPE_CHECKING:
+    from .hookspecs import Authenticator
+    from .types import ProviderRequest
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RETRYABLE_STATUS",
+    "Transport",
+    "aiter_sse",
+    "get_transport",
+    "iter_sse",
+    "retry_delay",
+]
+
+DEFAULT_TIMEOUT = 600.0
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+_MAX_SERVER_DELAY = 60.0
+
+
+def retry_delay(attempt: int, headers: httpx.Headers | None) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based).
+
+    The upstream's ``retry-after-ms`` / ``retry-after`` wins when it is between 0 and 60 s;
+    otherwise exponential backoff (0.5 s doubling, capped at 8 s) scaled by 0.75-1.0 jitter.
+    """
+    server = parse_retry_after(headers) if headers is not None else None
+    if server is not None and 0 <= server <= _MAX_SERVER_DELAY:
+        return float(server)
+    return min(0.5 * 2.0**attempt, 8.0) * (0.75 + random.random() / 4)
+
+
+def parse_retry_after(headers: httpx.Headers | Any) -> float | None:
+    """The delay an upstream asks for, in seconds, from ``retry-after-ms`` or ``retry-after``."""
+    ms: str | None = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value: str | None = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    total = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    return httpx.Timeout(total, connect=min(total, 10.0))
+
+
+def _origin(url: str) -> str:
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.netloc.decode('ascii')}"
+
+
+class Transport:
+    """The pooled clients behind every call; one per process is usually enough.
+
+    Args:
+        limits: connection pool limits per origin.
+        mounts: an ``httpx`` transport to use instead of the network, for tests
+            (``httpx.MockTransport``) or a faster backend.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        self._transport = transport
+        self._async_transport = async_transport
+        self._sync: dict[str, httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]
+        self._async = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def client(self, url: str) -> httpx.Client:
+        """The pooled sync client for ``url``'s origin."""
+        origin = _origin(url)
+        client = self._sync.get(origin)
+        if client is None:
+            with self._lock:
+                client = self._sync.get(origin)
+                if client is None:
+                    client = httpx.Client(limits=self._limits, transport=self._transport, trust_env=False)
+                    self._sync[origin] = client
+        return client
+
+    def aclient(self, url: str) -> httpx.AsyncClient:
+        """The pooled async client for ``url``'s origin on the running event loop."""
+        loop = asyncio.get_running_loop()
+        origin = _origin(url)
+        per_loop = self._async.get(loop)
+        if per_loop is None:
+            per_loop = self._async[loop] = {}
+        client = per_loop.get(origin)
+        if client is None:
+            client = httpx.AsyncClient(
+                limits=self._limits, transport=self._async_transport, trust_env=False
+            )
+            per_loop[origin] = client
+        return client
+
+    def close(self) -> None:
+        """Close the sync clients (async ones close with their loop)."""
+        with self._lock:
+            for client in self._sync.values():
+                client.close()
+            self._sync.clear()
+
+    async def aclose(self) -> None:
+        """Close the async clients of the running loop."""
+        per_loop = self._async.pop(asyncio.get_running_loop(), {})
+        for client in per_loop.values():
+            await client.aclose()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        request: ProviderRequest,
+        auth: Authenticator | None,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        num_retries: int = 0,
+    ) -> httpx.Response:
+        """Send with retries; return the final response (any status) or raise a connection error.
+
+        A streaming request returns an open response when the status is < 400; the caller
+        must close it. An error response is always read whole.
+        """
+        client = self.client(request.url)
+        refreshed = False
+        attempt = 0
+        while True:
+            headers = request.headers if auth is None else {**request.headers, **auth.headers()}
+            req = client.build_request(
+                request.method,
+                request.url,
+                params=request.params,
+                headers=headers,
+                json=request.json_body,
+                timeout=_timeout(timeout),
+            )
+            try:
+                response = client.send(req, stream=request.stream)
+            except httpx.TransportError as exc:
+                if attempt >= num_retries:
+                    raise _connection_error(exc, request) from exc
+                time.sleep(retry_delay(attempt, None))
+                attempt += 1
+                continue
+            status = response.status_code
+            if status < 400:
+                return response
+            if request.stream:
+                response.read()
+                response.close()
+            if status == 401 and not refreshed and auth is not None and auth.invalidate():
+                refreshed = True
+                continue
+            if status in RETRYABLE_STATUS and attempt < num_retries:
+                time.sleep(retry_delay(attempt, response.headers))
+                attempt += 1
+                continue
+            return response
+
+    async def asend(
+        self,
+        request: ProviderRequest,
+        auth: Authenticator | None,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        num_retries: int = 0,
+    ) -> httpx.Response:
+        """The async twin of :meth:`send`."""
+        client = self.aclient(request.url)
+        refreshed = False
+        attempt = 0
+        while True:
+            headers = request.headers if auth is None else {**request.headers, **await auth.aheaders()}
+            req = client.build_request(
+                request.method,
+                request.url,
+                params=request.params,
+                headers=headers,
+                json=request.json_body,
+                timeout=_timeout(timeout),
+            )
+            try:
+                response = await client.send(req, stream=request.stream)
+            except httpx.TransportError as exc:
+                if attempt >= num_retries:
+                    raise _connection_error(exc, request) from exc
+                await asyncio.sleep(retry_delay(attempt, None))
+                attempt += 1
+                continue
+            status = response.status_code
+            if status < 400:
+                return response
+            if request.stream:
+                await response.aread()
+                await response.aclose()
+            if status == 401 and not refreshed and auth is not None and auth.invalidate():
+                refreshed = True
+                continue
+            if status in RETRYABLE_STATUS and attempt < num_retries:
+                await asyncio.sleep(retry_delay(attempt, response.headers))
+                attempt += 1
+                continue
+            return response
+
+
+def _connection_error(exc: httpx.TransportError, request: ProviderRequest) -> APIConnectionError:
+    where = httpx.URL(request.url).copy_with(query=None)
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"Request to {where} timed out ({type(exc).__name__}).")
+    return APIConnectionError(f"Cannot reach {where}: {type(exc).__name__}: {exc}")
+
+
+_default: Transport | None = None
+_default_lock = threading.Lock()
+
+
+def get_transport() -> Transport:
+    """The process-wide :class:`Transport`, created on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Transport()
+    return _default
+
+
+# ---------------------------------------------------------------------- server-sent events
+# A dozen lines of our own rather than a dependency: chat streams only use ``data:`` fields.
+
+
+def _event(data: list[str]) -> Any:
+    payload = "\n".join(data)
+    if payload == "[DONE]":
+        return None
+    return json.loads(payload)
+
+
+def iter_sse(response: httpx.Response) -> Iterator[Any]:
+    """Parsed JSON ``data`` of each event until ``[DONE]`` or the end of the body."""
+    data: list[str] = []
+    for line in response.iter_lines():
+        if not line:
+            if data:
+                event = _event(data)
+                if event is None:
+                    return
+                yield event
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line[5:6] == " " else line[5:])
+    if data and (event := _event(data)) is not None:
+        yield event
+
+
+async def aiter_sse(response: httpx.Response) -> AsyncIterator[Any]:
+    """The async twin of :func:`iter_sse`."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                event = _event(data)
+                if event is None:
+                    return
+                yield event
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line[5:6] == " " else line[5:])
+    if data and (event := _event(data)) is not None:
+        yield event

@@ -1,0 +1,112 @@
+"""Azure OpenAI chat: the ``azure/`` family, request transform, normalisation and error mapping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelyard import hookimpl
+from modelyard.errors import (
+    APIError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    RateLimitError,
+    error_for_status,
+)
+from modelyard.families import Family
+from modelyard.transport import parse_retry_after
+from modelyard.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ProviderRequest,
+    TextCompletion,
+)
+
+from . import urls
+
+if TYPE_CHECKING:
+    from modelyard.hookspecs import RegisterFamily
+    from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
+
+HOOK_API = (1, 0)
+PROVIDER = "azure"
+
+
+@hookimpl
+def register_families(register: RegisterFamily) -> None:
+    """The default Azure chat family: ``azure/<deployment>``, every parameter passed through."""
+    register(
+        Family(
+            name="azure",
+            provider=PROVIDER,
+            prefix="azure/",
+            description="Azure OpenAI chat deployments (gpt-4o, gpt-4.1, gpt-35-turbo ...)",
+        )
+    )
+
+
+@hookimpl
+def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
+    """Build the Azure call: deployment-scoped (classic) or v1 URL, JSON body, caller headers."""
+    if route.provider != PROVIDER:
+        return None
+    url, query, model_in_body = urls.build(connection, route.deployment, route.operation)
+    body: dict[str, Any] = {"messages": request.messages, **request.params}
+    if model_in_body:
+        body["model"] = route.deployment
+    if request.stream:
+        body["stream"] = True
+    headers = dict(connection.extra_headers) if connection.extra_headers else {}
+    return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
+
+
+@hookimpl
+def normalize_response(route: Route, response: ProviderResponse) -> Any:
+    """Azure's JSON as a pydantic model; Azure's extra fields (filter results ...) are kept."""
+    if route.provider != PROVIDER:
+        return None
+    if route.operation == "completions":
+        return TextCompletion.model_validate_json(response.content)
+    return ChatCompletion.model_validate_json(response.content)
+
+
+@hookimpl
+def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
+    """One stream event as a :class:`ChatCompletionChunk`."""
+    if route.provider != PROVIDER:
+        return None
+    return ChatCompletionChunk.model_validate(chunk)
+
+
+@hookimpl
+def map_error(route: Route, response: ProviderResponse) -> APIError | None:
+    """Azure's error bodies (both the ``error`` wrapper and the bare token-failure shape)."""
+    if route.provider != PROVIDER:
+        return None
+    body = response.json_body()
+    detail: dict[str, Any] = {}
+    if isinstance(body, dict):
+        detail = body["error"] if isinstance(body.get("error"), dict) else body
+    code = detail.get("code")
+    code = str(code) if code is not None else None
+    message = str(detail.get("message") or f"Azure OpenAI answered HTTP {response.status_code}.")
+    common: dict[str, Any] = {
+        "status_code": response.status_code,
+        "code": code,
+        "param": detail.get("param"),
+        "provider": PROVIDER,
+        "model": route.model,
+        "deployment": route.deployment,
+        "request_id": response.request_id,
+        "body": body,
+    }
+    if code == "content_filter":
+        inner = detail.get("innererror") or detail.get("inner_error") or {}
+        result = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
+        return ContentFilterError(message, content_filter_result=result, **common)
+    if code == "context_length_exceeded":
+        return ContextWindowExceededError(message, **common)
+    if response.status_code == 429:
+        return RateLimitError(message, retry_after=parse_retry_after(response.headers), **common)
+    if code == "DeploymentNotFound":
+        message = f"{message} (deployment {route.deployment!r})"
+    return error_for_status(response.status_code)(message, **common)

@@ -1,0 +1,1 @@
+"""A third-party model family, as an outside author would ship it (test fixture)."""
