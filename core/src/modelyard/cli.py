@@ -1,4 +1,4 @@
-"""The ``modelyard`` command: ``plugins``, ``emulator``, ``demo``."""
+"""The ``modelyard`` command: ``serve``, ``plugins``, ``emulator``, ``demo``."""
 
 from __future__ import annotations
 
@@ -61,10 +61,34 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .proxy.serve import run
+
+    return run(
+        args.config,
+        host=args.host,
+        port=args.port,
+        num_workers=args.num_workers,
+        dev=args.dev,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelyard`` console script."""
     parser = argparse.ArgumentParser(prog="modelyard", description="Azure OpenAI from Python.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the OpenAI-compatible proxy (LiteLLM's config.yaml)")
+    p.add_argument("--config", "-c", help="config.yaml (default: AZURE_* variables, else the built-in emulator)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=4000)
+    p.add_argument("--num_workers", "--num-workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--dev", action="store_true", help="local development: allow no or a well-known master key")
+    p.add_argument("--log-level", default="info", help="modelyard log level (default info)")
+    p.add_argument("--no-access-log", action="store_true", help="do not print one JSON line per request")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("plugins", help="list discovered plugins, their families and status")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's hooks")

@@ -1,0 +1,508 @@
+"""The proxy as a plain ASGI application: OpenAI's paths and wire format in front of the SDK.
+
+Every model call goes through :func:`modelyard.acompletion`, the same pipeline as the SDK,
+with the deployment's ``litellm_params`` as keyword arguments. The app is raw ASGI rather than
+Starlette or FastAPI routes: a dozen exact paths need no router, and skipping the framework's
+request/response objects keeps the proxy's CPU per request low (see bench/README.md).
+
+Endpoints (each with and without ``/v1``): ``POST /chat/completions``, ``POST /completions``,
+``GET /models``, ``GET /models/{id}``, ``GET /health``, ``GET /health/liveliness`` (and
+``/health/liveness``), ``GET /health/readiness``; and Azure's shape
+``POST /openai/deployments/{model}/chat/completions?api-version=...`` for ``AzureOpenAI`` clients.
+
+Failures answer OpenAI's error JSON, ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import APIConnectionError, APIError, ConfigError
+from ..transport import RETRYABLE_STATUS, retry_delay
+from .auth import KeyCheck, extract_key
+from .config import ProxyConfig
+from .deployments import Deployment, Deployments
+
+__all__ = ["ProxyApp"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("modelyard.proxy")
+access_log = logging.getLogger("modelyard.proxy.access")
+
+DEFAULT_NUM_RETRIES = 2
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|completions)$")
+# Fields a client may not set: they choose where the call goes and with which credential.
+_CLIENT_FORBIDDEN = frozenset(
+    {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
+     "client_id", "client_secret", "azure_username", "azure_password", "client_certificate_path",
+     "client_certificate_password", "azure_scope", "azure_authority_host", "enable_azure_ad_token_refresh",
+     "extra_headers", "extra_body", "model_family", "base_model", "model_info", "custom_llm_provider",
+     "num_retries", "max_retries", "timeout", "request_timeout", "drop_params"}
+)  # fmt: skip
+
+
+class _Reject(Exception):
+    """A request refused before any model call: status and OpenAI error fields."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": type, "param": param, "code": code or str(status)}}
+
+
+class _Disconnected(Exception):
+    """The client went away while we read its request."""
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _Ctx:
+    """Per-request state for the access log."""
+
+    __slots__ = ("deployment", "error", "method", "model", "path", "request_id", "started", "status", "stream")
+
+    def __init__(self, method: str, path: str, request_id: str) -> None:
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.status = 0
+        self.model: str | None = None
+        self.deployment: str | None = None
+        self.stream = False
+        self.error: str | None = None
+
+
+class ProxyApp:
+    """The proxy: construct it from a :class:`ProxyConfig` and serve it with any ASGI server.
+
+    Args:
+        config: the parsed ``config.yaml``.
+        master_key: the key clients must send; None turns authentication off (refused unless
+            ``insecure_ok``).
+        insecure_ok: local development: allow no key or a publicly known one.
+
+    Raises:
+        ConfigError: no model in ``model_list`` uses a model the installed plugins know, or the
+            master key is refused (see :mod:`modelyard.proxy.auth`).
+    """
+
+    def __init__(self, config: ProxyConfig, *, master_key: str | None = None, insecure_ok: bool = False) -> None:
+        from .auth import check_master_key
+
+        check_master_key(master_key, insecure_ok=insecure_ok or config.general_settings.allow_insecure_master_key)
+        self.config = config
+        self.deployments = Deployments(config)
+        self.keys = KeyCheck(master_key)
+        self.max_body = config.general_settings.max_request_bytes
+        settings = config.litellm_settings
+        retries = config.router_settings.num_retries
+        self.num_retries = retries if retries is not None else (settings.num_retries if settings.num_retries is not None else DEFAULT_NUM_RETRIES)
+        self.shutting_down = False
+        self._previous_transport: Any = None
+        self._installed_transport: Any = None
+        self._apply_settings()
+        self._routes: dict[str, Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]] = {}
+        for prefix in ("", "/v1"):
+            self._routes[f"POST {prefix}/chat/completions"] = self._chat
+            self._routes[f"POST {prefix}/completions"] = self._completions
+            self._routes[f"GET {prefix}/models"] = self._models
+            self._routes[f"GET {prefix}/health"] = self._health
+        for path in ("/health/liveliness", "/health/liveness"):
+            self._routes[f"GET {path}"] = self._liveliness
+        self._routes["GET /health/readiness"] = self._readiness
+        self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
+
+    def _apply_settings(self) -> None:
+        from .. import plugins
+
+        ms = self.config.modelyard_settings
+        if ms.load_plugins is not None or ms.block_plugins is not None:
+            plugins.reset_plugins(load=ms.load_plugins, block=ms.block_plugins)
+        if self.config.litellm_settings.enable_azure_ad_token_refresh:
+            sys.modules["modelyard"].enable_azure_ad_token_refresh = True  # type: ignore[attr-defined]
+        families = plugins.get_plugins().families
+        for d in self.deployments:
+            try:
+                families.resolve(d.model)
+            except APIError as exc:
+                where = f"model_list (model_name {d.model_name!r}).litellm_params.model"
+                raise ConfigError(f"{where}: {exc.message}", key=where) from None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def startup(self) -> None:
+        """Install the transport the config asks for (``general_settings.http_backend``)."""
+        from .. import transport
+
+        if self.config.general_settings.http_backend == "aiohttp":
+            current = transport.get_transport()
+            if getattr(current, "_async_backend", "httpx") != "aiohttp":
+                self._installed_transport = transport.Transport(async_backend="aiohttp")
+                self._previous_transport = transport.set_transport(self._installed_transport)
+
+    async def shutdown(self) -> None:
+        """Close this loop's upstream connections; put back the transport replaced at startup."""
+        from .. import transport
+
+        self.shutting_down = True
+        await transport.get_transport().aclose()
+        if self._installed_transport is not None:
+            transport.set_transport(self._previous_transport)
+            self._installed_transport = None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ------------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")
+        ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex)
+        try:
+            handler = self._route(ctx, scope)
+            if ctx.path not in self._public and not self.keys.allows(extract_key(headers)):
+                raise _Reject(
+                    401,
+                    "Missing or invalid API key: send the proxy's master key as 'Authorization: Bearer <key>' "
+                    "or in an 'api-key' or 'x-api-key' header.",
+                    code="invalid_api_key",
+                )
+            await handler(ctx, scope, receive, send)
+        except _Reject as exc:
+            ctx.error = exc.body["error"]["code"]
+            await self._send_json(ctx, send, exc.status, exc.body)
+        except APIError as exc:
+            ctx.error = type(exc).__name__
+            await self._send_json(ctx, send, _status(exc), exc.to_openai())
+        except _Disconnected:
+            ctx.status, ctx.error = 499, "client_disconnected"
+        except Exception:
+            log.exception("request %s failed", ctx.request_id)
+            ctx.error = "internal"
+            if not ctx.status:
+                body = {"error": {"message": f"Internal error in the proxy (request id {ctx.request_id}).",
+                                  "type": "api_error", "param": None, "code": "500"}}  # fmt: skip
+                await self._send_json(ctx, send, 500, body)
+        finally:
+            self._log(ctx)
+
+    def _route(self, ctx: _Ctx, scope: Scope) -> Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]:
+        path = ctx.path.rstrip("/") or "/"
+        ctx.path = path
+        handler = self._routes.get(f"{ctx.method} {path}")
+        if handler is not None:
+            return handler
+        azure = _AZURE_PATH.match(path)
+        if azure is not None:
+            if ctx.method != "POST":
+                raise _Reject(405, f"Method {ctx.method} is not allowed on {path}; use POST.", code="method_not_allowed")
+            model = azure.group(1)
+            scope["modelyard.model"] = model
+            return self._chat if azure.group(2) == "chat/completions" else self._completions
+        for prefix in ("/v1/models/", "/models/"):
+            if path.startswith(prefix) and ctx.method == "GET":
+                scope["modelyard.model"] = path[len(prefix) :]
+                return self._model
+        if any(k.split(" ", 1)[1] == path for k in self._routes):
+            raise _Reject(405, f"Method {ctx.method} is not allowed on {path}.", code="method_not_allowed")
+        raise _Reject(404, f"Unknown path {path}.", code="not_found")
+
+    # ------------------------------------------------------------------ I/O helpers
+
+    async def _send_json(self, ctx: _Ctx, send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        payload = body if isinstance(body, bytes) else _dumps(body)
+        ctx.status = status
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(payload)).encode()),
+                        (b"x-request-id", ctx.request_id.encode()), *(headers or ())],
+        })  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _read_json(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        limit = self.max_body
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise _Reject(400, f"The request body is not valid JSON{where}.", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise _Reject(400, f"The request body must be a JSON object, got {type(body).__name__}.", code="invalid_json")
+        return body
+
+    def _too_large(self) -> _Reject:
+        mb = self.config.general_settings.max_request_size_mb
+        return _Reject(413, f"The request body is larger than the proxy's limit of {mb:g} MB "
+                       "(general_settings.max_request_size_mb).", code="request_too_large")  # fmt: skip
+
+    def _log(self, ctx: _Ctx) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        record = {
+            "ts": round(time.time(), 3),
+            "request_id": ctx.request_id,
+            "method": ctx.method,
+            "path": ctx.path,
+            "status": ctx.status,
+            "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+            "model": ctx.model,
+            "deployment": ctx.deployment,
+        }
+        if ctx.stream:
+            record["stream"] = True
+        if ctx.error:
+            record["error"] = ctx.error
+        access_log.info(json.dumps(record, separators=(",", ":")))
+
+    # ------------------------------------------------------------------ model calls
+
+    def _request(self, ctx: _Ctx, scope: Scope, body: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:
+        model = scope.get("modelyard.model") or body.get("model")
+        if model is None:
+            raise _Reject(400, "'model' is required: one of the names GET /v1/models lists.", param="model", code="missing_required_parameter")
+        if not isinstance(model, str) or not model:
+            raise _Reject(400, f"'model' must be a non-empty string, got {type(model).__name__}.", param="model", code="invalid_type")
+        stream = body.get("stream", False)
+        if stream is None:
+            stream = False
+        if not isinstance(stream, bool):
+            raise _Reject(400, f"'stream' must be a boolean, got {type(stream).__name__}.", param="stream", code="invalid_type")
+        for key in body:
+            if key in _CLIENT_FORBIDDEN:
+                raise _Reject(400, f"{key!r} is set by the proxy's configuration and cannot be sent by a client.",
+                              param=key, code="unsupported_parameter")  # fmt: skip
+        ctx.model, ctx.stream = model, stream
+        params = {k: v for k, v in body.items() if k not in ("model", "stream")}
+        return model, stream, params
+
+    def _unknown_model(self, model: str) -> _Reject:
+        names = ", ".join(self.deployments.model_names()) or "(none configured)"
+        return _Reject(404, f"The model {model!r} does not exist on this proxy. Available models: {names}.",
+                       param="model", code="model_not_found")  # fmt: skip
+
+    async def _call(self, ctx: _Ctx, model: str, stream: bool, params: dict[str, Any], operation: str) -> Any:
+        """Call the SDK for ``model``, failing over between its deployments on retryable errors."""
+        from .. import api
+
+        if not self.deployments.get(model):
+            raise self._unknown_model(model)
+        fn: Any = api.acompletion
+        if operation == "completions":
+            fn = getattr(api, "atext_completion", None)
+            if fn is None:
+                raise _Reject(501, "Text completions (/completions) are not available in this modelyard version "
+                              "(it has no modelyard.atext_completion).", code="not_implemented")  # fmt: skip
+        tried: list[str] = []
+        attempt = 0
+        while True:
+            deployment = self.deployments.pick(model, exclude=tried)
+            assert deployment is not None
+            ctx.deployment = deployment.id
+            kwargs = {**deployment.defaults, **params, **deployment.kwargs}
+            kwargs["num_retries"] = deployment.num_retries or 0
+            try:
+                return await fn(model=deployment.model, stream=stream, **kwargs)
+            except APIError as err:
+                fresh = [d for d in self.deployments.get(model) if d.id not in tried and d.id != deployment.id]
+                tried.append(deployment.id)
+                if attempt >= self.num_retries or not _retryable(err, failover=bool(fresh)):
+                    raise
+                if not fresh:
+                    await asyncio.sleep(_delay(err, attempt))
+                attempt += 1
+                log.info("request %s: %s from deployment %s, retrying (%d/%d)", ctx.request_id,
+                         type(err).__name__, deployment.id, attempt, self.num_retries)  # fmt: skip
+
+    async def _chat(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await self._read_json(scope, receive)
+        model, stream, params = self._request(ctx, scope, body)
+        if "messages" not in params:
+            raise _Reject(400, "'messages' is required: a non-empty list of chat messages.", param="messages",
+                          code="missing_required_parameter")  # fmt: skip
+        result = await self._call(ctx, model, stream, params, "chat")
+        if stream:
+            await self._stream(ctx, receive, send, result)
+        else:
+            await self._send_json(ctx, send, 200, result.model_dump_json(exclude_unset=True).encode())
+
+    async def _completions(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await self._read_json(scope, receive)
+        model, stream, params = self._request(ctx, scope, body)
+        if "prompt" not in params:
+            raise _Reject(400, "'prompt' is required for /completions.", param="prompt", code="missing_required_parameter")
+        result = await self._call(ctx, model, stream, params, "completions")
+        if stream:
+            await self._stream(ctx, receive, send, result)
+        else:
+            await self._send_json(ctx, send, 200, result.model_dump_json(exclude_unset=True).encode())
+
+    async def _stream(self, ctx: _Ctx, receive: Receive, send: Send, stream: Any) -> None:
+        """Forward a stream as server-sent events; a client disconnect cancels the upstream read."""
+        ctx.status = 200
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_SSE_HEADERS, (b"x-request-id", ctx.request_id.encode())]})  # fmt: skip
+
+        async def pump() -> None:
+            try:
+                async with stream:
+                    async for chunk in stream:
+                        data = chunk.model_dump_json(exclude_unset=True).encode()
+                        await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
+            except APIError as err:
+                ctx.error = type(err).__name__
+                event = b"data: " + _dumps(err.to_openai()) + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        pump_task = asyncio.ensure_future(pump())
+        watch_task = asyncio.ensure_future(disconnected())
+        try:
+            await asyncio.wait((pump_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch_task.cancel()
+            if not pump_task.done():
+                ctx.status, ctx.error = 499, "client_disconnected"
+                pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump_task
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch_task
+
+    # ------------------------------------------------------------------ other endpoints
+
+    async def _models(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        data = [_model_object(name) for name in self.deployments.model_names()]
+        await self._send_json(ctx, send, 200, {"object": "list", "data": data})
+
+    async def _model(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["modelyard.model"]
+        if not self.deployments.get(name):
+            raise self._unknown_model(name)
+        await self._send_json(ctx, send, 200, _model_object(name))
+
+    async def _liveliness(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._send_json(ctx, send, 200, "I'm alive!")
+
+    async def _readiness(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        db = "configured" if self.config.general_settings.database_url else "not configured"
+        if self.shutting_down:
+            await self._send_json(ctx, send, 503, {"status": "shutting down", "db": db})
+            return
+        await self._send_json(ctx, send, 200, {"status": "healthy", "db": db, "deployments": len(self.deployments)})
+
+    async def _health(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        """Probe every chat deployment with a one-token request, concurrently; report per deployment."""
+        results = await asyncio.gather(*(self._probe(d) for d in self.deployments))
+        healthy = [r for ok, r in results if ok]
+        unhealthy = [r for ok, r in results if not ok]
+        body = {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
+                "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}  # fmt: skip
+        await self._send_json(ctx, send, 200, body)
+
+    async def _probe(self, d: Deployment) -> tuple[bool, dict[str, Any]]:
+        from .. import api
+
+        info = d.describe()
+        if d.mode != "chat":
+            info["status"] = f"not probed (mode {d.mode})"
+            return True, info
+        started = time.perf_counter()
+        kwargs = {**d.kwargs, "timeout": min(float(d.kwargs.get("timeout") or 30), 30.0), "num_retries": 0}
+        try:
+            await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
+        except APIError as err:
+            info["error"] = f"{type(err).__name__} ({err.status_code}): {err.message}"
+            return False, info
+        except Exception as err:  # a plugin or config problem must not break the health page
+            info["error"] = type(err).__name__
+            return False, info
+        info["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return True, info
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 1677610602, "owned_by": "modelyard"}
+
+
+def _status(err: APIError) -> int:
+    status = int(err.status_code)
+    return status if 400 <= status <= 599 else 500
+
+
+def _retryable(err: APIError, *, failover: bool) -> bool:
+    if isinstance(err, APIConnectionError) or err.status_code in RETRYABLE_STATUS:
+        return True
+    # Another deployment may have a working key or actually host the model.
+    return failover and err.status_code in (401, 403, 404)
+
+
+def _delay(err: APIError, attempt: int) -> float:
+    retry_after = getattr(err, "retry_after", None)
+    if isinstance(retry_after, int | float) and 0 <= retry_after <= 60:
+        return float(retry_after)
+    return retry_delay(attempt, None)
+

@@ -1,0 +1,248 @@
+"""``modelyard serve``: build the app from a config (or the embedded defaults) and run uvicorn.
+
+Which upstream, in order:
+
+1. ``--config config.yaml``: LiteLLM's format (:mod:`modelyard.proxy.config`).
+2. No config, ``AZURE_API_KEY`` and ``AZURE_API_BASE`` set: one model per deployment named in
+   ``MODELYARD_DEPLOYMENTS`` (comma-separated, default ``gpt-4o,gpt-4o-mini``), each
+   ``azure/<name>`` with the key, base and ``AZURE_API_VERSION`` from the environment.
+3. Neither: the embedded defaults. The Azure OpenAI emulator (:mod:`modelyard.testing`) runs
+   in this process on another loopback port and serves a few demo deployments, so the
+   quickstart works offline.
+
+The master key is ``general_settings.master_key``, else ``MODELYARD_MASTER_KEY``, else
+``LITELLM_MASTER_KEY``. Without a config and without a key, a random one is generated and
+printed. With a config and no key, or a publicly known one, the proxy refuses to start unless
+``--dev`` is given.
+
+Shutdown: on SIGTERM or SIGINT, uvicorn stops accepting connections, lets requests in flight
+finish for up to ``general_settings.graceful_shutdown_timeout`` seconds (30 by default), then
+exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from .auth import generate_key
+from .config import ProxyConfig, load_config, parse_config
+
+__all__ = ["DEMO_DEPLOYMENTS", "Built", "build", "run", "worker_app"]
+
+DEMO_DEPLOYMENTS = (("gpt-4o", "gpt-4o-eastus"), ("gpt-4o", "gpt-4o-westus"), ("gpt-4o-mini", "gpt-4o-mini"))
+"""(public model name, emulator deployment) pairs of the embedded defaults: gpt-4o is spread
+over two deployments to show the load balancing."""
+
+_ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
+_ENV_DEV = "MODELYARD_PROXY_DEV"
+_ENV_UPSTREAM = "MODELYARD_PROXY_DEMO_UPSTREAM"
+_ENV_UPSTREAM_KEY = "MODELYARD_PROXY_DEMO_UPSTREAM_KEY"
+
+
+@dataclass
+class Built:
+    """What :func:`build` made: the app and how it was configured (for the start-up banner)."""
+
+    app: Any
+    mode: str  # "config" | "azure-env" | "emulator"
+    master_key: str | None
+    generated_key: bool
+    emulator: Any = None
+
+
+def _azure_env_config() -> dict[str, Any]:
+    names = [n.strip() for n in os.environ.get("MODELYARD_DEPLOYMENTS", "gpt-4o,gpt-4o-mini").split(",") if n.strip()]
+    params = {"api_key": "os.environ/AZURE_API_KEY", "api_base": "os.environ/AZURE_API_BASE"}
+    if os.environ.get("AZURE_API_VERSION"):
+        params["api_version"] = "os.environ/AZURE_API_VERSION"
+    return {"model_list": [{"model_name": n, "litellm_params": {"model": f"azure/{n}", **params}} for n in names]}
+
+
+def _demo_config(upstream: str, upstream_key: str) -> dict[str, Any]:
+    return {
+        "model_list": [
+            {"model_name": name, "litellm_params": {"model": f"azure/{dep}", "api_base": upstream,
+                                                    "api_key": upstream_key, "api_version": "2024-10-21"},
+             "model_info": {"id": dep}}
+            for name, dep in DEMO_DEPLOYMENTS
+        ],
+        "general_settings": {"database_url": "sqlite:///modelyard.db"},
+    }  # fmt: skip
+
+
+def start_demo_upstream() -> tuple[Any, str, str]:
+    """Start the emulator with the demo deployments on a free loopback port, in a thread.
+
+    Returns:
+        (the running server, its URL, the api-key it accepts).
+    """
+    import secrets
+
+    from ..testing import Deployment, Emulator, EmulatorServer
+
+    key = secrets.token_hex(16)
+    models = {"gpt-4o-eastus": "gpt-4o-2024-08-06", "gpt-4o-westus": "gpt-4o-2024-08-06",
+              "gpt-4o-mini": "gpt-4o-mini-2024-07-18"}  # fmt: skip
+    emulator = Emulator([Deployment(d, model=models[d]) for _, d in DEMO_DEPLOYMENTS], api_keys=[key])
+    server = EmulatorServer(emulator).start()
+    return server, server.url, key
+
+
+def _master_key(config: ProxyConfig) -> str | None:
+    key = config.general_settings.master_key
+    if key is not None:
+        return key.get_secret_value()
+    return os.environ.get("MODELYARD_MASTER_KEY") or os.environ.get("LITELLM_MASTER_KEY") or None
+
+
+def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: tuple[str, str] | None = None) -> Built:
+    """Make the proxy app the way ``modelyard serve`` does (see the module docstring).
+
+    Args:
+        config_path: a ``config.yaml``; None for the environment or the embedded defaults.
+        dev: local development: allow no master key or a publicly known one.
+        demo_upstream: (url, api key) of an already running emulator for the embedded
+            defaults; None starts one.
+
+    Raises:
+        ConfigError: the config is invalid, or the master key is refused.
+    """
+    from .app import ProxyApp
+
+    emulator = None
+    if config_path:
+        config, mode = load_config(config_path), "config"
+    elif os.environ.get("AZURE_API_KEY") and os.environ.get("AZURE_API_BASE"):
+        config, mode = parse_config(_azure_env_config(), source="AZURE_* environment"), "azure-env"
+    else:
+        if demo_upstream is None:
+            emulator, url, key = start_demo_upstream()
+        else:
+            url, key = demo_upstream
+        config, mode = parse_config(_demo_config(url, key), source="embedded defaults"), "emulator"
+    master_key = _master_key(config)
+    generated = False
+    if master_key is None and mode != "config":
+        master_key, generated = generate_key(), True
+    try:
+        app = ProxyApp(config, master_key=master_key, insecure_ok=dev)
+    except Exception:
+        if emulator is not None:
+            emulator.stop()
+        raise
+    return Built(app=app, mode=mode, master_key=master_key, generated_key=generated, emulator=emulator)
+
+
+def worker_app() -> Any:
+    """The app for one uvicorn worker process (``--num_workers`` > 1); settings come from the parent's environment."""
+    upstream = os.environ.get(_ENV_UPSTREAM)
+    demo = (upstream, os.environ.get(_ENV_UPSTREAM_KEY, "")) if upstream else None
+    return build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
+
+
+def _configure_logging(level: str, access_log: bool) -> None:
+    access = logging.getLogger("modelyard.proxy.access")
+    access.propagate = False
+    access.handlers.clear()
+    if access_log:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+    else:
+        access.setLevel(logging.WARNING)
+    root = logging.getLogger("modelyard")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _banner(built: Built, host: str, port: int, workers: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    models = ", ".join(built.app.deployments.model_names())
+    upstream = {"config": "your config.yaml", "azure-env": "AZURE_API_BASE",
+                "emulator": "the built-in Azure OpenAI emulator (offline demo)"}[built.mode]  # fmt: skip
+    lines = [f"modelyard proxy on {url}  ({workers} worker{'s' if workers > 1 else ''})",
+             f"  upstream: {upstream}", f"  models:   {models}"]  # fmt: skip
+    if built.master_key is None:
+        lines.append("  auth:     OFF (--dev without a master key): do not expose this port")
+    elif built.generated_key:
+        lines.append(f"  master key (generated for this run): {built.master_key}")
+    else:
+        lines.append("  master key: from your settings")
+    key = built.master_key if built.generated_key else "$MODELYARD_MASTER_KEY"
+    auth = "" if built.master_key is None else f" \\\n    -H 'Authorization: Bearer {key}'"
+    first = built.app.deployments.model_names()[0] if models else "gpt-4o"
+    lines += [
+        "  try:",
+        f"  curl {url}/v1/chat/completions{auth} \\\n    -H 'Content-Type: application/json' \\\n"
+        f"    -d '{{\"model\": \"{first}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
+    ]
+    return "\n".join(lines)
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, num_workers: int = 1,
+        dev: bool = False, log_level: str = "info", access_log: bool = True) -> int:  # fmt: skip
+    """Serve until SIGTERM / SIGINT; returns the exit status."""
+    import uvicorn
+
+    _configure_logging(log_level, access_log)
+    built = build(config_path, dev=dev)
+    config: ProxyConfig = built.app.config
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": config.general_settings.graceful_shutdown_timeout,
+        "backlog": 2048,
+    }
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    try:
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    except ImportError:
+        pass
+    print(_banner(built, host, port, num_workers), file=sys.stderr, flush=True)
+    # uvicorn drains on SIGTERM, then re-raises the signal; after a clean drain, exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        if num_workers > 1:
+            # Workers are fresh processes: hand them the settings (and the generated key) by environment.
+            if config_path:
+                os.environ[_ENV_CONFIG] = os.path.abspath(config_path)
+            if dev:
+                os.environ[_ENV_DEV] = "1"
+            if built.master_key and built.generated_key:
+                os.environ["MODELYARD_MASTER_KEY"] = built.master_key
+            if built.mode == "emulator":
+                deployment = next(iter(built.app.deployments))
+                os.environ[_ENV_UPSTREAM] = deployment.kwargs["api_base"]
+                os.environ[_ENV_UPSTREAM_KEY] = deployment.kwargs["api_key"].get_secret_value()
+            uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
+        else:
+            uvicorn.run(built.app, **options)
+    finally:
+        if built.emulator is not None:
+            built.emulator.stop()
+    return 0
+
