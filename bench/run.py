@@ -1,0 +1,278 @@
+"""The benchmark: modelyard's proxy and SDK side by side with LiteLLM's, against a canned upstream.
+
+    ./dev bench                      # everything (installs LiteLLM into bench/.litellm-venv once)
+    ./dev bench --duration 10        # seconds per load level (default 5, after 1 s of warm-up)
+    ./dev bench --skip-litellm       # only modelyard (no install)
+    ./dev bench --only proxy|sdk
+
+What it does:
+
+1. starts bench/upstream.py (a raw-asyncio server answering a fixed Azure chat completion);
+2. drives it directly, then through ``modelyard serve`` and through LiteLLM's proxy (one
+   worker each, the same model list and master key) with bench/load.py at concurrency 1, 16
+   and 64; prints req/s, p50/p99 latency added over the direct calls, the ratio
+   ours/LiteLLM, each proxy's CPU per request, its time to become ready and its RSS after the run;
+3. measures SDK calls per second (bench/sdk.py): sequential sync calls of
+   ``modelyard.completion``, raw httpx, the openai SDK and ``litellm.completion``; async with
+   32 in flight; and import times.
+
+Numbers depend on the machine and on what else runs on it; compare ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+LITELLM_VENV = HERE / ".litellm-venv"
+LITELLM_PY = LITELLM_VENV / "bin" / "python"
+LEVELS = (1, 16, 64)
+UPSTREAM_KEY = "bench-upstream-key"
+# Like an installed package, let Python cache bytecode: without it every start compiles every module.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+WARM = {
+    PY: "import modelyard.proxy.serve, modelyard.proxy.app, modelyard.api, modelyard.testing, modelyard._aiohttp, "
+        "uvicorn, httptools, uvloop, openai, modelyard_azure_chat.plugin, modelyard_azure_auth.plugin",
+    str(LITELLM_PY): "import litellm, litellm.proxy.proxy_server",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> float:
+    import httpx
+
+    start = time.perf_counter()
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return time.perf_counter() - start
+        except httpx.TransportError:
+            pass
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"{url}: not ready after {timeout} s")
+        time.sleep(0.02)
+
+
+def tree_pids(pid: int) -> list[int]:
+    pids = [pid]
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    i = 0
+    while i < len(pids):
+        pids += children.get(pids[i], [])
+        i += 1
+    return pids
+
+
+def rss_mib(pid: int) -> float:
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
+def load(url: str, concurrency: int, duration: float, key: str | None = None) -> dict[str, Any]:
+    cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration)]
+    if key:
+        cmd += ["--key", key]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_config(upstream: str, master_key: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="modelyard-bench-")) / "config.yaml"
+    path.write_text(f"""model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/gpt-4o
+      api_base: {upstream}
+      api_key: {UPSTREAM_KEY}
+      api_version: "2024-10-21"
+general_settings:
+  master_key: {master_key}
+""")
+    return path
+
+
+def fmt_row(cells: list[Any], widths: list[int]) -> str:
+    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+
+def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[str, Any]:
+    master_key = "sk-bench-" + secrets.token_hex(16)
+    config = write_config(upstream, master_key)
+    direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    results: dict[str, Any] = {"direct": {}}
+    for c in LEVELS:
+        results["direct"][c] = load(direct_url, c, duration, UPSTREAM_KEY)
+    servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config), "--no-access-log"]}
+    if with_litellm:
+        servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
+    for name, cmd in servers.items():
+        port = free_port()
+        started = time.perf_counter()
+        proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            ready = wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
+            info: dict[str, Any] = {"ready_s": ready, "spawn_to_ready_s": time.perf_counter() - started}
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            for c in LEVELS:
+                cpu0 = cpu_seconds(proc.pid)
+                r = load(url, c, duration, master_key)
+                cpu = cpu_seconds(proc.pid) - cpu0
+                total = r["requests"] + r["errors"]
+                r["cpu_us_per_req"] = cpu / max(1, total) * 1e6 * (duration / (duration + 1.0))
+                info[c] = r
+            info["rss_mib"] = rss_mib(proc.pid)
+            results[name] = info
+        finally:
+            stop(proc)
+    return results
+
+
+def print_proxies(results: dict[str, Any]) -> None:
+    names = [n for n in ("modelyard", "litellm") if n in results]
+    widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
+    print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
+    print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
+    for c in LEVELS:
+        d = results["direct"][c]
+        print(fmt_row(["direct", c, f"{d['req_per_s']:.0f}", f"{d['p50_ms']:.2f}", f"{d['p99_ms']:.2f}", "", "", d["errors"], ""], widths))
+        for n in names:
+            r = results[n][c]
+            print(fmt_row([n, c, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                           f"{r['p50_ms'] - d['p50_ms']:.2f}", f"{r['p99_ms'] - d['p99_ms']:.2f}", r["errors"],
+                           f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
+    for n in names:
+        r = results[n]
+        print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB")
+    if "litellm" in results:
+        m, lt = results["modelyard"], results["litellm"]
+        ratios = "  ".join(f"c={c}: {m[c]['req_per_s'] / max(lt[c]['req_per_s'], 1e-9):.1f}x" for c in LEVELS)
+        print(f"ratio modelyard/litellm req/s: {ratios}; memory {m['rss_mib'] / lt['rss_mib']:.2f}x")
+
+
+def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
+    modes = [(PY, m) for m in ("httpx", "modelyard", "openai", "httpx-async", "aiohttp-async", "modelyard-async",
+                               "modelyard-async-aiohttp", "import-modelyard", "import-modelyard.api")]  # fmt: skip
+    if with_litellm:
+        modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm")]
+    return modes
+
+
+def bench_sdk(upstream: str, duration: float, with_litellm: bool) -> dict[str, Any]:
+    results = {}
+    for py, mode in sdk_modes(with_litellm):
+        out = subprocess.run([py, str(HERE / "sdk.py"), mode, upstream, "--duration", str(duration)],
+                             capture_output=True, text=True)  # fmt: skip
+        if out.returncode != 0:
+            print(f"sdk mode {mode} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+def print_sdk(results: dict[str, Any]) -> None:
+    print("\nSDK against the canned upstream")
+    base = results.get("httpx", {}).get("calls_per_s")
+    abase = results.get("httpx-async", {}).get("calls_per_s")
+    for mode, r in results.items():
+        if "calls_per_s" in r:
+            ref = abase if mode.endswith(("async", "aiohttp")) else base
+            rel = f"  {r['calls_per_s'] / ref:.2f}x raw httpx{' async' if ref is abase else ''}" if ref else ""
+            kind = "32 in flight" if ref is abase else "sequential"
+            print(f"  {mode:26s} {r['calls_per_s']:8.0f} calls/s ({kind}){rel}")
+        else:
+            print(f"  {mode:26s} {r['import_ms']:8.1f} ms import (best of 5)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="modelyard vs LiteLLM")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per proxy load level")
+    parser.add_argument("--sdk-duration", type=float, default=3.0)
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--only", choices=("proxy", "sdk"))
+    args = parser.parse_args()
+    with_litellm = not args.skip_litellm
+    if with_litellm:
+        subprocess.run(["bash", str(HERE / "setup_litellm.sh")], check=True)
+    for py, code in WARM.items():
+        if py == PY or with_litellm:
+            subprocess.run([py, "-c", code], check=False, capture_output=True)
+    port = free_port()
+    upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
+    upstream = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(upstream + "/", upstream_proc, timeout=30)
+        report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
+        if args.only in (None, "proxy"):
+            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm)
+            print_proxies(report["proxy"])
+        if args.only in (None, "sdk"):
+            report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)
+            print_sdk(report["sdk"])
+        out = HERE / "results"
+        out.mkdir(exist_ok=True)
+        (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+        print(f"\n(raw numbers in {out / 'latest.json'})")
+    finally:
+        stop(upstream_proc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The ``aiohttp`` async backend of :class:`modelyard.transport.Transport`.
+
+One ``aiohttp.ClientSession`` per event loop (aiohttp pools connections per host inside it).
+A call goes straight to aiohttp and comes back as an ``httpx.Response``, so everything above
+the transport (plugins, SSE parsing, error mapping) keeps httpx's API. Skipping httpx's
+request building (URL parsing, header normalisation, cookies, redirects) and the
+``httpx_aiohttp`` adapter is what makes this backend fast: see bench/README.md. Bodies stay
+encoded (``auto_decompress=False``); httpx decodes them from ``content-encoding`` as usual.
+
+aiohttp's exceptions are raised as their httpx counterparts (``ConnectError``, ``ReadError``,
+``ReadTimeout`` ...), so retries and error mapping are the same for both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import httpx
+
+if TYPE_CHECKING:
+    from .types import ProviderRequest
+
+__all__ = ["AiohttpBackend"]
+
+
+class _Stream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _mapped(exc) from exc
+
+    async def aclose(self) -> None:
+        # An unfinished body cannot go back to the pool: close the connection.
+        if not self._response.content.is_eof():
+            self._response.close()
+        else:
+            self._response.release()
+
+
+def _mapped(exc: BaseException) -> httpx.TransportError:
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return httpx.ReadError(message)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message)
+    return httpx.TransportError(message)
+
+
+class AiohttpBackend:
+    """The sessions of one :class:`~modelyard.transport.Transport`, one per event loop.
+
+    Args:
+        limit: the most connections open at once (all hosts together).
+        limit_per_host: the most connections to one host.
+    """
+
+    def __init__(self, limit: int = 1000, limit_per_host: int = 0) -> None:
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host,
+                                             ttl_dns_cache=300, enable_cleanup_closed=False)  # fmt: skip
+            session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",)
+            )
+            self._sessions = {lp: s for lp, s in self._sessions.items() if not lp.is_closed()}
+            self._sessions[loop] = session
+        return session
+
+    def _url(self, request: ProviderRequest) -> str:
+        key = (request.url, tuple(sorted(request.params.items())))
+        url = self._urls.get(key)
+        if url is None:
+            url = str(httpx.URL(request.url, params=request.params or None))
+            if len(self._urls) > 1024:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
+
+    async def send(self, request: ProviderRequest, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        """One attempt: the whole response, or an open one for a stream with status < 400.
+
+        Raises:
+            httpx.TransportError: the subclass matching what aiohttp raised.
+        """
+        session = self._session()
+        body = None
+        if request.json_body is not None:
+            body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            headers = {**headers, "content-type": "application/json"}
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
+        try:
+            response = await session.request(
+                request.method, self._url(request), data=body, headers=headers, timeout=client_timeout,
+                allow_redirects=False,
+            )  # fmt: skip
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _mapped(exc) from exc
+        raw_headers: Any = response.raw_headers
+        if request.stream and response.status < 400:
+            return httpx.Response(response.status, headers=raw_headers, stream=_Stream(response))
+        try:
+            content = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            response.close()
+            raise _mapped(exc) from exc
+        response.release()
+        return httpx.Response(response.status, headers=raw_headers, content=content)
+
+    async def aclose(self) -> None:
+        """Close the running loop's session."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
