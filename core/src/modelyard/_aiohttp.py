@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AiohttpBackend"]
 
+_EMPTY = httpx.ByteStream(b"")
+
 
 class _Stream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
@@ -82,7 +84,8 @@ class AiohttpBackend:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host,
                                              ttl_dns_cache=300, enable_cleanup_closed=False)  # fmt: skip
             session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",)
+                connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies; parsing them costs per call
             )
             self._sessions = {lp: s for lp, s in self._sessions.items() if not lp.is_closed()}
             self._sessions[loop] = session
@@ -126,7 +129,12 @@ class AiohttpBackend:
             response.close()
             raise _mapped(exc) from exc
         response.release()
-        return httpx.Response(response.status, headers=raw_headers, content=content)
+        if response.headers.get("content-encoding"):
+            return httpx.Response(response.status, headers=raw_headers, content=content)  # httpx decodes it
+        # Plain body: hand it over as is rather than re-reading it through httpx's stream decoders.
+        result = httpx.Response(response.status, headers=raw_headers, stream=_EMPTY)
+        result._content = content
+        return result
 
     async def aclose(self) -> None:
         """Close the running loop's session."""

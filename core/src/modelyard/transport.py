@@ -86,9 +86,32 @@ def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     return httpx.Timeout(total, connect=min(total, 10.0))
 
 
+_origins: dict[str, str] = {}
+_urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
+
+
 def _origin(url: str) -> str:
-    u = httpx.URL(url)
-    return f"{u.scheme}://{u.netloc.decode('ascii')}"
+    # Parsing a URL costs more than the rest of building a request: remember the few we see.
+    origin = _origins.get(url)
+    if origin is None:
+        u = httpx.URL(url)
+        origin = f"{u.scheme}://{u.netloc.decode('ascii')}"
+        if len(_origins) > 1024:
+            _origins.clear()
+        _origins[url] = origin
+    return origin
+
+
+def _url(request: ProviderRequest) -> httpx.URL:
+    """``request.url`` with ``request.params`` merged, parsed once per distinct pair."""
+    key = (request.url, tuple(request.params.items()))
+    url = _urls.get(key)
+    if url is None:
+        url = httpx.URL(request.url, params=request.params or None)
+        if len(_urls) > 1024:
+            _urls.clear()
+        _urls[key] = url
+    return url
 
 
 class Transport:
@@ -194,8 +217,7 @@ class Transport:
             headers = request.headers if auth is None else {**request.headers, **auth.headers()}
             req = client.build_request(
                 request.method,
-                request.url,
-                params=request.params,
+                _url(request),
                 headers=headers,
                 json=request.json_body,
                 timeout=_timeout(timeout),
@@ -245,8 +267,7 @@ class Transport:
                     assert client is not None
                     req = client.build_request(
                         request.method,
-                        request.url,
-                        params=request.params,
+                        _url(request),
                         headers=headers,
                         json=request.json_body,
                         timeout=_timeout(timeout),
