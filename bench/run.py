@@ -159,7 +159,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[st
     results: dict[str, Any] = {"direct": {}}
     for c in LEVELS:
         results["direct"][c] = load(direct_url, c, duration, UPSTREAM_KEY)
-    servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config), "--no-access-log"]}
+    servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
