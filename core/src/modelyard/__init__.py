@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         UnsupportedParamsError,
     )
     from .hookspecs import HOOK_API, hookimpl
+    from .router import Router
     from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "PermissionDeniedError",
     "PluginError",
     "RateLimitError",
+    "Router",
     "ServiceUnavailableError",
     "TextCompletion",
     "UnprocessableEntityError",
@@ -83,6 +85,7 @@ _LAZY = {
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
+    "Router": "router",
 }
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 

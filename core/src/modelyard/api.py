@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules
@@ -252,6 +252,9 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         call.plugins.hook.normalize_response, object, "normalize_response", call.route,
         response=_provider_response(response),
     )  # fmt: skip
+    if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:
+        # the Router reads x-ratelimit-remaining-* here (LiteLLM keeps the same attribute)
+        setattr(result, "_response_headers", dict(response.headers))  # noqa: B010
     _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
     return result
 
