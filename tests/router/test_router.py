@@ -341,3 +341,15 @@ def test_secrets_stay_out_of_reprs_and_logs(emu: Emulator, emu_url: str, caplog:
     text = repr(router) + repr(router.deployments) + repr(router.state) + caplog.text
     assert KEY not in text and "hunter2-secret" not in text
     assert "Redis is unreachable" in caplog.text
+
+
+def test_deployment_settings_stay_out_of_the_upstream_request(emu: Emulator, emu_url: str) -> None:
+    emu.add_deployment(Deployment("a"))
+    extra = {"rpm": 50, "tpm": 9000, "weight": 3, "order": 1, "region_name": "eastus", "stream_timeout": 30,
+             "input_cost_per_token": 1e-6, "temperature": 0.2}  # fmt: skip
+    router = Router(model_list=[entry("a", emu_url, litellm_params=extra)])
+    router.completion(model="gpt-4o", messages=HELLO, max_tokens=5)
+    [seen] = emu.requests
+    # the deployment's request parameters (temperature) go up; routing and metadata do not
+    assert seen.body == {"messages": HELLO, "temperature": 0.2, "max_tokens": 5}
+    assert seen.path == "/openai/deployments/a/chat/completions"

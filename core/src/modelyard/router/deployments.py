@@ -23,6 +23,13 @@ __all__ = ["Deployment", "parse_model_list"]
 
 _ROUTING_KEYS = ("tpm", "rpm", "weight", "order", "priority", "cooldown_time", "allowed_fails")
 _ENV_PREFIX = "os.environ/"
+# LiteLLM settings that live in litellm_params but are about the deployment, not the request:
+# they must not reach the upstream body (Azure refuses unknown fields).
+_METADATA_KEYS = frozenset({
+    "region_name", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
+    "output_cost_per_second", "max_budget", "budget_duration", "tags", "max_parallel_requests",
+    "use_in_pass_through", "configurable_clientside_auth_params", "stream_timeout",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Deployment:
         weight: the share of traffic under simple-shuffle.
         order: the priority tier (1 is filled first; None sorts after every number).
         cooldown_time, allowed_fails: per-deployment overrides of the Router's settings.
+        stream_timeout: the timeout for streaming calls (``litellm_params.stream_timeout``).
         params: everything else of ``litellm_params``, passed to the pipeline (never shown).
         model_info: the deployment's ``model_info`` (``base_model`` ...).
     """
@@ -51,6 +59,7 @@ class Deployment:
     order: int | None = None
     cooldown_time: float | None = None
     allowed_fails: int | None = None
+    stream_timeout: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     model_info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -114,7 +123,8 @@ def _parse_one(i: int, entry: Any) -> Deployment:
                 routing[key] = (source[key], f"{where}.{label}.{key}" if label else f"{where}.{key}")
     got = {k: _number(v, w, float if k in ("weight", "cooldown_time") else int) for k, (v, w) in routing.items()}
     order = got.get("order", got.get("priority"))
-    params = {k: v for k, v in raw.items() if k not in _ROUTING_KEYS and k != "model"}
+    params = {k: v for k, v in raw.items() if k not in _ROUTING_KEYS and k not in _METADATA_KEYS and k != "model"}
+    stream_timeout = _number(raw.get("stream_timeout"), f"{where}.{params_key}.stream_timeout", float)
     ident = info.get("id")
     return Deployment(
         id=str(ident) if ident is not None else _stable_id(name, raw),
@@ -126,6 +136,7 @@ def _parse_one(i: int, entry: Any) -> Deployment:
         order=order,
         cooldown_time=got.get("cooldown_time"),
         allowed_fails=got.get("allowed_fails"),
+        stream_timeout=stream_timeout,
         params=params,
         model_info={k: v for k, v in info.items() if k not in _ROUTING_KEYS and k != "id"},
     )

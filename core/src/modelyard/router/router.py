@@ -455,6 +455,8 @@ class Router:
         kw = {**d.call_kwargs(), **req.kwargs}
         if "num_retries" not in d.params and "max_retries" not in d.params:
             kw["num_retries"] = 0  # the Router retries, on another deployment when it can
+        if req.stream and d.stream_timeout is not None and "timeout" not in req.kwargs:
+            kw["timeout"] = d.stream_timeout
         if kw.get("timeout") is None and self._per_call_timeout is not None:
             kw["timeout"] = self._per_call_timeout
         return kw
