@@ -492,10 +492,11 @@ class Router:
     def _run_group(self, group: str, req: _Request) -> Any:
         deps = self._group(group)
         tried: set[str] = set()
+        cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
             d = self._pick(group, deps, tried, req)
-            if d.id in tried:  # nothing else left: back off before trying it again
+            if d.id in tried and d.id not in cooled:  # nothing else left: back off before trying it again
                 delay = _backoff(attempt - 1, last)
                 if time.monotonic() + delay > req.deadline:
                     self.state.release(d.id)
@@ -505,7 +506,8 @@ class Router:
                 return self._checked(group, req, self._call(d, req))
             except APIError as err:
                 last = err
-                self._failed(d, err, len(deps))
+                if self._failed(d, err, len(deps)):
+                    cooled.add(d.id)
                 if not _retryable(err):
                     raise
                 tried.add(d.id)
@@ -537,14 +539,16 @@ class Router:
         )  # fmt: skip
         return result
 
-    def _failed(self, d: Deployment, err: APIError, group_size: int) -> None:
+    def _failed(self, d: Deployment, err: APIError, group_size: int) -> bool:
+        """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
         if not _retryable(err):
-            return
+            return False
         failures = self.state.add_failure(d.id)
         seconds = self._cooldown_for(d, err, failures, group_size)
         if seconds > 0:
             self.state.cool_down(d.id, time.time() + seconds)
             self._cooled(d, err, seconds)
+        return seconds > 0
 
     # ------------------------------------------------------------------ async
 
@@ -567,10 +571,11 @@ class Router:
     async def _arun_group(self, group: str, req: _Request) -> Any:
         deps = self._group(group)
         tried: set[str] = set()
+        cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
             d = await self._apick(group, deps, tried, req)
-            if d.id in tried:
+            if d.id in tried and d.id not in cooled:
                 delay = _backoff(attempt - 1, last)
                 if time.monotonic() + delay > req.deadline:
                     await self.state.arelease(d.id)
@@ -580,7 +585,8 @@ class Router:
                 return self._checked(group, req, await self._acall(d, req))
             except APIError as err:
                 last = err
-                await self._afailed(d, err, len(deps))
+                if await self._afailed(d, err, len(deps)):
+                    cooled.add(d.id)
                 if not _retryable(err):
                     raise
                 tried.add(d.id)
@@ -607,14 +613,16 @@ class Router:
         )  # fmt: skip
         return result
 
-    async def _afailed(self, d: Deployment, err: APIError, group_size: int) -> None:
+    async def _afailed(self, d: Deployment, err: APIError, group_size: int) -> bool:
+        """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
         if not _retryable(err):
-            return
+            return False
         failures = await self.state.aadd_failure(d.id)
         seconds = self._cooldown_for(d, err, failures, group_size)
         if seconds > 0:
             await self.state.acool_down(d.id, time.time() + seconds)
             self._cooled(d, err, seconds)
+        return seconds > 0
 
     # ------------------------------------------------------------------ fallbacks
 
