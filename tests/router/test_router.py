@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from modelyard import Router
+from modelyard import AsyncChatStream, Router
 from modelyard.errors import (
     BadRequestError,
     ConfigError,
@@ -281,7 +281,12 @@ def test_async_completion_and_stream(emu: Emulator, emu_url: str) -> None:
         router = Router(model_list=[entry("east", emu_url), entry("west", emu_url)])
         replies = await asyncio.gather(*(router.acompletion(model="gpt-4o", messages=HELLO) for _ in range(20)))
         stream = await router.acompletion(model="gpt-4o", messages=HELLO, stream=True)
+        assert isinstance(stream, AsyncChatStream)
+        west = next(d.id for d in router.deployments if d.model == "azure/west")
+        assert (await router.state.asnapshot([west]))[west].in_flight == 1  # open until read
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        snap = (await router.state.asnapshot([west]))[west]
+        assert snap.in_flight == 0 and snap.ttft is not None and snap.latency is not None
         return [r.choices[0].message.content for r in replies] + [text]
 
     texts = asyncio.run(main())
@@ -353,3 +358,21 @@ def test_deployment_settings_stay_out_of_the_upstream_request(emu: Emulator, emu
     # the deployment's request parameters (temperature) go up; routing and metadata do not
     assert seen.body == {"messages": HELLO, "temperature": 0.2, "max_tokens": 5}
     assert seen.path == "/openai/deployments/a/chat/completions"
+
+
+def test_connection_errors_and_timeouts_move_the_call_to_another_deployment(emu: Emulator, emu_url: str) -> None:
+    emu.add_deployment(Deployment("stuck", faults=Faults(latency=1.5)))
+    emu.add_deployment(Deployment("fine"))
+    dead = entry("gone", "http://127.0.0.1:9", order=1)  # nothing listens on the discard port
+    router = Router(
+        model_list=[dead, entry("stuck", emu_url, order=2), entry("fine", emu_url, order=3)],
+        timeout=0.5, allowed_fails=0, cooldown_time=60,
+    )  # fmt: skip
+    replies = [router.completion(model="gpt-4o", messages=HELLO) for _ in range(10)]
+    assert all(r.choices[0].message.content.startswith("This is fine") for r in replies)
+    # the first call tried tier 1 (connection refused), tier 2 (timed out), then tier 3; both
+    # failures cooled their deployment down, so the other nine went straight to tier 3
+    assert Counter(served(emu)) == {"stuck": 1, "fine": 10}
+    snaps = router.state.snapshot([d.id for d in router.deployments])
+    cooling = {d.model for d in router.deployments if snaps[d.id].cooldown_until > time.time()}
+    assert cooling == {"azure/gone", "azure/stuck"}
