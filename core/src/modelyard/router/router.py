@@ -338,7 +338,11 @@ class Router:
     def _request(self, messages: Any, kwargs: dict[str, Any]) -> _Request:
         own = {k: kwargs.pop(k) for k in _ROUTER_KWARGS if k in kwargs}
         timeout = kwargs.get("timeout", self._per_call_timeout)
-        total = self.timeout if timeout is None else float(timeout)
+        # an httpx.Timeout (per phase) does not bound the whole call: wait up to the Router's
+        total = float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else self.timeout
+        retries = own.get("num_retries", self.num_retries)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise BadRequestError(f"num_retries must be a non-negative integer, got {retries!r}.", param="num_retries")
 
         def mapping(name: str, default: dict[str, list[str]]) -> dict[str, list[str]]:
             return _fallback_map(own[name], name) if name in own else default
@@ -346,7 +350,7 @@ class Router:
         return _Request(
             messages=messages,
             kwargs=kwargs,
-            num_retries=self._count(own.get("num_retries"), self.num_retries, "num_retries"),
+            num_retries=retries,
             fallbacks=mapping("fallbacks", self.fallbacks),
             context_window_fallbacks=mapping("context_window_fallbacks", self.context_window_fallbacks),
             content_policy_fallbacks=mapping("content_policy_fallbacks", self.content_policy_fallbacks),
