@@ -27,7 +27,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ _IGNORED = frozenset({
 class _Request:
     """What one router call carries from try to try."""
 
-    messages: list[dict[str, Any]]
+    payload: dict[str, Any]  # the operation's own arguments ({"messages": ...})
     kwargs: dict[str, Any]
     num_retries: int
     fallbacks: dict[str, list[str]]
@@ -335,7 +335,7 @@ class Router:
             )
         return deps
 
-    def _request(self, messages: Any, kwargs: dict[str, Any]) -> _Request:
+    def _request(self, payload: dict[str, Any], kwargs: dict[str, Any]) -> _Request:
         own = {k: kwargs.pop(k) for k in _ROUTER_KWARGS if k in kwargs}
         timeout = kwargs.get("timeout", self._per_call_timeout)
         # an httpx.Timeout (per phase) does not bound the whole call: wait up to the Router's
@@ -348,14 +348,14 @@ class Router:
             return _fallback_map(own[name], name) if name in own else default
 
         return _Request(
-            messages=messages,
+            payload=payload,
             kwargs=kwargs,
             num_retries=retries,
             fallbacks=mapping("fallbacks", self.fallbacks),
             context_window_fallbacks=mapping("context_window_fallbacks", self.context_window_fallbacks),
             content_policy_fallbacks=mapping("content_policy_fallbacks", self.content_policy_fallbacks),
             deadline=time.monotonic() + total,
-            estimate=_estimate_tokens(messages, kwargs),
+            estimate=_estimate_tokens(payload.get("messages"), kwargs),
             stream=bool(kwargs.get("stream")),
         )
 
@@ -481,19 +481,23 @@ class Router:
             RateLimitError: no deployment freed up within ``timeout``.
             APIError: the last upstream error, once retries and fallbacks are spent.
         """
-        req = self._request(messages, dict(kwargs))
+        req = self._request({"messages": messages}, dict(kwargs))
+        return self._route(model, req, completion)  # type: ignore[no-any-return]
+
+    def _route(self, model: str, req: _Request, operation: Callable[..., Any]) -> Any:
+        """Run one call of ``operation`` (an SDK pipeline function) with retries and fallbacks."""
         try:
-            return self._run_group(model, req)  # type: ignore[no-any-return]
+            return self._run_group(model, req, operation)
         except APIError as err:
             for group in self._fallback_groups(model, err, req):
                 try:
                     log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
-                    return self._run_group(group, req)  # type: ignore[no-any-return]
+                    return self._run_group(group, req, operation)
                 except APIError as later:
                     err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
             raise
 
-    def _run_group(self, group: str, req: _Request) -> Any:
+    def _run_group(self, group: str, req: _Request, operation: Callable[..., Any]) -> Any:
         deps = self._group(group)
         tried: set[str] = set()
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
@@ -507,7 +511,7 @@ class Router:
                     break
                 time.sleep(delay)
             try:
-                return self._checked(group, req, self._call(d, req))
+                return self._checked(group, req, self._call(d, req, operation))
             except APIError as err:
                 last = err
                 if self._failed(d, err, len(deps)):
@@ -523,10 +527,10 @@ class Router:
             raise ContentFilterError("Response output was blocked by the content filter.", model=group)
         return result
 
-    def _call(self, d: Deployment, req: _Request) -> Any:
+    def _call(self, d: Deployment, req: _Request, operation: Callable[..., Any]) -> Any:
         started = time.perf_counter()
         try:
-            result = completion(d.model, req.messages, **self._call_kwargs(d, req))
+            result = operation(d.model, **req.payload, **self._call_kwargs(d, req))
         except APIError as err:
             latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
             self.state.release(d.id, latency=latency)
@@ -560,19 +564,23 @@ class Router:
         self, model: str, messages: list[dict[str, Any]], **kwargs: Any
     ) -> ChatCompletion | AsyncChatStream:
         """The async twin of :meth:`completion`."""
-        req = self._request(messages, dict(kwargs))
+        req = self._request({"messages": messages}, dict(kwargs))
+        return await self._aroute(model, req, acompletion)  # type: ignore[no-any-return]
+
+    async def _aroute(self, model: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+        """The async twin of :meth:`_route`."""
         try:
-            return await self._arun_group(model, req)  # type: ignore[no-any-return]
+            return await self._arun_group(model, req, operation)
         except APIError as err:
             for group in self._fallback_groups(model, err, req):
                 try:
                     log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
-                    return await self._arun_group(group, req)  # type: ignore[no-any-return]
+                    return await self._arun_group(group, req, operation)
                 except APIError as later:
                     err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
             raise
 
-    async def _arun_group(self, group: str, req: _Request) -> Any:
+    async def _arun_group(self, group: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         deps = self._group(group)
         tried: set[str] = set()
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
@@ -586,7 +594,7 @@ class Router:
                     break
                 await asyncio.sleep(delay)
             try:
-                return self._checked(group, req, await self._acall(d, req))
+                return self._checked(group, req, await self._acall(d, req, operation))
             except APIError as err:
                 last = err
                 if await self._afailed(d, err, len(deps)):
@@ -597,10 +605,10 @@ class Router:
         assert last is not None
         raise last
 
-    async def _acall(self, d: Deployment, req: _Request) -> Any:
+    async def _acall(self, d: Deployment, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         started = time.perf_counter()
         try:
-            result = await acompletion(d.model, req.messages, **self._call_kwargs(d, req))
+            result = await operation(d.model, **req.payload, **self._call_kwargs(d, req))
         except APIError as err:
             latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
             await self.state.arelease(d.id, latency=latency)
