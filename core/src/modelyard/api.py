@@ -27,7 +27,7 @@ import httpx
 from pydantic import ValidationError
 
 from .errors import APIError, BadRequestError, PluginError, error_for_status
-from .families import Family, apply_rules
+from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .transport import aiter_sse, get_transport, iter_sse
@@ -174,6 +174,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any]) ->
         raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
     messages = _validate_messages(messages)
     params = _validate_params(params)
+    check_needed_plugins(family, params, missing=plugins.missing, model=model)
     drop = control.get("drop_params")
     messages, params = apply_rules(
         family, messages, params, drop_params=_settings_drop_params() if drop is None else bool(drop), model=model

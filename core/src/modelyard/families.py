@@ -19,7 +19,7 @@ rules cannot say.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import BadRequestError, UnsupportedParamsError
 from .types import Route
 
-__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules"]
+__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules", "check_needed_plugins"]
 
 
 class ParamRules(BaseModel):
@@ -42,6 +42,11 @@ class ParamRules(BaseModel):
         simulate_stream: the upstream cannot stream; ``stream=True`` is served from one
             non-streaming call, replayed as chunks.
         defaults: parameters added when the caller did not set them.
+        needs_plugin: parameters only a further plugin can honour, mapped to that plugin's
+            distribution (or entry-point) name, e.g. ``{"enhancements": "modelyard-x"}``. When
+            that plugin is not loaded (not installed, blocked, or skipped) a call that sets the
+            parameter fails before anything is sent, naming the plugin; ``drop_params`` does not
+            drop it, since the call would silently lose what the caller asked for.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -52,6 +57,7 @@ class ParamRules(BaseModel):
     role_map: dict[str, str] = Field(default_factory=dict)
     simulate_stream: bool = False
     defaults: dict[str, Any] = Field(default_factory=dict)
+    needs_plugin: dict[str, str] = Field(default_factory=dict)
 
 
 class Family(BaseModel):
@@ -221,3 +227,37 @@ def apply_rules(
             for m in messages
         ]
     return messages, out
+
+
+def check_needed_plugins(
+    family: Family,
+    params: dict[str, Any],
+    *,
+    missing: Callable[[str], str | None],
+    model: str,
+) -> None:
+    """Refuse a parameter whose plugin (``ParamRules.needs_plugin``) is not loaded.
+
+    Args:
+        family: the resolved family.
+        params: the caller's parameters (before or after :func:`apply_rules`).
+        missing: returns None when the named plugin is loaded, else why it is not
+            (``"blocked: named in the block list"``); see ``Plugins.missing``.
+        model: the model string, for the error.
+
+    Raises:
+        BadRequestError: ``code == "plugin_not_loaded"``, ``param`` naming the parameter.
+    """
+    for key, plugin in family.rules.needs_plugin.items():
+        if params.get(key) is None:
+            continue
+        why = missing(plugin)
+        if why is not None:
+            raise BadRequestError(
+                f"{key!r} needs the plugin {plugin!r}, which is not loaded ({why}). Install it and "
+                f"remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins, or "
+                f"leave out {key!r}. See `modelyard plugins`.",
+                param=key,
+                code="plugin_not_loaded",
+                model=model,
+            )

@@ -156,13 +156,37 @@ class Route(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """One prepared chat call: family rules already applied."""
+    """One prepared chat call: family rules already applied.
+
+    Parameters may carry credentials for other services (``dataSources[].parameters.key``,
+    ``data_sources[].parameters.authentication.key``): the repr masks every value whose key
+    names a secret (``*key``, ``*token``, ``*secret*``, ``*password*``, ``connection_string``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     messages: list[dict[str, Any]]
     params: dict[str, Any] = Field(default_factory=dict)
     stream: bool = False
+
+    def __repr_args__(self) -> Any:
+        yield "messages", self.messages
+        yield "params", _redacted(self.params)
+        yield "stream", self.stream
+
+
+def _secret_name(key: str) -> bool:
+    k = key.lower().replace("_", "").replace("-", "")
+    return k.endswith(("key", "token")) or any(w in k for w in ("secret", "password", "connectionstring"))
+
+
+def _redacted(value: Any) -> Any:
+    """A copy of ``value`` with the values of secret-named keys masked, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: "**********" if isinstance(k, str) and _secret_name(k) and v else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 class ProviderRequest(BaseModel):

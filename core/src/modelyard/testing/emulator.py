@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from . import vision
+
 __all__ = [
     "API_VERSIONS",
     "FILTER_OUTPUT_TRIGGER",
@@ -229,6 +231,7 @@ class Emulator:
         return [
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
+            vision.extensions_route(self),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
@@ -345,7 +348,7 @@ class Emulator:
     async def _chat_v1(self, request: Request) -> Response:
         return await self._chat(request, None, v1=True)
 
-    async def _chat(self, request: Request, deployment: str | None, *, v1: bool) -> Response:
+    async def _chat(self, request: Request, deployment: str | None, *, v1: bool, extension: bool = False) -> Response:
         body, bad = await self._record(request)
         denied = self._check_auth(request, v1) or self._check_version(request, v1)
         if denied is not None:
@@ -366,6 +369,9 @@ class Emulator:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, None, "'messages' is a required property", type="invalid_request_error", param="messages")
+        refused = vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
+        if refused is not None:
+            return refused
         fault = await self._faults(d)
         if fault is not None:
             return fault
@@ -409,6 +415,8 @@ class Emulator:
                 param="messages",
             )
         completion = self._reply(d, body, messages, prompt_tokens)
+        if extension:
+            completion = vision.shape_extension_reply(completion, body, d)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
@@ -493,7 +501,7 @@ class Emulator:
         def event(obj: dict[str, Any]) -> bytes:
             return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
-        head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+        head = {"id": completion["id"], "object": completion["object"] + ".chunk", "created": completion["created"],
                 "model": completion["model"], "system_fingerprint": completion["system_fingerprint"]}  # fmt: skip
         sent = 0
         cut = d.faults.drop_stream_after

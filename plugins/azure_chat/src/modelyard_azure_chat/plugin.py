@@ -12,7 +12,7 @@ from modelyard.errors import (
     RateLimitError,
     error_for_status,
 )
-from modelyard.families import Family
+from modelyard.families import Family, ParamRules
 from modelyard.transport import parse_retry_after
 from modelyard.types import (
     ChatCompletion,
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 HOOK_API = (1, 0)
 PROVIDER = "azure"
+VISION_PLUGIN = "modelyard-azure-vision"
+"""The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
 
 
 @hookimpl
@@ -40,6 +42,8 @@ def register_families(register: RegisterFamily) -> None:
             provider=PROVIDER,
             prefix="azure/",
             description="Azure OpenAI chat deployments (gpt-4o, gpt-4.1, gpt-35-turbo ...)",
+            # Vision enhancements go to another endpoint, built by that plugin (hooks only).
+            rules=ParamRules(needs_plugin={"enhancements": VISION_PLUGIN, "dataSources": VISION_PLUGIN}),
         )
     )
 
