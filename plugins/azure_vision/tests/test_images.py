@@ -58,6 +58,10 @@ BIG = 20 * 1024 * 1024 + 1
         pytest.param(image("data:image/png;base64,"), "messages[1].content[1].image_url.url", "without image data", id="data-uri-empty"),
         pytest.param(image("data:image/png;base64,iVBORw0KGgo*&^%"), "messages[1].content[1].image_url.url", "not valid base64", id="undecodable-base64"),
         pytest.param(image("data:image/png;base64,iVBORw0KGgo"), "messages[1].content[1].image_url.url", "not valid base64", id="bad-padding"),
+        pytest.param(image("data:image/png;base64,iVBORw0KAA=AAAAA"), "messages[1].content[1].image_url.url", "not valid base64", id="padding-inside"),
+        pytest.param(image("data:image/png;base64,iVBORw0KA==="), "messages[1].content[1].image_url.url", "not valid base64", id="too-much-padding"),
+        pytest.param(image("data:image/png;base64,iVBORw0KÄAAA"), "messages[1].content[1].image_url.url", "not valid base64", id="non-ascii"),
+        pytest.param(image("data:image/png;base64,iVBO Rw0K\tAA=A"), "messages[1].content[1].image_url.url", "not valid base64", id="whitespace-and-padding-inside"),
         pytest.param(image(data_uri(b"just some text, not an image")), "messages[1].content[1].image_url.url", "not a JPEG, PNG, GIF or WEBP image", id="not-an-image"),
         pytest.param(image("https://example.com/a.png", detail="ultra"), "messages[1].content[1].image_url.detail", "auto, low, high", id="bad-detail"),
     ],
@@ -90,6 +94,14 @@ def test_image_of_exactly_20_mb_is_sent(azure_env: Emulator) -> None:
     ask(image(uri))
     [seen] = azure_env.requests
     assert seen.body["messages"][1]["content"][1]["image_url"]["url"] == uri
+
+
+def test_image_far_over_20_mb_is_refused_from_its_length(azure_env: Emulator) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        ask(image("data:image/png;base64," + "A" * (40 * 1024 * 1024)))
+    assert caught.value.code == "image_too_large"
+    assert "30.0 MB" in caught.value.message
+    assert azure_env.requests == []
 
 
 def test_eleven_images_are_refused_before_sending(azure_env: Emulator) -> None:

@@ -14,9 +14,8 @@ typed ``image/jpg`` (common, but not a registered media type) is sent as ``image
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,7 +49,8 @@ _SIGNATURES = (
     (b"GIF89a", "image/gif"),
 )
 _FORMATS = "JPEG, PNG, GIF or WEBP"
-_SPACE = re.compile(r"\s+")
+_ALPHABET = (string.ascii_letters + string.digits + "+/").encode()
+_WHITESPACE = b" \t\r\n\v\f"
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,8 @@ def _check_part(i: int, j: int, role: Any, part: dict[str, Any], model: str | No
         raise _fail(field_, "is missing: give an https URL or a data:image/...;base64,... URI.", model)
     if not isinstance(url, str):
         raise _fail(field_, f"must be a string, got {type(url).__name__}.", model)
-    scheme, sep, _ = url.partition(":")
-    scheme = scheme.strip().lower() if sep else ""
+    colon = url.find(":", 0, 16)  # not partition(): that would copy a megabyte data URI
+    scheme = url[:colon].strip().lower() if colon > 0 else ""
     if scheme in ("http", "https"):
         if not urlsplit(url.strip()).hostname:
             raise _fail(field_, "is not a valid URL: it names no host.", model)
@@ -169,10 +169,11 @@ def _check_part(i: int, j: int, role: Any, part: dict[str, Any], model: str | No
 
 
 def _check_data_uri(url: str, where: str, model: str | None) -> tuple[str, int]:
-    head, sep, data = url.strip()[5:].partition(",")
-    if not sep:
+    url = url.strip()  # no copy unless there is whitespace to strip
+    comma = url.find(",")
+    if comma < 0:
         raise _fail(where, "is a malformed data URI: expected data:<media type>;base64,<data>.", model)
-    media_type, *attrs = head.split(";")
+    media_type, *attrs = url[5:comma].split(";")
     media_type = media_type.strip().lower()
     if not any(a.strip().lower() == "base64" for a in attrs):
         raise _fail(where, "must be base64-encoded: expected data:<media type>;base64,<data>.", model)
@@ -185,26 +186,52 @@ def _check_data_uri(url: str, where: str, model: str | None) -> tuple[str, int]:
             f"media type {_short(media_type)!r} is not supported; Azure accepts {', '.join(MEDIA_TYPES)}.",
             model,
         )
-    if _SPACE.search(data):
-        data = _SPACE.sub("", data)  # line-wrapped base64 (76 columns) is common; Azure wants it bare
-    if not data:
+    length = len(url) - comma - 1
+    if not length:
         raise _fail(where, "is a data URI without image data after 'base64,'.", model)
-    # Refuse an oversized image before decoding it (4 base64 characters carry 3 bytes).
-    if len(data) // 4 * 3 - 2 > MAX_IMAGE_BYTES:
-        raise _too_large(where, len(data) // 4 * 3, model)
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
+    # Refuse a clearly oversized image before touching its data (4 base64 characters carry 3
+    # bytes; the margin leaves room for line breaks; the exact check follows).
+    if length * 3 // 4 > MAX_IMAGE_BYTES * 21 // 20:
+        raise _too_large(where, length * 3 // 4, model)
+    decoded = _b64_size_and_head(url, comma + 1)
+    if decoded is None:
         raise _fail(
             where,
             "is not valid base64 after 'base64,': use standard base64 (A-Z a-z 0-9 + /) with '=' padding.",
             model,
-        ) from None
-    if len(raw) > MAX_IMAGE_BYTES:
-        raise _too_large(where, len(raw), model)
-    if _sniff(raw) is None:
+        )
+    size, head = decoded
+    if size > MAX_IMAGE_BYTES:
+        raise _too_large(where, size, model)
+    if _sniff(head) is None:
         raise _fail(where, f"the decoded data is not a {_FORMATS} image.", model)
-    return media_type, len(raw)
+    return media_type, size
+
+
+def _b64_size_and_head(text: str, start: int) -> tuple[int, bytes] | None:
+    """The decoded size and first 18 bytes of the strict base64 in ``text[start:]``, or None.
+
+    Checks what decoding would (alphabet, length, ``=`` only as final padding) without decoding
+    or slicing megabytes: one ASCII copy and a ``bytes.translate`` scan, ~5x faster than
+    ``a2b_base64``, so that a big image does not stall the proxy's event loop. Line breaks
+    (76-column base64) are allowed.
+    """
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    skip = len(raw[:start].translate(None, _ALPHABET))  # the prefix's own non-alphabet characters
+    leftover = raw.translate(None, _ALPHABET)[skip:]  # padding, whitespace, anything invalid
+    if leftover:
+        if leftover.translate(None, _WHITESPACE + b"="):
+            return None
+        if leftover.translate(None, b"="):  # line breaks: the rare case pays for a copy
+            raw, start = raw[start:].translate(None, _WHITESPACE), 0
+    length = len(raw) - start
+    pad = 2 if raw.endswith(b"==") else 1 if raw.endswith(b"=") else 0
+    if not length or length % 4 or leftover.count(b"=") != pad:  # '=' only as final padding
+        return None
+    return length // 4 * 3 - pad, binascii.a2b_base64(raw[start : start + 24])
 
 
 def _too_large(where: str, size: int, model: str | None) -> BadRequestError:
