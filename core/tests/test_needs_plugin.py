@@ -56,3 +56,11 @@ def test_check_needed_plugins_ignores_unset_parameters() -> None:
     check_needed_plugins(family, {"x": None, "y": 1}, missing=lambda name: "not installed", model="f/d")
     with pytest.raises(BadRequestError, match="'x' needs the plugin 'plug'"):
         check_needed_plugins(family, {"x": 0}, missing=lambda name: "not installed", model="f/d")
+
+
+def test_a_module_registered_directly_counts_as_its_package() -> None:
+    import modelyard_azure_auth.plugin
+
+    reset_plugins(load="", extra=[modelyard_azure_auth.plugin])
+    assert get_plugins().missing("modelyard-azure-auth") is None
+    assert get_plugins().missing("modelyard-azure-chat") == "not enabled: not in the load list"

@@ -105,7 +105,11 @@ class Plugins:
         for errors that tell the caller which plugin to install or unblock.
         """
         wanted = _norm(name)
-        found = [i for i in self.infos if wanted in (_norm(i.name), _norm(i.distribution))]
+        # A module registered directly (``extra``) is known by its name: its top package counts.
+        found = [
+            i for i in self.infos
+            if wanted in (_norm(i.name), _norm(i.distribution), _norm(i.name.partition(".")[0]))
+        ]  # fmt: skip
         if any(i.status == "loaded" for i in found):
             return None
         if not found:
