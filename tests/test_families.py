@@ -363,6 +363,39 @@ async def test_atext_completion_and_stream(fam: Emulator, kw: dict[str, Any]) ->
     assert achat.choices[0].message.content.endswith("You said: Hello")
 
 
+def test_instruct_on_the_v1_api(fam: Emulator, api_base: str) -> None:
+    r = modelyard.text_completion(model="azure_text/my-instruct-deployment", prompt="Hi", max_tokens=40,
+                                  api_base=api_base, api_key=KEY, api_version="v1")  # fmt: skip
+    [seen] = fam.requests
+    assert (seen.path, seen.query) == ("/openai/v1/completions", {})
+    assert seen.body == {"prompt": "Hi", "max_tokens": 40, "model": "my-instruct-deployment"}
+    assert r.choices[0].text.endswith("You said: Hi")
+
+
+class _SimulatedTextFamily:
+    """A third-party completions family whose upstream cannot stream (core path, no plugin code)."""
+
+    HOOK_API = (1, 0)
+
+    @modelyard.hookimpl
+    def register_families(self, register: Any) -> None:
+        from modelyard.families import Family, ParamRules
+
+        register(Family(name="slow_text", provider="azure", prefix="slow_text/", operation="completions",
+                        rules=ParamRules(simulate_stream=True)))  # fmt: skip
+
+
+def test_simulated_stream_on_a_completions_family(fam: Emulator, kw: dict[str, Any]) -> None:
+    reset_plugins(extra=[_SimulatedTextFamily()])
+    chunks = list(modelyard.text_completion(model="slow_text/my-instruct-deployment", prompt="Hi", stream=True,
+                                            max_tokens=40, **kw))  # fmt: skip
+    assert "stream" not in fam.requests[0].body
+    assert [c.choices[0].text for c in chunks] == [" This is my-instruct-deployment on the modelyard emulator. You said: Hi"]
+    chat = list(completion(model="slow_text/my-instruct-deployment", messages=HELLO, stream=True, max_tokens=40, **kw))
+    assert chat[0].choices[0].delta.content.endswith("You said: Hello")
+    assert chat[-1].choices[0].finish_reason == "stop"
+
+
 def test_text_completion_needs_a_completions_family(fam: Emulator, kw: dict[str, Any]) -> None:
     with pytest.raises(BadRequestError) as info:
         modelyard.text_completion(model="azure/gpt-4o", prompt="Hi", **kw)
