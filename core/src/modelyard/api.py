@@ -92,7 +92,7 @@ class _Call:
     route: Route
     family: Family
     request: ProviderRequest
-    auth: Authenticator | None
+    auth: Authenticator
     timeout: float | httpx.Timeout | None
     num_retries: int
     simulate_stream: bool
@@ -212,7 +212,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     provider_request = _first(
         hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
     )
-    auth = hook.resolve_auth(route=route, connection=connection)
+    auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
     retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
     return _Call(
         plugins=plugins,

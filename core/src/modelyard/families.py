@@ -101,6 +101,7 @@ class FamilyRegistry:
 
     def __init__(self, families: Iterable[Family] = ()) -> None:
         self._by_name: dict[str, Family] = {}
+        self._prefixes: list[str] = []
         for family in families:
             self.add(family)
 
