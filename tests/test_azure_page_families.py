@@ -55,8 +55,13 @@ def test_o_series_explicit_routing(page_env: Emulator) -> None:
 
 
 def test_o_series_explicit_routing_applies_the_rules(page_env: Emulator) -> None:
-    """The same route with the parameters users send: the o-series rules reach the wire."""
+    """The same route with the parameters users send: the o-series rules reach the wire.
+
+    ``developer`` messages need api-version 2024-12-01-preview or later (as o1 and o3-mini do).
+    """
     import modelyard as litellm
+
+    os.environ["AZURE_API_VERSION"] = "2024-12-01-preview"
 
     litellm.completion(
         model="azure/o_series/my-random-deployment-name",

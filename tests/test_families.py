@@ -495,6 +495,7 @@ def _post(api_base: str, path: str, body: dict[str, Any]) -> httpx.Response:
          "invalid_value", "modalities"),
         ("azure-openai-4o-audio", {"modalities": ["text", "audio"]}, 400, "missing_required_parameter", "audio"),
         ("gpt-4o", {"max_tokens": 5, "temperature": 0.1}, 200, None, None),
+        ("gpt-4o", {"messages": [{"role": "developer", "content": "x"}, *HELLO]}, 200, None, None),
     ],
 )  # fmt: skip
 def test_emulator_enforces_azure_constraints(
@@ -506,6 +507,17 @@ def test_emulator_enforces_azure_constraints(
     if status == 400:
         error = r.json()["error"]
         assert (error["code"], error["param"]) == (code, param)
+
+
+def test_emulator_refuses_developer_role_on_old_api_versions(fam: Emulator, api_base: str) -> None:
+    body = {"messages": [{"role": "developer", "content": "Be brief."}, *HELLO]}
+    r = httpx.post(f"{api_base}/openai/deployments/my-o3-deployment/chat/completions",
+                   params={"api-version": "2024-10-21"}, headers={"api-key": KEY}, json=body)  # fmt: skip
+    assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_value", "messages[0].role")
+    r = httpx.post(f"{api_base}/openai/v1/chat/completions", headers={"api-key": KEY},
+                   json={**body, "model": "my-o3-deployment"})  # fmt: skip
+    assert r.status_code == 200
 
 
 def test_emulator_reports_reasoning_tokens(fam: Emulator, api_base: str) -> None:

@@ -373,7 +373,7 @@ class Emulator:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, None, "'messages' is a required property", type="invalid_request_error", param="messages")
-        refused = families.check_chat(d, body)
+        refused = families.check_chat(d, body, None if v1 else request.query_params.get("api-version"))
         if refused is not None:
             return refused
         fault = await self._faults(d)

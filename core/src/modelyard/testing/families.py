@@ -13,6 +13,8 @@ deployment whatever it is called. Kinds, from the model name:
 * ``o1_legacy`` (``o1-mini``, ``o1-preview``): as o-series, and also no ``system`` or
   ``developer`` message, no ``stream``, no tools, no ``reasoning_effort``.
 * ``gpt-5-chat``: an ordinary chat model.
+* any model: a ``developer`` message on a dated api-version older than ``2024-12-01-preview``
+  gets 400 ``invalid_value`` (those specs have no such role).
 * ``instruct`` (``gpt-35-turbo-instruct``, ``davinci-002``, ``babbage-002``): serves only
   ``/completions``; chat on it is 400 ``OperationNotSupported``, as completions on a chat
   model is.
@@ -49,6 +51,8 @@ SAMPLING_PARAMS = ("top_p", "presence_penalty", "frequency_penalty", "logprobs",
 REASONING_TOKENS = {"none": 0, "minimal": 8, "low": 32, "medium": 64, "high": 128}
 VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse"})
 AUDIO_FORMATS = frozenset({"wav", "mp3", "flac", "opus", "pcm16"})
+DEVELOPER_ROLE_SINCE = "2024-12-01"
+"""The first api-version (``2024-12-01-preview``) whose spec has the ``developer`` role."""
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 """Azure's (and OpenAI's) default ``max_tokens`` on ``/completions``."""
 
@@ -108,9 +112,19 @@ def _levels(levels: tuple[str, ...]) -> str:
     return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
 
 
-def check_chat(d: Deployment, body: dict[str, Any]) -> Response | None:
-    """Refuse a chat request the deployment's model would refuse; None when it passes."""
+def check_chat(d: Deployment, body: dict[str, Any], api_version: str | None = None) -> Response | None:
+    """Refuse a chat request the deployment's model (or the api-version) would refuse; None when it passes."""
     kind = model_kind(d.model)
+    if api_version is not None and api_version[:10] < DEVELOPER_ROLE_SINCE:
+        for i, m in enumerate(body.get("messages") or []):
+            if isinstance(m, dict) and m.get("role") == "developer":
+                return _bad(
+                    "invalid_value",
+                    f"messages[{i}].role",
+                    "Invalid value: 'developer'. Supported values are: 'system', 'assistant', 'user', "
+                    f"'function', and 'tool'. (The developer role needs api-version {DEVELOPER_ROLE_SINCE}-preview "
+                    "or later.)",
+                )
     if kind == "instruct":
         return _bad(
             "OperationNotSupported",
