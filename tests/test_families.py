@@ -542,3 +542,12 @@ def test_emulator_completions_endpoint(fam: Emulator, api_base: str) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools"
     r = _post(api_base, "/openai/deployments/nope/completions", {"prompt": "Hi"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "DeploymentNotFound"
+
+
+def test_cli_emulator_deployment_takes_a_model() -> None:
+    from modelyard.cli import _deployment
+    from modelyard.testing import Deployment
+
+    d = _deployment("my-o3=o3-mini")
+    assert (d.name, d.model) == ("my-o3", "o3-mini")
+    assert _deployment("plain").model == Deployment("plain").model

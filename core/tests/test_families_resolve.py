@@ -50,3 +50,6 @@ def test_rules_order_and_errors() -> None:
         apply_rules(fam, [], {"t": 0.5}, drop_params=False, model="p/m")
     assert info.value.param == "t" and "only 1 is allowed" in str(info.value)
     assert apply_rules(fam, [], {"t": 0.5, "u": 1}, drop_params=True, model="p/m")[1] == {"d": 2}
+    # both the old and the new name: the new one wins, whatever the order
+    assert apply_rules(fam, [], {"a": 1, "b": 2}, drop_params=False, model="p/m")[1] == {"b": 2, "d": 2}
+    assert apply_rules(fam, [], {"b": 2, "a": 1}, drop_params=False, model="p/m")[1] == {"b": 2, "d": 2}

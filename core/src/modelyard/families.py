@@ -224,7 +224,10 @@ def apply_rules(
                 family=family.name,
                 model=model,
             )
-        out[rules.rename.get(key, key)] = value
+        target = rules.rename.get(key, key)
+        if target != key and params.get(target) is not None:
+            continue  # the caller also set the new name: that one wins
+        out[target] = value
     for key, value in rules.defaults.items():
         out.setdefault(key, value)
     if rules.role_map:
