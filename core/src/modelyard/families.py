@@ -6,11 +6,17 @@ rest. Recognition, most specific first:
 1. the provider **prefix** (``azure/``, ``azure_text/``): the longest registered prefix wins;
 2. an explicit **segment** after the prefix (``azure/o_series/<deployment>``), stripped from
    the deployment name;
-3. a family **pinned** by the caller (``model_family="o_series"``) or found from
-   ``base_model`` (``azure/o3-mini``), for deployments whose names say nothing;
+3. a family **pinned** by the caller (``model_family="o_series"``, exactly that family) or
+   found from ``base_model`` (``azure/o3-mini``), for deployments whose names say nothing.
+   When ``base_model`` is given it is the only name the patterns see: it says what the
+   deployment is, so the deployment's own name is not sniffed;
 4. a **pattern** matched against the deployment name (``o3`` in ``my-o3-deployment``), higher
    ``priority`` first;
 5. the prefix's default family (the one with neither segment nor pattern).
+
+A family chosen by its segment is then **refined**: a family declaring ``refines=<that
+family>`` whose pattern matches the deployment name (or ``base_model``) replaces it, so
+``azure/o_series/my-o1-mini`` gets the stricter o1-mini rules.
 
 Parameter rules are applied by :func:`apply_rules`; a plugin writes code only for what these
 rules cannot say.
@@ -71,6 +77,8 @@ class Family(BaseModel):
         pattern: a regular expression searched (case-insensitively) in the deployment name
             and in ``base_model``, or None.
         priority: among pattern families, higher is tried first.
+        refines: the name of a broader family this one narrows; when that family is chosen by
+            its segment, this one is used instead if its pattern matches.
         operation: the upstream operation (``chat``, ``completions`` ...).
         rules: the parameter rules.
         description: one line for ``modelyard plugins`` and the docs.
@@ -84,6 +92,7 @@ class Family(BaseModel):
     segment: str | None = None
     pattern: str | None = None
     priority: int = 0
+    refines: str | None = None
     operation: str = "chat"
     rules: ParamRules = Field(default_factory=ParamRules)
     description: str = ""
@@ -124,8 +133,8 @@ class FamilyRegistry:
         Args:
             model: ``<prefix><deployment>`` or ``<prefix><segment>/<deployment>``.
             family: a family name that pins the family whatever the deployment is called.
-            base_model: the deployment's underlying model (``azure/o3-mini``), matched against
-                the family patterns when the name is not enough.
+            base_model: the deployment's underlying model (``azure/o3-mini``); when given, the
+                family patterns are matched against it instead of the deployment name.
 
         Raises:
             BadRequestError: no registered prefix matches, or ``family`` is unknown.
@@ -143,11 +152,17 @@ class FamilyRegistry:
         rest = model[len(prefix) :]
         chosen: Family | None = None
 
+        patterned = sorted((f for f in candidates if f.pattern), key=lambda f: -f.priority)
+        bare = base_model.split("/", 1)[1] if base_model and "/" in base_model else base_model
         head, sep, tail = rest.partition("/")
         if sep:
             chosen = next((f for f in candidates if f.segment == head), None)
             if chosen is not None:
                 rest = tail
+                parent = chosen.name
+                chosen = next(
+                    (f for f in patterned if f.refines == parent and f.matches(bare or tail)), chosen
+                )
         if not rest:
             raise BadRequestError(
                 f"Model {model!r} names no deployment: use '{prefix}<deployment>'.",
@@ -163,12 +178,8 @@ class FamilyRegistry:
                     param="model_family",
                     model=model,
                 )
-        patterned = sorted((f for f in candidates if f.pattern), key=lambda f: -f.priority)
-        if chosen is None and base_model:
-            bare = base_model.split("/", 1)[1] if "/" in base_model else base_model
-            chosen = next((f for f in patterned if f.matches(bare)), None)
         if chosen is None:
-            chosen = next((f for f in patterned if f.matches(rest)), None)
+            chosen = next((f for f in patterned if f.matches(bare or rest)), None)
         if chosen is None:
             chosen = next((f for f in candidates if f.segment is None and f.pattern is None), None)
         if chosen is None:
@@ -219,7 +230,10 @@ def apply_rules(
                 family=family.name,
                 model=model,
             )
-        out[rules.rename.get(key, key)] = value
+        target = rules.rename.get(key, key)
+        if target != key and params.get(target) is not None:
+            continue  # the caller also set the new name: that one wins
+        out[target] = value
     for key, value in rules.defaults.items():
         out.setdefault(key, value)
     if rules.role_map:

@@ -33,6 +33,7 @@ __all__ = [
     "Route",
     "TextChoice",
     "TextCompletion",
+    "TextParams",
     "TokenProvider",
     "Usage",
 ]
@@ -133,6 +134,32 @@ class ChatParams(BaseModel):
     audio: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     user_security_context: dict[str, Any] | None = None
+
+
+class TextParams(BaseModel):
+    """Legacy completions parameters (``text_completion``), typed like :class:`ChatParams`.
+
+    ``logprobs`` is an integer here (how many top tokens), not chat's boolean.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | list[str] | list[int] | list[list[int]]
+    suffix: str | None = None
+    echo: bool | None = None
+    best_of: int | None = Field(default=None, ge=0, le=20)
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    max_tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    seed: int | None = None
+    stream_options: dict[str, Any] | None = None
 
 
 class Route(BaseModel):

@@ -7,6 +7,8 @@ and SSE streams that open with Azure's empty, annotation-only chunk. Replies are
 deterministic, so tests can assert on them.
 
 It imports nothing of what it tests (no plugin, no proxy, no router): only Starlette.
+Each deployment's ``model`` decides what it accepts, as on Azure (reasoning, instruct and
+audio models: see :mod:`modelyard.testing.families`).
 
 Triggers in the last user message:
     ``emulator:filter-prompt``  the prompt is blocked: 400 ``content_filter``.
@@ -16,6 +18,7 @@ Triggers in the last user message:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -31,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import vision
+from . import families, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -232,6 +235,8 @@ class Emulator:
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
             vision.extensions_route(self),
+            Route("/openai/deployments/{deployment}/completions", functools.partial(families.completions, self), methods=["POST"]),
+            Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
@@ -369,7 +374,8 @@ class Emulator:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, None, "'messages' is a required property", type="invalid_request_error", param="messages")
-        refused = vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
+        refused = families.check_chat(d, body, None if v1 else request.query_params.get("api-version"))
+        refused = refused or vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
         if refused is not None:
             return refused
         fault = await self._faults(d)
@@ -415,6 +421,7 @@ class Emulator:
                 param="messages",
             )
         completion = self._reply(d, body, messages, prompt_tokens)
+        families.decorate(d, body, completion)
         if extension:
             completion = vision.shape_extension_reply(completion, body, d)
         if body.get("stream"):
@@ -515,6 +522,8 @@ class Emulator:
                     pieces.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})  # fmt: skip
                     pieces.append({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
+            elif msg.get("audio"):
+                pieces += families.audio_pieces(msg["audio"])
             else:
                 pieces += [{"content": w} for w in re.findall(r"\S+\s*", msg.get("content") or "")]
             for piece in pieces:
