@@ -36,6 +36,7 @@ def test_public_surface_is_pinned() -> None:
             "ModelyardError", "NotFoundError", "PermissionDeniedError", "PluginError", "RateLimitError",
             "Router", "ServiceUnavailableError", "TextCompletion", "UnprocessableEntityError", "UnsupportedParamsError",
             "acompletion", "completion", "drop_params", "enable_azure_ad_token_refresh", "hookimpl",
+            "AsyncTextStream", "TextStream", "atext_completion", "text_completion",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

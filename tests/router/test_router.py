@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from modelyard import AsyncChatStream, Router
+from modelyard.api import TextStream
 from modelyard.errors import (
     BadRequestError,
     ConfigError,
@@ -376,3 +377,30 @@ def test_connection_errors_and_timeouts_move_the_call_to_another_deployment(emu:
     snaps = router.state.snapshot([d.id for d in router.deployments])
     cooling = {d.model for d in router.deployments if snaps[d.id].cooldown_until > time.time()}
     assert cooling == {"azure/gone", "azure/stuck"}
+
+
+def test_text_completion_is_routed_too(emu: Emulator, emu_url: str) -> None:
+    emu.add_deployment(Deployment("instruct-east", model="gpt-35-turbo-instruct", faults=Faults(error_rate=1.0)))
+    emu.add_deployment(Deployment("instruct-west", model="gpt-35-turbo-instruct"))
+    common = {"api_key": KEY, "api_base": emu_url, "api_version": "2024-10-21"}
+    router = Router(
+        model_list=[
+            {"model_name": "instruct", "litellm_params": {"model": f"azure_text/{name}", **common}}
+            for name in ("instruct-east", "instruct-west")
+        ],
+        cooldown_time=60,
+    )
+    replies = [router.text_completion(model="instruct", prompt="Say hi", max_tokens=20) for _ in range(10)]
+    assert all(r.choices[0].text for r in replies)
+    assert Counter(served(emu))["instruct-west"] == 10
+    stream = router.text_completion(model="instruct", prompt="Say hi", stream=True)
+    assert isinstance(stream, TextStream)
+    assert "".join(c.choices[0].text for c in stream if c.choices)
+    snaps = router.state.snapshot([d.id for d in router.deployments])
+    assert all(s.in_flight == 0 for s in snaps.values())
+
+    async def main() -> None:
+        reply = await router.atext_completion(model="instruct", prompt="Say hi")
+        assert reply.choices[0].text
+
+    asyncio.run(main())

@@ -31,7 +31,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import AsyncChatStream, ChatStream, acompletion, completion
+from ..api import (
+    AsyncChatStream,
+    AsyncTextStream,
+    ChatStream,
+    TextStream,
+    acompletion,
+    atext_completion,
+    completion,
+    text_completion,
+)
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -41,7 +50,7 @@ from ..errors import (
     ContextWindowExceededError,
     RateLimitError,
 )
-from ..types import ChatCompletion, ChatCompletionChunk
+from ..types import ChatCompletion, TextCompletion
 from .deployments import Deployment, parse_model_list
 from .state import MemoryState, Quota, RedisState, RouterState, Snapshot
 from .strategies import STRATEGIES, choose
@@ -100,8 +109,14 @@ def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
     """A cheap upper-ish estimate of what Azure counts against TPM: prompt plus max_tokens."""
     chars = 0
     count = 0
-    if isinstance(messages, list):
+    if isinstance(messages, str):
+        chars, count = len(messages), 1
+    elif isinstance(messages, list):
         for m in messages:
+            if isinstance(m, str):  # a list of prompts
+                chars += len(m)
+                count += 1
+                continue
             count += 1
             content = m.get("content") if isinstance(m, dict) else None
             if isinstance(content, str):
@@ -355,7 +370,7 @@ class Router:
             context_window_fallbacks=mapping("context_window_fallbacks", self.context_window_fallbacks),
             content_policy_fallbacks=mapping("content_policy_fallbacks", self.content_policy_fallbacks),
             deadline=time.monotonic() + total,
-            estimate=_estimate_tokens(payload.get("messages"), kwargs),
+            estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
             stream=bool(kwargs.get("stream")),
         )
 
@@ -484,6 +499,11 @@ class Router:
         req = self._request({"messages": messages}, dict(kwargs))
         return self._route(model, req, completion)  # type: ignore[no-any-return]
 
+    def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | TextStream:
+        """A legacy text completion (:func:`modelyard.text_completion`) from the group ``model``."""
+        req = self._request({"prompt": prompt}, dict(kwargs))
+        return self._route(model, req, text_completion)  # type: ignore[no-any-return]
+
     def _route(self, model: str, req: _Request, operation: Callable[..., Any]) -> Any:
         """Run one call of ``operation`` (an SDK pipeline function) with retries and fallbacks."""
         try:
@@ -530,7 +550,7 @@ class Router:
     def _call(self, d: Deployment, req: _Request, operation: Callable[..., Any]) -> Any:
         started = time.perf_counter()
         try:
-            result = operation(d.model, **req.payload, **self._call_kwargs(d, req))
+            result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
         except APIError as err:
             latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
             self.state.release(d.id, latency=latency)
@@ -538,8 +558,8 @@ class Router:
         except BaseException:
             self.state.release(d.id)
             raise
-        if isinstance(result, ChatStream):
-            return _RoutedStream(result, self, d, started, req.estimate)
+        if isinstance(result, ChatStream | TextStream):
+            return _routed_stream(result, self, d, started, req.estimate)
         usage = getattr(result, "usage", None)
         self.state.release(
             d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
@@ -566,6 +586,11 @@ class Router:
         """The async twin of :meth:`completion`."""
         req = self._request({"messages": messages}, dict(kwargs))
         return await self._aroute(model, req, acompletion)  # type: ignore[no-any-return]
+
+    async def atext_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | AsyncTextStream:
+        """The async twin of :meth:`text_completion`."""
+        req = self._request({"prompt": prompt}, dict(kwargs))
+        return await self._aroute(model, req, atext_completion)  # type: ignore[no-any-return]
 
     async def _aroute(self, model: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         """The async twin of :meth:`_route`."""
@@ -608,7 +633,7 @@ class Router:
     async def _acall(self, d: Deployment, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         started = time.perf_counter()
         try:
-            result = await operation(d.model, **req.payload, **self._call_kwargs(d, req))
+            result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
         except APIError as err:
             latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
             await self.state.arelease(d.id, latency=latency)
@@ -616,8 +641,8 @@ class Router:
         except BaseException:
             await self.state.arelease(d.id)
             raise
-        if isinstance(result, AsyncChatStream):
-            return _RoutedAsyncStream(result, self, d, started, req.estimate)
+        if isinstance(result, AsyncChatStream | AsyncTextStream):
+            return _routed_stream(result, self, d, started, req.estimate)
         usage = getattr(result, "usage", None)
         await self.state.arelease(
             d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
@@ -666,30 +691,38 @@ class Router:
 # Router when it ends: in-flight count, time to first token, tokens.
 
 
-def _stream_tokens(stream: ChatStream | AsyncChatStream, estimate: int) -> int:
+def _stream_tokens(stream: Any, estimate: int) -> int:
     usage = stream._assembler.usage
     return (usage.total_tokens if usage is not None else None) or estimate
 
 
-class _RoutedStream(ChatStream):
-    def __init__(self, inner: ChatStream, router: Router, d: Deployment, started: float, estimate: int) -> None:
-        self.__dict__.update(inner.__dict__)  # the pipeline's stream, taken over as is
-        self._router, self._deployment, self._started, self._estimate = router, d, started, estimate
-        self._first: float | None = None
-        self._ended = False
-        self._quota = _quota(self.headers)
+class _Routed:
+    """Routing bookkeeping for a stream: set by :func:`_routed_stream`."""
 
+    _router: Router
+    _deployment: Deployment
+    _started: float
+    _estimate: int
+    _first: float | None
+    _ended: bool
+    _quota: Quota | None
+
+    def _release_kwargs(self) -> dict[str, Any]:
+        return {
+            "tokens": _stream_tokens(self, self._estimate), "ttft": self._first,
+            "latency": time.perf_counter() - self._started, "quota": self._quota,
+        }  # fmt: skip
+
+
+class _RoutedSync(_Routed):
     def _end(self) -> None:
         if not self._ended:
             self._ended = True
-            self._router.state.release(
-                self._deployment.id, tokens=_stream_tokens(self, self._estimate), ttft=self._first,
-                latency=time.perf_counter() - self._started, quota=self._quota,
-            )  # fmt: skip
+            self._router.state.release(self._deployment.id, **self._release_kwargs())
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+    def __iter__(self) -> Iterator[Any]:
         try:
-            for chunk in super().__iter__():
+            for chunk in super().__iter__():  # type: ignore[misc]  # the stream class after this mixin
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
@@ -697,31 +730,19 @@ class _RoutedStream(ChatStream):
             self._end()
 
     def close(self) -> None:
-        super().close()
+        super().close()  # type: ignore[misc]
         self._end()
 
 
-class _RoutedAsyncStream(AsyncChatStream):
-    def __init__(
-        self, inner: AsyncChatStream, router: Router, d: Deployment, started: float, estimate: int
-    ) -> None:
-        self.__dict__.update(inner.__dict__)
-        self._router, self._deployment, self._started, self._estimate = router, d, started, estimate
-        self._first: float | None = None
-        self._ended = False
-        self._quota = _quota(self.headers)
-
+class _RoutedAsync(_Routed):
     async def _end(self) -> None:
         if not self._ended:
             self._ended = True
-            await self._router.state.arelease(
-                self._deployment.id, tokens=_stream_tokens(self, self._estimate), ttft=self._first,
-                latency=time.perf_counter() - self._started, quota=self._quota,
-            )  # fmt: skip
+            await self._router.state.arelease(self._deployment.id, **self._release_kwargs())
 
-    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def __aiter__(self) -> AsyncIterator[Any]:
         try:
-            async for chunk in super().__aiter__():
+            async for chunk in super().__aiter__():  # type: ignore[misc]
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
@@ -729,5 +750,27 @@ class _RoutedAsyncStream(AsyncChatStream):
             await self._end()
 
     async def aclose(self) -> None:
-        await super().aclose()
+        await super().aclose()  # type: ignore[misc]
         await self._end()
+
+
+_ROUTED_CLASSES: dict[type, type] = {}
+
+
+def _routed_stream(stream: Any, router: Router, d: Deployment, started: float, estimate: int) -> Any:
+    """The pipeline's stream, as a subclass of its own class that also reports to the Router.
+
+    The result is still a ``ChatStream`` (``TextStream`` ...) with the same attributes; when
+    it ends (exhausted, closed, or broken) the Router gets its in-flight slot back, its
+    tokens, its latency and its time to first token.
+    """
+    base = type(stream)
+    cls = _ROUTED_CLASSES.get(base)
+    if cls is None:
+        mixin = _RoutedAsync if hasattr(stream, "__aiter__") else _RoutedSync
+        cls = _ROUTED_CLASSES[base] = type(f"Routed{base.__name__}", (mixin, base), {})
+    routed: Any = object.__new__(cls)
+    routed.__dict__.update(stream.__dict__)  # take the open stream over as is
+    routed._router, routed._deployment, routed._started, routed._estimate = router, d, started, estimate
+    routed._first, routed._ended, routed._quota = None, False, _quota(stream.headers)
+    return routed
