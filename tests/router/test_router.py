@@ -141,7 +141,7 @@ def test_rpm_limit_is_respected_in_one_process(emu: Emulator, emu_url: str) -> N
 
 
 def test_latency_based_routing_prefers_the_faster_deployment(emu: Emulator, emu_url: str) -> None:
-    emu.add_deployment(Deployment("slow", faults=Faults(latency=0.25)))
+    emu.add_deployment(Deployment("slow", faults=Faults(latency=0.5)))
     emu.add_deployment(Deployment("fast"))
     router = Router(
         model_list=[entry("slow", emu_url), entry("fast", emu_url)], routing_strategy="latency-based-routing"
