@@ -32,11 +32,11 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server process on 127.0.0.1; ``url`` includes the password."""
 
-    def __init__(self, workdir: Path, password: str = REDIS_PASSWORD) -> None:
+    def __init__(self, workdir: Path, password: str = REDIS_PASSWORD, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; `./dev test` installs it (apt-get install redis-server).")
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.password = password
         self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
         workdir.mkdir(parents=True, exist_ok=True)

@@ -113,3 +113,30 @@ def test_cooldown_in_redis_keeps_the_later_deadline(redis_url: str) -> None:
     assert other.snapshot(["dep"])["dep"].cooldown_until == pytest.approx(now + 30, abs=0.01)
     state.close()
     other.close()
+
+
+def test_the_router_goes_back_to_redis_when_it_answers_again(
+    emu: Emulator, emu_url: str, fresh_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu.add_deployment(Deployment("a"))
+    emu.add_deployment(Deployment("b"))
+    state = RedisState(fresh_redis.url, retry_interval=0.2)
+    router = Router(model_list=[entry("a", emu_url), entry("b", emu_url)], state=state)
+    caplog.set_level(logging.WARNING, logger="modelyard.router")
+    fresh_redis.stop()
+    router.completion(model="gpt-4o", messages=HELLO)
+    assert not state.available
+    revived = RedisServer(tmp_path / "revived", port=fresh_redis.port)
+    try:
+        time.sleep(0.3)  # past retry_interval: the next call tries Redis again
+        router.completion(model="gpt-4o", messages=HELLO)
+        assert state.available
+        assert "Redis answers again" in caplog.text
+        # the call after the outage was counted in Redis, where another instance sees it
+        other = RedisState(revived.url)
+        snaps = other.snapshot([d.id for d in router.deployments])
+        assert sum(s.requests for s in snaps.values()) == 1
+        other.close()
+    finally:
+        revived.stop()
+        state.close()
