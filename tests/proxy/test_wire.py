@@ -153,15 +153,22 @@ def test_defaults_from_litellm_params_and_client_override(api_base: str, emulato
     assert body["temperature"] == 0.9 and body["max_tokens"] == 7
 
 
-def test_text_completions_route(http: httpx.Client) -> None:
-    r = http.post("/v1/completions", json={"model": "gpt-4o", "prompt": "Say hi"}, headers=AUTH)
-    try:
-        from modelyard.api import atext_completion  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        assert_error(r, 501, code="not_implemented")
-    else:  # pragma: no cover - once the instruct family lands
-        assert r.status_code in (200, 400, 404)
-    assert_error(http.post("/v1/completions", json={"model": "gpt-4o"}, headers=AUTH), 400, param="prompt")
+def test_text_completions_route(api_base: str, emulator: Emulator) -> None:
+    from modelyard.testing import Deployment
+
+    emulator.add_deployment(Deployment("instruct", model="gpt-35-turbo-instruct"))
+    config = {"model_list": [{"model_name": "instruct", "litellm_params": azure(api_base, "instruct", model="azure_text/instruct")}]}
+    with running_proxy(config) as proxy, httpx.Client(base_url=proxy.url, headers=AUTH) as http:
+        r = http.post("/v1/completions", json={"model": "instruct", "prompt": "Say hi", "max_tokens": 5})
+        assert r.status_code == 200, r.text
+        assert r.json()["object"] == "text_completion" and r.json()["choices"][0]["text"]
+        assert emulator.requests[-1].path == "/openai/deployments/instruct/completions"
+        stream = http.post("/completions", json={"model": "instruct", "prompt": "Say hi", "stream": True})
+        events = [line[6:] for line in stream.text.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]" and json.loads(events[0])["object"] == "text_completion"
+        az = http.post("/openai/deployments/instruct/completions?api-version=2024-10-21", json={"prompt": "x"})
+        assert az.status_code == 200, az.text
+        assert_error(http.post("/v1/completions", json={"model": "instruct"}), 400, param="prompt")
 
 
 def test_dev_mode_without_key_needs_no_auth(api_base: str, emulator: Emulator) -> None:

@@ -16,7 +16,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import AsyncChatStream, ChatStream, acompletion, completion
+    from .api import (
+        AsyncChatStream,
+        AsyncTextStream,
+        ChatStream,
+        TextStream,
+        acompletion,
+        atext_completion,
+        completion,
+        text_completion,
+    )
     from .errors import (
         APIConnectionError,
         APIError,
@@ -37,6 +46,7 @@ if TYPE_CHECKING:
         UnsupportedParamsError,
     )
     from .hookspecs import HOOK_API, hookimpl
+    from .router import Router
     from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
 
 __all__ = [
@@ -45,6 +55,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncChatStream",
+    "AsyncTextStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatCompletion",
@@ -59,15 +70,19 @@ __all__ = [
     "PermissionDeniedError",
     "PluginError",
     "RateLimitError",
+    "Router",
     "ServiceUnavailableError",
     "TextCompletion",
+    "TextStream",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acompletion",
+    "atext_completion",
     "completion",
     "drop_params",
     "enable_azure_ad_token_refresh",
     "hookimpl",
+    "text_completion",
 ]
 
 drop_params: bool = False
@@ -80,9 +95,14 @@ _LAZY = {
     "acompletion": "api",
     "ChatStream": "api",
     "AsyncChatStream": "api",
+    "text_completion": "api",
+    "atext_completion": "api",
+    "TextStream": "api",
+    "AsyncTextStream": "api",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
+    "Router": "router",
 }
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 
