@@ -175,3 +175,14 @@ def test_dev_mode_without_key_needs_no_auth(api_base: str, emulator: Emulator) -
     config = {"model_list": [{"model_name": "m", "litellm_params": azure(api_base, "gpt-4o")}]}
     with running_proxy(config, master_key=None, dev=True) as proxy:
         assert httpx.post(f"{proxy.url}/chat/completions", json={**GOOD, "model": "m"}).status_code == 200
+
+
+def test_misconfigured_deployment_is_a_500_naming_the_setting(emulator: Emulator) -> None:
+    config = {"model_list": [{"model_name": "m", "litellm_params": {"model": "azure/gpt-4o", "api_key": KEY}}]}
+    with running_proxy(config) as proxy:
+        r = httpx.post(f"{proxy.url}/v1/chat/completions", json={**GOOD, "model": "m"}, headers=AUTH)
+    error = assert_error(r, 500)
+    assert "api_base" in error["message"] and "AZURE_API_BASE" in error["message"]
+    with running_proxy(config) as proxy:
+        r2 = httpx.get(f"{proxy.url}/health", headers=AUTH)
+    assert r2.json()["unhealthy_count"] == 1 and KEY not in r2.text

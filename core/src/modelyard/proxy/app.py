@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import APIConnectionError, APIError, ConfigError
+from ..errors import APIConnectionError, APIError, ConfigError, ModelyardError
 from ..transport import RETRYABLE_STATUS, retry_delay
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
@@ -123,6 +123,7 @@ class ProxyApp:
         self.shutting_down = False
         self._previous_transport: Any = None
         self._installed_transport: Any = None
+        self._flushers: list[asyncio.Task[None]] = []
         self._apply_settings()
         self._routes: dict[str, Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]] = {}
         for prefix in ("", "/v1"):
@@ -162,12 +163,22 @@ class ProxyApp:
             if getattr(current, "_async_backend", "httpx") != "aiohttp":
                 self._installed_transport = transport.Transport(async_backend="aiohttp")
                 self._previous_transport = transport.set_transport(self._installed_transport)
+        for handler in access_log.handlers:
+            run_flusher = getattr(handler, "run_flusher", None)
+            if run_flusher is not None:
+                self._flushers.append(asyncio.ensure_future(run_flusher()))
 
     async def shutdown(self) -> None:
         """Close this loop's upstream connections; put back the transport replaced at startup."""
         from .. import transport
 
         self.shutting_down = True
+        for task in self._flushers:
+            task.cancel()
+        for task in self._flushers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._flushers.clear()
         await transport.get_transport().aclose()
         if self._installed_transport is not None:
             transport.set_transport(self._previous_transport)
@@ -218,6 +229,13 @@ class ProxyApp:
             await self._send_json(ctx, send, _status(exc), exc.to_openai())
         except _Disconnected:
             ctx.status, ctx.error = 499, "client_disconnected"
+        except ModelyardError as exc:  # ConfigError / PluginError: the deployment is misconfigured
+            log.error("request %s: %s: %s", ctx.request_id, type(exc).__name__, exc)
+            ctx.error = type(exc).__name__
+            if not ctx.status:
+                body = {"error": {"message": f"The proxy's configuration for this model is broken: {exc}",
+                                  "type": "api_error", "param": None, "code": "500"}}  # fmt: skip
+                await self._send_json(ctx, send, 500, body)
         except Exception:
             log.exception("request %s failed", ctx.request_id)
             ctx.error = "internal"

@@ -42,6 +42,8 @@ _ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
 _ENV_DEV = "MODELYARD_PROXY_DEV"
 _ENV_UPSTREAM = "MODELYARD_PROXY_DEMO_UPSTREAM"
 _ENV_UPSTREAM_KEY = "MODELYARD_PROXY_DEMO_UPSTREAM_KEY"
+_ENV_LOG_LEVEL = "MODELYARD_PROXY_LOG_LEVEL"
+_ENV_ACCESS_LOG = "MODELYARD_PROXY_ACCESS_LOG"
 
 
 @dataclass
@@ -140,6 +142,7 @@ def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: t
 
 def worker_app() -> Any:
     """The app for one uvicorn worker process (``--num_workers`` > 1); settings come from the parent's environment."""
+    _configure_logging(os.environ.get(_ENV_LOG_LEVEL, "info"), os.environ.get(_ENV_ACCESS_LOG, "1") == "1")
     upstream = os.environ.get(_ENV_UPSTREAM)
     demo = (upstream, os.environ.get(_ENV_UPSTREAM_KEY, "")) if upstream else None
     return build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
@@ -150,9 +153,9 @@ def _configure_logging(level: str, access_log: bool) -> None:
     access.propagate = False
     access.handlers.clear()
     if access_log:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
+        from .logs import BatchedLineHandler
+
+        access.addHandler(BatchedLineHandler(sys.stdout))
         access.setLevel(logging.INFO)
     else:
         access.setLevel(logging.WARNING)
@@ -209,6 +212,7 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
         "lifespan": "on",
         "timeout_graceful_shutdown": config.general_settings.graceful_shutdown_timeout,
         "backlog": 2048,
+        "proxy_headers": False,  # the app reads no client address; skip uvicorn's X-Forwarded-* pass
     }
     try:
         import uvloop  # noqa: F401
@@ -232,6 +236,8 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
                 os.environ[_ENV_CONFIG] = os.path.abspath(config_path)
             if dev:
                 os.environ[_ENV_DEV] = "1"
+            os.environ[_ENV_LOG_LEVEL] = log_level
+            os.environ[_ENV_ACCESS_LOG] = "1" if access_log else "0"
             if built.master_key and built.generated_key:
                 os.environ["MODELYARD_MASTER_KEY"] = built.master_key
             if built.mode == "emulator":
