@@ -144,8 +144,14 @@ class Transport:
         self._async_backend = async_backend
         self._aiohttp: AiohttpBackend | None = None
         if async_backend == "aiohttp" and async_transport is None:
-            from ._aiohttp import AiohttpBackend
+            try:
+                from ._aiohttp import AiohttpBackend
+            except ImportError:
+                from .errors import ConfigError
 
+                raise ConfigError(
+                    "async_backend='aiohttp' needs aiohttp: pip install 'modelyard[server]'.", key="async_backend"
+                ) from None
             self._aiohttp = AiohttpBackend()
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         self._transport = transport
