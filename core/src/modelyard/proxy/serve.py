@@ -213,6 +213,7 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
         "timeout_graceful_shutdown": config.general_settings.graceful_shutdown_timeout,
         "backlog": 2048,
         "proxy_headers": False,  # the app reads no client address; skip uvicorn's X-Forwarded-* pass
+        "server_header": False,
     }
     try:
         import uvloop  # noqa: F401
