@@ -145,3 +145,21 @@ general_settings: {{master_key: "{MASTER_KEY}", graceful_shutdown_timeout: 20}}
         log_lines = proc.stdout.read()
         assert '"status":200' in log_lines and '"model":"slow"' in log_lines
         assert KEY not in log_lines and MASTER_KEY not in log_lines
+
+
+def test_several_workers(tmp_path: Path, api_base: str, emulator: Emulator) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+model_list:
+  - model_name: m
+    litellm_params: {{model: azure/gpt-4o, api_base: "{api_base}", api_key: "{KEY}"}}
+general_settings: {{master_key: "{MASTER_KEY}"}}
+""")
+    with serve("--config", str(config), "--num_workers", "2") as (proc, url):
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(4):
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"api-key": MASTER_KEY}, timeout=30)
+            assert r.status_code == 200, r.text
+        assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
