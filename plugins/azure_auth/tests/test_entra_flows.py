@@ -357,3 +357,44 @@ def test_two_kinds_of_credential_are_an_error(entra: EntraEmulator, api_base: st
         _call(api_base, api_key=KEY, tenant_id=TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     assert "api_key" in str(info.value) and "client_secret" in str(info.value)
     assert KEY not in str(info.value) and CLIENT_SECRET not in str(info.value)
+
+
+def test_default_credential_with_nothing_to_find_names_what_it_tried(entra: EntraEmulator, api_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No environment credential, no workload identity; managed identity (IMDS) is unreachable
+    # and no Azure CLI is installed here, so every member of the chain reports unavailable.
+    monkeypatch.setattr(modelyard, "enable_azure_ad_token_refresh", True)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `az`, `azd` or `pwsh` to run
+    with pytest.raises(AuthenticationError) as info:
+        _call(api_base)
+    message = str(info.value)
+    assert "DefaultAzureCredential" in message
+    assert "EnvironmentCredential" in message and "ManagedIdentityCredential" in message
+    assert entra.token_requests == []
+
+
+def test_plugin_module_imports_no_azure_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, modelyard_azure_auth.plugin; print(sorted(m for m in sys.modules if m.startswith(('azure', 'msal'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_entra_outage_during_refresh_keeps_the_valid_token(
+    entra: EntraEmulator, emulator: Emulator, api_base: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from modelyard_azure_auth.entra import CredentialSpec, token_source
+
+    _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    first = _bearer(emulator)
+    spec = CredentialSpec("client_secret", tenant_id=TENANT, client_id=CLIENT_ID, secret=CLIENT_SECRET)
+    source = token_source(spec, COGNITIVE_SCOPE)
+    source._refresh_at = 0.0  # the token is now due for refresh (it is still valid for an hour)
+    for name in ("HTTPS_PROXY", "https_proxy"):  # Entra ID becomes unreachable
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    with caplog.at_level(logging.WARNING, "modelyard.azure_auth"):
+        _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    assert _bearer(emulator) == first
+    assert "refresh failed" in caplog.text
+    assert entra.token_request_count == 1

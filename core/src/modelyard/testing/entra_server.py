@@ -71,6 +71,9 @@ class _Tunnel:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._server is not None:
+                await self._server.wait_closed()
+            await asyncio.sleep(0.05)  # let the transports' close callbacks run before the loop stops
 
         if self._loop.is_running():
             # Connections cut at shutdown are expected; keep their tracebacks out of the logs.

@@ -138,6 +138,12 @@ class CredentialSpec:
             raise AuthenticationError(f"Cannot build the {self.label} credential: {_scrub(str(exc), self)}") from None
 
 
+def _close(credential: object) -> None:
+    close = getattr(credential, "close", None)
+    if close is not None:
+        close()
+
+
 def _scrub(message: str, spec: CredentialSpec) -> str:
     if spec.secret and spec.secret in message:
         message = message.replace(spec.secret, "**********")
@@ -229,6 +235,14 @@ class TokenSource:
                 self._rebuild = True
         return True
 
+    def close(self) -> None:
+        """Forget the token and close the credential (its HTTP session)."""
+        with self._lock:
+            credential, self._credential = self._credential, None
+            self._token = None
+            self._refresh_at = self._expires_on = 0.0
+        _close(credential)
+
     # -------------------------------------------------------------- fetching
 
     def _fetch(self, future: concurrent.futures.Future[str]) -> None:
@@ -247,10 +261,7 @@ class TokenSource:
         old = self._credential
         if old is None or rebuild:
             self._credential = self.spec.build()
-            if old is not None:
-                close = getattr(old, "close", None)
-                if close is not None:
-                    close()
+            _close(old)
         assert self._credential is not None
         return self._credential
 
@@ -341,4 +352,7 @@ def token_source(spec: CredentialSpec, scope: str) -> TokenSource:
 def clear_token_cache() -> None:
     """Forget every cached token and credential (tests; after rotating a secret)."""
     with _SOURCES_LOCK:
+        sources = list(_SOURCES.values())
         _SOURCES.clear()
+    for source in sources:
+        source.close()
