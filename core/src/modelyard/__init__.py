@@ -16,7 +16,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import AsyncChatStream, ChatStream, acompletion, completion
+    from .api import (
+        AsyncChatStream,
+        AsyncTextStream,
+        ChatStream,
+        TextStream,
+        acompletion,
+        atext_completion,
+        completion,
+        text_completion,
+    )
     from .errors import (
         APIConnectionError,
         APIError,
@@ -45,6 +54,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncChatStream",
+    "AsyncTextStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatCompletion",
@@ -61,13 +71,16 @@ __all__ = [
     "RateLimitError",
     "ServiceUnavailableError",
     "TextCompletion",
+    "TextStream",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acompletion",
+    "atext_completion",
     "completion",
     "drop_params",
     "enable_azure_ad_token_refresh",
     "hookimpl",
+    "text_completion",
 ]
 
 drop_params: bool = False
@@ -80,6 +93,10 @@ _LAZY = {
     "acompletion": "api",
     "ChatStream": "api",
     "AsyncChatStream": "api",
+    "text_completion": "api",
+    "atext_completion": "api",
+    "TextStream": "api",
+    "AsyncTextStream": "api",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",

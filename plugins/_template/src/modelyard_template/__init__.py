@@ -1,0 +1,1 @@
+"""modelyard-template: <what it adds>."""
