@@ -202,7 +202,10 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
         return StaticHeaders({})
     given = sorted({kind for name, kind in _KINDS.items() if getattr(connection, name) is not None})
     if len(given) > 1:
-        raise AuthenticationError(f"Pass only one credential (got {', '.join(given)}).")
+        raise AuthenticationError(
+            f"Pass only one of {' and '.join(given)}: they are different credentials, and modelyard "
+            "does not pick one silently."
+        )
     if connection.azure_ad_token_provider is not None:
         return ProviderToken(connection.azure_ad_token_provider)
     if connection.azure_ad_token is not None:
