@@ -171,8 +171,7 @@ def test_refresh_parameter_uses_default_credential(
     with pytest.raises(AuthenticationError, match="AADSTS700211") as info:
         _call(api_base, enable_azure_ad_token_refresh=True)
     assert "DefaultAzureCredential" in str(info.value)
-    token_file.write_text(entra.federated_token(WORKLOAD_SUBJECT))
-    monkeypatch.setenv("AZURE_SCOPE", COGNITIVE_SCOPE)  # a changed environment is a new credential
+    token_file.write_text(entra.federated_token(WORKLOAD_SUBJECT))  # fixed: the next call signs in
     _call(api_base, enable_azure_ad_token_refresh=True)
     assert entra.validate(_bearer(emulator))
 

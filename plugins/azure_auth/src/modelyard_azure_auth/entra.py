@@ -48,6 +48,8 @@ __all__ = [
 DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
 REFRESH_AHEAD = 300.0
 """Refresh when fewer seconds than this (or half the token's lifetime) are left."""
+MAX_SOURCES = 256
+"""At most this many credentials are kept; the oldest is closed and dropped past it."""
 EXPIRY_MARGIN = 1.0
 """A token this close to expiry is not handed out while a refresh is running."""
 
@@ -241,7 +243,9 @@ class TokenSource:
             credential, self._credential = self._credential, None
             self._token = None
             self._refresh_at = self._expires_on = 0.0
-        _close(credential)
+            busy = self._inflight is not None
+        if not busy:  # a fetch still running keeps its credential; it is collected afterwards
+            _close(credential)
 
     # -------------------------------------------------------------- fetching
 
@@ -251,6 +255,7 @@ class TokenSource:
         except BaseException as exc:
             with self._lock:
                 self._inflight = None
+                self._rebuild = True  # the next try starts from a fresh credential (a fixed file, setting)
             future.set_exception(exc)
             return
         with self._lock:
@@ -341,11 +346,16 @@ def token_source(spec: CredentialSpec, scope: str) -> TokenSource:
     """The process-wide :class:`TokenSource` for ``spec`` and ``scope``."""
     key = (spec.key, scope)
     source = _SOURCES.get(key)
+    evicted = None
     if source is None:
         with _SOURCES_LOCK:
             source = _SOURCES.get(key)
             if source is None:
                 source = _SOURCES[key] = TokenSource(spec, scope)
+                if len(_SOURCES) > MAX_SOURCES:  # bounded: callers may send many (or wrong) credentials
+                    evicted = _SOURCES.pop(next(iter(_SOURCES)))
+    if evicted is not None:
+        evicted.close()
     return source
 
 

@@ -114,6 +114,9 @@ _NO_CREDENTIAL = (
     "AZURE_AD_TOKEN, or AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET; or set "
     "modelyard.enable_azure_ad_token_refresh = True to use DefaultAzureCredential."
 )
+_DEFAULT_CREDENTIAL_ENV = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE")
+"""The variables that say *who* ``DefaultAzureCredential`` signs in as: a change gives a new credential.
+(Read per call, so kept short; after other changes call ``clear_token_cache()``.)"""
 _KINDS = {
     "azure_ad_token_provider": "azure_ad_token_provider",
     "azure_ad_token": "azure_ad_token",
@@ -180,8 +183,8 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             secret=_need(_secret(connection.azure_password) or env.get("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
             authority=authority,
         )
-    # DefaultAzureCredential reads its own AZURE_* variables; they make the credential's identity.
-    seen = tuple(sorted((k, v) for k, v in env.items() if k.startswith("AZURE_")))
+    # DefaultAzureCredential reads its own variables; they make the credential's identity.
+    seen = tuple((name, value) for name in _DEFAULT_CREDENTIAL_ENV if (value := env.get(name)) is not None)
     return CredentialSpec("default", authority=authority, environment=seen)
 
 
