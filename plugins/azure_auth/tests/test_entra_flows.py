@@ -397,3 +397,25 @@ def test_entra_outage_during_refresh_keeps_the_valid_token(
     assert _bearer(emulator) == first
     assert "refresh failed" in caplog.text
     assert entra.token_request_count == 1
+
+
+def test_default_credential_with_identity_from_parameters(
+    entra: EntraEmulator, emulator: Emulator, api_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AKS sets only the token file here; the proxy config names the workload identity to use
+    token_file = tmp_path / "token"
+    token_file.write_text(entra.federated_token(WORKLOAD_SUBJECT))
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, enable_azure_ad_token_refresh=True)
+    assert entra.validate(_bearer(emulator))
+    [req] = entra.token_requests
+    assert (req.tenant, req.client_id, req.client_auth) == (TENANT, CLIENT_ID, "federated")
+
+
+def test_empty_secret_is_named_not_sent(entra: EntraEmulator, api_base: str) -> None:
+    with pytest.raises(AuthenticationError, match="needs client_secret") as info:
+        _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, client_secret="")
+    assert info.value.param == "client_secret"
+    with pytest.raises(AuthenticationError, match="needs client_certificate_path"):
+        _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, client_certificate_path="")
+    assert entra.token_requests == []

@@ -135,6 +135,10 @@ class CredentialSpec:
                         self.client_id, self.username, self.secret,
                         tenant_id=self.tenant_id or "organizations", **kw,
                     )  # fmt: skip
+            if self.client_id:
+                kw["managed_identity_client_id"] = self.client_id  # also the workload identity's
+            if self.tenant_id:
+                kw["workload_identity_tenant_id"] = self.tenant_id
             return identity.DefaultAzureCredential(**kw)
         except (ValueError, TypeError, OSError) as exc:
             raise AuthenticationError(f"Cannot build the {self.label} credential: {_scrub(str(exc), self)}") from None

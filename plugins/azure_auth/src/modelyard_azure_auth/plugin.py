@@ -134,7 +134,7 @@ def _secret(value: SecretStr | None) -> str | None:
 
 def _need(value: str | None, param: str, env: str, flow: str) -> str:
     if not value:
-        raise AuthenticationError(f"{flow} needs {param} (or the {env} environment variable).")
+        raise AuthenticationError(f"{flow} needs {param} (or the {env} environment variable).", param=param)
     return value
 
 
@@ -158,7 +158,7 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             "client_secret",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
-            secret=_secret(connection.client_secret) or env.get("AZURE_CLIENT_SECRET"),
+            secret=_need(_secret(connection.client_secret) or env.get("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
             authority=authority,
         )
     if kind == "certificate":
@@ -169,7 +169,7 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             "certificate",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
-            certificate_path=path,
+            certificate_path=_need(path, "client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH", flow),
             secret=password,
             authority=authority,
         )
@@ -183,9 +183,12 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             secret=_need(_secret(connection.azure_password) or env.get("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
             authority=authority,
         )
-    # DefaultAzureCredential reads its own variables; they make the credential's identity.
+    # DefaultAzureCredential reads its own variables; they make the credential's identity. A
+    # tenant_id/client_id given in the call picks the user-assigned managed or workload identity.
     seen = tuple((name, value) for name in _DEFAULT_CREDENTIAL_ENV if (value := env.get(name)) is not None)
-    return CredentialSpec("default", authority=authority, environment=seen)
+    return CredentialSpec(
+        "default", tenant_id=connection.tenant_id, client_id=connection.client_id, authority=authority, environment=seen
+    )
 
 
 def _entra(kind: str, connection: Connection) -> Authenticator:
