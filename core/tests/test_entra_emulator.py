@@ -171,3 +171,14 @@ async def test_install_makes_the_data_plane_check_entra_tokens(entra: EntraEmula
     assert refused.status_code == 401
     assert refused.json() == {"statusCode": 401, "message": refused.json()["message"]}
     assert "audience is incorrect" in refused.json()["message"]
+
+
+async def test_client_secret_basic_auth(entra: EntraEmulator) -> None:
+    transport = httpx.ASGITransport(app=entra.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://login.microsoftonline.com") as client:
+        form = {"grant_type": "client_credentials", "scope": SCOPE}
+        ok = await client.post(f"/{TENANT}/oauth2/v2.0/token", data=form, auth=("app", "app-secret"))
+        bad = await client.post(f"/{TENANT}/oauth2/v2.0/token", data={**form, "client_id": "app"},
+                                headers={"Authorization": "Basic !!not-base64!!"})  # fmt: skip
+    assert ok.status_code == 200 and entra.validate(ok.json()["access_token"])
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"

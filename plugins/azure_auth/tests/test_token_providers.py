@@ -79,3 +79,20 @@ def test_async_provider_in_sync_call_is_a_clear_error(entra: EntraEmulator, api_
     with pytest.raises(AuthenticationError, match="async; use acompletion"):
         completion(model="azure/gpt-4o", api_base=api_base, api_version="2024-10-21", messages=MESSAGES,
                    azure_ad_token_provider=provider)  # fmt: skip
+
+
+async def test_async_provider_100_concurrent_calls_one_token_request(entra: EntraEmulator, emulator: Emulator, api_base: str) -> None:
+    import asyncio
+
+    from azure.core.pipeline.transport import AsyncioRequestsTransport
+    from azure.identity.aio import ClientSecretCredential, get_bearer_token_provider
+
+    async with ClientSecretCredential(TENANT, CLIENT_ID, CLIENT_SECRET, transport=AsyncioRequestsTransport()) as cred:
+        provider = get_bearer_token_provider(cred, COGNITIVE_SCOPE)
+        await asyncio.gather(*(
+            acompletion(model="azure/gpt-4o", api_base=api_base, api_version="2024-10-21", messages=MESSAGES,
+                        azure_ad_token_provider=provider)
+            for _ in range(100)
+        ))  # fmt: skip
+    assert entra.token_request_count == 1
+    assert len(emulator.requests) == 100

@@ -408,7 +408,10 @@ class EntraEmulator:
         # client_secret_basic: MSAL may send the client credentials in an Authorization header.
         basic = request.headers.get("authorization", "")
         if basic.lower().startswith("basic "):
-            user, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+            try:
+                user, _, secret = base64.b64decode(basic[6:], validate=True).decode().partition(":")
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                user, secret = "", "\x00"  # malformed: refused below as a bad client
             form.setdefault("client_id", user)
             form.setdefault("client_secret", secret)
         client_auth = (
