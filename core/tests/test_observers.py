@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import modelyard
+import pytest
 from modelyard import errors
 from modelyard.plugins import reset_plugins
 from modelyard.testing import Emulator, Faults
+
 from testsupport import KEY
 
 

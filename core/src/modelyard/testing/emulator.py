@@ -207,6 +207,9 @@ class Emulator:
         self.requests: list[RecordedRequest] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        from .batches import BatchService
+
+        self.batches = BatchService(self)  # files and batches; .step_seconds sets their speed
         self.app = Starlette(routes=self._routes())
 
     # ------------------------------------------------------------------ configuration
@@ -221,6 +224,7 @@ class Emulator:
         """Forget recorded requests, scripted faults and quota usage."""
         with self._lock:
             self.requests.clear()
+            self.batches.reset()
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
@@ -229,6 +233,7 @@ class Emulator:
         return [
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
+            *self.batches.routes(),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
