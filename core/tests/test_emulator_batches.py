@@ -20,10 +20,10 @@ VERSION = {"api-version": "2024-10-21"}
 def fast(emulator: Emulator) -> Iterator[Emulator]:
     """The session emulator with batches that finish in a fraction of a second."""
     service = emulator.batches
-    saved = service.step_seconds, service.line_seconds, service.clock
+    saved = service.step_seconds, service.line_seconds, service.file_seconds, service.clock
     service.step_seconds, service.line_seconds = 0.05, 0.005
     yield emulator
-    service.step_seconds, service.line_seconds, service.clock = saved
+    service.step_seconds, service.line_seconds, service.file_seconds, service.clock = saved
 
 
 class ManualClock:
@@ -181,3 +181,16 @@ def test_v1_paths_answer_201_and_page_with_after_and_limit(fast: Emulator, http:
     assert page["first_id"] == ids[2] and page["last_id"] == ids[1]
     rest = http.get("/openai/v1/batches", params={"limit": 2, "after": page["last_id"]}).json()
     assert [b["id"] for b in rest["data"]] == [ids[0]] and rest["has_more"] is False
+
+
+def test_an_upload_is_pending_until_processed_and_batches_wait_for_it(fast: Emulator, http: httpx.Client) -> None:
+    clock = fast.batches.clock = ManualClock()
+    fast.batches.file_seconds = 1.0
+    file = _upload(http, [_line(0)]).json()
+    assert file["status"] == "pending"
+    body = {"input_file_id": file["id"], "endpoint": "/chat/completions", "completion_window": "24h"}
+    early = http.post("/openai/batches", params=VERSION, json=body)
+    assert early.status_code == 400 and "not processed" in early.json()["error"]["message"]
+    clock.now += 1.0
+    assert http.get(f"/openai/files/{file['id']}", params=VERSION).json()["status"] == "processed"
+    assert http.post("/openai/batches", params=VERSION, json=body).status_code == 200

@@ -12,8 +12,8 @@ from modelyard.testing import Emulator
 def fast(emulator: Emulator) -> Iterator[Emulator]:
     """The session emulator with batches that finish in a fraction of a second."""
     service = emulator.batches
-    saved = service.step_seconds, service.line_seconds
+    saved = service.step_seconds, service.line_seconds, service.file_seconds
     service.step_seconds, service.line_seconds = 0.05, 0.005
     yield emulator
-    service.step_seconds, service.line_seconds = saved
+    service.step_seconds, service.line_seconds, service.file_seconds = saved
 

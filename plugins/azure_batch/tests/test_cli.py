@@ -18,6 +18,7 @@ def test_submit_waits_with_progress_and_downloads(
     source = tmp_path / "requests.jsonl"
     source.write_bytes(batch_jsonl(6, model="placeholder"))
     out = tmp_path / "out.jsonl"
+    fast.batches.file_seconds = 0.1  # Azure imports uploads asynchronously: submit must wait
     status = main(["batch", "submit", str(source), "--model", "gpt-4o-mini", "--wait", "--output", str(out),
                    "--poll", "0.02", "--metadata", "team=search"])  # fmt: skip
     captured = capsys.readouterr()
@@ -31,8 +32,10 @@ def test_submit_waits_with_progress_and_downloads(
     assert upload.path == "/openai/files" and upload.query == {"api-version": "2024-10-21"}
     sent = [json.loads(line) for line in upload.body["file"]["content"].splitlines()]
     assert {s["body"]["model"] for s in sent} == {"gpt-4o-mini"}  # --model replaced the placeholder
-    create = next(r for r in fast.requests if r.path == "/openai/batches")
-    assert create.body["metadata"] == {"team": "search"}
+    create = next(r.body for r in fast.requests if r.path == "/openai/batches")
+    file_id = create["input_file_id"]
+    assert create["metadata"] == {"team": "search"}
+    assert any(r.method == "GET" and r.path == f"/openai/files/{file_id}" for r in fast.requests)
 
 
 def test_submit_refuses_an_invalid_file_and_uploads_nothing(

@@ -57,18 +57,22 @@ def _strip_v1(url: str) -> str:
 
 @dataclass
 class StoredFile:
-    """One file the emulated resource holds."""
+    """One file the emulated resource holds; ``pending`` until ``ready_at`` (clock seconds)."""
 
     id: str
     filename: str
     purpose: str
     content: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
-    status: str = "processed"
+    ready_at: float = 0.0
 
-    def obj(self) -> dict[str, Any]:
+    def status(self, now: float) -> str:
+        return "processed" if now >= self.ready_at else "pending"
+
+    def obj(self, now: float) -> dict[str, Any]:
         return {"object": "file", "id": self.id, "bytes": len(self.content), "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose, "status": self.status, "status_details": None}  # fmt: skip
+                "filename": self.filename, "purpose": self.purpose, "status": self.status(now),
+                "status_details": None}  # fmt: skip
 
 
 @dataclass
@@ -91,6 +95,8 @@ class BatchService:
         step_seconds: how long ``validating``, ``finalizing`` and ``cancelling`` last, and the
             least time ``in_progress`` lasts.
         line_seconds: time per line while ``in_progress``.
+        file_seconds: how long an upload stays ``pending`` before it is ``processed`` (Azure
+            imports files asynchronously; a batch on a pending file is refused). Default 0.
         clock: a monotonic clock in seconds (tests may drive their own).
 
     Attributes:
@@ -103,11 +109,13 @@ class BatchService:
         *,
         step_seconds: float = 0.2,
         line_seconds: float = 0.01,
+        file_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.emulator = emulator
         self.step_seconds = step_seconds
         self.line_seconds = line_seconds
+        self.file_seconds = file_seconds
         self.clock = clock
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, StoredBatch] = {}
@@ -159,7 +167,8 @@ class BatchService:
             return denied
         purpose = request.query_params.get("purpose")
         with self._lock:
-            data = [f.obj() for f in self.files.values() if purpose is None or f.purpose == purpose]
+            now = self.clock()
+            data = [f.obj(now) for f in self.files.values() if purpose is None or f.purpose == purpose]
         return JSONResponse(self._page(data[::-1], request))
 
     async def _upload(self, request: Request) -> Response:
@@ -183,12 +192,13 @@ class BatchService:
             return _err(400, "invalidPayload", "The multipart field 'file' is required.", "file")
         if purpose not in UPLOAD_PURPOSES:
             return _err(400, "invalidPayload", f"The purpose {purpose!r} is not supported for uploads.", "purpose")
+        now = self.clock()
         stored = StoredFile(id=f"file-{uuid.uuid4().hex}", filename=upload.filename or "file", purpose=str(purpose),
-                            content=content)  # fmt: skip
+                            content=content, ready_at=now + self.file_seconds)  # fmt: skip
         with self._lock:
             self.files[stored.id] = stored
         location = str(request.url.replace(query="")).rstrip("/") + f"/{stored.id}"
-        return JSONResponse(stored.obj(), status_code=201, headers={"Location": location})
+        return JSONResponse(stored.obj(now), status_code=201, headers={"Location": location})
 
     def _find_file(self, file_id: str) -> StoredFile | Response:
         with self._lock:
@@ -208,7 +218,7 @@ class BatchService:
             with self._lock:
                 self.files.pop(found.id, None)
             return JSONResponse({"object": "file", "id": found.id, "deleted": True})
-        return JSONResponse(found.obj())
+        return JSONResponse(found.obj(self.clock()))
 
     async def _content(self, request: Request) -> Response:
         _, denied = await self._open(request, batches=False)
@@ -252,6 +262,9 @@ class BatchService:
             return found
         if found.purpose != "batch":
             return _err(400, "invalidPayload", f"File {file_id} has purpose {found.purpose!r}, not 'batch'.",
+                        "input_file_id")  # fmt: skip
+        if found.status(self.clock()) != "processed":
+            return _err(400, "invalidPayload", f"File {file_id} is not processed yet; wait for status 'processed'.",
                         "input_file_id")  # fmt: skip
         now = int(time.time())
         obj: dict[str, Any] = {
