@@ -13,3 +13,27 @@ def batch_jsonl(n: int, model: str = "gpt-4o-mini", *, url: str = "/chat/complet
                     "body": {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]}}) + "\n"
         for i in range(n)
     ).encode()  # fmt: skip
+
+
+def add_family_deployments(emulator):  # type: ignore[no-untyped-def]
+    """Deployments of every model family (issue 3), added to the session emulator.
+
+    Names follow the Azure page's snippets; each ``model`` decides what the emulator accepts.
+    """
+    from modelyard.testing import Deployment
+
+    for name, model in (
+        ("my-o3-deployment", "o3-mini"),
+        ("my-random-deployment-name", "o3"),
+        ("prod-reasoner", "o3-mini"),
+        ("my-o1-mini", "o1-mini"),
+        ("o1-preview", "o1-preview"),
+        ("my-gpt-5-deployment", "gpt-5"),
+        ("gpt-5-mini", "gpt-5-mini"),
+        ("gpt-5.1", "gpt-5.1"),
+        ("my-gpt-5-chat", "gpt-5-chat"),
+        ("azure-openai-4o-audio", "gpt-4o-audio-preview"),
+        ("my-instruct-deployment", "gpt-35-turbo-instruct"),
+    ):
+        emulator.add_deployment(Deployment(name, model=model))
+    return emulator

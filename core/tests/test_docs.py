@@ -40,6 +40,7 @@ def test_public_surface_is_pinned() -> None:
             "file_delete", "afile_delete", "file_content", "afile_content", "create_batch", "acreate_batch",
             "retrieve_batch", "aretrieve_batch", "cancel_batch", "acancel_batch", "list_batches",
             "alist_batches",
+            "AsyncTextStream", "TextStream", "atext_completion", "text_completion",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

@@ -16,7 +16,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import AsyncChatStream, ChatStream, acompletion, completion
+    from .api import (
+        AsyncChatStream,
+        AsyncTextStream,
+        ChatStream,
+        TextStream,
+        acompletion,
+        atext_completion,
+        completion,
+        text_completion,
+    )
     from .errors import (
         APIConnectionError,
         APIError,
@@ -65,6 +74,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncChatStream",
+    "AsyncTextStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatCompletion",
@@ -81,6 +91,7 @@ __all__ = [
     "RateLimitError",
     "ServiceUnavailableError",
     "TextCompletion",
+    "TextStream",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acancel_batch",
@@ -93,6 +104,7 @@ __all__ = [
     "afile_retrieve",
     "alist_batches",
     "aretrieve_batch",
+    "atext_completion",
     "cancel_batch",
     "completion",
     "create_batch",
@@ -106,6 +118,7 @@ __all__ = [
     "hookimpl",
     "list_batches",
     "retrieve_batch",
+    "text_completion",
 ]
 
 drop_params: bool = False
@@ -118,6 +131,10 @@ _LAZY = {
     "acompletion": "api",
     "ChatStream": "api",
     "AsyncChatStream": "api",
+    "text_completion": "api",
+    "atext_completion": "api",
+    "TextStream": "api",
+    "AsyncTextStream": "api",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",

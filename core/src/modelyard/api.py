@@ -1,7 +1,8 @@
 """The SDK entry points and the one request pipeline behind them.
 
-``completion`` and ``acompletion`` (and the proxy and the Router, which call them) go
-through the same steps:
+``completion`` and ``acompletion`` (and the proxy and the Router, which call them), and
+``text_completion`` / ``atext_completion`` for the legacy completions operation, go through
+the same steps:
 
 1. resolve    the model string to a Route and a Family (``families.FamilyRegistry``)
 2. prepare    validate parameters and messages; apply the family's rules
@@ -13,6 +14,11 @@ through the same steps:
 8. observe    ``on_success`` / ``on_failure`` hooks
 
 Sync and async share steps 1-4 and 6-8; only sending differs.
+
+A family whose operation is ``completions`` answers in the legacy text shape
+(:class:`TextCompletion`); ``completion()`` hands its callers the chat shape, converted here
+(``choices[i].text`` -> ``choices[i].message.content``, and ``delta.content`` in streams), and
+``text_completion()`` the native shape.
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import APIError, BadRequestError, PluginError, error_for_status
-from .families import Family, apply_rules
+from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .transport import aiter_sse, get_transport, iter_sse
@@ -36,21 +42,29 @@ from .types import (
     ChatCompletionChunk,
     ChatParams,
     ChatRequest,
+    Choice,
     ChunkChoice,
     Connection,
     Delta,
+    Message,
     ProviderRequest,
     ProviderResponse,
     Route,
+    TextCompletion,
+    TextParams,
     Usage,
 )
 
 __all__ = [
     "AsyncChatStream",
+    "AsyncTextStream",
     "CallRecord",
     "ChatStream",
+    "TextStream",
     "acompletion",
+    "atext_completion",
     "completion",
+    "text_completion",
 ]
 
 DEFAULT_NUM_RETRIES = 2
@@ -84,6 +98,7 @@ class _Call:
     simulate_stream: bool
     include_usage: bool
     started: float
+    text: bool = False
 
 
 # --------------------------------------------------------------------------- prepare
@@ -111,9 +126,9 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _validate_params(params: dict[str, Any]) -> dict[str, Any]:
+def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams) -> dict[str, Any]:
     try:
-        return ChatParams.model_validate(params).model_dump(exclude_unset=True)
+        return schema.model_validate(params).model_dump(exclude_unset=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _field(err["loc"])
@@ -155,7 +170,7 @@ def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route
     return result
 
 
-def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any]) -> _Call:
+def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *, text: bool = False) -> _Call:
     started = time.perf_counter()
     if not isinstance(model, str) or not model:
         raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
@@ -172,8 +187,19 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any]) ->
         err = exc.errors()[0]
         field = _field(err["loc"])
         raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
-    messages = _validate_messages(messages)
-    params = _validate_params(params)
+    if text:
+        if route.operation != "completions":
+            raise BadRequestError(
+                f"text_completion() needs a model whose family calls the 'completions' operation; "
+                f"{model!r} is in family {family.name!r} ({route.operation!r}). Use completion() for it.",
+                param="model",
+                model=model,
+            )
+        messages, params = [], _validate_params(params, TextParams)
+    else:
+        messages = _validate_messages(messages)
+        params = _validate_params(params)
+    check_needed_plugins(family, params, missing=plugins.missing, model=model)
     drop = control.get("drop_params")
     messages, params = apply_rules(
         family, messages, params, drop_params=_settings_drop_params() if drop is None else bool(drop), model=model
@@ -200,6 +226,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any]) ->
         simulate_stream=simulate,
         include_usage=include_usage,
         started=started,
+        text=text,
     )
 
 
@@ -277,22 +304,60 @@ class _ChunkAssembler:
         self.prompt_filter_results: list[Any] | None = None
         self._pending_filters = False
         self.usage: Usage | None = None
+        self._started: set[int] = set()
 
-    def feed(self, event: dict[str, Any]) -> ChatCompletionChunk | None:
+    def feed(self, event: dict[str, Any]) -> Any:
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
             if "prompt_filter_results" in event:
                 self.prompt_filter_results = event["prompt_filter_results"]
                 self._pending_filters = True
             return None
         chunk = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
-        if not isinstance(chunk, ChatCompletionChunk):
-            raise PluginError(f"normalize_chunk gave {type(chunk).__name__}, expected ChatCompletionChunk")
+        if isinstance(chunk, TextCompletion) and not self.call.text:
+            chunk = _chunk_from_text(chunk, self._started)
+        expected = TextCompletion if self.call.text else ChatCompletionChunk
+        if not isinstance(chunk, expected):
+            raise PluginError(f"normalize_chunk gave {type(chunk).__name__}, expected {expected.__name__}")
         if self._pending_filters:
             setattr(chunk, "prompt_filter_results", self.prompt_filter_results)  # noqa: B010  (an extra field)
             self._pending_filters = False
         if chunk.usage is not None:
             self.usage = chunk.usage
         return chunk
+
+
+def _chat_from_text(text: TextCompletion) -> ChatCompletion:
+    """A legacy text completion in chat shape; Azure's extra fields are kept."""
+    extra = {k: v for k, v in (text.model_extra or {}).items() if k != "object"}
+    choices = [
+        Choice(
+            index=c.index,
+            message=Message(role="assistant", content=c.text),
+            finish_reason=c.finish_reason,
+            logprobs=c.logprobs,
+            **(c.model_extra or {}),
+        )
+        for c in text.choices
+    ]
+    return ChatCompletion(id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra)
+
+
+def _chunk_from_text(text: TextCompletion, started: set[int]) -> ChatCompletionChunk:
+    """One legacy stream event in chat-chunk shape; ``role`` on each choice's first delta."""
+    extra = {k: v for k, v in (text.model_extra or {}).items() if k != "object"}
+    choices = []
+    for c in text.choices:
+        first = c.index not in started
+        started.add(c.index)
+        delta = Delta(role="assistant" if first else None, content=c.text or None)
+        choices.append(
+            ChunkChoice(
+                index=c.index, delta=delta, finish_reason=c.finish_reason, logprobs=c.logprobs, **(c.model_extra or {})
+            )
+        )
+    return ChatCompletionChunk(
+        id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra
+    )
 
 
 def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[ChatCompletionChunk]:
@@ -313,18 +378,21 @@ def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[C
     return chunks
 
 
-class ChatStream:
-    """A sync iterator of :class:`ChatCompletionChunk`; use it in a ``with`` block or exhaust it.
+_ChunkT = TypeVar("_ChunkT", ChatCompletionChunk, TextCompletion)
+
+
+class _SyncStream(Generic[_ChunkT]):
+    """A sync iterator of chunks; use it in a ``with`` block or exhaust it.
 
     Attributes:
         prompt_filter_results: Azure's prompt annotations from the stream's first event.
         headers: the upstream response headers.
     """
 
-    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[ChatCompletionChunk] | None = None):
+    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[_ChunkT] | None = None):
         self._call = call
         self._response = response
-        self._replay = replay
+        self._replay: list[_ChunkT] | None = replay
         self._assembler = _ChunkAssembler(call)
         self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
 
@@ -332,7 +400,7 @@ class ChatStream:
     def prompt_filter_results(self) -> list[Any] | None:
         return self._assembler.prompt_filter_results
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+    def __iter__(self) -> Iterator[_ChunkT]:
         if self._replay is not None:
             yield from self._replay
             return
@@ -353,20 +421,20 @@ class ChatStream:
         if self._response is not None:
             self._response.close()
 
-    def __enter__(self) -> ChatStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class AsyncChatStream:
-    """The async twin of :class:`ChatStream` (``async for chunk in stream``)."""
+class _AsyncStream(Generic[_ChunkT]):
+    """The async twin of :class:`_SyncStream` (``async for chunk in stream``)."""
 
-    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[ChatCompletionChunk] | None = None):
+    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[_ChunkT] | None = None):
         self._call = call
         self._response = response
-        self._replay = replay
+        self._replay: list[_ChunkT] | None = replay
         self._assembler = _ChunkAssembler(call)
         self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
 
@@ -374,7 +442,7 @@ class AsyncChatStream:
     def prompt_filter_results(self) -> list[Any] | None:
         return self._assembler.prompt_filter_results
 
-    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def __aiter__(self) -> AsyncIterator[_ChunkT]:
         if self._replay is not None:
             for replayed in self._replay:
                 yield replayed
@@ -396,11 +464,32 @@ class AsyncChatStream:
         if self._response is not None:
             await self._response.aclose()
 
-    async def __aenter__(self) -> AsyncChatStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class ChatStream(_SyncStream[ChatCompletionChunk]):
+    """A sync iterator of :class:`ChatCompletionChunk`; use it in a ``with`` block or exhaust it.
+
+    Attributes:
+        prompt_filter_results: Azure's prompt annotations from the stream's first event.
+        headers: the upstream response headers.
+    """
+
+
+class AsyncChatStream(_AsyncStream[ChatCompletionChunk]):
+    """The async twin of :class:`ChatStream` (``async for chunk in stream``)."""
+
+
+class TextStream(_SyncStream[TextCompletion]):
+    """A sync iterator of legacy completion chunks (:class:`TextCompletion`, ``choices[i].text``)."""
+
+
+class AsyncTextStream(_AsyncStream[TextCompletion]):
+    """The async twin of :class:`TextStream`."""
 
 
 def _stream_broken(exc: Exception) -> APIError:
@@ -446,6 +535,8 @@ def completion(
     if call.request.stream:
         return ChatStream(call, response)
     result = _normalize(call, response)
+    if isinstance(result, TextCompletion):
+        result = _chat_from_text(result)
     if call.simulate_stream:
         return ChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
     return result  # type: ignore[no-any-return]  # checked by _first
@@ -466,6 +557,63 @@ async def acompletion(
     if call.request.stream:
         return AsyncChatStream(call, response)
     result = _normalize(call, response)
+    if isinstance(result, TextCompletion):
+        result = _chat_from_text(result)
     if call.simulate_stream:
         return AsyncChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
+    return result  # type: ignore[no-any-return]  # checked by _first
+
+
+def text_completion(prompt: Any, model: str, *, stream: bool = False, **kwargs: Any) -> TextCompletion | TextStream:
+    """Create a legacy text completion, as OpenAI's ``completions.create`` and LiteLLM's ``text_completion``.
+
+    Args:
+        prompt: a string or a list of strings (or token arrays), sent unchanged.
+        model: a model of a ``completions`` family, e.g. ``azure_text/<deployment>``.
+        stream: return a :class:`TextStream` of chunks instead of one response.
+        **kwargs: the completions parameters (``max_tokens``, ``temperature``, ``stop``, ``n``,
+            ``logprobs`` (an integer), ``echo``, ``suffix``, ``best_of`` ...) and the same
+            connection and control settings as :func:`completion`.
+
+    Returns:
+        A :class:`TextCompletion` (``r.choices[0].text``), or a :class:`TextStream`.
+
+    Raises:
+        BadRequestError: invalid input, or a model whose family is not a completions family.
+        UnsupportedParamsError: a parameter the model family refuses, unless ``drop_params``.
+        APIError: the upstream's error, mapped to its class.
+    """
+    call = _prepare(model, None, stream, {**kwargs, "prompt": prompt}, text=True)
+    transport = get_transport()
+    try:
+        response = transport.send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    if call.request.stream:
+        return TextStream(call, response)
+    result = _normalize(call, response)
+    if call.simulate_stream:
+        return TextStream(call, None, replay=[result])
+    return result  # type: ignore[no-any-return]  # checked by _first
+
+
+async def atext_completion(
+    prompt: Any, model: str, *, stream: bool = False, **kwargs: Any
+) -> TextCompletion | AsyncTextStream:
+    """The async twin of :func:`text_completion`; a stream is an :class:`AsyncTextStream`."""
+    call = _prepare(model, None, stream, {**kwargs, "prompt": prompt}, text=True)
+    transport = get_transport()
+    try:
+        response = await transport.asend(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    if call.request.stream:
+        return AsyncTextStream(call, response)
+    result = _normalize(call, response)
+    if call.simulate_stream:
+        return AsyncTextStream(call, None, replay=[result])
     return result  # type: ignore[no-any-return]  # checked by _first

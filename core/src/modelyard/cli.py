@@ -32,12 +32,20 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deployment(spec: str) -> Any:
+    """``name`` or ``name=model`` (``my-o3=o3-mini``): the model decides what the deployment accepts."""
+    from .testing import Deployment
+
+    name, _, model = spec.partition("=")
+    return Deployment(name, model=model) if model else Deployment(name)
+
+
 def _emulator(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .testing import Emulator
 
-    emulator = Emulator(args.deployment or ["gpt-4o", "gpt-4o-mini"], api_keys=[args.api_key])
+    emulator = Emulator([_deployment(d) for d in args.deployment or ["gpt-4o", "gpt-4o-mini"]], api_keys=[args.api_key])
     print(
         f"Azure OpenAI emulator on http://{args.host}:{args.port}  "
         f"deployments: {', '.join(emulator.deployments)}  (api-key: the one you passed with --api-key)",
@@ -103,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--api-key", default="emulator-key", help="the key clients must send (default: emulator-key)")
-    p.add_argument("--deployment", action="append", help="a deployment to serve (repeatable)")
+    p.add_argument(
+        "--deployment", action="append", help="a deployment to serve, NAME or NAME=MODEL (my-o3=o3-mini); repeatable"
+    )
     p.set_defaults(func=_emulator)
 
     p = sub.add_parser("demo", help="run one completion against an embedded emulator and print it")

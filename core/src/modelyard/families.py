@@ -6,11 +6,17 @@ rest. Recognition, most specific first:
 1. the provider **prefix** (``azure/``, ``azure_text/``): the longest registered prefix wins;
 2. an explicit **segment** after the prefix (``azure/o_series/<deployment>``), stripped from
    the deployment name;
-3. a family **pinned** by the caller (``model_family="o_series"``) or found from
-   ``base_model`` (``azure/o3-mini``), for deployments whose names say nothing;
+3. a family **pinned** by the caller (``model_family="o_series"``, exactly that family) or
+   found from ``base_model`` (``azure/o3-mini``), for deployments whose names say nothing.
+   When ``base_model`` is given it is the only name the patterns see: it says what the
+   deployment is, so the deployment's own name is not sniffed;
 4. a **pattern** matched against the deployment name (``o3`` in ``my-o3-deployment``), higher
    ``priority`` first;
 5. the prefix's default family (the one with neither segment nor pattern).
+
+A family chosen by its segment is then **refined**: a family declaring ``refines=<that
+family>`` whose pattern matches the deployment name (or ``base_model``) replaces it, so
+``azure/o_series/my-o1-mini`` gets the stricter o1-mini rules.
 
 Parameter rules are applied by :func:`apply_rules`; a plugin writes code only for what these
 rules cannot say.
@@ -19,7 +25,7 @@ rules cannot say.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import BadRequestError, UnsupportedParamsError
 from .types import Route
 
-__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules"]
+__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules", "check_needed_plugins"]
 
 
 class ParamRules(BaseModel):
@@ -42,6 +48,11 @@ class ParamRules(BaseModel):
         simulate_stream: the upstream cannot stream; ``stream=True`` is served from one
             non-streaming call, replayed as chunks.
         defaults: parameters added when the caller did not set them.
+        needs_plugin: parameters only a further plugin can honour, mapped to that plugin's
+            distribution (or entry-point) name, e.g. ``{"enhancements": "modelyard-x"}``. When
+            that plugin is not loaded (not installed, blocked, or skipped) a call that sets the
+            parameter fails before anything is sent, naming the plugin; ``drop_params`` does not
+            drop it, since the call would silently lose what the caller asked for.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -52,6 +63,7 @@ class ParamRules(BaseModel):
     role_map: dict[str, str] = Field(default_factory=dict)
     simulate_stream: bool = False
     defaults: dict[str, Any] = Field(default_factory=dict)
+    needs_plugin: dict[str, str] = Field(default_factory=dict)
 
 
 class Family(BaseModel):
@@ -65,6 +77,8 @@ class Family(BaseModel):
         pattern: a regular expression searched (case-insensitively) in the deployment name
             and in ``base_model``, or None.
         priority: among pattern families, higher is tried first.
+        refines: the name of a broader family this one narrows; when that family is chosen by
+            its segment, this one is used instead if its pattern matches.
         operation: the upstream operation (``chat``, ``completions`` ...).
         rules: the parameter rules.
         description: one line for ``modelyard plugins`` and the docs.
@@ -78,6 +92,7 @@ class Family(BaseModel):
     segment: str | None = None
     pattern: str | None = None
     priority: int = 0
+    refines: str | None = None
     operation: str = "chat"
     rules: ParamRules = Field(default_factory=ParamRules)
     description: str = ""
@@ -118,8 +133,8 @@ class FamilyRegistry:
         Args:
             model: ``<prefix><deployment>`` or ``<prefix><segment>/<deployment>``.
             family: a family name that pins the family whatever the deployment is called.
-            base_model: the deployment's underlying model (``azure/o3-mini``), matched against
-                the family patterns when the name is not enough.
+            base_model: the deployment's underlying model (``azure/o3-mini``); when given, the
+                family patterns are matched against it instead of the deployment name.
 
         Raises:
             BadRequestError: no registered prefix matches, or ``family`` is unknown.
@@ -137,11 +152,17 @@ class FamilyRegistry:
         rest = model[len(prefix) :]
         chosen: Family | None = None
 
+        patterned = sorted((f for f in candidates if f.pattern), key=lambda f: -f.priority)
+        bare = base_model.split("/", 1)[1] if base_model and "/" in base_model else base_model
         head, sep, tail = rest.partition("/")
         if sep:
             chosen = next((f for f in candidates if f.segment == head), None)
             if chosen is not None:
                 rest = tail
+                parent = chosen.name
+                chosen = next(
+                    (f for f in patterned if f.refines == parent and f.matches(bare or tail)), chosen
+                )
         if not rest:
             raise BadRequestError(
                 f"Model {model!r} names no deployment: use '{prefix}<deployment>'.",
@@ -157,12 +178,8 @@ class FamilyRegistry:
                     param="model_family",
                     model=model,
                 )
-        patterned = sorted((f for f in candidates if f.pattern), key=lambda f: -f.priority)
-        if chosen is None and base_model:
-            bare = base_model.split("/", 1)[1] if "/" in base_model else base_model
-            chosen = next((f for f in patterned if f.matches(bare)), None)
         if chosen is None:
-            chosen = next((f for f in patterned if f.matches(rest)), None)
+            chosen = next((f for f in patterned if f.matches(bare or rest)), None)
         if chosen is None:
             chosen = next((f for f in candidates if f.segment is None and f.pattern is None), None)
         if chosen is None:
@@ -213,7 +230,10 @@ def apply_rules(
                 family=family.name,
                 model=model,
             )
-        out[rules.rename.get(key, key)] = value
+        target = rules.rename.get(key, key)
+        if target != key and params.get(target) is not None:
+            continue  # the caller also set the new name: that one wins
+        out[target] = value
     for key, value in rules.defaults.items():
         out.setdefault(key, value)
     if rules.role_map:
@@ -222,3 +242,37 @@ def apply_rules(
             for m in messages
         ]
     return messages, out
+
+
+def check_needed_plugins(
+    family: Family,
+    params: dict[str, Any],
+    *,
+    missing: Callable[[str], str | None],
+    model: str,
+) -> None:
+    """Refuse a parameter whose plugin (``ParamRules.needs_plugin``) is not loaded.
+
+    Args:
+        family: the resolved family.
+        params: the caller's parameters (before or after :func:`apply_rules`).
+        missing: returns None when the named plugin is loaded, else why it is not
+            (``"blocked: named in the block list"``); see ``Plugins.missing``.
+        model: the model string, for the error.
+
+    Raises:
+        BadRequestError: ``code == "plugin_not_loaded"``, ``param`` naming the parameter.
+    """
+    for key, plugin in family.rules.needs_plugin.items():
+        if params.get(key) is None:
+            continue
+        why = missing(plugin)
+        if why is not None:
+            raise BadRequestError(
+                f"{key!r} needs the plugin {plugin!r}, which is not loaded ({why}). Install it and "
+                f"remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins, or "
+                f"leave out {key!r}. See `modelyard plugins`.",
+                param=key,
+                code="plugin_not_loaded",
+                model=model,
+            )

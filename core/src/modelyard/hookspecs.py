@@ -176,8 +176,10 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
     """Turn one parsed server-sent event of a stream into an OpenAI-shaped chunk.
 
-    Runs for every event of a stream (step 6), so keep it fast. Return the chunk model, or
-    None when ``route.provider`` is not yours. Since HOOK_API 1.0.
+    Runs for every event of a stream (step 6), so keep it fast. Return the chunk model
+    (``ChatCompletionChunk`` for chat, ``TextCompletion`` for ``completions``: the core turns
+    it into a chat chunk for ``completion()`` callers), or None when ``route.provider`` is
+    not yours. Since HOOK_API 1.0.
     """
 
 

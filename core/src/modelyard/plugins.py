@@ -98,6 +98,25 @@ class Plugins:
                     self._families = self._collect_families()
         return self._families
 
+    def missing(self, name: str) -> str | None:
+        """None when the plugin ``name`` (distribution or entry-point name) is loaded, else why not.
+
+        The answer reads like ``"blocked: named in the block list"`` or ``"not installed"``,
+        for errors that tell the caller which plugin to install or unblock.
+        """
+        wanted = _norm(name)
+        # A module registered directly (``extra``) is known by its name: its top package counts.
+        found = [
+            i for i in self.infos
+            if wanted in (_norm(i.name), _norm(i.distribution), _norm(i.name.partition(".")[0]))
+        ]  # fmt: skip
+        if any(i.status == "loaded" for i in found):
+            return None
+        if not found:
+            return "not installed"
+        info = found[0]
+        return f"{info.status}: {info.reason}" if info.reason else info.status
+
     def _collect_families(self) -> FamilyRegistry:
         registry = FamilyRegistry()
         by_plugin = {info.name: info for info in self.infos}

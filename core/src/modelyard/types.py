@@ -33,6 +33,7 @@ __all__ = [
     "Route",
     "TextChoice",
     "TextCompletion",
+    "TextParams",
     "TokenProvider",
     "Usage",
 ]
@@ -135,6 +136,32 @@ class ChatParams(BaseModel):
     user_security_context: dict[str, Any] | None = None
 
 
+class TextParams(BaseModel):
+    """Legacy completions parameters (``text_completion``), typed like :class:`ChatParams`.
+
+    ``logprobs`` is an integer here (how many top tokens), not chat's boolean.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | list[str] | list[int] | list[list[int]]
+    suffix: str | None = None
+    echo: bool | None = None
+    best_of: int | None = Field(default=None, ge=0, le=20)
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    max_tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    seed: int | None = None
+    stream_options: dict[str, Any] | None = None
+
+
 class Route(BaseModel):
     """Where a model string leads: which provider plugin, which family, which deployment.
 
@@ -156,13 +183,37 @@ class Route(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """One prepared chat call: family rules already applied."""
+    """One prepared chat call: family rules already applied.
+
+    Parameters may carry credentials for other services (``dataSources[].parameters.key``,
+    ``data_sources[].parameters.authentication.key``): the repr masks every value whose key
+    names a secret (``*key``, ``*token``, ``*secret*``, ``*password*``, ``connection_string``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     messages: list[dict[str, Any]]
     params: dict[str, Any] = Field(default_factory=dict)
     stream: bool = False
+
+    def __repr_args__(self) -> Any:
+        yield "messages", self.messages
+        yield "params", _redacted(self.params)
+        yield "stream", self.stream
+
+
+def _secret_name(key: str) -> bool:
+    k = key.lower().replace("_", "").replace("-", "")
+    return k.endswith(("key", "token")) or any(w in k for w in ("secret", "password", "connectionstring"))
+
+
+def _redacted(value: Any) -> Any:
+    """A copy of ``value`` with the values of secret-named keys masked, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: "**********" if isinstance(k, str) and _secret_name(k) and v else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 class ProviderRequest(BaseModel):

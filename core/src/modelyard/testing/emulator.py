@@ -7,6 +7,8 @@ and SSE streams that open with Azure's empty, annotation-only chunk. Replies are
 deterministic, so tests can assert on them.
 
 It imports nothing of what it tests (no plugin, no proxy, no router): only Starlette.
+Each deployment's ``model`` decides what it accepts, as on Azure (reasoning, instruct and
+audio models: see :mod:`modelyard.testing.families`).
 
 Triggers in the last user message:
     ``emulator:filter-prompt``  the prompt is blocked: 400 ``content_filter``.
@@ -16,6 +18,7 @@ Triggers in the last user message:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -30,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from . import families, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -234,6 +239,9 @@ class Emulator:
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
             *self.batches.routes(),
+            vision.extensions_route(self),
+            Route("/openai/deployments/{deployment}/completions", functools.partial(families.completions, self), methods=["POST"]),
+            Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
@@ -350,7 +358,7 @@ class Emulator:
     async def _chat_v1(self, request: Request) -> Response:
         return await self._chat(request, None, v1=True)
 
-    async def _chat(self, request: Request, deployment: str | None, *, v1: bool) -> Response:
+    async def _chat(self, request: Request, deployment: str | None, *, v1: bool, extension: bool = False) -> Response:
         body, bad = await self._record(request)
         denied = self._check_auth(request, v1) or self._check_version(request, v1)
         if denied is not None:
@@ -371,6 +379,10 @@ class Emulator:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, None, "'messages' is a required property", type="invalid_request_error", param="messages")
+        refused = families.check_chat(d, body, None if v1 else request.query_params.get("api-version"))
+        refused = refused or vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
+        if refused is not None:
+            return refused
         fault = await self._faults(d)
         if fault is not None:
             return fault
@@ -414,6 +426,9 @@ class Emulator:
                 param="messages",
             )
         completion = self._reply(d, body, messages, prompt_tokens)
+        families.decorate(d, body, completion)
+        if extension:
+            completion = vision.shape_extension_reply(completion, body, d)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
@@ -498,7 +513,7 @@ class Emulator:
         def event(obj: dict[str, Any]) -> bytes:
             return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
-        head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+        head = {"id": completion["id"], "object": completion["object"] + ".chunk", "created": completion["created"],
                 "model": completion["model"], "system_fingerprint": completion["system_fingerprint"]}  # fmt: skip
         sent = 0
         cut = d.faults.drop_stream_after
@@ -512,6 +527,8 @@ class Emulator:
                     pieces.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})  # fmt: skip
                     pieces.append({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
+            elif msg.get("audio"):
+                pieces += families.audio_pieces(msg["audio"])
             else:
                 pieces += [{"content": w} for w in re.findall(r"\S+\s*", msg.get("content") or "")]
             for piece in pieces:

@@ -12,7 +12,7 @@ from modelyard.errors import (
     RateLimitError,
     error_for_status,
 )
-from modelyard.families import Family
+from modelyard.families import Family, ParamRules
 from modelyard.transport import parse_retry_after
 from modelyard.types import (
     ChatCompletion,
@@ -21,7 +21,7 @@ from modelyard.types import (
     TextCompletion,
 )
 
-from . import urls
+from . import text, urls
 
 if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterFamily
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 HOOK_API = (1, 0)
 PROVIDER = "azure"
+VISION_PLUGIN = "modelyard-azure-vision"
+"""The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
 
 
 @hookimpl
@@ -40,17 +42,27 @@ def register_families(register: RegisterFamily) -> None:
             provider=PROVIDER,
             prefix="azure/",
             description="Azure OpenAI chat deployments (gpt-4o, gpt-4.1, gpt-35-turbo ...)",
+            # Vision enhancements go to another endpoint, built by that plugin (hooks only).
+            rules=ParamRules(needs_plugin={"enhancements": VISION_PLUGIN, "dataSources": VISION_PLUGIN}),
         )
     )
 
 
 @hookimpl
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
-    """Build the Azure call: deployment-scoped (classic) or v1 URL, JSON body, caller headers."""
+    """Build the Azure call: deployment-scoped (classic) or v1 URL, JSON body, caller headers.
+
+    The ``completions`` operation (instruct families) gets a ``prompt`` body instead of
+    ``messages`` (see :mod:`modelyard_azure_chat.text`).
+    """
     if route.provider != PROVIDER:
         return None
     url, query, model_in_body = urls.build(connection, route.deployment, route.operation)
-    body: dict[str, Any] = {"messages": request.messages, **request.params}
+    body: dict[str, Any]
+    if route.operation == "completions":
+        body = text.completions_body(request)
+    else:
+        body = {"messages": request.messages, **request.params}
     if model_in_body:
         body["model"] = route.deployment
     if request.stream:
@@ -71,9 +83,11 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 
 @hookimpl
 def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
-    """One stream event as a :class:`ChatCompletionChunk`."""
+    """One stream event as a :class:`ChatCompletionChunk` (a :class:`TextCompletion` on ``completions``)."""
     if route.provider != PROVIDER:
         return None
+    if route.operation == "completions":
+        return TextCompletion.model_validate(chunk)
     return ChatCompletionChunk.model_validate(chunk)
 
 
