@@ -626,21 +626,23 @@ async def afile_content(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDE
 
 
 def create_batch(
-    input_file_id: str,
-    endpoint: str = "/v1/chat/completions",
     completion_window: str = "24h",
-    metadata: dict[str, str] | None = None,
+    endpoint: str = "/v1/chat/completions",
+    input_file_id: str | None = None,
     custom_llm_provider: str = DEFAULT_PROVIDER,
+    metadata: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> Batch:
     """Start a batch job over an uploaded ``batch`` file (``POST /batches``), as LiteLLM's ``create_batch``.
 
+    The positional order is LiteLLM's; pass the arguments by name.
+
     Args:
-        input_file_id: the id ``create_file`` returned.
-        endpoint: ``/v1/chat/completions`` (Azure also takes ``/chat/completions``).
         completion_window: ``24h``, the only value Azure accepts.
-        metadata: string-to-string labels kept on the batch.
+        endpoint: ``/v1/chat/completions`` (Azure also takes ``/chat/completions``).
+        input_file_id: the id ``create_file`` returned (required).
         custom_llm_provider: which provider plugin answers (``azure``).
+        metadata: string-to-string labels kept on the batch.
         **kwargs: connection settings, ``extra_headers``, ``extra_body``, ``timeout``, ``num_retries``.
 
     Returns:
@@ -651,11 +653,11 @@ def create_batch(
 
 
 async def acreate_batch(
-    input_file_id: str,
-    endpoint: str = "/v1/chat/completions",
     completion_window: str = "24h",
-    metadata: dict[str, str] | None = None,
+    endpoint: str = "/v1/chat/completions",
+    input_file_id: str | None = None,
     custom_llm_provider: str = DEFAULT_PROVIDER,
+    metadata: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> Batch:
     """The async twin of :func:`create_batch`."""
@@ -663,25 +665,35 @@ async def acreate_batch(
     return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
 
 
-def retrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> Batch:
-    """The current state of a batch (``GET /batches/{id}``): status, counts, output file ids."""
+def retrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                  metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """The current state of a batch (``GET /batches/{id}``): status, counts, output file ids.
+
+    ``metadata`` is accepted for LiteLLM compatibility and not sent.
+    """
     request = _one("retrieve_batch", "GET", "/batches/{}", batch_id, "batch_id")
     return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
 
 
-async def aretrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> Batch:
+async def aretrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                         metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
     """The async twin of :func:`retrieve_batch`."""
     request = _one("retrieve_batch", "GET", "/batches/{}", batch_id, "batch_id")
     return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
 
 
-def cancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> Batch:
-    """Ask a batch to stop (``POST /batches/{id}/cancel``); it moves to ``cancelling`` then ``cancelled``."""
+def cancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """Ask a batch to stop (``POST /batches/{id}/cancel``); it moves to ``cancelling`` then ``cancelled``.
+
+    ``metadata`` is accepted for LiteLLM compatibility and not sent.
+    """
     request = _one("cancel_batch", "POST", "/batches/{}/cancel", batch_id, "batch_id")
     return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
 
 
-async def acancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> Batch:
+async def acancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                       metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
     """The async twin of :func:`cancel_batch`."""
     request = _one("cancel_batch", "POST", "/batches/{}/cancel", batch_id, "batch_id")
     return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]

@@ -150,3 +150,15 @@ def test_deployment_params_never_show_in_a_repr() -> None:
     assert "secret-key-123" not in repr(d)
     with pytest.raises(modelyard.ConfigError):
         BatchDeployment(GROUP, {"model": "x"})
+
+
+async def test_health_check_lists_files_and_spends_no_tokens(
+    resources: dict[str, EmulatorServer], deployments: list[BatchDeployment]
+) -> None:
+    deployments[0].health_check()
+    await deployments[1].ahealth_check()
+    seen = [(r.method, r.path) for server in resources.values() for r in server.emulator.requests]
+    assert seen == [("GET", "/openai/files"), ("GET", "/openai/files")]
+    broken = BatchDeployment(GROUP, {**deployments[0].params, "api_key": "not-the-key"})
+    with pytest.raises(modelyard.AuthenticationError):
+        broken.health_check()

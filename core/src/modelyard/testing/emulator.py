@@ -191,6 +191,8 @@ class Emulator:
 
     Attributes:
         requests: every request received, in order (:class:`RecordedRequest`).
+        batches: the resource's files and batches (``modelyard.testing.batches.BatchService``;
+            ``step_seconds`` sets how fast batches run).
         token_validator: a callable ``(token) -> bool`` for bearer tokens that are not in
             ``ad_tokens`` (the Entra emulator installs one).
     """

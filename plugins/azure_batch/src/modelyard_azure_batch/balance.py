@@ -74,6 +74,21 @@ class BatchDeployment:
         """The keyword arguments for ``modelyard.create_file`` / ``create_batch`` ..."""
         return {k: v for k, v in self.params.items() if k in _PASSED}
 
+    def health_check(self, *, timeout: float = 30.0) -> None:
+        """Probe the deployment's resource with a files listing: no tokens spent, no batch started.
+
+        A chat probe would fail on a batch-only deployment (``OperationNotSupported``); listing
+        files checks the endpoint, the api-version and the credential.
+
+        Raises:
+            APIError: the resource refused or could not be reached (mapped as for any call).
+        """
+        modelyard.file_list(**{**self.call_params(), "timeout": timeout, "num_retries": 0})
+
+    async def ahealth_check(self, *, timeout: float = 30.0) -> None:
+        """The async twin of :meth:`health_check`."""
+        await modelyard.afile_list(**{**self.call_params(), "timeout": timeout, "num_retries": 0})
+
     def __repr__(self) -> str:  # params hold credentials: never show them
         return f"BatchDeployment(model_name={self.model_name!r}, id={self.id!r})"
 
