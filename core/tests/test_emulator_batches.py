@@ -194,3 +194,11 @@ def test_an_upload_is_pending_until_processed_and_batches_wait_for_it(fast: Emul
     clock.now += 1.0
     assert http.get(f"/openai/files/{file['id']}", params=VERSION).json()["status"] == "processed"
     assert http.post("/openai/batches", params=VERSION, json=body).status_code == 200
+
+
+def test_the_ga_file_list_returns_every_file_and_v1_pages(fast: Emulator, http: httpx.Client) -> None:
+    ids = [_upload(http, [_line(0)]).json()["id"] for _ in range(22)]
+    everything = http.get("/openai/files", params=VERSION).json()
+    assert set(everything) == {"object", "data"} and len(everything["data"]) == 22
+    page = http.get("/openai/v1/files", params={"limit": 20}).json()
+    assert len(page["data"]) == 20 and page["has_more"] is True and page["first_id"] == ids[-1]

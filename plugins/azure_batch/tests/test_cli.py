@@ -57,3 +57,9 @@ def test_validate_only_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["batch", "validate", str(source)]) == 0
     assert "3 requests for model 'gpt-4o-mini'" in capsys.readouterr().out
     assert main(["batch", "validate", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_the_plugin_registers_the_batch_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "batch" in capsys.readouterr().out

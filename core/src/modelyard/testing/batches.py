@@ -169,6 +169,9 @@ class BatchService:
         with self._lock:
             now = self.clock()
             data = [f.obj(now) for f in self.files.values() if purpose is None or f.purpose == purpose]
+        v1 = request.url.path.startswith("/openai/v1/")
+        if not v1 and not {"after", "limit"} & set(request.query_params):
+            return JSONResponse({"object": "list", "data": data[::-1]})  # GA: every file, no paging
         return JSONResponse(self._page(data[::-1], request))
 
     async def _upload(self, request: Request) -> Response:
