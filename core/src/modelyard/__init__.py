@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         retrieve_batch,
     )
     from .hookspecs import HOOK_API, hookimpl
+    from .router import Router
     from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "PermissionDeniedError",
     "PluginError",
     "RateLimitError",
+    "Router",
     "ServiceUnavailableError",
     "TextCompletion",
     "TextStream",
@@ -138,6 +140,7 @@ _LAZY = {
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
+    "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})

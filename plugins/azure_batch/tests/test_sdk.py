@@ -150,3 +150,10 @@ def test_errors_are_mapped_and_name_the_field(fast: Emulator, api_base: str) -> 
         modelyard.file_list(api_base=api_base, api_key="wrong-key-wrong-key")
     assert "wrong-key" not in str(auth.value) and auth.value.status_code == 401
     assert len(fast.requests) == 2  # the retrieve and the refused list; nothing else was sent
+
+
+def test_a_provider_without_a_files_plugin_is_named(fast: Emulator, api_base: str) -> None:
+    with pytest.raises(modelyard.PluginError) as info:
+        modelyard.file_list(custom_llm_provider="acme", api_base=api_base, api_key=KEY)
+    assert "transform_files_request" in str(info.value) and "'acme'" in str(info.value)
+    assert fast.requests == []
