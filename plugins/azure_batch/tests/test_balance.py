@@ -13,7 +13,7 @@ import pytest
 from modelyard.files import Batch
 from modelyard.store import Store
 from modelyard.testing import Emulator, EmulatorServer
-from modelyard_azure_batch.balance import BatchBalancer, BatchDeployment
+from modelyard_azure_batch.balance import BatchBalancer, BatchDeployment, batch_deployments
 
 from testsupport import KEY, batch_jsonl
 
@@ -162,3 +162,26 @@ async def test_health_check_lists_files_and_spends_no_tokens(
     broken = BatchDeployment(GROUP, {**deployments[0].params, "api_key": "not-the-key"})
     with pytest.raises(modelyard.AuthenticationError):
         broken.health_check()
+
+
+def test_batch_deployments_come_from_a_model_list(
+    resources: dict[str, EmulatorServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EAST_KEY", KEY)
+    model_list = [
+        {"model_name": "gpt-4o", "litellm_params": {"model": "azure/gpt-4o"}},  # a chat entry: ignored
+        {"model_name": GROUP, "litellm_params": {"model": "azure/batch-east", "api_base": resources["east"].url,
+                                                 "api_key": "os.environ/EAST_KEY", "api_version": "2024-10-21"},
+         "model_info": {"mode": "batch", "id": "east-from-config"}},
+    ]  # fmt: skip
+    [east] = batch_deployments(model_list)
+    assert (east.id, east.model_name, east.deployment_name) == ("east-from-config", GROUP, "batch-east")
+    assert east.call_params()["api_key"] == KEY
+    resources["east"].emulator.reset()
+    with Store(path=tmp_path / "s.db") as store:
+        file = BatchBalancer([east], store).create_file(("in.jsonl", batch_jsonl(1, model=GROUP)))
+        assert store.get_file(file.id).deployment == "east-from-config"  # type: ignore[union-attr]
+    monkeypatch.delenv("EAST_KEY")
+    with pytest.raises(modelyard.ConfigError) as info:
+        east.call_params()
+    assert "EAST_KEY" in str(info.value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import os
 import tempfile
 import threading
 import uuid
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from modelyard.files import Batch, BatchList, FileContent, FileDeleted, FileObject
     from modelyard.store import BatchRecord, FileRecord, Store
 
-__all__ = ["BatchBalancer", "BatchDeployment", "round_robin"]
+__all__ = ["BatchBalancer", "BatchDeployment", "batch_deployments", "round_robin"]
 
 _PASSED = frozenset(Connection.model_fields) | {"model", "timeout", "num_retries", "max_retries", "custom_llm_provider"}
 
@@ -71,8 +72,25 @@ class BatchDeployment:
         return str(self.params["model"]).split("/", 1)[1]
 
     def call_params(self) -> dict[str, Any]:
-        """The keyword arguments for ``modelyard.create_file`` / ``create_batch`` ..."""
-        return {k: v for k, v in self.params.items() if k in _PASSED}
+        """The keyword arguments for ``modelyard.create_file`` / ``create_batch`` ...
+
+        ``os.environ/NAME`` values (LiteLLM's config syntax) are read from the environment now.
+
+        Raises:
+            ConfigError: an ``os.environ/NAME`` variable is not set.
+        """
+        out: dict[str, Any] = {}
+        for key, value in self.params.items():
+            if key not in _PASSED:
+                continue
+            if isinstance(value, str) and value.startswith("os.environ/"):
+                name = value.removeprefix("os.environ/")
+                if name not in os.environ:
+                    raise ConfigError(f"{key} of batch deployment {self.id!r} names {name}, which is not set.",
+                                      key=f"litellm_params.{key}")  # fmt: skip
+                value = os.environ[name]
+            out[key] = value
+        return out
 
     def health_check(self, *, timeout: float = 30.0) -> None:
         """Probe the deployment's resource with a files listing: no tokens spent, no batch started.
@@ -94,6 +112,28 @@ class BatchDeployment:
 
 
 Picker = Callable[[Sequence[BatchDeployment]], BatchDeployment]
+
+
+def batch_deployments(model_list: Sequence[Mapping[str, Any]]) -> list[BatchDeployment]:
+    """The ``model_info.mode: batch`` entries of a config ``model_list``, as :class:`BatchDeployment`.
+
+    Each entry is LiteLLM's shape: ``model_name``, ``litellm_params`` (or ``params``) and
+    ``model_info`` (whose ``id``, when given, keys the store).
+
+    Raises:
+        ConfigError: a batch entry lacks ``model_name`` or ``litellm_params.model``.
+    """
+    found = []
+    for index, entry in enumerate(model_list):
+        info = entry.get("model_info") or {}
+        if info.get("mode") != "batch":
+            continue
+        name = entry.get("model_name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"model_list[{index}] has mode 'batch' but no model_name.", key=f"model_list[{index}].model_name")
+        params = entry.get("litellm_params") or entry.get("params") or {}
+        found.append(BatchDeployment(name, dict(params), id=str(info.get("id") or "")))
+    return found
 
 
 def round_robin() -> Picker:
