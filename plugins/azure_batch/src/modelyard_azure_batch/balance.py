@@ -339,6 +339,8 @@ class BatchBalancer:
         return self._page(records, batches, more)
 
     # ------------------------------------------------------------------ async
+    # The store is synchronous (SQLAlchemy): its reads and writes run in worker threads so that
+    # the proxy's event loop never waits on the database.
 
     async def acreate_file(self, file: Any, purpose: str = "batch") -> FileObject:
         """The async twin of :meth:`create_file` (the file is read in a worker thread)."""
@@ -348,50 +350,52 @@ class BatchBalancer:
                                                     **target.call_params())  # fmt: skip
         finally:
             upload.close()
-        return self._record_file(target, upstream)
+        return await asyncio.to_thread(self._record_file, target, upstream)
 
     async def afile_retrieve(self, file_id: str) -> FileObject:
         """The async twin of :meth:`file_retrieve`."""
-        record, target = self._file(file_id)
+        record, target = await asyncio.to_thread(self._file, file_id)
         found = await modelyard.afile_retrieve(record.upstream_id, **target.call_params())
         return found.model_copy(update={"id": record.id})
 
     async def afile_content(self, file_id: str) -> FileContent:
         """The async twin of :meth:`file_content`."""
-        record, target = self._file(file_id)
+        record, target = await asyncio.to_thread(self._file, file_id)
         return await modelyard.afile_content(record.upstream_id, **target.call_params())
 
     async def afile_delete(self, file_id: str) -> FileDeleted:
         """The async twin of :meth:`file_delete`."""
-        record, target = self._file(file_id)
+        record, target = await asyncio.to_thread(self._file, file_id)
         result = await modelyard.afile_delete(record.upstream_id, **target.call_params())
-        self.store.delete_file(record.id)
+        await asyncio.to_thread(self.store.delete_file, record.id)
         return result.model_copy(update={"id": record.id})
 
     async def acreate_batch(self, input_file_id: str, endpoint: str = "/v1/chat/completions",
                             completion_window: str = "24h", metadata: dict[str, str] | None = None) -> Batch:  # fmt: skip
         """The async twin of :meth:`create_batch`."""
-        record, target = self._file(input_file_id)
+        record, target = await asyncio.to_thread(self._file, input_file_id)
         upstream = await modelyard.acreate_batch(input_file_id=record.upstream_id, endpoint=endpoint,
                                                  completion_window=completion_window, metadata=metadata,
                                                  **target.call_params())  # fmt: skip
-        return self._record_batch(target, record.id, upstream)
+        return await asyncio.to_thread(self._record_batch, target, record.id, upstream)
 
     async def aretrieve_batch(self, batch_id: str) -> Batch:
         """The async twin of :meth:`retrieve_batch`."""
-        record, target = self._batch(batch_id)
-        return self._translate(record, await modelyard.aretrieve_batch(record.upstream_id, **target.call_params()))
+        record, target = await asyncio.to_thread(self._batch, batch_id)
+        upstream = await modelyard.aretrieve_batch(record.upstream_id, **target.call_params())
+        return await asyncio.to_thread(self._translate, record, upstream)
 
     async def acancel_batch(self, batch_id: str) -> Batch:
         """The async twin of :meth:`cancel_batch`."""
-        record, target = self._batch(batch_id)
-        return self._translate(record, await modelyard.acancel_batch(record.upstream_id, **target.call_params()))
+        record, target = await asyncio.to_thread(self._batch, batch_id)
+        upstream = await modelyard.acancel_batch(record.upstream_id, **target.call_params())
+        return await asyncio.to_thread(self._translate, record, upstream)
 
     async def alist_batches(self, after: str | None = None, limit: int = 20) -> BatchList:
         """The async twin of :meth:`list_batches` (the batches are asked for concurrently)."""
-        records, more = self.store.list_batches(after=after, limit=limit)
+        records, more = await asyncio.to_thread(self.store.list_batches, after=after, limit=limit)
         batches = await asyncio.gather(
             *(modelyard.aretrieve_batch(r.upstream_id, **self._deployment(r.deployment, r.id).call_params())
               for r in records)
         )  # fmt: skip
-        return self._page(records, list(batches), more)
+        return await asyncio.to_thread(self._page, records, list(batches), more)
