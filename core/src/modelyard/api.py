@@ -279,6 +279,9 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         call.plugins.hook.normalize_response, object, "normalize_response", call.route,
         response=_provider_response(response),
     )  # fmt: skip
+    if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:
+        # the Router reads x-ratelimit-remaining-* here (LiteLLM keeps the same attribute)
+        setattr(result, "_response_headers", dict(response.headers))  # noqa: B010
     _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
     return result
 
@@ -339,7 +342,9 @@ def _chat_from_text(text: TextCompletion) -> ChatCompletion:
         )
         for c in text.choices
     ]
-    return ChatCompletion(id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra)
+    chat = ChatCompletion(id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra)
+    chat._response_headers = text._response_headers
+    return chat
 
 
 def _chunk_from_text(text: TextCompletion, started: set[int]) -> ChatCompletionChunk:

@@ -179,6 +179,8 @@ class Transport:
                 params=request.params,
                 headers=headers,
                 json=request.json_body,
+                files=request.files,
+                data=request.data,
                 timeout=_timeout(timeout),
             )
             try:
@@ -224,6 +226,8 @@ class Transport:
                 params=request.params,
                 headers=headers,
                 json=request.json_body,
+                files=request.files,
+                data=request.data,
                 timeout=_timeout(timeout),
             )
             try:

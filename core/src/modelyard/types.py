@@ -16,7 +16,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 __all__ = [
     "ChatCompletion",
@@ -46,6 +46,9 @@ class _Open(BaseModel):
     """A response model that keeps fields it does not declare (Azure adds many)."""
 
     model_config = ConfigDict(extra="allow")
+
+    _response_headers: dict[str, str] | None = PrivateAttr(default=None)
+    """The upstream's HTTP response headers (``x-ratelimit-remaining-*`` ...), as LiteLLM keeps them."""
 
     def __getitem__(self, key: str) -> Any:
         """Dict-style access, as LiteLLM's responses allow (``r["choices"][0]``)."""
@@ -224,6 +227,11 @@ class ProviderRequest(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    """Multipart file parts, as httpx's ``files=`` (``{"file": (name, fileobj, type)}``);
+    file objects are streamed, not read whole. Since HOOK_API 1.1."""
+    data: dict[str, str] | None = None
+    """Multipart form fields sent with ``files``. Since HOOK_API 1.1."""
     stream: bool = False
 
     def __repr_args__(self) -> Any:

@@ -25,6 +25,9 @@ class serve_in_thread:
 
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this. Without it a response (headers, then body) waits on
+        # Nagle + delayed ACK: ~45 ms per call on loopback instead of ~0.5 ms.
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
         scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"

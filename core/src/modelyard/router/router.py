@@ -1,0 +1,776 @@
+"""The Router: one logical model over many deployments.
+
+A call names a model group (``model_name`` in ``model_list``). The Router
+
+1. keeps the group's deployments that may take the call: not cooling down, under their
+   ``rpm`` / ``tpm`` for this usage window, not out of quota by Azure's latest
+   ``x-ratelimit-remaining-*`` headers, not yet failed for this request (while another is
+   left), and in the best priority tier (``order``);
+2. lets the routing strategy choose one (:mod:`modelyard.router.strategies`), and reserves a
+   request slot for it atomically (so ``rpm`` holds across instances sharing Redis);
+3. calls the SDK pipeline (:func:`modelyard.api.completion`) with the deployment's
+   ``litellm_params``; the pipeline's own retries are off, the Router retries on another
+   deployment instead;
+4. records usage, latency, time to first token and the quota headers; on a failure, counts
+   it and cools the deployment down (a 429 at once, other failures past ``allowed_fails`` in
+   the window) for ``max(cooldown_time, retry-after)``;
+5. when every deployment is unavailable, waits for the first to free up within ``timeout``;
+6. after ``num_retries`` retries, tries the fallbacks: ``context_window_fallbacks`` on a
+   context-window error, ``content_policy_fallbacks`` on a content-filter error (or a reply
+   cut by the filter), else ``fallbacks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import (
+    AsyncChatStream,
+    AsyncTextStream,
+    ChatStream,
+    TextStream,
+    acompletion,
+    atext_completion,
+    completion,
+    text_completion,
+)
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    BadRequestError,
+    ConfigError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    RateLimitError,
+)
+from ..types import ChatCompletion, TextCompletion
+from .deployments import Deployment, parse_model_list
+from .state import MemoryState, Quota, RedisState, RouterState, Snapshot
+from .strategies import STRATEGIES, choose
+
+__all__ = ["Router"]
+
+log = logging.getLogger("modelyard.router")
+
+DEFAULT_TIMEOUT = 600.0
+_ROUTER_KWARGS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "num_retries", "metadata")
+# LiteLLM Router settings that are accepted (so a LiteLLM config loads) but have no effect here.
+_IGNORED = frozenset({
+    "set_verbose", "debug_level", "cache_responses", "caching_groups", "cache_kwargs", "client_ttl",
+    "enable_pre_call_checks", "retry_policy", "model_group_retry_policy", "allowed_fails_policy",
+    "default_litellm_params", "default_max_parallel_requests", "retry_after", "polling_interval",
+    "enable_loadbalancing_on_batch_endpoints", "router_general_settings", "alerting_config",
+    "model_group_alias", "redis_db", "stream_timeout", "assistants_config", "provider_budget_config",
+})  # fmt: skip
+
+
+@dataclass
+class _Request:
+    """What one router call carries from try to try."""
+
+    payload: dict[str, Any]  # the operation's own arguments ({"messages": ...})
+    kwargs: dict[str, Any]
+    num_retries: int
+    fallbacks: dict[str, list[str]]
+    context_window_fallbacks: dict[str, list[str]]
+    content_policy_fallbacks: dict[str, list[str]]
+    deadline: float
+    estimate: int
+    stream: bool
+
+
+def _fallback_map(value: Any, name: str) -> dict[str, list[str]]:
+    """``[{"gpt-4": ["gpt-35"]}]`` (LiteLLM's shape) or ``{"gpt-4": [...]}`` -> a dict."""
+    if value is None:
+        return {}
+    items = [value] if isinstance(value, Mapping) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{name} must be a list of {{model_group: [fallback groups]}} mappings.", key=name)
+    out: dict[str, list[str]] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{name}[{i}] must be a mapping {{model_group: [fallback groups]}}.", key=f"{name}[{i}]")
+        for group, targets in item.items():
+            targets = [targets] if isinstance(targets, str) else targets
+            if not isinstance(targets, list | tuple) or not all(isinstance(t, str) for t in targets):
+                raise ConfigError(f"{name}[{i}].{group} must be a list of model group names.", key=f"{name}[{i}].{group}")
+            out.setdefault(str(group), []).extend(targets)
+    return out
+
+
+def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
+    """A cheap upper-ish estimate of what Azure counts against TPM: prompt plus max_tokens."""
+    chars = 0
+    count = 0
+    if isinstance(messages, str):
+        chars, count = len(messages), 1
+    elif isinstance(messages, list):
+        for m in messages:
+            if isinstance(m, str):  # a list of prompts
+                chars += len(m)
+                count += 1
+                continue
+            count += 1
+            content = m.get("content") if isinstance(m, dict) else None
+            if isinstance(content, str):
+                chars += len(content)
+            elif isinstance(content, list):
+                chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    limit = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 0
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        limit = 0
+    return chars // 4 + 4 * count + max(0, limit)
+
+
+def _quota(headers: Any) -> Quota | None:
+    if not headers:
+        return None
+    try:
+        requests, tokens = headers.get("x-ratelimit-remaining-requests"), headers.get("x-ratelimit-remaining-tokens")
+    except AttributeError:
+        return None
+    if requests is None and tokens is None:
+        return None
+
+    def num(v: Any) -> int | None:
+        try:
+            return int(float(v)) if v is not None else None
+        except ValueError:
+            return None
+
+    return Quota(num(requests), num(tokens), time.time())
+
+
+def _retryable(err: APIError) -> bool:
+    """Worth another deployment: rate limits, 5xx, no response, and deployment faults (401/403/404/408/409)."""
+    if isinstance(err, RateLimitError | APIConnectionError):
+        return True
+    return err.status_code >= 500 or err.status_code in (401, 403, 404, 408, 409)
+
+
+def _filtered(result: Any) -> bool:
+    """A 200 whose output Azure's content filter cut (or emptied)."""
+    choices = getattr(result, "choices", None)
+    if choices is None:
+        return False
+    return not choices or any(getattr(c, "finish_reason", None) == "content_filter" for c in choices)
+
+
+def _backoff(attempt: int, err: APIError | None) -> float:
+    retry_after = getattr(err, "retry_after", None)
+    if isinstance(retry_after, int | float) and 0 <= retry_after <= 60:
+        return float(retry_after)
+    return min(0.5 * 2.0**attempt, 8.0) * (0.75 + random.random() / 4)
+
+
+class Router:
+    """Load-balance calls over the deployments of ``model_list``, as LiteLLM's ``Router``.
+
+    Args:
+        model_list: deployments: ``{"model_name", "litellm_params": {"model": "azure/<dep>", ...},
+            "model_info"?, "tpm"?, "rpm"?}``; ``weight``, ``order`` (or ``priority``),
+            ``cooldown_time`` and ``allowed_fails`` may be set per deployment too.
+        routing_strategy: one of :data:`~modelyard.router.strategies.STRATEGIES`.
+        routing_strategy_args: strategy options (``lowest_latency_buffer``).
+        num_retries: retries after the first try, each on another deployment when one is left.
+        timeout: seconds per upstream call, and the most a call waits for a deployment to free up.
+        fallbacks: ``[{"group": ["other-group", ...]}]``; ``"*"`` applies to every group.
+        context_window_fallbacks: the same, used on ``ContextWindowExceededError``.
+        content_policy_fallbacks: the same, used on ``ContentFilterError`` and filtered replies.
+        default_fallbacks: groups tried after any group's own fallbacks.
+        max_fallbacks: the most fallback groups one call tries.
+        allowed_fails: failures a deployment may have in a usage window before it cools down.
+        cooldown_time: seconds a deployment cools down (a longer ``retry-after`` wins).
+        disable_cooldowns: never cool a deployment down.
+        redis_url, redis_host, redis_port, redis_password: share state through Redis.
+        usage_window: seconds over which ``rpm`` / ``tpm`` and failures are counted (60).
+        quota_ttl: seconds an ``x-ratelimit-remaining-*`` reading is trusted (10).
+        state: a :class:`~modelyard.router.state.RouterState` to use instead (tests, custom stores).
+        **kwargs: other LiteLLM Router settings are accepted and ignored with a warning.
+
+    Raises:
+        ConfigError: a bad setting or ``model_list`` entry (the message names it).
+    """
+
+    def __init__(
+        self,
+        model_list: list[dict[str, Any]] | None = None,
+        *,
+        routing_strategy: str = "simple-shuffle",
+        routing_strategy_args: Mapping[str, Any] | None = None,
+        num_retries: int | None = None,
+        timeout: float | None = None,
+        fallbacks: Any = None,
+        context_window_fallbacks: Any = None,
+        content_policy_fallbacks: Any = None,
+        default_fallbacks: list[str] | None = None,
+        max_fallbacks: int = 5,
+        allowed_fails: int | None = None,
+        cooldown_time: float | None = None,
+        disable_cooldowns: bool = False,
+        redis_url: str | None = None,
+        redis_host: str | None = None,
+        redis_port: int | str | None = None,
+        redis_password: str | None = None,
+        usage_window: float = 60.0,
+        quota_ttl: float = 10.0,
+        state: RouterState | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for key in kwargs:
+            if key not in _IGNORED:
+                raise ConfigError(f"Router got an unknown setting {key!r}.", key=key)
+            log.warning("Router setting %r is accepted for LiteLLM compatibility and has no effect.", key)
+        if routing_strategy not in STRATEGIES:
+            raise ConfigError(
+                f"Unknown routing_strategy {routing_strategy!r}; use one of: {', '.join(STRATEGIES)}.",
+                key="routing_strategy",
+            )
+        self.routing_strategy = routing_strategy
+        self.routing_strategy_args = dict(routing_strategy_args or {})
+        self.num_retries = self._count(num_retries, 2, "num_retries")
+        self.allowed_fails = self._count(allowed_fails, 3, "allowed_fails")
+        self.max_fallbacks = self._count(max_fallbacks, 5, "max_fallbacks")
+        self.cooldown_time = 0.0 if disable_cooldowns else self._seconds(cooldown_time, 5.0, "cooldown_time")
+        self.timeout = self._seconds(timeout, DEFAULT_TIMEOUT, "timeout")
+        self._per_call_timeout = timeout
+        self.quota_ttl = self._seconds(quota_ttl, 10.0, "quota_ttl")
+        self.fallbacks = _fallback_map(fallbacks, "fallbacks")
+        if default_fallbacks:
+            self.fallbacks.setdefault("*", []).extend(default_fallbacks)
+        self.context_window_fallbacks = _fallback_map(context_window_fallbacks, "context_window_fallbacks")
+        self.content_policy_fallbacks = _fallback_map(content_policy_fallbacks, "content_policy_fallbacks")
+        window = self._seconds(usage_window, 60.0, "usage_window")
+        if window <= 0:
+            raise ConfigError("usage_window must be positive.", key="usage_window")
+        self.model_list = list(model_list or [])
+        self.deployments = self._usable(parse_model_list(self.model_list))
+        self._groups: dict[str, list[Deployment]] = {}
+        for d in self.deployments:
+            self._groups.setdefault(d.model_name, []).append(d)
+        if state is not None:
+            self.state = state
+        elif redis_url or redis_host:
+            port = None
+            if redis_port not in (None, ""):
+                try:
+                    port = int(redis_port)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"redis_port must be a port number, got {redis_port!r}.", key="redis_port") from None
+            self.state = RedisState(redis_url, host=redis_host, port=port, password=redis_password, window=window)
+        else:
+            self.state = MemoryState(window)
+        self._rng = random.Random()
+
+    # ------------------------------------------------------------------ configuration
+
+    @staticmethod
+    def _count(value: Any, default: int, name: str) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a non-negative integer, got {value!r}.", key=name)
+        return value
+
+    @staticmethod
+    def _seconds(value: Any, default: float, name: str) -> float:
+        if value is None:
+            return default
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds, got {value!r}.", key=name) from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ConfigError(f"{name} must be a non-negative number of seconds, got {value!r}.", key=name)
+        return seconds
+
+    @staticmethod
+    def _usable(deployments: list[Deployment]) -> list[Deployment]:
+        """Drop, with a warning, deployments whose provider no installed plugin serves."""
+        from ..plugins import get_plugins
+
+        families = get_plugins().families
+        out = []
+        for d in deployments:
+            try:
+                families.resolve(d.model)
+            except BadRequestError as exc:
+                log.warning("Router skips deployment %r of model group %r: %s", d.model, d.model_name, exc)
+                continue
+            out.append(d)
+        if not out:
+            raise ConfigError(
+                "No deployment in model_list can be served by the installed plugins "
+                "(see the warnings, and `modelyard plugins`).",
+                key="model_list",
+            )
+        return out
+
+    @property
+    def model_names(self) -> list[str]:
+        """The model groups callers can name."""
+        return list(self._groups)
+
+    def get_model_list(self) -> list[dict[str, Any]]:
+        """The ``model_list`` the Router was built from (as given)."""
+        return list(self.model_list)
+
+    def __repr__(self) -> str:
+        return (
+            f"Router(groups={self.model_names}, deployments={len(self.deployments)}, "
+            f"routing_strategy={self.routing_strategy!r}, state={type(self.state).__name__})"
+        )
+
+    def close(self) -> None:
+        """Close the Redis connection, if any."""
+        self.state.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's Redis connection, if any."""
+        await self.state.aclose()
+
+    # ------------------------------------------------------------------ picking
+
+    def _group(self, model: str) -> list[Deployment]:
+        deps = self._groups.get(model)
+        if deps is None:
+            raise BadRequestError(
+                f"The Router has no model group {model!r}; it serves: {', '.join(self.model_names)}.",
+                param="model",
+                model=model,
+            )
+        return deps
+
+    def _request(self, payload: dict[str, Any], kwargs: dict[str, Any]) -> _Request:
+        own = {k: kwargs.pop(k) for k in _ROUTER_KWARGS if k in kwargs}
+        timeout = kwargs.get("timeout", self._per_call_timeout)
+        # an httpx.Timeout (per phase) does not bound the whole call: wait up to the Router's
+        total = float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else self.timeout
+        retries = own.get("num_retries", self.num_retries)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise BadRequestError(f"num_retries must be a non-negative integer, got {retries!r}.", param="num_retries")
+
+        def mapping(name: str, default: dict[str, list[str]]) -> dict[str, list[str]]:
+            return _fallback_map(own[name], name) if name in own else default
+
+        return _Request(
+            payload=payload,
+            kwargs=kwargs,
+            num_retries=retries,
+            fallbacks=mapping("fallbacks", self.fallbacks),
+            context_window_fallbacks=mapping("context_window_fallbacks", self.context_window_fallbacks),
+            content_policy_fallbacks=mapping("content_policy_fallbacks", self.content_policy_fallbacks),
+            deadline=time.monotonic() + total,
+            estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
+            stream=bool(kwargs.get("stream")),
+        )
+
+    def _blocked_until(self, d: Deployment, s: Snapshot, now: float, estimate: int) -> float:
+        """When ``d`` may take a call again (0: now)."""
+        if s.cooldown_until > now:
+            return s.cooldown_until
+        next_window = (self.state.window_index(now) + 1) * self.state.window
+        if d.rpm is not None and s.requests >= d.rpm:
+            return next_window
+        if d.tpm is not None and s.tokens > 0 and s.tokens + estimate > d.tpm:
+            return next_window
+        q = s.quota
+        if q is not None and now - q.at < self.quota_ttl:
+            out_of_requests = q.remaining_requests is not None and q.remaining_requests <= 0
+            out_of_tokens = q.remaining_tokens is not None and q.remaining_tokens < estimate
+            if out_of_requests or out_of_tokens:
+                return q.at + self.quota_ttl
+        return 0.0
+
+    def _select(
+        self, deps: Sequence[Deployment], snaps: Mapping[str, Snapshot], tried: set[str], req: _Request
+    ) -> tuple[Deployment | None, float]:
+        now = time.time()
+        available: list[Deployment] = []
+        soonest = math.inf
+        for d in deps:
+            until = self._blocked_until(d, snaps[d.id], now, req.estimate)
+            if until > now:
+                soonest = min(soonest, until)
+            else:
+                available.append(d)
+        if not available:
+            return None, soonest
+        fresh = [d for d in available if d.id not in tried] or available
+        if any(d.order is not None for d in fresh):
+            best = min(d.order if d.order is not None else math.inf for d in fresh)
+            fresh = [d for d in fresh if (d.order if d.order is not None else math.inf) == best]
+        chosen = choose(
+            self.routing_strategy, fresh, snaps, stream=req.stream, rng=self._rng, now=now,
+            quota_ttl=self.quota_ttl, args=self.routing_strategy_args,
+        )  # fmt: skip
+        return chosen, 0.0
+
+    def _unavailable(self, group: str, wait: float) -> RateLimitError:
+        return RateLimitError(
+            f"No deployment of model group {group!r} is available: all are cooling down, at their "
+            f"rpm/tpm limits or out of quota; the first frees up in {wait:.1f}s, past the timeout.",
+            retry_after=round(wait, 3),
+            model=group,
+        )
+
+    def _wait(self, group: str, soonest: float, req: _Request) -> float:
+        """Seconds to sleep before looking again, or raise when that passes the deadline."""
+        wait = max(0.0, soonest - time.time())
+        if time.monotonic() + wait > req.deadline:
+            raise self._unavailable(group, wait)
+        return min(max(wait, 0.005), 1.0)
+
+    def _pick(self, group: str, deps: Sequence[Deployment], tried: set[str], req: _Request) -> Deployment:
+        ids = [d.id for d in deps]
+        while True:
+            chosen, soonest = self._select(deps, self.state.snapshot(ids), tried, req)
+            if chosen is None:
+                time.sleep(self._wait(group, soonest, req))
+            elif self.state.reserve(chosen.id, chosen.rpm):
+                return chosen
+            # else another caller took the window's last request slot: look again
+
+    async def _apick(self, group: str, deps: Sequence[Deployment], tried: set[str], req: _Request) -> Deployment:
+        ids = [d.id for d in deps]
+        while True:
+            chosen, soonest = self._select(deps, await self.state.asnapshot(ids), tried, req)
+            if chosen is None:
+                await asyncio.sleep(self._wait(group, soonest, req))
+            elif await self.state.areserve(chosen.id, chosen.rpm):
+                return chosen
+
+    # ------------------------------------------------------------------ failures
+
+    def _cooldown_for(self, d: Deployment, err: APIError, failures: int, group_size: int) -> float:
+        """Seconds to cool ``d`` down after ``err`` (0: not at all)."""
+        if group_size < 2 or not _retryable(err):
+            return 0.0  # a lone deployment is retried with backoff instead; nothing to steer to
+        base = d.cooldown_time if d.cooldown_time is not None else self.cooldown_time
+        if base <= 0:
+            return 0.0
+        allowed = d.allowed_fails if d.allowed_fails is not None else self.allowed_fails
+        if isinstance(err, RateLimitError) or failures > allowed:
+            retry_after = getattr(err, "retry_after", None) or 0.0
+            return max(base, float(retry_after))
+        return 0.0
+
+    def _cooled(self, d: Deployment, err: APIError, seconds: float) -> None:
+        log.info(
+            "Router cools deployment %s (%s) down for %.1fs after %s %s.",
+            d.id, d.model, seconds, type(err).__name__, err.status_code,
+        )  # fmt: skip
+
+    def _call_kwargs(self, d: Deployment, req: _Request) -> dict[str, Any]:
+        kw = {**d.call_kwargs(), **req.kwargs}
+        if "num_retries" not in d.params and "max_retries" not in d.params:
+            kw["num_retries"] = 0  # the Router retries, on another deployment when it can
+        if req.stream and d.stream_timeout is not None and "timeout" not in req.kwargs:
+            kw["timeout"] = d.stream_timeout
+        if kw.get("timeout") is None and self._per_call_timeout is not None:
+            kw["timeout"] = self._per_call_timeout
+        return kw
+
+    # ------------------------------------------------------------------ sync
+
+    def completion(
+        self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+    ) -> ChatCompletion | ChatStream:
+        """A chat completion from one deployment of the model group ``model``.
+
+        Takes everything :func:`modelyard.completion` takes (the call's own values win over the
+        deployment's ``litellm_params``) plus per-call ``num_retries``, ``fallbacks``,
+        ``context_window_fallbacks`` and ``content_policy_fallbacks``.
+
+        Raises:
+            BadRequestError: unknown model group, or a request no deployment would take.
+            RateLimitError: no deployment freed up within ``timeout``.
+            APIError: the last upstream error, once retries and fallbacks are spent.
+        """
+        req = self._request({"messages": messages}, dict(kwargs))
+        return self._route(model, req, completion)  # type: ignore[no-any-return]
+
+    def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | TextStream:
+        """A legacy text completion (:func:`modelyard.text_completion`) from the group ``model``."""
+        req = self._request({"prompt": prompt}, dict(kwargs))
+        return self._route(model, req, text_completion)  # type: ignore[no-any-return]
+
+    def _route(self, model: str, req: _Request, operation: Callable[..., Any]) -> Any:
+        """Run one call of ``operation`` (an SDK pipeline function) with retries and fallbacks."""
+        try:
+            return self._run_group(model, req, operation)
+        except APIError as err:
+            for group in self._fallback_groups(model, err, req):
+                try:
+                    log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
+                    return self._run_group(group, req, operation)
+                except APIError as later:
+                    err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
+            raise
+
+    def _run_group(self, group: str, req: _Request, operation: Callable[..., Any]) -> Any:
+        deps = self._group(group)
+        tried: set[str] = set()
+        cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
+        last: APIError | None = None
+        for attempt in range(req.num_retries + 1):
+            d = self._pick(group, deps, tried, req)
+            if d.id in tried and d.id not in cooled:  # nothing else left: back off before trying it again
+                delay = _backoff(attempt - 1, last)
+                if time.monotonic() + delay > req.deadline:
+                    self.state.release(d.id)
+                    break
+                time.sleep(delay)
+            try:
+                return self._checked(group, req, self._call(d, req, operation))
+            except APIError as err:
+                last = err
+                if self._failed(d, err, len(deps)):
+                    cooled.add(d.id)
+                if not _retryable(err):
+                    raise
+                tried.add(d.id)
+        assert last is not None
+        raise last
+
+    def _checked(self, group: str, req: _Request, result: Any) -> Any:
+        if req.content_policy_fallbacks and self._targets(req.content_policy_fallbacks, group) and _filtered(result):
+            raise ContentFilterError("Response output was blocked by the content filter.", model=group)
+        return result
+
+    def _call(self, d: Deployment, req: _Request, operation: Callable[..., Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
+        except APIError as err:
+            latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
+            self.state.release(d.id, latency=latency)
+            raise
+        except BaseException:
+            self.state.release(d.id)
+            raise
+        if isinstance(result, ChatStream | TextStream):
+            return _routed_stream(result, self, d, started, req.estimate)
+        usage = getattr(result, "usage", None)
+        self.state.release(
+            d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
+            latency=time.perf_counter() - started, quota=_quota(getattr(result, "_response_headers", None)),
+        )  # fmt: skip
+        return result
+
+    def _failed(self, d: Deployment, err: APIError, group_size: int) -> bool:
+        """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
+        if not _retryable(err):
+            return False
+        failures = self.state.add_failure(d.id)
+        seconds = self._cooldown_for(d, err, failures, group_size)
+        if seconds > 0:
+            self.state.cool_down(d.id, time.time() + seconds)
+            self._cooled(d, err, seconds)
+        return seconds > 0
+
+    # ------------------------------------------------------------------ async
+
+    async def acompletion(
+        self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+    ) -> ChatCompletion | AsyncChatStream:
+        """The async twin of :meth:`completion`."""
+        req = self._request({"messages": messages}, dict(kwargs))
+        return await self._aroute(model, req, acompletion)  # type: ignore[no-any-return]
+
+    async def atext_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | AsyncTextStream:
+        """The async twin of :meth:`text_completion`."""
+        req = self._request({"prompt": prompt}, dict(kwargs))
+        return await self._aroute(model, req, atext_completion)  # type: ignore[no-any-return]
+
+    async def _aroute(self, model: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+        """The async twin of :meth:`_route`."""
+        try:
+            return await self._arun_group(model, req, operation)
+        except APIError as err:
+            for group in self._fallback_groups(model, err, req):
+                try:
+                    log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
+                    return await self._arun_group(group, req, operation)
+                except APIError as later:
+                    err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
+            raise
+
+    async def _arun_group(self, group: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+        deps = self._group(group)
+        tried: set[str] = set()
+        cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
+        last: APIError | None = None
+        for attempt in range(req.num_retries + 1):
+            d = await self._apick(group, deps, tried, req)
+            if d.id in tried and d.id not in cooled:
+                delay = _backoff(attempt - 1, last)
+                if time.monotonic() + delay > req.deadline:
+                    await self.state.arelease(d.id)
+                    break
+                await asyncio.sleep(delay)
+            try:
+                return self._checked(group, req, await self._acall(d, req, operation))
+            except APIError as err:
+                last = err
+                if await self._afailed(d, err, len(deps)):
+                    cooled.add(d.id)
+                if not _retryable(err):
+                    raise
+                tried.add(d.id)
+        assert last is not None
+        raise last
+
+    async def _acall(self, d: Deployment, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        try:
+            result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
+        except APIError as err:
+            latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
+            await self.state.arelease(d.id, latency=latency)
+            raise
+        except BaseException:
+            await self.state.arelease(d.id)
+            raise
+        if isinstance(result, AsyncChatStream | AsyncTextStream):
+            return _routed_stream(result, self, d, started, req.estimate)
+        usage = getattr(result, "usage", None)
+        await self.state.arelease(
+            d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
+            latency=time.perf_counter() - started, quota=_quota(getattr(result, "_response_headers", None)),
+        )  # fmt: skip
+        return result
+
+    async def _afailed(self, d: Deployment, err: APIError, group_size: int) -> bool:
+        """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
+        if not _retryable(err):
+            return False
+        failures = await self.state.aadd_failure(d.id)
+        seconds = self._cooldown_for(d, err, failures, group_size)
+        if seconds > 0:
+            await self.state.acool_down(d.id, time.time() + seconds)
+            self._cooled(d, err, seconds)
+        return seconds > 0
+
+    # ------------------------------------------------------------------ fallbacks
+
+    @staticmethod
+    def _targets(mapping: Mapping[str, list[str]], group: str) -> list[str]:
+        return list(mapping.get(group, [])) + [g for g in mapping.get("*", []) if g != group]
+
+    def _fallback_groups(self, group: str, err: APIError, req: _Request) -> Iterator[str]:
+        if isinstance(err, ContextWindowExceededError) and self._targets(req.context_window_fallbacks, group):
+            targets = self._targets(req.context_window_fallbacks, group)
+        elif isinstance(err, ContentFilterError) and self._targets(req.content_policy_fallbacks, group):
+            targets = self._targets(req.content_policy_fallbacks, group)
+        elif _retryable(err) or isinstance(err, ContextWindowExceededError | ContentFilterError):
+            targets = self._targets(req.fallbacks, group)
+        else:
+            targets = []  # a malformed request fails the same way everywhere
+        seen = {group}
+        tried = 0
+        for target in targets:
+            if target in seen or tried >= self.max_fallbacks:
+                continue
+            seen.add(target)
+            tried += 1
+            yield target
+
+
+# ---------------------------------------------------------------------- streams
+# A routed stream is the pipeline's stream (a subclass, same attributes) that also tells the
+# Router when it ends: in-flight count, time to first token, tokens.
+
+
+def _stream_tokens(stream: Any, estimate: int) -> int:
+    usage = stream._assembler.usage
+    return (usage.total_tokens if usage is not None else None) or estimate
+
+
+class _Routed:
+    """Routing bookkeeping for a stream: set by :func:`_routed_stream`."""
+
+    _router: Router
+    _deployment: Deployment
+    _started: float
+    _estimate: int
+    _first: float | None
+    _ended: bool
+    _quota: Quota | None
+
+    def _release_kwargs(self) -> dict[str, Any]:
+        return {
+            "tokens": _stream_tokens(self, self._estimate), "ttft": self._first,
+            "latency": time.perf_counter() - self._started, "quota": self._quota,
+        }  # fmt: skip
+
+
+class _RoutedSync(_Routed):
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._router.state.release(self._deployment.id, **self._release_kwargs())
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for chunk in super().__iter__():  # type: ignore[misc]  # the stream class after this mixin
+                if self._first is None:
+                    self._first = time.perf_counter() - self._started
+                yield chunk
+        finally:
+            self._end()
+
+    def close(self) -> None:
+        super().close()  # type: ignore[misc]
+        self._end()
+
+
+class _RoutedAsync(_Routed):
+    async def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._router.state.arelease(self._deployment.id, **self._release_kwargs())
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for chunk in super().__aiter__():  # type: ignore[misc]
+                if self._first is None:
+                    self._first = time.perf_counter() - self._started
+                yield chunk
+        finally:
+            await self._end()
+
+    async def aclose(self) -> None:
+        await super().aclose()  # type: ignore[misc]
+        await self._end()
+
+
+_ROUTED_CLASSES: dict[type, type] = {}
+
+
+def _routed_stream(stream: Any, router: Router, d: Deployment, started: float, estimate: int) -> Any:
+    """The pipeline's stream, as a subclass of its own class that also reports to the Router.
+
+    The result is still a ``ChatStream`` (``TextStream`` ...) with the same attributes; when
+    it ends (exhausted, closed, or broken) the Router gets its in-flight slot back, its
+    tokens, its latency and its time to first token.
+    """
+    base = type(stream)
+    cls = _ROUTED_CLASSES.get(base)
+    if cls is None:
+        mixin = _RoutedAsync if hasattr(stream, "__aiter__") else _RoutedSync
+        cls = _ROUTED_CLASSES[base] = type(f"Routed{base.__name__}", (mixin, base), {})
+    routed: Any = object.__new__(cls)
+    routed.__dict__.update(stream.__dict__)  # take the open stream over as is
+    routed._router, routed._deployment, routed._started, routed._estimate = router, d, started, estimate
+    routed._first, routed._ended, routed._quota = None, False, _quota(stream.headers)
+    return routed

@@ -1,0 +1,538 @@
+"""What the Router knows about its deployments: in this process, or shared through Redis.
+
+Per deployment:
+
+* requests and tokens used in the current usage window (fixed windows aligned on the epoch,
+  so every instance agrees on which window it is);
+* failures in the current window, and a cooldown deadline;
+* calls in flight;
+* a moving average of latency and of time to first token;
+* the latest ``x-ratelimit-remaining-requests`` / ``-tokens`` the upstream reported.
+
+:class:`MemoryState` keeps it in a dict. :class:`RedisState` keeps it in Redis, with atomic
+updates (``INCR`` / small Lua scripts) and TTLs, so several Router instances act as one; it
+mirrors every write into a :class:`MemoryState`, and when Redis cannot be reached it logs one
+warning and carries on with that local copy until Redis answers again. Redis trouble never
+fails a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MemoryState", "Quota", "RedisState", "RouterState", "Snapshot"]
+
+log = logging.getLogger("modelyard.router")
+
+EWMA_ALPHA = 0.3
+"""Weight of the newest sample in the latency moving averages."""
+_STATS_TTL = 3600
+_INFLIGHT_TTL = 600
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The upstream's latest word on a deployment's remaining quota."""
+
+    remaining_requests: int | None
+    remaining_tokens: int | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One deployment's state as read at pick time."""
+
+    requests: int = 0
+    tokens: int = 0
+    in_flight: int = 0
+    cooldown_until: float = 0.0
+    latency: float | None = None
+    ttft: float | None = None
+    quota: Quota | None = None
+
+
+class RouterState:
+    """The interface the Router uses; sync methods and their ``a``-prefixed async twins.
+
+    Args:
+        window: the usage window in seconds (``rpm`` / ``tpm`` count per window).
+    """
+
+    def __init__(self, window: float = 60.0) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.window = float(window)
+
+    def window_index(self, now: float | None = None) -> int:
+        """The number of the usage window ``now`` (epoch seconds) falls in."""
+        return int((time.time() if now is None else now) // self.window)
+
+    def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        """The state of each deployment in ``ids``."""
+        raise NotImplementedError
+
+    def reserve(self, id: str, rpm: int | None) -> bool:
+        """Count one request for ``id`` in this window, unless that would pass ``rpm``; mark it in flight.
+
+        Returns False (and counts nothing) when the window already holds ``rpm`` requests.
+        """
+        raise NotImplementedError
+
+    def release(
+        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        quota: Quota | None = None,
+    ) -> None:  # fmt: skip
+        """End a call reserved with :meth:`reserve`: add its tokens, timings and quota reading."""
+        raise NotImplementedError
+
+    def add_failure(self, id: str) -> int:
+        """Count one failure for ``id`` in this window; return the window's count."""
+        raise NotImplementedError
+
+    def cool_down(self, id: str, until: float) -> None:
+        """Keep ``id`` out of rotation until ``until`` (epoch seconds); a later deadline wins."""
+        raise NotImplementedError
+
+    async def asnapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        """Async :meth:`snapshot`."""
+        return self.snapshot(ids)
+
+    async def areserve(self, id: str, rpm: int | None) -> bool:
+        """Async :meth:`reserve`."""
+        return self.reserve(id, rpm)
+
+    async def arelease(
+        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        quota: Quota | None = None,
+    ) -> None:  # fmt: skip
+        """Async :meth:`release`."""
+        self.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+
+    async def aadd_failure(self, id: str) -> int:
+        """Async :meth:`add_failure`."""
+        return self.add_failure(id)
+
+    async def acool_down(self, id: str, until: float) -> None:
+        """Async :meth:`cool_down`."""
+        self.cool_down(id, until)
+
+    def close(self) -> None:
+        """Release connections (nothing to do in memory)."""
+
+    async def aclose(self) -> None:
+        """Release the running event loop's connections (nothing to do in memory)."""
+
+
+def _ewma(old: float | None, sample: float | None) -> float | None:
+    if sample is None:
+        return old
+    return sample if old is None else old + EWMA_ALPHA * (sample - old)
+
+
+@dataclass
+class _Entry:
+    window: int = -1
+    requests: int = 0
+    tokens: int = 0
+    failures: int = 0
+    in_flight: int = 0
+    cooldown_until: float = 0.0
+    latency: float | None = None
+    ttft: float | None = None
+    quota: Quota | None = None
+
+
+class MemoryState(RouterState):
+    """State in this process (thread-safe). The default."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        super().__init__(window)
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, id: str) -> _Entry:
+        e = self._entries.get(id)
+        if e is None:
+            e = self._entries[id] = _Entry()
+        w = self.window_index()
+        if e.window != w:
+            e.window, e.requests, e.tokens, e.failures = w, 0, 0, 0
+        return e
+
+    def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        with self._lock:
+            out = {}
+            for id in ids:
+                e = self._entry(id)
+                out[id] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
+            return out
+
+    def reserve(self, id: str, rpm: int | None) -> bool:
+        with self._lock:
+            e = self._entry(id)
+            if rpm is not None and e.requests >= rpm:
+                return False
+            e.requests += 1
+            e.in_flight += 1
+            return True
+
+    def release(
+        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        quota: Quota | None = None,
+    ) -> None:  # fmt: skip
+        with self._lock:
+            e = self._entry(id)
+            e.in_flight = max(0, e.in_flight - 1)
+            e.tokens += max(0, tokens)
+            e.latency = _ewma(e.latency, latency)
+            e.ttft = _ewma(e.ttft, ttft)
+            if quota is not None:
+                e.quota = quota
+
+    def add_failure(self, id: str) -> int:
+        with self._lock:
+            e = self._entry(id)
+            e.failures += 1
+            return e.failures
+
+    def cool_down(self, id: str, until: float) -> None:
+        with self._lock:
+            e = self._entry(id)
+            e.cooldown_until = max(e.cooldown_until, until)
+
+
+# ------------------------------------------------------------------------------ Redis
+
+# Count a request unless the window is full (ARGV[1] > 0 is the limit); mark it in flight.
+_RESERVE = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local limit = tonumber(ARGV[1])
+if limit >= 0 and n > limit then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+# In flight never goes below zero (a count can be lost to a TTL or a restart).
+_RELEASE = """
+local n = redis.call('DECR', KEYS[1])
+if n < 0 then redis.call('SET', KEYS[1], 0) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return n
+"""
+# A later deadline wins; an earlier one never shortens a running cooldown.
+_COOL_DOWN = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
+_Command = tuple[Any, ...]
+
+
+class RedisState(RouterState):
+    """State shared through Redis by every Router that uses the same server and ``prefix``.
+
+    Keys (``<prefix>`` defaults to ``modelyard:router:``), all with TTLs:
+    ``<prefix><id>:req:<window>`` and ``:tok:<window>`` (usage), ``:fail:<window>``,
+    ``:inflight``, ``:cooldown`` (value: the deadline, expiring with it) and ``:stats``
+    (a hash: latency, ttft, remaining requests / tokens and when they were reported).
+
+    Args:
+        url: ``redis://[:password@]host:port/db``; or give ``host`` / ``port`` / ``password``.
+        window: the usage window in seconds.
+        prefix: the key prefix (instances that should share state use the same one).
+        socket_timeout: seconds before a Redis call counts as failed.
+        retry_interval: after a failure, seconds to run on local state before trying Redis again.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        window: float = 60.0,
+        prefix: str = "modelyard:router:",
+        socket_timeout: float = 0.5,
+        retry_interval: float = 5.0,
+    ) -> None:
+        super().__init__(window)
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                "Redis settings need the redis client: pip install 'modelyard[redis]'.", key="redis_host"
+            ) from exc
+        self._options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            "decode_responses": True,
+        }
+        if url is not None:
+            self._url: str | None = url
+        else:
+            self._url = None
+            self._options.update(host=host or "localhost", port=int(port or 6379), password=password)
+        self.prefix = prefix
+        self.local = MemoryState(window)
+        self._retry_interval = retry_interval
+        self._down_until = 0.0
+        self._warned = False
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._sync_client: Any = None
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        where = "url" if self._url else f"{self._options['host']}:{self._options['port']}"
+        return f"RedisState({where}, prefix={self.prefix!r}, window={self.window:g})"
+
+    # -------------------------------------------------------------- connection handling
+
+    def _client(self) -> Any:
+        if self._sync_client is None:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            # No client-side retries: a failed call falls back to local state at once.
+            options = {**self._options, "retry": Retry(NoBackoff(), 0)}
+            self._sync_client = redis.Redis.from_url(self._url, **options) if self._url else redis.Redis(**options)
+        return self._sync_client
+
+    def _aclient(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            import redis.asyncio as aredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            options = {**self._options, "retry": Retry(NoBackoff(), 0)}
+            client = aredis.Redis.from_url(self._url, **options) if self._url else aredis.Redis(**options)
+            self._async_clients[loop] = client
+        return client
+
+    @property
+    def available(self) -> bool:
+        """False while the Router runs on local state after a Redis failure."""
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self._retry_interval
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "Redis is unreachable (%s); the Router carries on with this process's own state "
+                "and retries Redis every %gs.", type(exc).__name__, self._retry_interval,
+            )  # fmt: skip
+
+    def _recovered(self) -> None:
+        if self._warned:
+            self._warned = False
+            log.warning("Redis answers again; the Router shares its state through Redis once more.")
+
+    def _run(self, commands: list[_Command]) -> list[Any] | None:
+        if not self.available:
+            return None
+        try:
+            pipe = self._client().pipeline(transaction=False)
+            for cmd in commands:
+                pipe.execute_command(*cmd)
+            result: list[Any] = pipe.execute()
+        except self._errors as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return result
+
+    async def _arun(self, commands: list[_Command]) -> list[Any] | None:
+        if not self.available:
+            return None
+        try:
+            pipe = self._aclient().pipeline(transaction=False)
+            for cmd in commands:
+                pipe.execute_command(*cmd)
+            result: list[Any] = await pipe.execute()
+        except self._errors as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return result
+
+    def close(self) -> None:
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+    async def aclose(self) -> None:
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    # -------------------------------------------------------------- commands
+
+    def _key(self, id: str, what: str) -> str:
+        return f"{self.prefix}{id}:{what}"
+
+    def _snapshot_commands(self, ids: Sequence[str]) -> list[_Command]:
+        w = self.window_index()
+        cmds: list[_Command] = []
+        for id in ids:
+            cmds += [
+                ("GET", self._key(id, f"req:{w}")),
+                ("GET", self._key(id, f"tok:{w}")),
+                ("GET", self._key(id, "inflight")),
+                ("GET", self._key(id, "cooldown")),
+                ("HMGET", self._key(id, "stats"), "latency", "ttft", "rreq", "rtok", "qat"),
+            ]
+        return cmds
+
+    def _snapshot_parse(self, ids: Sequence[str], result: list[Any] | None) -> dict[str, Snapshot]:
+        local = self.local.snapshot(ids)
+        if result is None:
+            return local
+        out = {}
+        for n, id in enumerate(ids):
+            req, tok, inflight, cooldown, stats = result[5 * n : 5 * n + 5]
+            latency, ttft, rreq, rtok, qat = stats
+            quota = Quota(_int(rreq), _int(rtok), float(qat)) if qat else local[id].quota
+            out[id] = Snapshot(
+                requests=_int(req) or 0,
+                tokens=_int(tok) or 0,
+                in_flight=max(0, _int(inflight) or 0),
+                cooldown_until=_float(cooldown) or 0.0,
+                latency=_float(latency) if latency is not None else local[id].latency,
+                ttft=_float(ttft) if ttft is not None else local[id].ttft,
+                quota=quota,
+            )
+        return out
+
+    def _reserve_commands(self, id: str, rpm: int | None) -> list[_Command]:
+        w = self.window_index()
+        return [
+            ("EVAL", _RESERVE, 2, self._key(id, f"req:{w}"), self._key(id, "inflight"),
+             -1 if rpm is None else rpm, int(self.window * 2) + 1, _INFLIGHT_TTL),
+        ]  # fmt: skip
+
+    def _release_commands(self, id: str, tokens: int, quota: Quota | None) -> list[_Command]:
+        w = self.window_index()
+        cmds: list[_Command] = [("EVAL", _RELEASE, 1, self._key(id, "inflight"), _INFLIGHT_TTL)]
+        if tokens > 0:
+            cmds += [("INCRBY", self._key(id, f"tok:{w}"), tokens),
+                     ("EXPIRE", self._key(id, f"tok:{w}"), int(self.window * 2) + 1)]  # fmt: skip
+        # Moving averages are kept locally and published: last writer wins, which is enough
+        # for ranking deployments by speed.
+        snap = self.local.snapshot([id])[id]
+        fields: dict[str, Any] = {}
+        if snap.latency is not None:
+            fields["latency"] = f"{snap.latency:.6f}"
+        if snap.ttft is not None:
+            fields["ttft"] = f"{snap.ttft:.6f}"
+        if quota is not None:
+            fields.update(
+                rreq="" if quota.remaining_requests is None else quota.remaining_requests,
+                rtok="" if quota.remaining_tokens is None else quota.remaining_tokens,
+                qat=f"{quota.at:.3f}",
+            )
+        if fields:
+            flat = [x for kv in fields.items() for x in kv]
+            cmds += [("HSET", self._key(id, "stats"), *flat), ("EXPIRE", self._key(id, "stats"), _STATS_TTL)]
+        return cmds
+
+    def _failure_commands(self, id: str) -> list[_Command]:
+        key = self._key(id, f"fail:{self.window_index()}")
+        return [("INCR", key), ("EXPIRE", key, int(self.window * 2) + 1)]
+
+    def _cool_down_commands(self, id: str, until: float) -> list[_Command]:
+        ms = max(1, int((until - time.time()) * 1000))
+        return [("EVAL", _COOL_DOWN, 1, self._key(id, "cooldown"), f"{until:.3f}", ms)]
+
+    # -------------------------------------------------------------- sync
+
+    def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        return self._snapshot_parse(ids, self._run(self._snapshot_commands(ids)))
+
+    def reserve(self, id: str, rpm: int | None) -> bool:
+        result = self._run(self._reserve_commands(id, rpm))
+        return self._reserved(id, rpm, result)
+
+    def release(
+        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        quota: Quota | None = None,
+    ) -> None:  # fmt: skip
+        self.local.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+        self._run(self._release_commands(id, tokens, quota))
+
+    def add_failure(self, id: str) -> int:
+        local = self.local.add_failure(id)
+        result = self._run(self._failure_commands(id))
+        return local if result is None else int(result[0])
+
+    def cool_down(self, id: str, until: float) -> None:
+        self.local.cool_down(id, until)
+        self._run(self._cool_down_commands(id, until))
+
+    # -------------------------------------------------------------- async
+
+    async def asnapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        return self._snapshot_parse(ids, await self._arun(self._snapshot_commands(ids)))
+
+    async def areserve(self, id: str, rpm: int | None) -> bool:
+        result = await self._arun(self._reserve_commands(id, rpm))
+        return self._reserved(id, rpm, result)
+
+    async def arelease(
+        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        quota: Quota | None = None,
+    ) -> None:  # fmt: skip
+        self.local.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+        await self._arun(self._release_commands(id, tokens, quota))
+
+    async def aadd_failure(self, id: str) -> int:
+        local = self.local.add_failure(id)
+        result = await self._arun(self._failure_commands(id))
+        return local if result is None else int(result[0])
+
+    async def acool_down(self, id: str, until: float) -> None:
+        self.local.cool_down(id, until)
+        await self._arun(self._cool_down_commands(id, until))
+
+    def _reserved(self, id: str, rpm: int | None, result: list[Any] | None) -> bool:
+        if result is None:  # Redis is down: this process's own count decides
+            return self.local.reserve(id, rpm)
+        ok = bool(int(result[0]))
+        if ok:
+            self.local.reserve(id, None)  # mirror, for the day Redis goes away
+        return ok
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
