@@ -419,3 +419,13 @@ def test_empty_secret_is_named_not_sent(entra: EntraEmulator, api_base: str) -> 
     with pytest.raises(AuthenticationError, match="needs client_certificate_path"):
         _call(api_base, tenant_id=TENANT, client_id=CLIENT_ID, client_certificate_path="")
     assert entra.token_requests == []
+
+
+def test_stream_after_revocation_gets_a_fresh_token(entra: EntraEmulator, emulator: Emulator, api_base: str) -> None:
+    kw = {"tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    _call(api_base, **kw)
+    entra.revoke_all()
+    stream = _call(api_base, stream=True, **kw)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)  # type: ignore[attr-defined]
+    assert text.endswith("You said: hello")
+    assert entra.token_request_count == 2 and len(emulator.requests) == 3
