@@ -16,6 +16,7 @@ import pytest
 from modelyard.plugins import reset_plugins
 from modelyard.testing import Deployment, Emulator, EmulatorServer
 
+from pgtest import postgres_url  # noqa: F401  (a session fixture: a real PostgreSQL)
 from testsupport import AD_TOKEN, KEY
 
 

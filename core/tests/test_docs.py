@@ -36,6 +36,10 @@ def test_public_surface_is_pinned() -> None:
             "ModelyardError", "NotFoundError", "PermissionDeniedError", "PluginError", "RateLimitError",
             "Router", "ServiceUnavailableError", "TextCompletion", "UnprocessableEntityError", "UnsupportedParamsError",
             "acompletion", "completion", "drop_params", "enable_azure_ad_token_refresh", "hookimpl",
+            "create_file", "acreate_file", "file_retrieve", "afile_retrieve", "file_list", "afile_list",
+            "file_delete", "afile_delete", "file_content", "afile_content", "create_batch", "acreate_batch",
+            "retrieve_batch", "aretrieve_batch", "cancel_batch", "acancel_batch", "list_batches",
+            "alist_batches",
             "AsyncTextStream", "TextStream", "atext_completion", "text_completion",
         ]
     )  # fmt: skip

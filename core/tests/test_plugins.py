@@ -93,11 +93,12 @@ def test_incompatible_hook_api_names_plugin_and_versions(site: Path) -> None:
     plugins = load_plugins()
     info = _info(plugins, "future_plugin_mod")
     assert info.status == "skipped"
-    for text in ("future-plugin", "1.2.3", "(2, 0)", "(1, 0)"):
+    for text in ("future-plugin", "1.2.3", "(2, 0)", str(modelyard.HOOK_API)):
         assert text in info.reason
     with pytest.raises(errors.PluginError) as exc:
         load_plugins(load=["future-plugin"])
-    assert "(2, 0)" in str(exc.value) and "(1, 0)" in str(exc.value) and "future-plugin" in str(exc.value)
+    core_api = str(modelyard.HOOK_API)
+    assert "(2, 0)" in str(exc.value) and core_api in str(exc.value) and "future-plugin" in str(exc.value)
 
 
 def test_newer_minor_hook_api_is_refused(site: Path) -> None:

@@ -45,6 +45,26 @@ if TYPE_CHECKING:
         UnprocessableEntityError,
         UnsupportedParamsError,
     )
+    from .files import (
+        acancel_batch,
+        acreate_batch,
+        acreate_file,
+        afile_content,
+        afile_delete,
+        afile_list,
+        afile_retrieve,
+        alist_batches,
+        aretrieve_batch,
+        cancel_batch,
+        create_batch,
+        create_file,
+        file_content,
+        file_delete,
+        file_list,
+        file_retrieve,
+        list_batches,
+        retrieve_batch,
+    )
     from .hookspecs import HOOK_API, hookimpl
     from .router import Router
     from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
@@ -76,12 +96,30 @@ __all__ = [
     "TextStream",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
+    "acancel_batch",
     "acompletion",
+    "acreate_batch",
+    "acreate_file",
+    "afile_content",
+    "afile_delete",
+    "afile_list",
+    "afile_retrieve",
+    "alist_batches",
+    "aretrieve_batch",
     "atext_completion",
+    "cancel_batch",
     "completion",
+    "create_batch",
+    "create_file",
     "drop_params",
     "enable_azure_ad_token_refresh",
+    "file_content",
+    "file_delete",
+    "file_list",
+    "file_retrieve",
     "hookimpl",
+    "list_batches",
+    "retrieve_batch",
     "text_completion",
 ]
 
@@ -104,6 +142,7 @@ _LAZY = {
     "TextCompletion": "types",
     "Router": "router",
 }
+_LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 
 

@@ -1,10 +1,10 @@
-"""The ``modelyard`` command: ``serve``, ``plugins``, ``emulator``, ``demo``."""
+"""The ``modelyard`` command: ``serve``, ``plugins``, ``emulator``, ``demo``, and the commands plugins register."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["main"]
@@ -84,6 +84,34 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
 
+def _plugin_commands(sub: Any) -> None:
+    """Let plugins add commands (the ``register_commands`` hook); a broken plugin only warns."""
+    from .errors import ModelyardError
+    from .plugins import get_plugins
+
+    try:
+        plugins = get_plugins()
+    except ModelyardError as exc:
+        print(f"warning: plugin commands unavailable: {exc}", file=sys.stderr)
+        return
+
+    def register(
+        name: str,
+        *,
+        summary: str,
+        setup: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int],
+    ) -> None:
+        if name in sub.choices:
+            print(f"warning: a plugin's command {name!r} clashes with an existing one; skipped", file=sys.stderr)
+            return
+        parser = sub.add_parser(name, help=summary)
+        setup(parser)
+        parser.set_defaults(func=run)
+
+    plugins.hook.register_commands(register=register)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelyard`` console script."""
     parser = argparse.ArgumentParser(prog="modelyard", description="Azure OpenAI from Python.")
@@ -116,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("prompt", nargs="?", default="Hello, how are you?")
     p.set_defaults(func=_demo)
 
+    _plugin_commands(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

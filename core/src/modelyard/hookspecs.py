@@ -10,13 +10,17 @@ hook or argument is added, major on a removal, rename or change of meaning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from .errors import APIError
     from .families import Family
+    from .files import FilesRequest
     from .types import (
         ChatRequest,
         Connection,
@@ -29,12 +33,13 @@ __all__ = [
     "HOOK_API",
     "Authenticator",
     "CallEvent",
+    "RegisterCommand",
     "RegisterFamily",
     "hookimpl",
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 0)
+HOOK_API: tuple[int, int] = (1, 1)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -46,6 +51,23 @@ class RegisterFamily(Protocol):
     """The callable ``register_families`` receives: call it once per family."""
 
     def __call__(self, family: Family, /) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    """The callable ``register_commands`` receives: call it once per top-level command.
+
+    ``setup`` adds the command's arguments (and sub-commands) to its argparse parser; ``run``
+    gets the parsed arguments and returns the exit status.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        summary: str,
+        setup: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int],
+    ) -> None: ...
 
 
 class Authenticator(Protocol):
@@ -101,6 +123,24 @@ def transform_request(
     credentials here: that is ``resolve_auth``'s job. Raise ``ConfigError`` for a missing
     setting (``api_base``) and ``BadRequestError`` for input the upstream would refuse.
     Since HOOK_API 1.0.
+    """
+
+
+@hookspec(firstresult=True)
+def transform_files_request(
+    route: Route, request: FilesRequest, connection: Connection
+) -> ProviderRequest | None:
+    """Build the upstream HTTP call for one files or batches operation.
+
+    Runs once per ``create_file`` / ``file_*`` / ``*_batch`` / ``list_batches`` call, before
+    auth. ``request`` is the call in OpenAI's shape relative to the API root
+    (``request.path`` is ``/files``, ``/batches/{id}/cancel`` ...; an upload carries
+    ``request.upload`` and the form fields). Return a ``ProviderRequest`` with the absolute
+    URL, or None when ``route.provider`` is not yours; the first non-None answer is used.
+    An upload goes in ``ProviderRequest.files``/``data`` and should stay a file object so
+    that it is streamed. Raise ``BadRequestError`` for input the upstream would refuse (an
+    invalid batch file, naming the line) and ``ConfigError`` for a missing setting.
+    Since HOOK_API 1.1.
     """
 
 
@@ -173,4 +213,18 @@ def on_failure(event: CallEvent) -> None:
 
     Called once per call that raised, after retries are spent. Must not raise; an exception
     is logged and ignored. Since HOOK_API 1.0.
+    """
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@hookspec
+def register_commands(register: RegisterCommand) -> None:
+    """Add top-level commands to the ``modelyard`` command line.
+
+    Called once when the command line starts, after the built-in commands are defined. Call
+    ``register(name, summary=..., setup=..., run=...)`` per command; all plugins' answers are
+    collected. A name that is already taken is skipped with a warning. Import heavy modules
+    inside ``run``, not at registration. Since HOOK_API 1.1.
     """

@@ -226,6 +226,8 @@ class Transport:
                 _url(request),
                 headers=headers,
                 json=request.json_body,
+                files=request.files,
+                data=request.data,
                 timeout=_timeout(timeout),
             )
             try:
@@ -260,7 +262,8 @@ class Transport:
         num_retries: int = 0,
     ) -> httpx.Response:
         """The async twin of :meth:`send`."""
-        fast = self._aiohttp
+        # Multipart uploads (files / form data) stay on httpx, which streams them.
+        fast = self._aiohttp if not request.files and request.data is None else None
         client = None if fast is not None else self.aclient(request.url)
         refreshed = False
         attempt = 0
@@ -276,6 +279,8 @@ class Transport:
                         _url(request),
                         headers=headers,
                         json=request.json_body,
+                        files=request.files,
+                        data=request.data,
                         timeout=_timeout(timeout),
                     )
                     response = await client.send(req, stream=request.stream)

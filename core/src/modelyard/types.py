@@ -227,6 +227,11 @@ class ProviderRequest(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    """Multipart file parts, as httpx's ``files=`` (``{"file": (name, fileobj, type)}``);
+    file objects are streamed, not read whole. Since HOOK_API 1.1."""
+    data: dict[str, str] | None = None
+    """Multipart form fields sent with ``files``. Since HOOK_API 1.1."""
     stream: bool = False
 
     def __repr_args__(self) -> Any:

@@ -1,4 +1,4 @@
-"""Test helpers for modelyard and for your own application: the Azure OpenAI emulator.
+"""Test helpers for modelyard and for your own application: the Azure OpenAI and Entra ID emulators.
 
 ```python
 from modelyard.testing import Emulator, EmulatorServer
@@ -6,6 +6,10 @@ from modelyard.testing import Emulator, EmulatorServer
 with EmulatorServer(Emulator(["gpt-4o"])) as server:
     completion(model="azure/gpt-4o", api_base=server.url, api_key="emulator-key", messages=[...])
 ```
+
+Entra ID (``EntraEmulator``, ``EntraServer``: tokens for the real azure-identity classes over
+HTTPS) is described in :mod:`modelyard.testing.entra`; ``EntraServer`` also needs ``trustme``
+(the ``entra`` extra).
 
 Needs the ``server`` extra (``pip install modelyard[server]``).
 """
@@ -21,6 +25,8 @@ from .emulator import (
     Faults,
     RecordedRequest,
 )
+from .entra import EntraEmulator
+from .entra_server import EntraServer
 from .server import EmulatorServer
 
 __all__ = [
@@ -30,6 +36,8 @@ __all__ = [
     "Deployment",
     "Emulator",
     "EmulatorServer",
+    "EntraEmulator",
+    "EntraServer",
     "Faults",
     "RecordedRequest",
 ]

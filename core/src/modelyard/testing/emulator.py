@@ -191,6 +191,8 @@ class Emulator:
 
     Attributes:
         requests: every request received, in order (:class:`RecordedRequest`).
+        batches: the resource's files and batches (``modelyard.testing.batches.BatchService``;
+            ``step_seconds`` sets how fast batches run).
         token_validator: a callable ``(token) -> bool`` for bearer tokens that are not in
             ``ad_tokens`` (the Entra emulator installs one).
     """
@@ -212,6 +214,9 @@ class Emulator:
         self.requests: list[RecordedRequest] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        from .batches import BatchService
+
+        self.batches = BatchService(self)  # files and batches; .step_seconds sets their speed
         self.app = Starlette(routes=self._routes())
 
     # ------------------------------------------------------------------ configuration
@@ -226,6 +231,7 @@ class Emulator:
         """Forget recorded requests, scripted faults and quota usage."""
         with self._lock:
             self.requests.clear()
+            self.batches.reset()
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
@@ -234,6 +240,7 @@ class Emulator:
         return [
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
+            *self.batches.routes(),
             vision.extensions_route(self),
             Route("/openai/deployments/{deployment}/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),

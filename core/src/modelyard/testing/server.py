@@ -13,8 +13,10 @@ __all__ = ["EmulatorServer", "serve_in_thread"]
 class serve_in_thread:
     """Serve ``app`` on ``host:port`` (port 0 picks a free one) until the ``with`` block ends.
 
+    Extra keyword arguments go to ``uvicorn.Config`` (``ssl_certfile``/``ssl_keyfile`` serve HTTPS).
+
     Attributes:
-        url: ``http://127.0.0.1:<port>``.
+        url: ``http://127.0.0.1:<port>`` (``https://`` when ``ssl_certfile`` is given).
         port: the bound port.
     """
 
@@ -28,7 +30,8 @@ class serve_in_thread:
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
+        scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"
+        self.url = f"{scheme}://{host}:{self.port}"
         options = {"log_level": "warning", "lifespan": "off", **uvicorn_options}
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)

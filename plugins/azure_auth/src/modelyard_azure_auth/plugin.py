@@ -1,22 +1,32 @@
 """Credentials for Azure OpenAI calls: the ``resolve_auth`` hook.
 
-Which credential wins, first match:
+Which credential wins, first match (``docs/auth.md`` has the table):
 
 1. ``api-key`` or ``Authorization`` in ``extra_headers``: the caller's header is sent as is;
-2. ``azure_ad_token_provider``: ``Authorization: Bearer <provider()>``, called per attempt;
-3. ``azure_ad_token``: ``Authorization: Bearer <token>``;
-4. ``api_key``: ``api-key: <key>``;
-5. environment: ``AZURE_AD_TOKEN`` then ``AZURE_OPENAI_API_KEY`` then ``AZURE_API_KEY``.
+2. one credential given as a parameter; more than one kind is an error, not a silent choice:
+   ``azure_ad_token_provider`` (called per attempt), ``azure_ad_token``, ``api_key``,
+   ``client_secret`` (with ``tenant_id``, ``client_id``), ``azure_username``/``azure_password``
+   (with ``client_id``), ``client_certificate_path`` (with ``tenant_id``, ``client_id``).
+   Identifiers a flow needs and the call lacks come from ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``;
+3. ``AZURE_AD_TOKEN``; then ``AZURE_OPENAI_API_KEY``, then ``AZURE_API_KEY``;
+4. ``enable_azure_ad_token_refresh`` (the parameter, else ``modelyard.enable_azure_ad_token_refresh``):
+   ``DefaultAzureCredential`` (environment, workload identity, managed identity, Azure CLI ...);
+5. an Entra credential in the environment: ``AZURE_CLIENT_SECRET``, then
+   ``AZURE_CLIENT_CERTIFICATE_PATH`` (or ``AZURE_CERTIFICATE_PATH``), then ``AZURE_USERNAME`` +
+   ``AZURE_PASSWORD``, each with ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``.
 
-Passing more than one of ``api_key``, ``azure_ad_token`` and ``azure_ad_token_provider`` is an
-error, not a silent choice. With no credential at all, the error names every parameter and
-environment variable that would have worked.
+Entra flows (2, 4, 5) get tokens for ``azure_scope`` (else ``AZURE_SCOPE``, else
+``https://cognitiveservices.azure.com/.default``) from ``azure_authority_host`` (else
+``AZURE_AUTHORITY_HOST``, else the public cloud), cached per credential and scope
+(:mod:`modelyard_azure_auth.entra`). With no credential at all, the error names every
+parameter and environment variable that would have worked.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from modelyard import hookimpl
@@ -25,6 +35,9 @@ from modelyard.errors import AuthenticationError
 if TYPE_CHECKING:
     from modelyard.hookspecs import Authenticator
     from modelyard.types import Connection, Route, TokenProvider
+    from pydantic import SecretStr
+
+    from .entra import CredentialSpec
 
 HOOK_API = (1, 0)
 PROVIDERS = frozenset({"azure"})
@@ -95,9 +108,94 @@ class ProviderToken:
 
 
 _NO_CREDENTIAL = (
-    "No credential for Azure OpenAI. Pass api_key=..., azure_ad_token=... or "
-    "azure_ad_token_provider=..., or set AZURE_API_KEY (or AZURE_OPENAI_API_KEY) or AZURE_AD_TOKEN."
+    "No credential for Azure OpenAI. Pass api_key=..., azure_ad_token=..., azure_ad_token_provider=..., "
+    "tenant_id/client_id/client_secret, client_id/azure_username/azure_password, or "
+    "tenant_id/client_id/client_certificate_path; or set AZURE_API_KEY (or AZURE_OPENAI_API_KEY), "
+    "AZURE_AD_TOKEN, or AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET; or set "
+    "modelyard.enable_azure_ad_token_refresh = True to use DefaultAzureCredential."
 )
+_DEFAULT_CREDENTIAL_ENV = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE")
+"""The variables that say *who* ``DefaultAzureCredential`` signs in as: a change gives a new credential.
+(Read per call, so kept short; after other changes call ``clear_token_cache()``.)"""
+_KINDS = {
+    "azure_ad_token_provider": "azure_ad_token_provider",
+    "azure_ad_token": "azure_ad_token",
+    "api_key": "api_key",
+    "client_secret": "client_secret",
+    "azure_username": "azure_username/azure_password",
+    "azure_password": "azure_username/azure_password",
+    "client_certificate_path": "client_certificate_path",
+}
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value() or None
+
+
+def _need(value: str | None, param: str, env: str, flow: str) -> str:
+    if not value:
+        raise AuthenticationError(f"{flow} needs {param} (or the {env} environment variable).", param=param)
+    return value
+
+
+def _refresh_enabled(connection: Connection) -> bool:
+    if connection.enable_azure_ad_token_refresh is not None:
+        return connection.enable_azure_ad_token_refresh
+    return bool(getattr(sys.modules.get("modelyard"), "enable_azure_ad_token_refresh", False))
+
+
+def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
+    """The credential for an Entra flow, each field from the call, else the environment."""
+    from .entra import CredentialSpec
+
+    env = os.environ
+    tenant = connection.tenant_id or env.get("AZURE_TENANT_ID")
+    client = connection.client_id or env.get("AZURE_CLIENT_ID")
+    authority = connection.azure_authority_host or env.get("AZURE_AUTHORITY_HOST") or None
+    if kind == "client_secret":
+        flow = "Entra ID client secret sign-in"
+        return CredentialSpec(
+            "client_secret",
+            tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
+            client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
+            secret=_need(_secret(connection.client_secret) or env.get("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
+            authority=authority,
+        )
+    if kind == "certificate":
+        flow = "Entra ID certificate sign-in"
+        path = connection.client_certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH")
+        password = _secret(connection.client_certificate_password) or env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or env.get("AZURE_CERTIFICATE_PASSWORD")
+        return CredentialSpec(
+            "certificate",
+            tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
+            client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
+            certificate_path=_need(path, "client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH", flow),
+            secret=password,
+            authority=authority,
+        )
+    if kind == "username_password":
+        flow = "Entra ID username/password sign-in"
+        return CredentialSpec(
+            "username_password",
+            tenant_id=tenant,
+            client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
+            username=_need(connection.azure_username or env.get("AZURE_USERNAME"), "azure_username", "AZURE_USERNAME", flow),
+            secret=_need(_secret(connection.azure_password) or env.get("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
+            authority=authority,
+        )
+    # DefaultAzureCredential reads its own variables; they make the credential's identity. A
+    # tenant_id/client_id given in the call picks the user-assigned managed or workload identity.
+    seen = tuple((name, value) for name in _DEFAULT_CREDENTIAL_ENV if (value := env.get(name)) is not None)
+    return CredentialSpec(
+        "default", tenant_id=connection.tenant_id, client_id=connection.client_id, authority=authority, environment=seen
+    )
+
+
+def _entra(kind: str, connection: Connection) -> Authenticator:
+    from .entra import DEFAULT_SCOPE, EntraToken, token_source
+
+    scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPE
+    return EntraToken(token_source(_entra_spec(kind, connection), scope))
 
 
 @hookimpl
@@ -108,14 +206,11 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
     extra = connection.extra_headers or {}
     if any(k.lower() in ("api-key", "authorization") for k in extra):
         return StaticHeaders({})
-    given = [
-        name
-        for name in ("api_key", "azure_ad_token", "azure_ad_token_provider")
-        if getattr(connection, name) is not None
-    ]
+    given = sorted({kind for name, kind in _KINDS.items() if getattr(connection, name) is not None})
     if len(given) > 1:
         raise AuthenticationError(
-            f"Pass only one of api_key, azure_ad_token and azure_ad_token_provider (got {', '.join(given)})."
+            f"Pass only one of {' and '.join(given)}: they are different credentials, and modelyard "
+            "does not pick one silently."
         )
     if connection.azure_ad_token_provider is not None:
         return ProviderToken(connection.azure_ad_token_provider)
@@ -123,9 +218,23 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
         return StaticHeaders({"Authorization": f"Bearer {connection.azure_ad_token.get_secret_value()}"})
     if connection.api_key is not None:
         return StaticHeaders({"api-key": connection.api_key.get_secret_value()})
+    if connection.client_secret is not None:
+        return _entra("client_secret", connection)
+    if connection.client_certificate_path is not None:
+        return _entra("certificate", connection)
+    if connection.azure_username is not None or connection.azure_password is not None:
+        return _entra("username_password", connection)
     env = os.environ
     if token := env.get("AZURE_AD_TOKEN"):
         return StaticHeaders({"Authorization": f"Bearer {token}"})
     if key := env.get("AZURE_OPENAI_API_KEY") or env.get("AZURE_API_KEY"):
         return StaticHeaders({"api-key": key})
+    if _refresh_enabled(connection):
+        return _entra("default", connection)
+    if env.get("AZURE_CLIENT_SECRET"):
+        return _entra("client_secret", connection)
+    if env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH"):
+        return _entra("certificate", connection)
+    if env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD"):
+        return _entra("username_password", connection)
     raise AuthenticationError(_NO_CREDENTIAL, provider=route.provider, model=route.model)

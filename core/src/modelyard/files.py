@@ -1,0 +1,713 @@
+"""Files and batches: LiteLLM's ``create_file`` / ``create_batch`` family, through the one pipeline.
+
+Every function takes the usual connection parameters (``api_base``, ``api_version``,
+``api_key``, ``azure_ad_token``, ``azure_ad_token_provider``, the Entra settings,
+``extra_headers``), ``custom_llm_provider`` (default ``"azure"``), ``timeout`` and
+``num_retries``; each has an async twin named with an ``a`` prefix.
+
+The steps are those of :mod:`modelyard.api`: the call is described in OpenAI's shape
+(:class:`FilesRequest`), the ``transform_files_request`` hook of the provider's plugin turns it
+into an upstream call, ``resolve_auth`` adds the credential, the pooled transport sends it
+(uploads are streamed from the file object), ``map_error`` maps a failure, and the observers
+see the outcome. The core knows no provider: it only speaks OpenAI's files and batches API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import APIError, BadRequestError, error_for_status
+from .hookspecs import Authenticator
+from .plugins import Plugins, get_plugins
+from .types import Connection, ProviderRequest, ProviderResponse, Route, _Open
+
+__all__ = [
+    "Batch",
+    "BatchList",
+    "FileContent",
+    "FileDeleted",
+    "FileList",
+    "FileObject",
+    "FilesOperation",
+    "FilesRequest",
+    "Upload",
+    "acancel_batch",
+    "acreate_batch",
+    "acreate_file",
+    "afile_content",
+    "afile_delete",
+    "afile_list",
+    "afile_retrieve",
+    "alist_batches",
+    "aretrieve_batch",
+    "cancel_batch",
+    "create_batch",
+    "create_file",
+    "file_content",
+    "file_delete",
+    "file_list",
+    "file_retrieve",
+    "list_batches",
+    "retrieve_batch",
+]
+
+DEFAULT_PROVIDER = "azure"
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
+_CONNECTION_KEYS = frozenset(Connection.model_fields)
+_CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
+                           "model", "model_info", "base_model", "custom_llm_provider"})  # fmt: skip
+DEFAULT_NUM_RETRIES = 2
+
+FilesOperation = Literal[
+    "create_file", "file_retrieve", "file_list", "file_delete", "file_content",
+    "create_batch", "retrieve_batch", "cancel_batch", "list_batches",
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- results
+
+
+class FileObject(_Open):
+    """An uploaded file (``object == "file"``); Azure's ``status`` / ``status_details`` kept."""
+
+    id: str
+    object: str = "file"
+    bytes: int | None = None
+    created_at: int = 0
+    filename: str = ""
+    purpose: str = ""
+    status: str | None = None
+    status_details: str | None = None
+
+
+class FileDeleted(_Open):
+    """The answer to ``file_delete``."""
+
+    id: str
+    object: str = "file"
+    deleted: bool = True
+
+
+class FileList(_Open):
+    """A page of files (Azure's GA API returns them all; ``has_more`` is then False)."""
+
+    object: str = "list"
+    data: list[FileObject] = Field(default_factory=list)
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+
+class Batch(_Open):
+    """A batch job, as OpenAI and Azure describe it (``object == "batch"``).
+
+    ``status`` moves ``validating -> in_progress -> finalizing -> completed`` (or ``failed``,
+    ``expired``, ``cancelling -> cancelled``); ``request_counts`` holds ``total``,
+    ``completed`` and ``failed``; ``output_file_id`` / ``error_file_id`` appear when done.
+    """
+
+    id: str
+    object: str = "batch"
+    endpoint: str | None = None
+    errors: dict[str, Any] | None = None
+    input_file_id: str | None = None
+    completion_window: str | None = None
+    status: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    created_at: int | None = None
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: dict[str, int] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class BatchList(_Open):
+    """A page of batches; page on with ``list_batches(after=page.last_id)`` while ``has_more``."""
+
+    object: str = "list"
+    data: list[Batch] = Field(default_factory=list)
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+
+class FileContent:
+    """A file's bytes, as ``file_content`` returns them (the shape of openai's binary responses).
+
+    Attributes:
+        content: the raw bytes.
+        headers: the upstream response headers.
+    """
+
+    def __init__(self, content: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.content = content
+        self.headers: Mapping[str, str] = headers or {}
+
+    @property
+    def text(self) -> str:
+        """The content decoded as UTF-8."""
+        return self.content.decode("utf-8")
+
+    def read(self) -> bytes:
+        """The raw bytes (same as :attr:`content`)."""
+        return self.content
+
+    def json(self) -> Any:
+        """The content parsed as one JSON document."""
+        return json.loads(self.content)
+
+    def iter_lines(self) -> Iterator[str]:
+        """The non-empty lines of a JSONL file (batch output and error files)."""
+        for line in self.text.splitlines():
+            if line.strip():
+                yield line
+
+    def write_to_file(self, file: str | os.PathLike[str]) -> None:
+        """Write the bytes to ``file``."""
+        with open(file, "wb") as out:
+            out.write(self.content)
+
+    def __repr__(self) -> str:
+        return f"FileContent({len(self.content)} bytes)"
+
+
+# --------------------------------------------------------------------------- the request
+
+
+class Upload(BaseModel):
+    """A file to upload: its name, a readable, seekable binary file object, its content type."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    filename: str
+    file: Any
+    content_type: str = "application/octet-stream"
+
+
+class FilesRequest(BaseModel):
+    """One files or batches call in OpenAI's shape, relative to the provider's API root.
+
+    Attributes:
+        operation: which call (``create_file``, ``retrieve_batch`` ...).
+        method: the HTTP method OpenAI's API uses for it.
+        path: OpenAI's path without ``/v1`` (``/files``, ``/batches/{id}/cancel`` ...).
+        params: query parameters (``purpose``, ``after``, ``limit``).
+        json_body: the JSON body (``create_batch``).
+        form: multipart form fields sent with ``upload`` (``purpose``).
+        upload: the file of ``create_file``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    operation: FilesOperation
+    method: Literal["GET", "POST", "DELETE"] = "GET"
+    path: str
+    params: dict[str, str] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = None
+    form: dict[str, str] = Field(default_factory=dict)
+    upload: Upload | None = None
+
+
+@dataclass
+class _Call:
+    plugins: Plugins
+    route: Route
+    request: ProviderRequest
+    auth: Authenticator
+    timeout: Any
+    num_retries: int
+    started: float
+    owned: IO[bytes] | None = None
+
+    def close(self) -> None:
+        if self.owned is not None:
+            self.owned.close()
+
+
+def _bad(message: str, param: str) -> BadRequestError:
+    return BadRequestError(message, param=param)
+
+
+def _id(value: Any, param: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "/" in value:
+        raise _bad(f"{param!r} must be a non-empty id string without '/', got {value!r}.", param)
+    return value
+
+
+def _spool(stream: IO[bytes]) -> IO[bytes]:
+    """A seekable copy of a non-seekable stream (kept in memory up to 8 MB, then on disk)."""
+    copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115  (closed by the call)
+    shutil.copyfileobj(stream, copy)
+    copy.seek(0)
+    return copy
+
+
+def _coerce_upload(file: Any, purpose: str) -> tuple[Upload, IO[bytes] | None]:
+    """The ``file=`` argument (file object, bytes, path, or ``(name, content[, type])``) as an Upload.
+
+    Returns the upload and the file object this call opened (to close after sending).
+    """
+    content_type = "application/jsonl" if purpose == "batch" else "application/octet-stream"
+    name: str | None = None
+    if isinstance(file, tuple):
+        if not 2 <= len(file) <= 3:
+            raise _bad("'file' as a tuple must be (filename, content) or (filename, content, content_type).", "file")
+        if len(file) == 3 and isinstance(file[2], str):
+            content_type = file[2]
+        name, file = file[0], file[1]
+    owned: IO[bytes] | None = None
+    if isinstance(file, bytes | bytearray):
+        fileobj: IO[bytes] = io.BytesIO(bytes(file))
+        owned = fileobj
+    elif isinstance(file, os.PathLike):
+        path = os.fspath(file)
+        try:
+            fileobj = open(path, "rb")  # noqa: SIM115  (closed after the call)
+        except OSError as exc:
+            raise _bad(f"Cannot open 'file' {path!r}: {exc.strerror}.", "file") from None
+        owned = fileobj
+        name = name or os.path.basename(path)
+    elif hasattr(file, "read"):
+        if isinstance(file, io.TextIOBase):
+            raise _bad("'file' must be opened in binary mode: open(path, 'rb').", "file")
+        fileobj = file
+        if not (getattr(file, "seekable", lambda: False)()):
+            fileobj = owned = _spool(file)
+        name = name or os.path.basename(str(getattr(file, "name", "") or ""))
+    else:
+        raise _bad(
+            f"'file' must be a binary file object, bytes, a path or a (filename, content) tuple, "
+            f"got {type(file).__name__}.",
+            "file",
+        )
+    return Upload(filename=name or ("input.jsonl" if purpose == "batch" else "upload"), file=fileobj,
+                  content_type=content_type), owned  # fmt: skip
+
+
+def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    connection: dict[str, Any] = {}
+    control: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key in _CONNECTION_KEYS:
+            connection[key] = value
+        elif key in _CONTROL_KEYS:
+            control[key] = value
+        else:
+            raise _bad(f"Unexpected argument {key!r} for a files/batches call.", key)
+    return connection, control
+
+
+def _route(operation: str, control: dict[str, Any]) -> Route:
+    model = control.get("model")
+    provider = control.get("custom_llm_provider")
+    deployment = ""
+    if isinstance(model, str) and "/" in model:
+        prefix, _, deployment = model.partition("/")
+        provider = provider or prefix
+    elif isinstance(model, str):
+        deployment = model
+    provider = provider or DEFAULT_PROVIDER
+    if not isinstance(provider, str) or not provider:
+        raise _bad("'custom_llm_provider' must be a provider name such as 'azure'.", "custom_llm_provider")
+    return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
+
+
+def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
+    from .api import _field, _first
+
+    started = time.perf_counter()
+    try:
+        conn_kw, control = _split(kwargs)
+        route = _route(request.operation, control)
+        try:
+            connection = Connection(**conn_kw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = _field(err["loc"])
+            raise _bad(f"Invalid value for {field!r}: {err['msg']}.", field) from None
+        extra = control.get("extra_body")
+        if extra:
+            if not isinstance(extra, dict):
+                raise _bad("'extra_body' must be a dict.", "extra_body")
+            if request.json_body is not None:
+                request = request.model_copy(update={"json_body": {**request.json_body, **extra}})
+            elif request.upload is not None:
+                request = request.model_copy(update={"form": {**request.form, **{k: str(v) for k, v in extra.items()}}})
+        plugins = get_plugins()
+        hook = plugins.hook
+        provider_request = _first(
+            hook.transform_files_request, ProviderRequest, "transform_files_request", route,
+            request=request, connection=connection,
+        )  # fmt: skip
+        auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+    retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
+    return _Call(
+        plugins=plugins,
+        route=route,
+        request=provider_request,
+        auth=auth,
+        timeout=control.get("timeout", control.get("request_timeout")),
+        num_retries=int(retries),
+        started=started,
+        owned=owned,
+    )
+
+
+# --------------------------------------------------------------------------- finish
+
+
+def _observe(call: _Call, status: int | None, error: APIError | None = None) -> None:
+    hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
+    if not hook.get_hookimpls():
+        return
+    from .api import CallRecord
+
+    try:
+        hook(event=CallRecord(call.route, time.perf_counter() - call.started, status, None, error))
+    except Exception:  # observers must not break a call
+        import logging
+
+        logging.getLogger("modelyard").exception("an on_success/on_failure observer raised")
+
+
+def _annotate(call: _Call, err: APIError) -> APIError:
+    err.provider = err.provider or call.route.provider
+    if call.route.deployment:
+        err.deployment = err.deployment or call.route.deployment
+    return err
+
+
+def _error(call: _Call, status: int, headers: Mapping[str, str], content: bytes) -> APIError:
+    presp = ProviderResponse.model_construct(status_code=status, headers=headers, content=content)
+    err = call.plugins.hook.map_error(route=call.route, response=presp)
+    if not isinstance(err, APIError):
+        body = presp.json_body()
+        detail = body.get("error") if isinstance(body, dict) else None
+        message = (detail or {}).get("message") if isinstance(detail, dict) else None
+        code = (detail or {}).get("code") if isinstance(detail, dict) else None
+        err = error_for_status(status)(
+            message or f"Upstream answered HTTP {status}.", status_code=status, body=body,
+            code=str(code) if code is not None else None,
+        )  # fmt: skip
+    err.request_id = err.request_id or presp.request_id
+    return _annotate(call, err)
+
+
+_RESULTS: dict[str, type[BaseModel]] = {
+    "create_file": FileObject,
+    "file_retrieve": FileObject,
+    "file_list": FileList,
+    "file_delete": FileDeleted,
+    "create_batch": Batch,
+    "retrieve_batch": Batch,
+    "cancel_batch": Batch,
+    "list_batches": BatchList,
+}
+
+
+def _result(call: _Call, status: int, headers: Mapping[str, str], content: bytes) -> Any:
+    if status >= 400:
+        err = _error(call, status, headers, content)
+        _observe(call, status, err)
+        raise err
+    _observe(call, status)
+    operation = call.route.operation
+    if operation == "file_content":
+        return FileContent(content, headers)
+    try:
+        return _RESULTS[operation].model_validate_json(content)
+    except ValidationError as exc:
+        err = error_for_status(502)(
+            f"The upstream answered {operation} with an unexpected body: {exc.errors()[0]['msg']}.",
+            status_code=502,
+        )
+        raise _annotate(call, err) from None
+
+
+def _send(call: _Call) -> Any:
+    from .transport import get_transport
+
+    try:
+        try:
+            response = get_transport().send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+        except APIError as err:
+            _observe(call, err.status_code, err)
+            raise _annotate(call, err) from err.__cause__
+    finally:
+        call.close()
+    return _result(call, response.status_code, response.headers, response.content)
+
+
+async def _asend(call: _Call) -> Any:
+    from .transport import get_transport
+
+    try:
+        try:
+            response = await get_transport().asend(
+                call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries
+            )
+        except APIError as err:
+            _observe(call, err.status_code, err)
+            raise _annotate(call, err) from err.__cause__
+    finally:
+        call.close()
+    return _result(call, response.status_code, response.headers, response.content)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _create_file_request(file: Any, purpose: Any) -> tuple[FilesRequest, IO[bytes] | None]:
+    if not isinstance(purpose, str) or not purpose:
+        raise _bad("'purpose' must be a string such as 'batch' or 'fine-tune'.", "purpose")
+    upload, owned = _coerce_upload(file, purpose)
+    request = FilesRequest(operation="create_file", method="POST", path="/files", form={"purpose": purpose}, upload=upload)
+    return request, owned
+
+
+def _file_list_request(purpose: str | None, after: str | None, limit: int | None) -> FilesRequest:
+    params: dict[str, str] = {}
+    if purpose is not None:
+        params["purpose"] = str(purpose)
+    if after is not None:
+        params["after"] = _id(after, "after")
+    if limit is not None:
+        params["limit"] = str(_limit(limit))
+    return FilesRequest(operation="file_list", path="/files", params=params)
+
+
+def _limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise _bad(f"'limit' must be an integer from 1 to 100, got {limit!r}.", "limit")
+    return limit
+
+
+def _create_batch_request(
+    input_file_id: Any, endpoint: Any, completion_window: Any, metadata: Any
+) -> FilesRequest:
+    body: dict[str, Any] = {
+        "input_file_id": _id(input_file_id, "input_file_id"),
+        "endpoint": endpoint,
+        "completion_window": completion_window,
+    }
+    if not isinstance(endpoint, str) or not endpoint.startswith("/"):
+        raise _bad(f"'endpoint' must be a path such as '/v1/chat/completions', got {endpoint!r}.", "endpoint")
+    if not isinstance(completion_window, str) or not completion_window:
+        raise _bad("'completion_window' must be a string; Azure accepts only '24h'.", "completion_window")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise _bad("'metadata' must map strings to strings.", "metadata")
+        body["metadata"] = metadata
+    return FilesRequest(operation="create_batch", method="POST", path="/batches", json_body=body)
+
+
+def _list_batches_request(after: str | None, limit: int | None) -> FilesRequest:
+    params: dict[str, str] = {}
+    if after is not None:
+        params["after"] = _id(after, "after")
+    if limit is not None:
+        params["limit"] = str(_limit(limit))
+    return FilesRequest(operation="list_batches", path="/batches", params=params)
+
+
+def _one(operation: FilesOperation, method: Literal["GET", "POST", "DELETE"], template: str, value: Any,
+         param: str) -> FilesRequest:  # fmt: skip
+    return FilesRequest(operation=operation, method=method, path=template.format(_id(value, param)))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def create_file(file: Any, purpose: str = "batch", custom_llm_provider: str = DEFAULT_PROVIDER,
+                **kwargs: Any) -> FileObject:  # fmt: skip
+    """Upload a file (``POST /files``), as LiteLLM's ``create_file``.
+
+    Args:
+        file: a binary file object (streamed, not read whole), bytes, a path, or a
+            ``(filename, content[, content_type])`` tuple.
+        purpose: ``batch``, ``fine-tune``, ``assistants`` ... A ``batch`` file is checked line by
+            line by the provider's plugin before anything is sent.
+        custom_llm_provider: which provider plugin answers (``azure``).
+        **kwargs: connection settings (``api_base``, ``api_key``, ``api_version`` ...),
+            ``extra_headers``, ``extra_body``, ``timeout``, ``num_retries``.
+
+    Returns:
+        The :class:`FileObject` (``.id`` is what ``create_batch`` takes).
+
+    Raises:
+        BadRequestError: invalid arguments or an invalid batch file (naming the line).
+        APIError: the upstream's error, mapped to its class.
+    """
+    request, owned = _create_file_request(file, purpose)
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}, owned))  # type: ignore[no-any-return]
+
+
+async def acreate_file(file: Any, purpose: str = "batch", custom_llm_provider: str = DEFAULT_PROVIDER,
+                       **kwargs: Any) -> FileObject:  # fmt: skip
+    """The async twin of :func:`create_file` (the file is checked in a worker thread)."""
+    request, owned = _create_file_request(file, purpose)
+    kw = {**kwargs, "custom_llm_provider": custom_llm_provider}
+    call = await asyncio.to_thread(_prepare, request, kw, owned)
+    return await _asend(call)  # type: ignore[no-any-return]
+
+
+def file_retrieve(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileObject:
+    """Describe one file (``GET /files/{id}``); Azure's ``status`` says whether it is ``processed``."""
+    request = _one("file_retrieve", "GET", "/files/{}", file_id, "file_id")
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def afile_retrieve(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileObject:
+    """The async twin of :func:`file_retrieve`."""
+    request = _one("file_retrieve", "GET", "/files/{}", file_id, "file_id")
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def file_list(custom_llm_provider: str = DEFAULT_PROVIDER, purpose: str | None = None, *,
+              after: str | None = None, limit: int | None = None, **kwargs: Any) -> FileList:  # fmt: skip
+    """List files (``GET /files``), optionally of one ``purpose``."""
+    request = _file_list_request(purpose, after, limit)
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def afile_list(custom_llm_provider: str = DEFAULT_PROVIDER, purpose: str | None = None, *,
+                     after: str | None = None, limit: int | None = None, **kwargs: Any) -> FileList:  # fmt: skip
+    """The async twin of :func:`file_list`."""
+    request = _file_list_request(purpose, after, limit)
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def file_delete(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileDeleted:
+    """Delete a file (``DELETE /files/{id}``)."""
+    request = _one("file_delete", "DELETE", "/files/{}", file_id, "file_id")
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def afile_delete(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileDeleted:
+    """The async twin of :func:`file_delete`."""
+    request = _one("file_delete", "DELETE", "/files/{}", file_id, "file_id")
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def file_content(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileContent:
+    """Download a file's bytes (``GET /files/{id}/content``): batch output and error files."""
+    request = _one("file_content", "GET", "/files/{}/content", file_id, "file_id")
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def afile_content(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> FileContent:
+    """The async twin of :func:`file_content`."""
+    request = _one("file_content", "GET", "/files/{}/content", file_id, "file_id")
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def create_batch(
+    completion_window: str = "24h",
+    endpoint: str = "/v1/chat/completions",
+    input_file_id: str | None = None,
+    custom_llm_provider: str = DEFAULT_PROVIDER,
+    metadata: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Batch:
+    """Start a batch job over an uploaded ``batch`` file (``POST /batches``), as LiteLLM's ``create_batch``.
+
+    The positional order is LiteLLM's; pass the arguments by name.
+
+    Args:
+        completion_window: ``24h``, the only value Azure accepts.
+        endpoint: ``/v1/chat/completions`` (Azure also takes ``/chat/completions``).
+        input_file_id: the id ``create_file`` returned (required).
+        custom_llm_provider: which provider plugin answers (``azure``).
+        metadata: string-to-string labels kept on the batch.
+        **kwargs: connection settings, ``extra_headers``, ``extra_body``, ``timeout``, ``num_retries``.
+
+    Returns:
+        The new :class:`Batch` (``status == "validating"``).
+    """
+    request = _create_batch_request(input_file_id, endpoint, completion_window, metadata)
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def acreate_batch(
+    completion_window: str = "24h",
+    endpoint: str = "/v1/chat/completions",
+    input_file_id: str | None = None,
+    custom_llm_provider: str = DEFAULT_PROVIDER,
+    metadata: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Batch:
+    """The async twin of :func:`create_batch`."""
+    request = _create_batch_request(input_file_id, endpoint, completion_window, metadata)
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def retrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                  metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """The current state of a batch (``GET /batches/{id}``): status, counts, output file ids.
+
+    ``metadata`` is accepted for LiteLLM compatibility and not sent.
+    """
+    request = _one("retrieve_batch", "GET", "/batches/{}", batch_id, "batch_id")
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def aretrieve_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                         metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """The async twin of :func:`retrieve_batch`."""
+    request = _one("retrieve_batch", "GET", "/batches/{}", batch_id, "batch_id")
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def cancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """Ask a batch to stop (``POST /batches/{id}/cancel``); it moves to ``cancelling`` then ``cancelled``.
+
+    ``metadata`` is accepted for LiteLLM compatibility and not sent.
+    """
+    request = _one("cancel_batch", "POST", "/batches/{}/cancel", batch_id, "batch_id")
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def acancel_batch(batch_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                       metadata: dict[str, str] | None = None, **kwargs: Any) -> Batch:  # fmt: skip
+    """The async twin of :func:`cancel_batch`."""
+    request = _one("cancel_batch", "POST", "/batches/{}/cancel", batch_id, "batch_id")
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+def list_batches(after: str | None = None, limit: int | None = None,
+                 custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> BatchList:  # fmt: skip
+    """A page of batches, newest first (``GET /batches?after=&limit=``; Azure's default limit is 20)."""
+    request = _list_batches_request(after, limit)
+    return _send(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+async def alist_batches(after: str | None = None, limit: int | None = None,
+                        custom_llm_provider: str = DEFAULT_PROVIDER, **kwargs: Any) -> BatchList:  # fmt: skip
+    """The async twin of :func:`list_batches`."""
+    request = _list_batches_request(after, limit)
+    return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]

@@ -1,0 +1,212 @@
+"""The store's tables and the :class:`Store` that reads and writes them (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..errors import ConfigError
+
+__all__ = ["BatchRecord", "FileRecord", "Store", "default_path"]
+
+_metadata = sa.MetaData()
+
+files_table = sa.Table(
+    "modelyard_files",
+    _metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("deployment", sa.String(255), nullable=False),
+    sa.Column("upstream_id", sa.String(255), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False, default="batch"),
+    sa.Column("kind", sa.String(16), nullable=False, default="input"),
+    sa.Column("batch_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("deployment", "upstream_id", name="uq_modelyard_files_upstream"),
+)
+
+batches_table = sa.Table(
+    "modelyard_batches",
+    _metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("deployment", sa.String(255), nullable=False),
+    sa.Column("upstream_id", sa.String(255), nullable=False),
+    sa.Column("input_file_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+    sa.UniqueConstraint("deployment", "upstream_id", name="uq_modelyard_batches_upstream"),
+)
+
+
+class FileRecord(BaseModel):
+    """Where a file the proxy handed out really lives.
+
+    Attributes:
+        id: the id the proxy's clients see.
+        deployment: the deployment (its ``model_info.id`` or name) whose resource holds it.
+        upstream_id: the id on that resource.
+        purpose: ``batch`` for inputs, ``batch_output`` for outputs and errors.
+        kind: ``input``, ``output`` or ``error``.
+        batch_id: the proxy batch id an output or error file belongs to.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    deployment: str
+    upstream_id: str
+    purpose: str = "batch"
+    kind: Literal["input", "output", "error"] = "input"
+    batch_id: str | None = None
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+
+
+class BatchRecord(BaseModel):
+    """Where a batch the proxy handed out really runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    deployment: str
+    upstream_id: str
+    input_file_id: str | None = None
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+    seq: int = Field(default_factory=time.time_ns)
+    """Orders batches (newest first) finer than ``created_at``'s seconds."""
+
+
+def default_path() -> Path:
+    """``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db`` (``~/.local/share``)."""
+    explicit = os.environ.get("MODELYARD_STORE_PATH")
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "modelyard" / "modelyard.db"
+
+
+def _engine_url(database_url: str | None, path: str | os.PathLike[str] | None) -> sa.URL:
+    if database_url:
+        try:
+            url = sa.make_url(database_url)
+        except SQLAlchemyError:
+            raise ConfigError(
+                "database_url is not a database URL such as postgresql://user:password@host:5432/db.",
+                key="database_url",
+            ) from None
+        if url.drivername in ("postgres", "postgresql"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url
+    file = Path(path).expanduser() if path is not None else default_path()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return sa.URL.create("sqlite", database=str(file))
+
+
+class Store:
+    """The store; one per process, shared by threads.
+
+    Args:
+        database_url: a SQLAlchemy URL; ``postgresql://...`` uses psycopg 3. None: SQLite.
+        path: the SQLite file when no ``database_url`` is given (default :func:`default_path`).
+
+    Raises:
+        ConfigError: the URL is malformed or the database cannot be opened (the message
+            never shows the password).
+    """
+
+    def __init__(self, database_url: str | None = None, *, path: str | os.PathLike[str] | None = None) -> None:
+        url = _engine_url(database_url, path)
+        self.url = url.render_as_string(hide_password=True)
+        try:
+            self._engine = sa.create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
+            _metadata.create_all(self._engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            detail = type(getattr(exc, "orig", None) or exc).__name__
+            raise ConfigError(f"Cannot open the store at {self.url} ({detail}).", key="database_url") from None
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ files
+
+    def put_file(self, record: FileRecord) -> FileRecord:
+        """Record a file; if its (deployment, upstream id) is already known, return that record."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(files_table.insert().values(**record.model_dump()))
+            return record
+        except IntegrityError:
+            existing = self.file_for_upstream(record.deployment, record.upstream_id)
+            if existing is None:
+                raise
+            return existing
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        """The record of a proxy file id, or None."""
+        return self._one(files_table, FileRecord, files_table.c.id == file_id)  # type: ignore[return-value]
+
+    def file_for_upstream(self, deployment: str, upstream_id: str) -> FileRecord | None:
+        """The record of an upstream file id on a deployment, or None."""
+        where = sa.and_(files_table.c.deployment == deployment, files_table.c.upstream_id == upstream_id)
+        return self._one(files_table, FileRecord, where)  # type: ignore[return-value]
+
+    def delete_file(self, file_id: str) -> bool:
+        """Forget a file; True when it was known."""
+        with self._engine.begin() as conn:
+            return conn.execute(files_table.delete().where(files_table.c.id == file_id)).rowcount > 0
+
+    def list_files(self, *, purpose: str | None = None) -> list[FileRecord]:
+        """Every recorded file (of ``purpose``), newest first."""
+        query = sa.select(files_table).order_by(files_table.c.created_at.desc(), files_table.c.id.desc())
+        if purpose is not None:
+            query = query.where(files_table.c.purpose == purpose)
+        with self._engine.connect() as conn:
+            return [FileRecord(**row._mapping) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ batches
+
+    def put_batch(self, record: BatchRecord) -> BatchRecord:
+        """Record a batch."""
+        with self._engine.begin() as conn:
+            conn.execute(batches_table.insert().values(**record.model_dump()))
+        return record
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        """The record of a proxy batch id, or None."""
+        return self._one(batches_table, BatchRecord, batches_table.c.id == batch_id)  # type: ignore[return-value]
+
+    def list_batches(self, *, after: str | None = None, limit: int = 20) -> tuple[list[BatchRecord], bool]:
+        """A page of batches, newest first, after the batch id ``after``; and whether more follow."""
+        query = sa.select(batches_table).order_by(batches_table.c.seq.desc(), batches_table.c.id.desc())
+        if after is not None:
+            anchor = self.get_batch(after)
+            if anchor is None:
+                return [], False
+            query = query.where(
+                sa.or_(
+                    batches_table.c.seq < anchor.seq,
+                    sa.and_(batches_table.c.seq == anchor.seq, batches_table.c.id < anchor.id),
+                )
+            )
+        with self._engine.connect() as conn:
+            rows = [BatchRecord(**row._mapping) for row in conn.execute(query.limit(limit + 1))]
+        return rows[:limit], len(rows) > limit
+
+    def _one(self, table: sa.Table, model: type[BaseModel], where: Any) -> BaseModel | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(where)).first()
+        return model(**row._mapping) if row is not None else None

@@ -1,0 +1,69 @@
+"""The store keeps its records across a restart, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from modelyard.errors import ConfigError
+from modelyard.store import BatchRecord, FileRecord, Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Keyword arguments that open the same database again and again."""
+    if request.param == "sqlite":
+        yield {"path": str(tmp_path / "store.db")}
+    else:
+        yield {"database_url": request.getfixturevalue("postgres_url")}
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+def test_records_survive_reopening(database: dict[str, str]) -> None:
+    file = FileRecord(id=_id("file-"), deployment="east", upstream_id=_id("file-"))
+    batch = BatchRecord(id=_id("batch_"), deployment="east", upstream_id=_id("batch_"), input_file_id=file.id)
+    output = FileRecord(id=_id("file-"), deployment="east", upstream_id=_id("file-"), purpose="batch_output",
+                        kind="output", batch_id=batch.id)  # fmt: skip
+    with Store(**database) as store:
+        store.put_file(file)
+        store.put_batch(batch)
+        store.put_file(output)
+    with Store(**database) as reopened:
+        assert reopened.get_file(file.id) == file
+        assert reopened.get_batch(batch.id) == batch
+        assert reopened.file_for_upstream("east", output.upstream_id) == output
+        assert reopened.get_file("file-unknown") is None
+
+
+def test_the_same_upstream_file_is_recorded_once(database: dict[str, str]) -> None:
+    upstream = _id("file-")
+    with Store(**database) as store:
+        first = store.put_file(FileRecord(id=_id("file-"), deployment="west", upstream_id=upstream, kind="output"))
+        second = store.put_file(FileRecord(id=_id("file-"), deployment="west", upstream_id=upstream, kind="output"))
+        assert second == first
+        assert store.delete_file(first.id) is True
+        assert store.get_file(first.id) is None
+
+
+def test_batches_page_newest_first(database: dict[str, str]) -> None:
+    deployment = _id("dep-")
+    with Store(**database) as store:
+        ids = [store.put_batch(BatchRecord(id=f"batch_{deployment}_{i}", deployment=deployment,
+                                           upstream_id=_id("b"), seq=9_000_000_000_000_000_000 + i)).id
+               for i in range(3)]  # fmt: skip
+        page, more = store.list_batches(limit=2)
+        assert [b.id for b in page] == [ids[2], ids[1]] and more
+        page, more = store.list_batches(after=ids[1], limit=2)
+        assert [b.id for b in page][:1] == [ids[0]]
+
+
+def test_a_bad_url_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        Store("postgresql://user:s3cret-pw@127.0.0.1:1/db")
+    assert "s3cret-pw" not in str(info.value) and "s3cret-pw" not in repr(info.value)
+    assert info.value.key == "database_url"

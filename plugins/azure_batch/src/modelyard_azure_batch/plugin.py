@@ -1,0 +1,63 @@
+"""Azure OpenAI files and batches: the ``transform_files_request`` and ``register_commands`` hooks.
+
+Credentials come from the ``resolve_auth`` hook (``modelyard-azure-auth``) and error mapping
+from ``map_error`` (``modelyard-azure-chat``, else the core's mapping by status), as for chat.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelyard import hookimpl
+from modelyard.errors import BadRequestError
+from modelyard.types import ProviderRequest
+
+from . import urls
+
+if TYPE_CHECKING:
+    from modelyard.files import FilesRequest
+    from modelyard.hookspecs import RegisterCommand
+    from modelyard.types import Connection, Route
+
+HOOK_API = (1, 1)
+PROVIDER = "azure"
+COMPLETION_WINDOWS = frozenset({"24h"})
+
+
+@hookimpl
+def transform_files_request(route: Route, request: FilesRequest, connection: Connection) -> ProviderRequest | None:
+    """Build the Azure call for a files/batches operation; a ``batch`` upload is validated first."""
+    if route.provider != PROVIDER:
+        return None
+    url, query = urls.build(connection, request.path)
+    headers = dict(connection.extra_headers) if connection.extra_headers else {}
+    params = {**query, **request.params}
+    if request.upload is not None:
+        upload = request.upload
+        if request.form.get("purpose") == "batch":
+            from .jsonl import validate_batch_file
+
+            validate_batch_file(upload.file).raise_for_errors()
+        return ProviderRequest(
+            method="POST",
+            url=url,
+            params=params,
+            headers=headers,
+            files={"file": (upload.filename, upload.file, upload.content_type)},
+            data=dict(request.form),
+        )
+    body = request.json_body
+    if request.operation == "create_batch" and body is not None and body.get("completion_window") not in COMPLETION_WINDOWS:
+        raise BadRequestError(
+            f"completion_window {body.get('completion_window')!r} is not accepted by Azure OpenAI; use '24h'.",
+            param="completion_window",
+        )
+    return ProviderRequest(method=request.method, url=url, params=params, headers=headers, json_body=body)
+
+
+@hookimpl
+def register_commands(register: RegisterCommand) -> None:
+    """``modelyard batch submit``: validate, upload, create, wait with progress, download."""
+    from . import cli
+
+    register("batch", summary="submit and follow Azure OpenAI batch jobs", setup=cli.setup, run=cli.run)
