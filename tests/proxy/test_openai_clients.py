@@ -99,3 +99,22 @@ def test_upstream_errors_keep_their_status(proxy: Any, emulator: Emulator) -> No
     assert unavailable.value.status_code == 503
     # and the next request is served
     assert c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "ok"}]).choices
+
+
+def test_simulated_stream_of_a_model_that_cannot_stream(api_base: str, emulator: Emulator) -> None:
+    # o1-mini cannot stream: the pipeline asks for the whole answer and replays it as chunks;
+    # on the wire those chunks still carry OpenAI's envelope (object, id, created, model).
+    from modelyard.testing import Deployment
+
+    from .conftest import azure, running_proxy
+
+    emulator.add_deployment(Deployment("o1-mini", model="o1-mini"))
+    config = {"model_list": [{"model_name": "reasoner", "litellm_params": azure(api_base, "o1-mini")}]}
+    with running_proxy(config) as proxy:
+        stream = client(proxy).chat.completions.create(
+            model="reasoner", messages=[{"role": "user", "content": "think"}], stream=True
+        )
+        chunks = list(stream)
+    assert "stream" not in emulator.requests[-1].body
+    assert all(c.object == "chat.completion.chunk" and c.id for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).endswith("You said: think")

@@ -401,7 +401,7 @@ class ProxyApp:
         if stream:
             await self._stream(ctx, receive, send, result)
         else:
-            await self._send_json(ctx, send, 200, result.model_dump_json(exclude_unset=True).encode())
+            await self._send_json(ctx, send, 200, _wire(result))
 
     async def _completions(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_json(scope, receive)
@@ -412,7 +412,7 @@ class ProxyApp:
         if stream:
             await self._stream(ctx, receive, send, result)
         else:
-            await self._send_json(ctx, send, 200, result.model_dump_json(exclude_unset=True).encode())
+            await self._send_json(ctx, send, 200, _wire(result))
 
     async def _stream(self, ctx: _Ctx, receive: Receive, send: Send, stream: Any) -> None:
         """Forward a stream as server-sent events; a client disconnect cancels the upstream read."""
@@ -424,7 +424,7 @@ class ProxyApp:
             try:
                 async with stream:
                     async for chunk in stream:
-                        data = chunk.model_dump_json(exclude_unset=True).encode()
+                        data = _wire(chunk)
                         await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
             except APIError as err:
                 ctx.error = type(err).__name__
@@ -500,6 +500,18 @@ class ProxyApp:
             return False, info
         info["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return True, info
+
+
+_ALWAYS = ("id", "object", "created", "model", "choices")
+
+
+def _wire(result: Any) -> bytes:
+    """A response or chunk as JSON: the fields the upstream sent (no invented nulls), plus the
+    envelope fields OpenAI clients expect even when the pipeline built the object itself
+    (simulated streams, text-to-chat conversion)."""
+    fields = type(result).model_fields
+    result.__pydantic_fields_set__.update(f for f in _ALWAYS if f in fields)
+    return result.model_dump_json(exclude_unset=True).encode()  # type: ignore[no-any-return]
 
 
 def _model_object(name: str) -> dict[str, Any]:
