@@ -37,3 +37,21 @@ def add_family_deployments(emulator):  # type: ignore[no-untyped-def]
     ):
         emulator.add_deployment(Deployment(name, model=model))
     return emulator
+
+
+class ManualClock:
+    """A clock for the emulator's batches that only the test moves (``emulator.batches.clock``).
+
+    A batch then stays in its phase until the test calls ``advance``: a cancel right after a
+    create always finds it running, however slow the machine (no race with the batch's progress).
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds

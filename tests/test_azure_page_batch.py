@@ -18,6 +18,8 @@ import modelyard as litellm  # the only change: `import litellm`
 import pytest
 from modelyard.testing import Emulator
 
+from testsupport import ManualClock
+
 DEPLOYMENT = "gpt-4o-mini"  # the page's REPLACE-WITH-MODEL-DEPLOYMENT-NAME
 # The page passes open(...) and never closes it; only that file's ResourceWarning is tolerated.
 pytestmark = pytest.mark.filterwarnings(
@@ -110,7 +112,11 @@ async def test_sdk_tab_async(fast_env: Emulator, mydata: Path) -> None:
     gc.collect()  # finalise the page's unclosed file here, where its warning is expected
 
 
-def test_sdk_tab_sync(fast_env: Emulator, mydata: Path) -> None:
+def test_sdk_tab_sync(fast_env: Emulator, mydata: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batch holds still until the test moves the clock, so the cancel below always finds it
+    # running (with the real clock, a slow machine could see it completed first).
+    clock = ManualClock()
+    monkeypatch.setattr(fast_env.batches, "clock", clock)
     file_obj = litellm.create_file(file=open(mydata, "rb"), purpose="batch", custom_llm_provider="azure")  # noqa: SIM115
     create_batch_response = litellm.create_batch(
         completion_window="24h",
@@ -121,8 +127,9 @@ def test_sdk_tab_sync(fast_env: Emulator, mydata: Path) -> None:
     )
     cancelled = litellm.cancel_batch(batch_id=create_batch_response.id, custom_llm_provider="azure")
     assert cancelled.status == "cancelling"
+    clock.advance(1)
     retrieved = litellm.retrieve_batch(batch_id=create_batch_response.id, custom_llm_provider="azure")
-    assert retrieved.id == create_batch_response.id
+    assert retrieved.id == create_batch_response.id and retrieved.status == "cancelled"
     batches = litellm.list_batches(custom_llm_provider="azure", limit=2)
     assert batches.data[0].id == create_batch_response.id
     _check_upstream(fast_env, mydata, file_obj.id, create_batch_response.id)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .errors import APIError
     from .families import Family
     from .files import FilesRequest
+    from .files_router import FilesDeployment, FilesRouter
+    from .store import Store
     from .types import (
         ChatRequest,
         Connection,
@@ -227,4 +229,21 @@ def register_commands(register: RegisterCommand) -> None:
     ``register(name, summary=..., setup=..., run=...)`` per command; all plugins' answers are
     collected. A name that is already taken is skipped with a warning. Import heavy modules
     inside ``run``, not at registration. Since HOOK_API 1.1.
+    """
+
+
+# ---------------------------------------------------------------------------- proxy
+
+
+@hookspec(firstresult=True)
+def files_router(deployments: list[FilesDeployment], store: Store) -> FilesRouter | None:
+    """Take over the proxy's files and batches for the batch deployments of its config.
+
+    Called once when a proxy starts with ``litellm_settings.enable_loadbalancing_on_batch_endpoints``
+    on, with the ``model_info.mode: batch`` deployments and the proxy's store (SQLite or
+    PostgreSQL; keep your id maps there so they survive a restart). Return a
+    :class:`~modelyard.files_router.FilesRouter`, which the proxy asks first for every files and
+    batches call, or None when none of ``deployments`` is yours; the first non-None answer is
+    used. Raise ``ConfigError`` for a deployment you cannot serve. Since HOOK_API 1.1 (added
+    after 1.1 was numbered; see docs/plugins/hooks.md).
     """

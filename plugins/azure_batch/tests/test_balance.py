@@ -15,7 +15,7 @@ from modelyard.store import Store
 from modelyard.testing import Emulator, EmulatorServer
 from modelyard_azure_batch.balance import BatchBalancer, BatchDeployment, batch_deployments
 
-from testsupport import KEY, batch_jsonl
+from testsupport import KEY, ManualClock, batch_jsonl
 
 GROUP = "batch-gpt-4o-mini"
 
@@ -41,6 +41,15 @@ def deployments(resources: dict[str, EmulatorServer]) -> list[BatchDeployment]:
         BatchDeployment(GROUP, {**params, "model": f"azure/batch-{name}", "api_base": server.url}, id=f"{name}-1")
         for name, server in resources.items()
     ]
+
+
+@pytest.fixture
+def frozen(resources: dict[str, EmulatorServer], monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """Both resources on a clock only the test moves: a batch stays where it is until then."""
+    clock = ManualClock()
+    for server in resources.values():
+        monkeypatch.setattr(server.emulator.batches, "clock", clock)
+    return clock
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,12 +115,14 @@ def test_retrieve_and_content_survive_a_restart(deployments: list[BatchDeploymen
         assert second.retrieve_batch(batch.id).output_file_id == done.output_file_id  # the same proxy id again
 
 
-def test_cancel_delete_and_unknown_ids(deployments: list[BatchDeployment], tmp_path: Path) -> None:
+def test_cancel_delete_and_unknown_ids(deployments: list[BatchDeployment], frozen: ManualClock, tmp_path: Path) -> None:
     with Store(path=tmp_path / "s.db") as store:
         balancer = BatchBalancer(deployments, store)
         file = balancer.create_file(("in.jsonl", batch_jsonl(2, model=GROUP)))
         batch = balancer.create_batch(input_file_id=file.id)
         assert balancer.cancel_batch(batch.id).status == "cancelling"
+        frozen.advance(1)
+        assert balancer.retrieve_batch(batch.id).status == "cancelled"
         assert balancer.file_delete(file.id).deleted and store.get_file(file.id) is None
         with pytest.raises(modelyard.NotFoundError):
             balancer.retrieve_batch("batch_unknown")
@@ -132,7 +143,7 @@ def test_an_invalid_file_reaches_no_resource(resources: dict[str, EmulatorServer
     assert all(server.emulator.requests == [] for server in resources.values())
 
 
-async def test_async_twins(deployments: list[BatchDeployment], tmp_path: Path) -> None:
+async def test_async_twins(deployments: list[BatchDeployment], frozen: ManualClock, tmp_path: Path) -> None:
     with Store(path=tmp_path / "s.db") as store:
         balancer = BatchBalancer(deployments, store)
         file = await balancer.acreate_file(("in.jsonl", batch_jsonl(2, model=GROUP)))

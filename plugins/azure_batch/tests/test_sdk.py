@@ -13,7 +13,7 @@ import pytest
 from modelyard.files import Batch
 from modelyard.testing import Emulator
 
-from testsupport import AD_TOKEN, KEY
+from testsupport import AD_TOKEN, KEY, ManualClock
 from testsupport import batch_jsonl as jsonl
 
 
@@ -100,7 +100,9 @@ def test_a_path_and_a_non_seekable_stream_upload_too(fast: Emulator, api_base: s
 
 
 @pytest.mark.parametrize("credential", ["azure_ad_token", "azure_ad_token_provider", "async_provider"])
-async def test_async_calls_with_entra_credentials(fast: Emulator, api_base: str, credential: str) -> None:
+async def test_async_calls_with_entra_credentials(fast: Emulator, api_base: str, credential: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(fast.batches, "clock", ManualClock())  # the batch is still running when cancelled
     async def token_async() -> str:
         return AD_TOKEN
 

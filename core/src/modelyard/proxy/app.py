@@ -7,7 +7,7 @@ request/response objects keeps the proxy's CPU per request low (see bench/README
 
 Endpoints (each with and without ``/v1``): ``POST /chat/completions``, ``POST /completions``,
 ``GET /models``, ``GET /models/{id}``, ``GET /health``, ``GET /health/liveliness`` (and
-``/health/liveness``), ``GET /health/readiness``; and Azure's shape
+``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); and Azure's shape
 ``POST /openai/deployments/{model}/chat/completions?api-version=...`` for ``AzureOpenAI`` clients.
 
 Failures answer OpenAI's error JSON, ``{"error": {"message", "type", "param", "code"}}``.
@@ -135,6 +135,40 @@ class ProxyApp:
             self._routes[f"GET {path}"] = self._liveliness
         self._routes["GET /health/readiness"] = self._readiness
         self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
+        from .files import FilesEndpoints
+
+        self.store: Any = None
+        self.files = FilesEndpoints(self, self._files_router())
+        self._routes.update(self.files.routes())
+
+    def _files_router(self) -> Any:
+        """The plugin's files router over the ``mode: batch`` deployments, when batch load balancing is on."""
+        if not self.config.litellm_settings.enable_loadbalancing_on_batch_endpoints:
+            return None
+        from .. import plugins
+        from ..files_router import FilesDeployment
+        from ..store import Store
+        from ..types import Connection
+
+        batch = [d for d in self.deployments if d.mode == "batch"]
+        if not batch:
+            log.warning("enable_loadbalancing_on_batch_endpoints is on, but no model_list entry has model_info.mode: batch")
+            return None
+        keep = set(Connection.model_fields) | {"timeout"}
+        targets = [FilesDeployment(id=d.id, model_name=d.model_name, model=d.model, weight=d.weight,
+                                   params={k: v for k, v in d.kwargs.items() if k in keep}) for d in batch]  # fmt: skip
+        general = self.config.general_settings
+        url = general.database_url.get_secret_value() if general.database_url is not None else None
+        self.store = Store(url, path=self.config.modelyard_settings.store_path)
+        router = plugins.get_plugins().hook.files_router(deployments=targets, store=self.store)
+        if router is None:
+            self.store.close()
+            raise ConfigError(
+                "litellm_settings.enable_loadbalancing_on_batch_endpoints: no installed plugin balances files and "
+                "batches for these deployments (install and load modelyard-azure-batch).",
+                key="litellm_settings.enable_loadbalancing_on_batch_endpoints",
+            )
+        return router
 
     def _apply_settings(self) -> None:
         from .. import plugins
@@ -180,6 +214,8 @@ class ProxyApp:
                 await task
         self._flushers.clear()
         await transport.get_transport().aclose()
+        if self.store is not None:
+            self.store.close()
         if self._installed_transport is not None:
             transport.set_transport(self._previous_transport)
             self._installed_transport = None
@@ -263,7 +299,10 @@ class ProxyApp:
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
                 return self._model
-        if any(k.split(" ", 1)[1] == path for k in self._routes):
+        files = self.files.match(ctx.method, path, scope)
+        if files is not None:
+            return files
+        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path):
             raise _Reject(405, f"Method {ctx.method} is not allowed on {path}.", code="method_not_allowed")
         raise _Reject(404, f"Unknown path {path}.", code="not_found")
 
@@ -473,7 +512,7 @@ class ProxyApp:
         await self._send_json(ctx, send, 200, {"status": "healthy", "db": db, "deployments": len(self.deployments)})
 
     async def _health(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
-        """Probe every chat deployment with a one-token request, concurrently; report per deployment."""
+        """Probe every deployment concurrently (chat: a one-token request; batch: a files listing)."""
         results = await asyncio.gather(*(self._probe(d) for d in self.deployments))
         healthy = [r for ok, r in results if ok]
         unhealthy = [r for ok, r in results if not ok]
@@ -485,13 +524,22 @@ class ProxyApp:
         from .. import api
 
         info = d.describe()
-        if d.mode != "chat":
+        if d.mode not in ("chat", "batch"):
             info["status"] = f"not probed (mode {d.mode})"
             return True, info
         started = time.perf_counter()
         kwargs = {**d.kwargs, "timeout": min(float(d.kwargs.get("timeout") or 30), 30.0), "num_retries": 0}
         try:
-            await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
+            if d.mode == "batch":
+                # A batch-only deployment refuses chat; listing its resource's files spends no tokens.
+                from .. import files
+                from ..types import Connection
+
+                keep = set(Connection.model_fields) | {"timeout", "num_retries"}
+                provider = d.model.split("/", 1)[0]
+                await files.afile_list(custom_llm_provider=provider, **{k: v for k, v in kwargs.items() if k in keep})
+            else:
+                await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
         except APIError as err:
             info["error"] = f"{type(err).__name__} ({err.status_code}): {err.message}"
             return False, info

@@ -151,6 +151,7 @@ class LiteLLMSettings(_Section):
     enable_azure_ad_token_refresh: bool | None = None
     set_verbose: bool | None = None
     json_logs: bool | None = None
+    enable_loadbalancing_on_batch_endpoints: bool = False
 
 
 class RouterSettings(_Section):
@@ -170,6 +171,7 @@ class GeneralSettings(_Section):
     database_url: SecretStr | None = None
     allow_insecure_master_key: bool = False
     max_request_size_mb: float = Field(default=32.0, gt=0)
+    max_upload_size_mb: float = Field(default=200.0, gt=0)
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)
     http_backend: str = Field(default="aiohttp", pattern="^(aiohttp|httpx)$")
 
@@ -178,12 +180,20 @@ class GeneralSettings(_Section):
         """The request body limit in bytes (``max_request_size_mb``, 32 MiB by default)."""
         return int(self.max_request_size_mb * 1024 * 1024)
 
+    @property
+    def max_upload_bytes(self) -> int:
+        """The limit on a ``POST /files`` upload in bytes (``max_upload_size_mb``, 200 MB: Azure's batch file limit)."""
+        return int(self.max_upload_size_mb * 1024 * 1024)
+
 
 class ModelyardSettings(_Section):
     """``modelyard_settings``: which plugins load (see :mod:`modelyard.plugins`)."""
 
     load_plugins: list[str] | None = None
     block_plugins: list[str] | None = None
+    store_path: str | None = None
+    """The SQLite file of the store when ``general_settings.database_url`` is not set (default:
+    ``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db``)."""
 
     @field_validator("load_plugins", "block_plugins", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ import modelyard
 from modelyard.errors import BadRequestError, ConfigError, NotFoundError
 from modelyard.types import Connection
 
-from .jsonl import rewrite_model, validate_batch_file
+from .jsonl import BatchFileReport, rewrite_model, validate_batch_file
 
 if TYPE_CHECKING:
     from modelyard.files import Batch, BatchList, FileContent, FileDeleted, FileObject
@@ -197,6 +197,10 @@ class BatchBalancer:
 
     # ------------------------------------------------------------------ lookups
 
+    def serves(self, model: str) -> bool:
+        """True when ``model`` (what a batch file's lines name) is a group or deployment here."""
+        return any(model in (d.model_name, d.deployment_name) for d in self.deployments)
+
     def _group(self, model: str) -> list[BatchDeployment]:
         group = [d for d in self.deployments if d.model_name == model]
         if not group:  # a line may name one deployment directly
@@ -228,12 +232,14 @@ class BatchBalancer:
 
     # ------------------------------------------------------------------ shared steps
 
-    def _prepare_upload(self, file: Any, purpose: str) -> tuple[BatchDeployment, _Upload]:
+    def _prepare_upload(self, file: Any, purpose: str, report: BatchFileReport | None = None,
+                        ) -> tuple[BatchDeployment, _Upload]:  # fmt: skip
         if purpose != "batch":
             raise BadRequestError("Load-balanced uploads take purpose 'batch' only.", param="purpose")
         upload = _as_upload(file)
         try:
-            report = validate_batch_file(upload.file)
+            if report is None:
+                report = validate_batch_file(upload.file)
             report.raise_for_errors()
             assert report.model is not None  # a valid file names its model
             target = self.pick(self._group(report.model))
@@ -286,9 +292,16 @@ class BatchBalancer:
 
     # ------------------------------------------------------------------ sync
 
-    def create_file(self, file: Any, purpose: str = "batch") -> FileObject:
-        """Validate, pick a deployment of the lines' model group, rewrite, upload there, record."""
-        target, upload = self._prepare_upload(file, purpose)
+    def create_file(self, file: Any, purpose: str = "batch", *, report: BatchFileReport | None = None) -> FileObject:
+        """Validate, pick a deployment of the lines' model group, rewrite, upload there, record.
+
+        Args:
+            file: a binary file object, bytes, or a ``(filename, content)`` tuple.
+            purpose: ``batch`` (the only purpose that is balanced).
+            report: the file's :func:`validate_batch_file` report, when the caller already made
+                it (the file is then not read a second time to check it).
+        """
+        target, upload = self._prepare_upload(file, purpose, report)
         try:
             upstream = modelyard.create_file(file=(upload.filename, upload.file), purpose=purpose, **target.call_params())
         finally:
@@ -342,9 +355,10 @@ class BatchBalancer:
     # The store is synchronous (SQLAlchemy): its reads and writes run in worker threads so that
     # the proxy's event loop never waits on the database.
 
-    async def acreate_file(self, file: Any, purpose: str = "batch") -> FileObject:
+    async def acreate_file(self, file: Any, purpose: str = "batch", *,
+                           report: BatchFileReport | None = None) -> FileObject:  # fmt: skip
         """The async twin of :meth:`create_file` (the file is read in a worker thread)."""
-        target, upload = await asyncio.to_thread(self._prepare_upload, file, purpose)
+        target, upload = await asyncio.to_thread(self._prepare_upload, file, purpose, report)
         try:
             upstream = await modelyard.acreate_file(file=(upload.filename, upload.file), purpose=purpose,
                                                     **target.call_params())  # fmt: skip

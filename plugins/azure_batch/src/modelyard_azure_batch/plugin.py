@@ -1,4 +1,4 @@
-"""Azure OpenAI files and batches: the ``transform_files_request`` and ``register_commands`` hooks.
+"""Azure OpenAI files and batches: the ``transform_files_request``, ``register_commands`` and ``files_router`` hooks.
 
 Credentials come from the ``resolve_auth`` hook (``modelyard-azure-auth``) and error mapping
 from ``map_error`` (``modelyard-azure-chat``, else the core's mapping by status), as for chat.
@@ -16,7 +16,9 @@ from . import urls
 
 if TYPE_CHECKING:
     from modelyard.files import FilesRequest
+    from modelyard.files_router import FilesDeployment, FilesRouter
     from modelyard.hookspecs import RegisterCommand
+    from modelyard.store import Store
     from modelyard.types import Connection, Route
 
 HOOK_API = (1, 1)
@@ -61,3 +63,11 @@ def register_commands(register: RegisterCommand) -> None:
     from . import cli
 
     register("batch", summary="submit and follow Azure OpenAI batch jobs", setup=cli.setup, run=cli.run)
+
+
+@hookimpl
+def files_router(deployments: list[FilesDeployment], store: Store) -> FilesRouter | None:
+    """Batch load balancing for the proxy over its ``azure/`` batch deployments."""
+    from .proxy import make_files_router
+
+    return make_files_router(deployments, store)
