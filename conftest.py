@@ -17,6 +17,7 @@ from modelyard.plugins import reset_plugins
 from modelyard.testing import Deployment, Emulator, EmulatorServer
 
 from pgtest import postgres_url  # noqa: F401  (a session fixture: a real PostgreSQL)
+from redistest import fresh_redis, redis_server, redis_url  # noqa: F401  (a real redis-server)
 from testsupport import AD_TOKEN, KEY
 
 
