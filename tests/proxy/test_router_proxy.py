@@ -129,6 +129,20 @@ def test_fallbacks_across_model_groups_from_config(api_base: str, emulator: Emul
     assert served(emulator) == ["pr-primary", "pr-primary", "pr-backup"]
 
 
+def test_a_client_may_send_fallbacks_and_a_malformed_list_is_a_400(api_base: str, emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("pr-down", faults=Faults(error_rate=1.0, error_status=500)))
+    emulator.add_deployment(Deployment("pr-up"))
+    config = {"model_list": [*pool(api_base, "pr-down", group="down"), *pool(api_base, "pr-up", group="up")],
+              "router_settings": {"num_retries": 0}}  # fmt: skip
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    with running_proxy(config) as proxy, httpx.Client(base_url=proxy.url, headers=auth, timeout=30) as http:
+        ok = http.post("/v1/chat/completions", json={"model": "down", "messages": HELLO, "fallbacks": ["up"]})
+        bad = http.post("/v1/chat/completions", json={"model": "down", "messages": HELLO, "fallbacks": "up"})
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"].startswith("This is pr-up")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "fallbacks"
+    assert served(emulator) == ["pr-down", "pr-up"]  # the malformed request reached no deployment
+
+
 def test_context_window_fallbacks_from_config(api_base: str, emulator: Emulator) -> None:
     config = {
         "model_list": [

@@ -116,6 +116,13 @@ def _fallback_map(value: Any, name: str) -> dict[str, list[str]]:
     return out
 
 
+def _call_fallbacks(value: Any, name: str) -> dict[str, list[str]]:
+    """Per-call fallbacks: LiteLLM's mappings, or a plain list of groups for this call's group."""
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return {"*": list(value)}
+    return _fallback_map(value, name)
+
+
 def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
     """A cheap upper-ish estimate of what Azure counts against TPM: prompt plus max_tokens."""
     chars = 0
@@ -379,12 +386,15 @@ class Router:
             raise BadRequestError(f"num_retries must be a non-negative integer, got {retries!r}.", param="num_retries")
         fallbacks, window_fallbacks, policy_fallbacks = self.fallbacks, self.context_window_fallbacks, self.content_policy_fallbacks
         if own:
-            if "fallbacks" in own:
-                fallbacks = _fallback_map(own["fallbacks"], "fallbacks")
-            if "context_window_fallbacks" in own:
-                window_fallbacks = _fallback_map(own["context_window_fallbacks"], "context_window_fallbacks")
-            if "content_policy_fallbacks" in own:
-                policy_fallbacks = _fallback_map(own["content_policy_fallbacks"], "content_policy_fallbacks")
+            try:  # per call, a malformed list is the caller's bad request, not a config error
+                if "fallbacks" in own:
+                    fallbacks = _call_fallbacks(own["fallbacks"], "fallbacks")
+                if "context_window_fallbacks" in own:
+                    window_fallbacks = _call_fallbacks(own["context_window_fallbacks"], "context_window_fallbacks")
+                if "content_policy_fallbacks" in own:
+                    policy_fallbacks = _call_fallbacks(own["content_policy_fallbacks"], "content_policy_fallbacks")
+            except ConfigError as exc:
+                raise BadRequestError(str(exc), param=exc.key) from None
         return _Request(
             payload=payload,
             kwargs=kwargs,
