@@ -23,7 +23,8 @@ Rules:
 * an invalid value is a ``ConfigError`` naming its path (``model_list[2].litellm_params.api_version``);
 * an unknown key is accepted with a logged warning naming its path;
 * secrets (keys, tokens, client secrets, passwords, the master key, the database URL) are
-  ``SecretStr``: they never show in a repr, a log line or an error.
+  ``SecretStr``: they never show in a repr, a log line or an error; keys kept outside the
+  declared fields (``dataSources[].parameters.key`` ...) are masked by name in every repr.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError
-from ..types import ChatParams, Connection
+from ..types import ChatParams, Connection, _redacted
 
 __all__ = [
     "GeneralSettings",
@@ -63,6 +64,15 @@ class _Section(BaseModel):
     """A config section: unknown keys are kept (and warned about), assignment is checked."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def __repr_args__(self) -> Any:
+        # Declared secrets are SecretStr; kept extra keys (``dataSources`` with a vision key,
+        # a ``redis_password`` ...) are masked by name, at any depth.
+        extra = self.__pydantic_extra__ or {}
+        for name, value in super().__repr_args__():
+            if name is not None and name in extra:
+                value = _redacted({name: value})[name]
+            yield name, value
 
 
 def _version_string(value: Any) -> Any:
@@ -117,7 +127,10 @@ _LITELLM_ONLY_PARAMS = frozenset(
      "output_cost_per_second", "max_parallel_requests", "tags", "custom_llm_provider", "use_in_pass_through",
      "organization", "merge_reasoning_content_in_choices", "max_budget", "budget_duration"}
 )  # fmt: skip
-_DEFAULT_PARAMS = frozenset(ChatParams.model_fields)
+# Azure request-body parameters a deployment may carry in config (vision enhancements, On Your
+# Data): sent like default params; keys inside them may be os.environ/ values and stay masked.
+_AZURE_BODY_PARAMS = frozenset({"enhancements", "dataSources", "data_sources"})
+_DEFAULT_PARAMS = frozenset(ChatParams.model_fields) | _AZURE_BODY_PARAMS
 
 
 class ModelInfo(_Section):
