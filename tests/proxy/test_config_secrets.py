@@ -19,8 +19,7 @@ def test_undeclared_secret_keys_are_masked_in_reprs() -> None:
         assert secret not in shown
     assert "cache.example" in shown and "https://s.example" in shown
     # only the reprs mask: the values are intact
+    settings = config.router_settings
+    assert settings.redis_password is not None and settings.redis_password.get_secret_value() == "redis-pass-0003"
+    assert settings.redis_host == "cache.example"
     assert config.general_settings.model_extra == {"alerting_token": "tok-0005"}
-    # router_settings declares the Redis settings; the password is a SecretStr
-    assert config.router_settings.redis_password is not None
-    assert config.router_settings.redis_password.get_secret_value() == "redis-pass-0003"
-    assert config.router_settings.redis_host == "cache.example"
