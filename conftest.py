@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from modelyard.plugins import reset_plugins
 from modelyard.testing import Deployment, Emulator, EmulatorServer
+from modelyard.transport import get_transport
 
 from pgtest import postgres_url  # noqa: F401  (a session fixture: a real PostgreSQL)
+from redistest import fresh_redis, redis_server, redis_url  # noqa: F401  (a real redis-server)
 from testsupport import AD_TOKEN, KEY
 
 
@@ -63,6 +65,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_plugins()
     yield
     reset_plugins()
+
+
+@pytest.fixture(autouse=True)
+async def close_async_clients() -> Any:
+    """Close the pooled async clients on the test's own event loop before it goes away."""
+    yield
+    await get_transport().aclose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def close_sync_clients() -> Iterator[None]:
+    yield
+    get_transport().close()
 
 
 @pytest.fixture(scope="session")

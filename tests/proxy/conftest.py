@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,3 +49,30 @@ def proxy_config(api_base: str) -> dict[str, Any]:
 def proxy(proxy_config: dict[str, Any], emulator: Emulator) -> Iterator[Any]:
     with running_proxy(proxy_config) as server:
         yield server
+
+
+@pytest.fixture
+def everything_logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record at DEBUG, the proxy's access log included (even when it does not propagate)."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("modelyard", "modelyard.proxy.access", "uvicorn", "httpx", "httpcore", "aiohttp", "azure", "msal", "urllib3"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    access = logging.getLogger("modelyard.proxy.access")
+    added = not access.propagate
+    if added:
+        access.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        if added:
+            access.removeHandler(caplog.handler)
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    """All captured log output: formatted lines, messages, arguments and exceptions."""
+    parts = [caplog.text]
+    for record in caplog.records:
+        parts += [record.getMessage(), repr(record.args)]
+        if record.exc_info and record.exc_info[1] is not None:
+            parts.append(repr(record.exc_info[1]))
+    return "\n".join(parts)

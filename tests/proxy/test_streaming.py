@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,9 +68,18 @@ def test_chunks_are_forwarded_as_they_arrive_and_disconnect_cancels_upstream(emu
                 # the upstream never finished, so these were forwarded one by one
                 assert [e["choices"][0]["delta"]["content"] for e in events] == ["w0 ", "w1 ", "w2 "]
                 assert not upstream.closed.is_set()
+                router = proxy.app.router
+                ids = [d.id for d in router.deployments]
+                assert router.state.snapshot(ids)[ids[0]].in_flight == 1  # the Router counts the open stream
             # leaving the block closed our connection: the proxy must stop reading the upstream
             assert upstream.closed.wait(timeout=10), "the upstream stream was not cancelled"
             sent_at_close = upstream.sent
+            # ... and the Router got its in-flight slot back (the cancel reached the routed stream)
+            for _ in range(500):
+                if router.state.snapshot(ids)[ids[0]].in_flight == 0:
+                    break
+                time.sleep(0.01)
+            assert router.state.snapshot(ids)[ids[0]].in_flight == 0
             # ... and the proxy still serves
             assert http.get("/v1/models").json()["data"][0]["id"] == "endless"
         assert upstream.sent <= sent_at_close + 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
 from typing import Any
@@ -44,13 +43,16 @@ def test_one_of_two_deployments_answering_503_all_100_succeed(emu: Emulator, emu
     emu.add_deployment(Deployment("west"))
     router = Router(model_list=[entry("east", emu_url), entry("west", emu_url)], cooldown_time=60)
 
+    window = router.state.window_index()
     replies = [router.completion(model="gpt-4o", messages=HELLO) for _ in range(100)]
+    windows = router.state.window_index() - window + 1
 
     assert all(r.choices[0].message.content.startswith("This is west") for r in replies)
     counts = Counter(served(emu))
     assert counts["west"] == 100
     # east failed allowed_fails + 1 = 4 times, then cooled down for the rest of the run
-    assert counts["east"] == 4
+    # (failures count per usage window: a run across a minute boundary starts a new count)
+    assert 4 <= counts["east"] <= 4 * windows
 
 
 def test_a_429_with_retry_after_2_cools_the_deployment_for_2s_then_it_serves_again(emu: Emulator, emu_url: str) -> None:
@@ -107,16 +109,21 @@ def test_quota_aware_sends_less_traffic_to_the_deployment_reporting_few_remainin
     router = Router(
         model_list=[entry("scarce", emu_url), entry("plenty", emu_url)], routing_strategy="quota-aware", quota_ttl=60
     )
-    # The strategy is a weighted draw: until "plenty" first reports, "scarce" weighs as much as it,
-    # so an unseeded run put 7+ calls there about once in 60 runs. A fixed seed makes it repeatable;
-    # a strategy that ignored the quota would still send about half the calls to "scarce".
-    router._rng = random.Random(20251125)
+    # Until a deployment has reported, it weighs as much as the best known one, so the first
+    # calls are a coin toss: call until both have answered once (and told their quota).
+    for _ in range(200):
+        if set(served(emu)) == {"scarce", "plenty"}:
+            break
+        router.completion(model="gpt-4o", messages=HELLO)
+    assert set(served(emu)) == {"scarce", "plenty"}
+    emu.requests.clear()
     for _ in range(60):
         router.completion(model="gpt-4o", messages=HELLO)
     counts = Counter(served(emu))
-    # once both reported, "scarce" weighs ~3k remaining tokens against ~1M: about 0.3% of picks
-    assert counts["scarce"] >= 1
+    # "scarce" now weighs its ~3k remaining tokens against ~1M: about 0.3% of picks (more
+    # than 6 of 60 has a probability of about 1e-9), and it is not excluded outright
     assert counts["scarce"] <= 6 < 54 <= counts["plenty"]
+    assert counts["scarce"] + counts["plenty"] == 60
 
 
 def test_remaining_requests_header_steers_traffic_away_before_a_429(emu: Emulator, emu_url: str) -> None:
@@ -146,7 +153,8 @@ def test_rpm_limit_is_respected_in_one_process(emu: Emulator, emu_url: str) -> N
 
 
 def test_latency_based_routing_prefers_the_faster_deployment(emu: Emulator, emu_url: str) -> None:
-    emu.add_deployment(Deployment("slow", faults=Faults(latency=0.5)))
+    # 1 s against a few ms: a margin no scheduling hiccup on a busy machine can close
+    emu.add_deployment(Deployment("slow", faults=Faults(latency=1.0)))
     emu.add_deployment(Deployment("fast"))
     router = Router(
         model_list=[entry("slow", emu_url), entry("fast", emu_url)], routing_strategy="latency-based-routing"

@@ -108,6 +108,7 @@ class FamilyRegistry:
     def __init__(self, families: Iterable[Family] = ()) -> None:
         self._by_name: dict[str, Family] = {}
         self._prefixes: list[str] = []
+        self._resolved: dict[tuple[str, str | None, str | None], tuple[Route, Family]] = {}
         for family in families:
             self.add(family)
 
@@ -117,6 +118,7 @@ class FamilyRegistry:
             raise ValueError(f"two plugins register a model family named {family.name!r}")
         self._by_name[family.name] = family
         self._prefixes = sorted({f.prefix for f in self._by_name.values()}, key=len, reverse=True)
+        self._resolved.clear()
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
@@ -139,6 +141,18 @@ class FamilyRegistry:
         Raises:
             BadRequestError: no registered prefix matches, or ``family`` is unknown.
         """
+        # Resolution is pure for a given registry, and a process sees few distinct model
+        # strings: remember the answers (bounded) instead of matching patterns on every call.
+        key = (model, family, base_model)
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolve(model, family=family, base_model=base_model)
+            if len(self._resolved) >= 4096:
+                self._resolved.clear()
+            self._resolved[key] = hit
+        return hit
+
+    def _resolve(self, model: str, *, family: str | None, base_model: str | None) -> tuple[Route, Family]:
         prefix = next((p for p in self._prefixes if model.startswith(p)), None)
         if prefix is None:
             known = ", ".join(self._prefixes) or "none (no model-family plugin is loaded)"

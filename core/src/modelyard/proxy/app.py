@@ -19,18 +19,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import APIConnectionError, APIError, ConfigError, ModelyardError
-from ..transport import RETRYABLE_STATUS, retry_delay
+from ..errors import APIError, ConfigError, ModelyardError
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
-from .deployments import Deployment, Deployments
+from .deployments import Deployment, Deployments, build_router
+
+if TYPE_CHECKING:
+    from ..router import Router
 
 __all__ = ["ProxyApp"]
 
@@ -41,7 +44,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger("modelyard.proxy")
 access_log = logging.getLogger("modelyard.proxy.access")
 
-DEFAULT_NUM_RETRIES = 2
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -117,14 +119,14 @@ class ProxyApp:
         self.deployments = Deployments(config)
         self.keys = KeyCheck(master_key)
         self.max_body = config.general_settings.max_request_bytes
-        settings = config.litellm_settings
-        retries = config.router_settings.num_retries
-        self.num_retries = retries if retries is not None else (settings.num_retries if settings.num_retries is not None else DEFAULT_NUM_RETRIES)
         self.shutting_down = False
         self._previous_transport: Any = None
         self._installed_transport: Any = None
+        self._previous_globals: dict[str, Any] = {}
         self._flushers: list[asyncio.Task[None]] = []
         self._apply_settings()
+        # The Router picks deployments, retries, fails over, cools down and falls back.
+        self.router: Router | None = build_router(config, self.deployments) if len(self.deployments) else None
         self._routes: dict[str, Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]] = {}
         for prefix in ("", "/v1"):
             self._routes[f"POST {prefix}/chat/completions"] = self._chat
@@ -176,14 +178,23 @@ class ProxyApp:
         ms = self.config.modelyard_settings
         if ms.load_plugins is not None or ms.block_plugins is not None:
             plugins.reset_plugins(load=ms.load_plugins, block=ms.block_plugins)
-        if self.config.litellm_settings.enable_azure_ad_token_refresh:
-            sys.modules["modelyard"].enable_azure_ad_token_refresh = True  # type: ignore[attr-defined]
+        # litellm_settings.drop_params / enable_azure_ad_token_refresh are module-wide, as in
+        # LiteLLM: modelyard.drop_params and modelyard.enable_azure_ad_token_refresh (put back
+        # at shutdown).
+        module = sys.modules["modelyard"]
+        ls = self.config.litellm_settings
+        for name in ("drop_params", "enable_azure_ad_token_refresh"):
+            value = getattr(ls, name)
+            if value is not None:
+                self._previous_globals.setdefault(name, getattr(module, name, False))
+                setattr(module, name, value)
         families = plugins.get_plugins().families
         for d in self.deployments:
             try:
-                families.resolve(d.model)
+                families.resolve(d.model, family=d.kwargs.get("model_family"), base_model=d.kwargs.get("base_model"))
             except APIError as exc:
-                where = f"model_list (model_name {d.model_name!r}).litellm_params.model"
+                field = "model_family" if exc.param == "model_family" else "model"
+                where = f"model_list (model_name {d.model_name!r}).litellm_params.{field}"
                 raise ConfigError(f"{where}: {exc.message}", key=where) from None
 
     # ------------------------------------------------------------------ lifecycle
@@ -213,6 +224,13 @@ class ProxyApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._flushers.clear()
+        if self.router is not None:
+            self.router.close()  # a Redis connection made outside the loop (state read by a test, a health check)
+            await self.router.aclose()
+        module = sys.modules["modelyard"]
+        for name, value in self._previous_globals.items():
+            setattr(module, name, value)
+        self._previous_globals.clear()
         await transport.get_transport().aclose()
         if self.store is not None:
             self.store.close()
@@ -262,7 +280,7 @@ class ProxyApp:
             await self._send_json(ctx, send, exc.status, exc.body)
         except APIError as exc:
             ctx.error = type(exc).__name__
-            await self._send_json(ctx, send, _status(exc), exc.to_openai())
+            await self._send_json(ctx, send, _status(exc), exc.to_openai(), _retry_after(exc))
         except _Disconnected:
             ctx.status, ctx.error = 499, "client_disconnected"
         except ModelyardError as exc:  # ConfigError / PluginError: the deployment is misconfigured
@@ -398,37 +416,20 @@ class ProxyApp:
                        param="model", code="model_not_found")  # fmt: skip
 
     async def _call(self, ctx: _Ctx, model: str, stream: bool, params: dict[str, Any], operation: str) -> Any:
-        """Call the SDK for ``model``, failing over between its deployments on retryable errors."""
-        from .. import api
-
+        """Call ``model`` through the Router: it picks the deployment, retries, fails over, falls back."""
         if not self.deployments.get(model):
             raise self._unknown_model(model)
-        fn: Any = api.acompletion
-        if operation == "completions":
-            fn = getattr(api, "atext_completion", None)
-            if fn is None:
-                raise _Reject(501, "Text completions (/completions) are not available in this modelyard version "
-                              "(it has no modelyard.atext_completion).", code="not_implemented")  # fmt: skip
-        tried: list[str] = []
-        attempt = 0
-        while True:
-            deployment = self.deployments.pick(model, exclude=tried)
-            assert deployment is not None
-            ctx.deployment = deployment.id
-            kwargs = {**deployment.defaults, **params, **deployment.kwargs}
-            kwargs["num_retries"] = deployment.num_retries or 0
-            try:
-                return await fn(model=deployment.model, stream=stream, **kwargs)
-            except APIError as err:
-                fresh = [d for d in self.deployments.get(model) if d.id not in tried and d.id != deployment.id]
-                tried.append(deployment.id)
-                if attempt >= self.num_retries or not _retryable(err, failover=bool(fresh)):
-                    raise
-                if not fresh:
-                    await asyncio.sleep(_delay(err, attempt))
-                attempt += 1
-                log.info("request %s: %s from deployment %s, retrying (%d/%d)", ctx.request_id,
-                         type(err).__name__, deployment.id, attempt, self.num_retries)  # fmt: skip
+        # The Router writes the deployment of each try here (a client's own "metadata" is the
+        # Router's too, as in LiteLLM: it is not sent upstream).
+        assert self.router is not None  # there is a deployment, so there is a Router
+        routed: dict[str, Any] = {}
+        params["metadata"] = routed
+        try:
+            if operation == "completions":
+                return await self.router.atext_completion(model, stream=stream, **params)
+            return await self.router.acompletion(model, stream=stream, **params)
+        finally:
+            ctx.deployment = routed.get("model_id")
 
     async def _chat(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_json(scope, receive)
@@ -571,16 +572,9 @@ def _status(err: APIError) -> int:
     return status if 400 <= status <= 599 else 500
 
 
-def _retryable(err: APIError, *, failover: bool) -> bool:
-    if isinstance(err, APIConnectionError) or err.status_code in RETRYABLE_STATUS:
-        return True
-    # Another deployment may have a working key or actually host the model.
-    return failover and err.status_code in (401, 403, 404)
-
-
-def _delay(err: APIError, attempt: int) -> float:
-    retry_after = getattr(err, "retry_after", None)
-    if isinstance(retry_after, int | float) and 0 <= retry_after <= 60:
-        return float(retry_after)
-    return retry_delay(attempt, None)
-
+def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
+    """A ``retry-after`` header for a 429 that says when to come back (an upstream's, or the Router's)."""
+    seconds = getattr(err, "retry_after", None)
+    if err.status_code != 429 or not isinstance(seconds, int | float) or seconds < 0:
+        return None
+    return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]

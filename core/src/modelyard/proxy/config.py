@@ -23,7 +23,8 @@ Rules:
 * an invalid value is a ``ConfigError`` naming its path (``model_list[2].litellm_params.api_version``);
 * an unknown key is accepted with a logged warning naming its path;
 * secrets (keys, tokens, client secrets, passwords, the master key, the database URL) are
-  ``SecretStr``: they never show in a repr, a log line or an error.
+  ``SecretStr``: they never show in a repr, a log line or an error; keys kept outside the
+  declared fields (``dataSources[].parameters.key`` ...) are masked by name in every repr.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError
-from ..types import ChatParams, Connection
+from ..types import ChatParams, Connection, _redacted
 
 __all__ = [
     "GeneralSettings",
@@ -63,6 +64,15 @@ class _Section(BaseModel):
     """A config section: unknown keys are kept (and warned about), assignment is checked."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def __repr_args__(self) -> Any:
+        # Declared secrets are SecretStr; kept extra keys (``dataSources`` with a vision key,
+        # a ``redis_password`` ...) are masked by name, at any depth.
+        extra = self.__pydantic_extra__ or {}
+        for name, value in super().__repr_args__():
+            if name is not None and name in extra:
+                value = _redacted({name: value})[name]
+            yield name, value
 
 
 def _version_string(value: Any) -> Any:
@@ -95,6 +105,10 @@ class LiteLLMParams(_Section):
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
     weight: float | None = Field(default=None, ge=0)
+    order: int | None = Field(default=None, ge=0)
+    priority: int | None = Field(default=None, ge=0)
+    cooldown_time: float | None = Field(default=None, ge=0)
+    allowed_fails: int | None = Field(default=None, ge=0)
     timeout: float | None = Field(default=None, gt=0)
     stream_timeout: float | None = Field(default=None, gt=0)
     num_retries: int | None = Field(default=None, ge=0)
@@ -109,19 +123,23 @@ class LiteLLMParams(_Section):
 # LiteLLM settings that configure its router or billing and that modelyard accepts without
 # passing them on to the upstream.
 _LITELLM_ONLY_PARAMS = frozenset(
-    {"region_name", "cooldown_time", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
+    {"region_name", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
      "output_cost_per_second", "max_parallel_requests", "tags", "custom_llm_provider", "use_in_pass_through",
      "organization", "merge_reasoning_content_in_choices", "max_budget", "budget_duration"}
 )  # fmt: skip
-_DEFAULT_PARAMS = frozenset(ChatParams.model_fields)
+# Azure request-body parameters a deployment may carry in config (vision enhancements, On Your
+# Data): sent like default params; keys inside them may be os.environ/ values and stay masked.
+_AZURE_BODY_PARAMS = frozenset({"enhancements", "dataSources", "data_sources"})
+_DEFAULT_PARAMS = frozenset(ChatParams.model_fields) | _AZURE_BODY_PARAMS
 
 
 class ModelInfo(_Section):
-    """``model_info``: the deployment's id, its mode and the model it bills as."""
+    """``model_info``: the deployment's id, its mode, the model it bills as and its family."""
 
     id: str | None = None
     mode: str | None = None
     base_model: str | None = None
+    model_family: str | None = None
 
 
 class ModelEntry(_Section):
@@ -142,26 +160,53 @@ class ModelEntry(_Section):
         return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
+# ``[{"gpt-4o": ["gpt-4o-mini"]}]`` (LiteLLM's shape) or ``{"gpt-4o": ["gpt-4o-mini"]}``.
+Fallbacks = list[dict[str, list[str] | str]] | dict[str, list[str] | str]
+
+
 class LiteLLMSettings(_Section):
-    """``litellm_settings``: module-wide defaults (the keys modelyard uses; others are warned about)."""
+    """``litellm_settings``: module-wide defaults (the keys modelyard uses; others are warned about).
+
+    ``drop_params`` and ``enable_azure_ad_token_refresh`` set :data:`modelyard.drop_params` and
+    :data:`modelyard.enable_azure_ad_token_refresh` while the proxy runs. ``num_retries``,
+    ``request_timeout`` and the ``*fallbacks`` lists are the Router's defaults when
+    ``router_settings`` does not set them (LiteLLM accepts them in either section).
+    """
 
     drop_params: bool | None = None
     num_retries: int | None = Field(default=None, ge=0)
     request_timeout: float | None = Field(default=None, gt=0)
     enable_azure_ad_token_refresh: bool | None = None
+    fallbacks: Fallbacks | None = None
+    context_window_fallbacks: Fallbacks | None = None
+    content_policy_fallbacks: Fallbacks | None = None
+    default_fallbacks: list[str] | None = None
     set_verbose: bool | None = None
     json_logs: bool | None = None
     enable_loadbalancing_on_batch_endpoints: bool = False
 
 
 class RouterSettings(_Section):
-    """``router_settings``: how requests spread over the deployments of one model name."""
+    """``router_settings``: the :class:`modelyard.Router` behind the proxy (same names, same meaning)."""
 
     routing_strategy: str = "simple-shuffle"
+    routing_strategy_args: dict[str, Any] | None = None
     num_retries: int | None = Field(default=None, ge=0)
     timeout: float | None = Field(default=None, gt=0)
     allowed_fails: int | None = Field(default=None, ge=0)
     cooldown_time: float | None = Field(default=None, ge=0)
+    disable_cooldowns: bool | None = None
+    fallbacks: Fallbacks | None = None
+    context_window_fallbacks: Fallbacks | None = None
+    content_policy_fallbacks: Fallbacks | None = None
+    default_fallbacks: list[str] | None = None
+    max_fallbacks: int | None = Field(default=None, ge=0)
+    redis_url: SecretStr | None = None
+    redis_host: str | None = None
+    redis_port: int | None = Field(default=None, gt=0, lt=65536)
+    redis_password: SecretStr | None = None
+    usage_window: float | None = Field(default=None, gt=0)
+    quota_ttl: float | None = Field(default=None, ge=0)
 
 
 class GeneralSettings(_Section):
@@ -233,8 +278,8 @@ class ProxyConfig(_Section):
             fixed["timeout"] = timeout
         if p.base_model or entry.model_info.base_model:
             fixed["base_model"] = p.base_model or entry.model_info.base_model
-        if p.model_family:
-            fixed["model_family"] = p.model_family
+        if p.model_family or entry.model_info.model_family:
+            fixed["model_family"] = p.model_family or entry.model_info.model_family
         info = entry.model_info.model_dump(exclude_none=True)
         if info:
             fixed["model_info"] = info

@@ -1,21 +1,24 @@
-"""The deployments behind each public model name, and the one seam that picks among them.
+"""The deployments behind each public model name, and the Router that picks among them.
 
-This is deliberately small: a weighted shuffle (``weight``, else ``rpm``, else ``tpm``, else
-equal) and failover that avoids deployments already tried for the request. The proxy calls
-only :meth:`Deployments.pick` and :meth:`Deployments.get`, so a fuller router (cooldowns,
-usage-based strategies, shared state) can replace this class without touching the app.
+:class:`Deployments` is the proxy's registry: the public model names (``/models``), each
+deployment's fixed call arguments and its secret-free description (``/health``, logs). Picking
+a deployment for a request, retries, failover, cooldowns, fallbacks and shared state are the
+:class:`modelyard.Router`'s job: :meth:`Deployments.router_model_list` hands it the same
+deployments, and :func:`build_router` maps ``router_settings`` onto it.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ModelEntry, ProxyConfig
 
-__all__ = ["Deployment", "Deployments"]
+if TYPE_CHECKING:
+    from ..router import Router
+
+__all__ = ["Deployment", "Deployments", "build_router"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class Deployment:
         num_retries: retries of this deployment inside one attempt (None: none; the proxy fails
             over instead).
         mode: ``model_info.mode`` (``chat`` when unset).
+        routing: the Router's per-deployment numbers (``tpm``, ``rpm``, ``weight``, ``order``,
+            ``cooldown_time``, ``allowed_fails``, ``stream_timeout``), from the entry's top level,
+            ``litellm_params`` or ``model_info``.
     """
 
     id: str
@@ -43,6 +49,7 @@ class Deployment:
     weight: float = 1.0
     num_retries: int | None = None
     mode: str = "chat"
+    routing: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """A public, secret-free description (for ``/health`` and logs)."""
@@ -53,6 +60,10 @@ class Deployment:
         return out
 
 
+DEFAULT_NUM_RETRIES = 2
+_ROUTING = ("tpm", "rpm", "weight", "order", "priority", "cooldown_time", "allowed_fails", "stream_timeout")
+
+
 def _weight(entry: ModelEntry) -> float:
     p = entry.litellm_params
     for value in (p.weight, p.rpm, entry.rpm, p.tpm, entry.tpm):
@@ -61,18 +72,26 @@ def _weight(entry: ModelEntry) -> float:
     return 1.0
 
 
+def _routing(entry: ModelEntry) -> dict[str, Any]:
+    """The Router's numbers for ``entry``: the top level wins over litellm_params over model_info."""
+    out: dict[str, Any] = {}
+    info = entry.model_info.model_extra or {}
+    for source in (info, entry.litellm_params.model_dump(include=set(_ROUTING)), entry.model_dump(include={"tpm", "rpm"})):
+        for key in _ROUTING:
+            if source.get(key) is not None:
+                out[key] = source[key]
+    return out
+
+
 class Deployments:
     """Every deployment of a config, grouped by public model name.
 
     Args:
         config: the parsed config.
-        rng: the random source for the shuffle (seed it in tests).
     """
 
-    def __init__(self, config: ProxyConfig, *, rng: random.Random | None = None) -> None:
-        self._rng = rng or random.Random()
+    def __init__(self, config: ProxyConfig) -> None:
         self._groups: dict[str, list[Deployment]] = {}
-        self._weights: dict[str, list[float]] = {}
         for index, entry in enumerate(config.model_list):
             fixed, defaults = config.deployment_kwargs(entry)
             p = entry.litellm_params
@@ -86,11 +105,9 @@ class Deployments:
                 weight=_weight(entry),
                 num_retries=retries,
                 mode=entry.model_info.mode or "chat",
+                routing=_routing(entry),
             )
             self._groups.setdefault(entry.model_name, []).append(deployment)
-        for name, group in self._groups.items():
-            weights = [d.weight for d in group]
-            self._weights[name] = weights if sum(weights) > 0 else [1.0] * len(group)
 
     def __iter__(self) -> Iterator[Deployment]:
         for group in self._groups.values():
@@ -107,26 +124,49 @@ class Deployments:
         """The deployments of ``model_name`` (empty when unknown)."""
         return self._groups.get(model_name, [])
 
-    def pick(self, model_name: str, exclude: Iterable[str] = ()) -> Deployment | None:
-        """A deployment of ``model_name`` by weighted shuffle, avoiding the ids in ``exclude``.
+    def router_model_list(self) -> list[dict[str, Any]]:
+        """The deployments as a :class:`modelyard.Router` ``model_list``.
 
-        When every deployment is excluded, the choice is made among all of them again (a
-        single-deployment model retries the same one).
-
-        Returns:
-            None when ``model_name`` is unknown.
+        Each entry keeps the proxy's deployment id (``model_info.id``, else a stable hash that
+        is the same in every proxy instance, so Redis keys line up), its fixed call arguments
+        and its default request parameters. The client's parameters win over the defaults;
+        the fixed arguments (connection, credentials, timeout, retries, drop_params, family
+        pins) are ones a client is not allowed to send.
         """
-        group = self._groups.get(model_name)
-        if not group:
-            return None
-        if len(group) == 1:
-            return group[0]
-        weights = self._weights[model_name]
-        excluded = set(exclude)
-        if excluded:
-            pairs = [(d, w) for d, w in zip(group, weights, strict=True) if d.id not in excluded]
-            if pairs and sum(w for _, w in pairs) > 0:
-                return self._rng.choices([d for d, _ in pairs], [w for _, w in pairs])[0]
-            if pairs:
-                return self._rng.choice([d for d, _ in pairs])
-        return self._rng.choices(group, weights)[0]
+        out = []
+        for d in self:
+            params: dict[str, Any] = {"model": d.model, **d.defaults, **d.kwargs}
+            params.pop("num_retries", None)
+            if d.num_retries:
+                params["num_retries"] = d.num_retries  # retries of this deployment inside one try
+            routing = dict(d.routing)
+            if "stream_timeout" in routing:
+                params["stream_timeout"] = routing.pop("stream_timeout")
+            out.append({"model_name": d.model_name, "litellm_params": params, "model_info": {"id": d.id}, **routing})
+        return out
+
+
+def build_router(config: ProxyConfig, deployments: Deployments) -> Router:
+    """The :class:`modelyard.Router` for ``config``: ``router_settings`` (and LiteLLM's
+    ``litellm_settings`` fallbacks for what it leaves unset) mapped onto ``Router(...)``.
+
+    Raises:
+        ConfigError: a setting the Router refuses (the message names it).
+    """
+    from ..router import Router
+
+    rs, ls = config.router_settings, config.litellm_settings
+    kwargs: dict[str, Any] = rs.model_dump(exclude_none=True, exclude=set(rs.model_extra or ()))
+    for name in ("redis_url", "redis_password"):
+        secret = getattr(rs, name)
+        if secret is not None:
+            kwargs[name] = secret.get_secret_value()
+    if rs.num_retries is None:
+        kwargs["num_retries"] = ls.num_retries if ls.num_retries is not None else DEFAULT_NUM_RETRIES
+    if rs.timeout is None and ls.request_timeout is not None:
+        kwargs["timeout"] = ls.request_timeout
+    for name in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks"):
+        if name not in kwargs and getattr(ls, name) is not None:
+            kwargs[name] = getattr(ls, name)
+    return Router(model_list=deployments.router_model_list(), **kwargs)
+

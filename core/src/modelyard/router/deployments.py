@@ -62,9 +62,22 @@ class Deployment:
     stream_timeout: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     model_info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # call_kwargs() once and for all when no value is read from the environment (the proxy's
+    # case: it resolved os.environ/ at start-up); None when it must be built per call.
+    _static: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not any(isinstance(v, str) and v.startswith(_ENV_PREFIX) for v in self.params.values()):
+            object.__setattr__(self, "_static", self._build_kwargs())
 
     def call_kwargs(self) -> dict[str, Any]:
-        """The pipeline keyword arguments: ``params`` with ``os.environ/NAME`` values resolved."""
+        """The pipeline keyword arguments: ``params`` with ``os.environ/NAME`` values resolved
+        (read at call time, so a rotated variable is picked up)."""
+        if self._static is not None:
+            return dict(self._static)
+        return self._build_kwargs()
+
+    def _build_kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in self.params.items():
             if isinstance(value, str) and value.startswith(_ENV_PREFIX):

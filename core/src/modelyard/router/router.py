@@ -60,6 +60,9 @@ __all__ = ["Router"]
 log = logging.getLogger("modelyard.router")
 
 DEFAULT_TIMEOUT = 600.0
+_NUMBER = (int, float)
+_SYNC_STREAMS = (ChatStream, TextStream)
+_ASYNC_STREAMS = (AsyncChatStream, AsyncTextStream)
 _ROUTER_KWARGS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "num_retries", "metadata")
 # LiteLLM Router settings that are accepted (so a LiteLLM config loads) but have no effect here.
 _IGNORED = frozenset({
@@ -84,6 +87,14 @@ class _Request:
     deadline: float
     estimate: int
     stream: bool
+    metadata: dict[str, Any] | None = None
+
+    def routed_to(self, d: Deployment) -> None:
+        """Tell the caller, through its ``metadata`` dict, which deployment this try uses."""
+        if self.metadata is not None:
+            self.metadata["model_group"] = d.model_name
+            self.metadata["model_id"] = d.id
+            self.metadata["deployment"] = d.model
 
 
 def _fallback_map(value: Any, name: str) -> dict[str, list[str]]:
@@ -103,6 +114,13 @@ def _fallback_map(value: Any, name: str) -> dict[str, list[str]]:
                 raise ConfigError(f"{name}[{i}].{group} must be a list of model group names.", key=f"{name}[{i}].{group}")
             out.setdefault(str(group), []).extend(targets)
     return out
+
+
+def _call_fallbacks(value: Any, name: str) -> dict[str, list[str]]:
+    """Per-call fallbacks: LiteLLM's mappings, or a plain list of groups for this call's group."""
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return {"*": list(value)}
+    return _fallback_map(value, name)
 
 
 def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
@@ -148,6 +166,14 @@ def _quota(headers: Any) -> Quota | None:
             return None
 
     return Quota(num(requests), num(tokens), time.time())
+
+
+def _headers(result: Any) -> Any:
+    """The upstream's response headers kept on a pipeline result (None when there are none)."""
+    private = getattr(result, "__pydantic_private__", None)  # skips pydantic's slow __getattr__
+    if private is not None:
+        return private.get("_response_headers")
+    return getattr(result, "_response_headers", None)
 
 
 def _retryable(err: APIError) -> bool:
@@ -351,27 +377,35 @@ class Router:
         return deps
 
     def _request(self, payload: dict[str, Any], kwargs: dict[str, Any]) -> _Request:
-        own = {k: kwargs.pop(k) for k in _ROUTER_KWARGS if k in kwargs}
+        own = {k: kwargs.pop(k) for k in _ROUTER_KWARGS if k in kwargs} if not kwargs.keys().isdisjoint(_ROUTER_KWARGS) else {}
         timeout = kwargs.get("timeout", self._per_call_timeout)
         # an httpx.Timeout (per phase) does not bound the whole call: wait up to the Router's
-        total = float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else self.timeout
+        total = float(timeout) if isinstance(timeout, _NUMBER) and not isinstance(timeout, bool) else self.timeout
         retries = own.get("num_retries", self.num_retries)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise BadRequestError(f"num_retries must be a non-negative integer, got {retries!r}.", param="num_retries")
-
-        def mapping(name: str, default: dict[str, list[str]]) -> dict[str, list[str]]:
-            return _fallback_map(own[name], name) if name in own else default
-
+        fallbacks, window_fallbacks, policy_fallbacks = self.fallbacks, self.context_window_fallbacks, self.content_policy_fallbacks
+        if own:
+            try:  # per call, a malformed list is the caller's bad request, not a config error
+                if "fallbacks" in own:
+                    fallbacks = _call_fallbacks(own["fallbacks"], "fallbacks")
+                if "context_window_fallbacks" in own:
+                    window_fallbacks = _call_fallbacks(own["context_window_fallbacks"], "context_window_fallbacks")
+                if "content_policy_fallbacks" in own:
+                    policy_fallbacks = _call_fallbacks(own["content_policy_fallbacks"], "content_policy_fallbacks")
+            except ConfigError as exc:
+                raise BadRequestError(str(exc), param=exc.key) from None
         return _Request(
             payload=payload,
             kwargs=kwargs,
             num_retries=retries,
-            fallbacks=mapping("fallbacks", self.fallbacks),
-            context_window_fallbacks=mapping("context_window_fallbacks", self.context_window_fallbacks),
-            content_policy_fallbacks=mapping("content_policy_fallbacks", self.content_policy_fallbacks),
+            fallbacks=fallbacks,
+            context_window_fallbacks=window_fallbacks,
+            content_policy_fallbacks=policy_fallbacks,
             deadline=time.monotonic() + total,
             estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
             stream=bool(kwargs.get("stream")),
+            metadata=own["metadata"] if isinstance(own.get("metadata"), dict) else None,
         )
 
     def _blocked_until(self, d: Deployment, s: Snapshot, now: float, estimate: int) -> float:
@@ -548,6 +582,7 @@ class Router:
         return result
 
     def _call(self, d: Deployment, req: _Request, operation: Callable[..., Any]) -> Any:
+        req.routed_to(d)
         started = time.perf_counter()
         try:
             result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
@@ -558,12 +593,12 @@ class Router:
         except BaseException:
             self.state.release(d.id)
             raise
-        if isinstance(result, ChatStream | TextStream):
+        if isinstance(result, _SYNC_STREAMS):
             return _routed_stream(result, self, d, started, req.estimate)
         usage = getattr(result, "usage", None)
         self.state.release(
             d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
-            latency=time.perf_counter() - started, quota=_quota(getattr(result, "_response_headers", None)),
+            latency=time.perf_counter() - started, quota=_quota(_headers(result)),
         )  # fmt: skip
         return result
 
@@ -631,6 +666,7 @@ class Router:
         raise last
 
     async def _acall(self, d: Deployment, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+        req.routed_to(d)
         started = time.perf_counter()
         try:
             result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
@@ -641,12 +677,12 @@ class Router:
         except BaseException:
             await self.state.arelease(d.id)
             raise
-        if isinstance(result, AsyncChatStream | AsyncTextStream):
+        if isinstance(result, _ASYNC_STREAMS):
             return _routed_stream(result, self, d, started, req.estimate)
         usage = getattr(result, "usage", None)
         await self.state.arelease(
             d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
-            latency=time.perf_counter() - started, quota=_quota(getattr(result, "_response_headers", None)),
+            latency=time.perf_counter() - started, quota=_quota(_headers(result)),
         )  # fmt: skip
         return result
 

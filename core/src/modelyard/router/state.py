@@ -158,20 +158,22 @@ class MemoryState(RouterState):
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def _entry(self, id: str) -> _Entry:
+    def _entry(self, id: str, w: int | None = None) -> _Entry:
         e = self._entries.get(id)
         if e is None:
             e = self._entries[id] = _Entry()
-        w = self.window_index()
+        if w is None:
+            w = self.window_index()
         if e.window != w:
             e.window, e.requests, e.tokens, e.failures = w, 0, 0, 0
         return e
 
     def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        w = self.window_index()
         with self._lock:
             out = {}
             for id in ids:
-                e = self._entry(id)
+                e = self._entry(id, w)
                 out[id] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
             return out
 

@@ -206,7 +206,9 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
     extra = connection.extra_headers or {}
     if any(k.lower() in ("api-key", "authorization") for k in extra):
         return StaticHeaders({})
-    given = sorted({kind for name, kind in _KINDS.items() if getattr(connection, name) is not None})
+    given = sorted(
+        {_KINDS[name] for name in connection.model_fields_set & _KINDS.keys() if getattr(connection, name) is not None}
+    )
     if len(given) > 1:
         raise AuthenticationError(
             f"Pass only one of {' and '.join(given)}: they are different credentials, and modelyard "
