@@ -9,7 +9,7 @@ file ids are recorded the same way, so retrieve, cancel and content always reach
 that holds them, also after a restart (the store is SQLite or PostgreSQL).
 
 The proxy wires it to ``/v1/files`` and ``/v1/batches``; the deployments are the config's
-``model_list`` entries with ``model_info.mode: batch``, and ``pick`` may be the Router's choice.
+``model_list`` entries with ``model_info.mode: batch`` (see :mod:`.proxy`), and ``pick`` spreads by weight.
 """
 
 from __future__ import annotations
