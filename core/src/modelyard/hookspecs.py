@@ -41,7 +41,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 1)
+HOOK_API: tuple[int, int] = (1, 2)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -244,6 +244,5 @@ def files_router(deployments: list[FilesDeployment], store: Store) -> FilesRoute
     PostgreSQL; keep your id maps there so they survive a restart). Return a
     :class:`~modelyard.files_router.FilesRouter`, which the proxy asks first for every files and
     batches call, or None when none of ``deployments`` is yours; the first non-None answer is
-    used. Raise ``ConfigError`` for a deployment you cannot serve. Since HOOK_API 1.1 (added
-    after 1.1 was numbered; see docs/plugins/hooks.md).
+    used. Raise ``ConfigError`` for a deployment you cannot serve. Since HOOK_API 1.2.
     """

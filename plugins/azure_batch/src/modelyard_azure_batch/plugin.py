@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from modelyard.store import Store
     from modelyard.types import Connection, Route
 
-HOOK_API = (1, 1)
+HOOK_API = (1, 2)
 PROVIDER = "azure"
 COMPLETION_WINDOWS = frozenset({"24h"})
 
