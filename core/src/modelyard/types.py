@@ -26,6 +26,7 @@ __all__ = [
     "Choice",
     "ChunkChoice",
     "Connection",
+    "ConnectionSettings",
     "Delta",
     "Message",
     "ProviderRequest",
@@ -61,21 +62,19 @@ class _Open(BaseModel):
 # --------------------------------------------------------------------------- caller side
 
 
-class Connection(BaseModel):
-    """Where the call goes and which credential it carries.
+class ConnectionSettings(BaseModel):
+    """The connection settings that can be written down (in code or in config.yaml).
 
-    Every field may be left unset; the plugins fill the gaps from the environment
-    (``AZURE_API_BASE`` ...). Secrets are ``SecretStr`` so that they never show in a repr.
+    :class:`Connection` adds what only code can pass (a token provider); the proxy's
+    ``litellm_params`` model adds deployment and routing fields. One list, so a new credential
+    field is declared once.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     api_base: str | None = None
     base_url: str | None = None
     api_version: str | None = None
     api_key: SecretStr | None = None
     azure_ad_token: SecretStr | None = None
-    azure_ad_token_provider: TokenProvider | None = None
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
@@ -86,6 +85,18 @@ class Connection(BaseModel):
     azure_scope: str | None = None
     azure_authority_host: str | None = None
     enable_azure_ad_token_refresh: bool | None = None
+
+
+class Connection(ConnectionSettings):
+    """Where the call goes and which credential it carries.
+
+    Every field may be left unset; the plugins fill the gaps from the environment
+    (``AZURE_API_BASE`` ...). Secrets are ``SecretStr`` so that they never show in a repr.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    azure_ad_token_provider: TokenProvider | None = None
     extra_headers: Mapping[str, str] | None = None
 
     def __repr_args__(self) -> Any:

@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError
-from ..types import ChatParams, Connection, _redacted
+from ..types import ChatParams, Connection, ConnectionSettings, _redacted
 
 __all__ = [
     "GeneralSettings",
@@ -82,25 +82,11 @@ def _version_string(value: Any) -> Any:
     return value
 
 
-class LiteLLMParams(_Section):
-    """One deployment's ``litellm_params``: where it is, how to authenticate, how to call it."""
+class LiteLLMParams(_Section, ConnectionSettings):
+    """One deployment's ``litellm_params``: where it is, how to authenticate (the fields of
+    :class:`~modelyard.types.ConnectionSettings`), how to call it."""
 
     model: str = Field(min_length=1)
-    api_base: str | None = None
-    base_url: str | None = None
-    api_version: str | None = None
-    api_key: SecretStr | None = None
-    azure_ad_token: SecretStr | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    azure_username: str | None = None
-    azure_password: SecretStr | None = None
-    client_certificate_path: str | None = None
-    client_certificate_password: SecretStr | None = None
-    azure_scope: str | None = None
-    azure_authority_host: str | None = None
-    enable_azure_ad_token_refresh: bool | None = None
     extra_headers: dict[str, str] | None = None
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
