@@ -503,6 +503,30 @@ def _stream_broken(exc: Exception) -> APIError:
     return APIConnectionError(f"The upstream stream broke off: {type(exc).__name__}.")
 
 
+def _send(call: _Call) -> httpx.Response:
+    """Step 5 for sync calls: send with retries; a failure is mapped, observed and raised."""
+    try:
+        response = get_transport().send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    return response
+
+
+async def _asend(call: _Call) -> httpx.Response:
+    """The async twin of :func:`_send`."""
+    try:
+        response = await get_transport().asend(
+            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries
+        )
+    except APIError as err:
+        raise _fail(call, _annotate(call, err)) from err.__cause__
+    if response.status_code >= 400:
+        raise _fail(call, _error(call, response))
+    return response
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -530,13 +554,7 @@ def completion(
         APIError: the upstream's error, mapped to its class (see :mod:`modelyard.errors`).
     """
     call = _prepare(model, messages, stream, kwargs)
-    transport = get_transport()
-    try:
-        response = transport.send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
-    except APIError as err:
-        raise _fail(call, _annotate(call, err)) from err.__cause__
-    if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+    response = _send(call)
     if call.request.stream:
         return ChatStream(call, response)
     result = _normalize(call, response)
@@ -552,13 +570,7 @@ async def acompletion(
 ) -> ChatCompletion | AsyncChatStream:
     """The async twin of :func:`completion`; a stream is an :class:`AsyncChatStream`."""
     call = _prepare(model, messages, stream, kwargs)
-    transport = get_transport()
-    try:
-        response = await transport.asend(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
-    except APIError as err:
-        raise _fail(call, _annotate(call, err)) from err.__cause__
-    if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+    response = await _asend(call)
     if call.request.stream:
         return AsyncChatStream(call, response)
     result = _normalize(call, response)
@@ -589,13 +601,7 @@ def text_completion(prompt: Any, model: str, *, stream: bool = False, **kwargs: 
         APIError: the upstream's error, mapped to its class.
     """
     call = _prepare(model, None, stream, {**kwargs, "prompt": prompt}, text=True)
-    transport = get_transport()
-    try:
-        response = transport.send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
-    except APIError as err:
-        raise _fail(call, _annotate(call, err)) from err.__cause__
-    if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+    response = _send(call)
     if call.request.stream:
         return TextStream(call, response)
     result = _normalize(call, response)
@@ -609,13 +615,7 @@ async def atext_completion(
 ) -> TextCompletion | AsyncTextStream:
     """The async twin of :func:`text_completion`; a stream is an :class:`AsyncTextStream`."""
     call = _prepare(model, None, stream, {**kwargs, "prompt": prompt}, text=True)
-    transport = get_transport()
-    try:
-        response = await transport.asend(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
-    except APIError as err:
-        raise _fail(call, _annotate(call, err)) from err.__cause__
-    if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+    response = await _asend(call)
     if call.request.stream:
         return AsyncTextStream(call, response)
     result = _normalize(call, response)
