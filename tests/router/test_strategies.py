@@ -63,10 +63,11 @@ def test_quota_aware_weighs_by_remaining_tokens_and_trusts_fresh_readings_only()
 
 def test_memory_state_counts_per_window_and_keeps_the_later_cooldown() -> None:
     state = MemoryState(window=3600)
-    assert state.reserve("a", rpm=2) and state.reserve("a", rpm=2)
-    assert not state.reserve("a", rpm=2)
-    state.release("a", tokens=40, latency=1.0)
-    state.release("a", tokens=2, latency=2.0)
+    first, second = state.reserve("a", rpm=2), state.reserve("a", rpm=2)
+    assert first is not None and second is not None
+    assert state.reserve("a", rpm=2) is None
+    state.release(first, tokens=40, latency=1.0)
+    state.release(second, tokens=2, latency=2.0)
     state.cool_down("a", 500.0)
     state.cool_down("a", 100.0)
     snap = state.snapshot(["a"])["a"]

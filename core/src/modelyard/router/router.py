@@ -7,7 +7,9 @@ A call names a model group (``model_name`` in ``model_list``). The Router
    ``x-ratelimit-remaining-*`` headers, not yet failed for this request (while another is
    left), and in the best priority tier (``order``);
 2. lets the routing strategy choose one (:mod:`modelyard.router.strategies`), and reserves a
-   request slot for it atomically (so ``rpm`` holds across instances sharing Redis);
+   request slot for it atomically (so ``rpm`` holds across instances sharing Redis), right
+   before the call: the slot is given back when the call ends, however it ends (an error,
+   a cancellation, a stream exhausted, closed or dropped unread);
 3. calls the SDK pipeline (:func:`modelyard.api.completion`) with the deployment's
    ``litellm_params``; the pipeline's own retries are off, the Router retries on another
    deployment instead;
@@ -27,6 +29,7 @@ import logging
 import math
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +55,7 @@ from ..errors import (
 )
 from ..types import ChatCompletion, TextCompletion
 from .deployments import Deployment, parse_model_list
-from .state import MemoryState, Quota, RedisState, RouterState, Snapshot
+from .state import MemoryState, Quota, RedisState, Reservation, RouterState, Snapshot
 from .strategies import STRATEGIES, choose
 
 __all__ = ["Router"]
@@ -191,11 +194,56 @@ def _filtered(result: Any) -> bool:
     return not choices or any(getattr(c, "finish_reason", None) == "content_filter" for c in choices)
 
 
+class _Lease:
+    """A reserved request slot that is given back exactly once, whoever gets there first.
+
+    The call that reserved it, the stream that took it over, and that stream's finalizer
+    may all try; only the first counts. Lock-free (``list.pop`` is atomic), so the finalizer
+    can run anywhere.
+    """
+
+    __slots__ = ("_slot", "_state")
+
+    def __init__(self, state: RouterState, slot: Reservation) -> None:
+        self._state = state
+        self._slot = [slot]
+
+    def _take(self) -> Reservation | None:
+        try:
+            return self._slot.pop()
+        except IndexError:
+            return None
+
+    def release(self, **stats: Any) -> None:
+        slot = self._take()
+        if slot is not None:
+            self._state.release(slot, **stats)
+
+    async def arelease(self, **stats: Any) -> None:
+        slot = self._take()
+        if slot is not None:
+            await self._state.arelease(slot, **stats)
+
+    def abandon(self) -> None:
+        slot = self._take()
+        if slot is not None:
+            self._state.abandon(slot)
+
+
 def _backoff(attempt: int, err: APIError | None) -> float:
     retry_after = getattr(err, "retry_after", None)
     if isinstance(retry_after, int | float) and 0 <= retry_after <= 60:
         return float(retry_after)
     return min(0.5 * 2.0**attempt, 8.0) * (0.75 + random.random() / 4)
+
+
+def _result_stats(result: Any, started: float, estimate: int) -> dict[str, Any]:
+    """What a finished (not streamed) call reports when it gives its slot back."""
+    usage = getattr(result, "usage", None)
+    return {
+        "tokens": getattr(usage, "total_tokens", None) or estimate,
+        "latency": time.perf_counter() - started, "quota": _quota(_headers(result)),
+    }  # fmt: skip
 
 
 class Router:
@@ -266,6 +314,7 @@ class Router:
         self.num_retries = self._count(num_retries, 2, "num_retries")
         self.allowed_fails = self._count(allowed_fails, 3, "allowed_fails")
         self.max_fallbacks = self._count(max_fallbacks, 5, "max_fallbacks")
+        self.disable_cooldowns = bool(disable_cooldowns)
         self.cooldown_time = 0.0 if disable_cooldowns else self._seconds(cooldown_time, 5.0, "cooldown_time")
         self.timeout = self._seconds(timeout, DEFAULT_TIMEOUT, "timeout")
         self._per_call_timeout = timeout
@@ -464,30 +513,62 @@ class Router:
             raise self._unavailable(group, wait)
         return min(max(wait, 0.005), 1.0)
 
-    def _pick(self, group: str, deps: Sequence[Deployment], tried: set[str], req: _Request) -> Deployment:
+    @staticmethod
+    def _backoff_due(chosen: Deployment, tried: set[str], cooled: set[str], delay: float | None) -> bool:
+        """Whether to back off before calling ``chosen``: it failed already and nothing else is left."""
+        return delay is not None and chosen.id in tried and chosen.id not in cooled
+
+    def _pick(
+        self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
+        delay: float | None,
+    ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
+        """Choose a deployment and reserve its slot; None when the backoff would pass the deadline.
+
+        Nothing is reserved before the backoff sleep, so a call abandoned there holds no slot.
+        """
         ids = [d.id for d in deps]
         while True:
             chosen, soonest = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
                 time.sleep(self._wait(group, soonest, req))
-            elif self.state.reserve(chosen.id, chosen.rpm):
-                return chosen
-            # else another caller took the window's last request slot: look again
+            elif self._backoff_due(chosen, tried, cooled, delay):
+                assert delay is not None
+                if time.monotonic() + delay > req.deadline:
+                    return None
+                time.sleep(delay)
+                delay = None  # then look again: another deployment may have freed up meanwhile
+            else:
+                slot = self.state.reserve(chosen.id, chosen.rpm)
+                if slot is not None:
+                    return chosen, _Lease(self.state, slot)
+                # else another caller took the window's last request slot: look again
 
-    async def _apick(self, group: str, deps: Sequence[Deployment], tried: set[str], req: _Request) -> Deployment:
+    async def _apick(
+        self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
+        delay: float | None,
+    ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
+        """The async twin of :meth:`_pick`."""
         ids = [d.id for d in deps]
         while True:
             chosen, soonest = self._select(deps, await self.state.asnapshot(ids), tried, req)
             if chosen is None:
                 await asyncio.sleep(self._wait(group, soonest, req))
-            elif await self.state.areserve(chosen.id, chosen.rpm):
-                return chosen
+            elif self._backoff_due(chosen, tried, cooled, delay):
+                assert delay is not None
+                if time.monotonic() + delay > req.deadline:
+                    return None
+                await asyncio.sleep(delay)
+                delay = None
+            else:
+                slot = await self.state.areserve(chosen.id, chosen.rpm)
+                if slot is not None:
+                    return chosen, _Lease(self.state, slot)
 
     # ------------------------------------------------------------------ failures
 
     def _cooldown_for(self, d: Deployment, err: APIError, failures: int, group_size: int) -> float:
         """Seconds to cool ``d`` down after ``err`` (0: not at all)."""
-        if group_size < 2 or not _retryable(err):
+        if self.disable_cooldowns or group_size < 2 or not _retryable(err):
             return 0.0  # a lone deployment is retried with backoff instead; nothing to steer to
         base = d.cooldown_time if d.cooldown_time is not None else self.cooldown_time
         if base <= 0:
@@ -557,15 +638,12 @@ class Router:
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
-            d = self._pick(group, deps, tried, req)
-            if d.id in tried and d.id not in cooled:  # nothing else left: back off before trying it again
-                delay = _backoff(attempt - 1, last)
-                if time.monotonic() + delay > req.deadline:
-                    self.state.release(d.id)
-                    break
-                time.sleep(delay)
+            picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None)
+            if picked is None:
+                break
+            d, lease = picked
             try:
-                return self._checked(group, req, self._call(d, req, operation))
+                return self._checked(group, req, self._call(d, lease, req, operation))
             except APIError as err:
                 last = err
                 if self._failed(d, err, len(deps)):
@@ -581,26 +659,25 @@ class Router:
             raise ContentFilterError("Response output was blocked by the content filter.", model=group)
         return result
 
-    def _call(self, d: Deployment, req: _Request, operation: Callable[..., Any]) -> Any:
+    def _call(self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Any]) -> Any:
+        """Call ``d`` holding ``lease``, which is given back when this returns (a stream takes it over)."""
         req.routed_to(d)
         started = time.perf_counter()
+        stats: dict[str, Any] = {}
+        streamed = False
         try:
             result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
-        except APIError as err:
-            latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
-            self.state.release(d.id, latency=latency)
+            if isinstance(result, _SYNC_STREAMS):
+                streamed = True  # the stream holds the slot until it ends
+                return _routed_stream(result, d, started, req.estimate, lease)
+            stats = _result_stats(result, started, req.estimate)
+            return result
+        except APIConnectionError:
+            stats = {"latency": time.perf_counter() - started}
             raise
-        except BaseException:
-            self.state.release(d.id)
-            raise
-        if isinstance(result, _SYNC_STREAMS):
-            return _routed_stream(result, self, d, started, req.estimate)
-        usage = getattr(result, "usage", None)
-        self.state.release(
-            d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
-            latency=time.perf_counter() - started, quota=_quota(_headers(result)),
-        )  # fmt: skip
-        return result
+        finally:
+            if not streamed:
+                lease.release(**stats)
 
     def _failed(self, d: Deployment, err: APIError, group_size: int) -> bool:
         """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
@@ -646,15 +723,13 @@ class Router:
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
-            d = await self._apick(group, deps, tried, req)
-            if d.id in tried and d.id not in cooled:
-                delay = _backoff(attempt - 1, last)
-                if time.monotonic() + delay > req.deadline:
-                    await self.state.arelease(d.id)
-                    break
-                await asyncio.sleep(delay)
+            delay = _backoff(attempt - 1, last) if attempt else None
+            picked = await self._apick(group, deps, tried, cooled, req, delay)
+            if picked is None:
+                break
+            d, lease = picked
             try:
-                return self._checked(group, req, await self._acall(d, req, operation))
+                return self._checked(group, req, await self._acall(d, lease, req, operation))
             except APIError as err:
                 last = err
                 if await self._afailed(d, err, len(deps)):
@@ -665,26 +740,27 @@ class Router:
         assert last is not None
         raise last
 
-    async def _acall(self, d: Deployment, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
+    async def _acall(
+        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        """The async twin of :meth:`_call` (the lease is given back on cancellation too)."""
         req.routed_to(d)
         started = time.perf_counter()
+        stats: dict[str, Any] = {}
+        streamed = False
         try:
             result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
-        except APIError as err:
-            latency = time.perf_counter() - started if isinstance(err, APIConnectionError) else None
-            await self.state.arelease(d.id, latency=latency)
+            if isinstance(result, _ASYNC_STREAMS):
+                streamed = True  # the stream holds the slot until it ends
+                return _routed_stream(result, d, started, req.estimate, lease)
+            stats = _result_stats(result, started, req.estimate)
+            return result
+        except APIConnectionError:
+            stats = {"latency": time.perf_counter() - started}
             raise
-        except BaseException:
-            await self.state.arelease(d.id)
-            raise
-        if isinstance(result, _ASYNC_STREAMS):
-            return _routed_stream(result, self, d, started, req.estimate)
-        usage = getattr(result, "usage", None)
-        await self.state.arelease(
-            d.id, tokens=getattr(usage, "total_tokens", None) or req.estimate,
-            latency=time.perf_counter() - started, quota=_quota(_headers(result)),
-        )  # fmt: skip
-        return result
+        finally:
+            if not streamed:
+                await lease.arelease(**stats)
 
     async def _afailed(self, d: Deployment, err: APIError, group_size: int) -> bool:
         """Count a failure; cool ``d`` down when it is due. True when it was cooled down."""
@@ -735,12 +811,11 @@ def _stream_tokens(stream: Any, estimate: int) -> int:
 class _Routed:
     """Routing bookkeeping for a stream: set by :func:`_routed_stream`."""
 
-    _router: Router
+    _lease: _Lease
     _deployment: Deployment
     _started: float
     _estimate: int
     _first: float | None
-    _ended: bool
     _quota: Quota | None
 
     def _release_kwargs(self) -> dict[str, Any]:
@@ -752,9 +827,7 @@ class _Routed:
 
 class _RoutedSync(_Routed):
     def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._router.state.release(self._deployment.id, **self._release_kwargs())
+        self._lease.release(**self._release_kwargs())
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -772,9 +845,7 @@ class _RoutedSync(_Routed):
 
 class _RoutedAsync(_Routed):
     async def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            await self._router.state.arelease(self._deployment.id, **self._release_kwargs())
+        await self._lease.arelease(**self._release_kwargs())
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         try:
@@ -793,12 +864,16 @@ class _RoutedAsync(_Routed):
 _ROUTED_CLASSES: dict[type, type] = {}
 
 
-def _routed_stream(stream: Any, router: Router, d: Deployment, started: float, estimate: int) -> Any:
+def _routed_stream(stream: Any, d: Deployment, started: float, estimate: int, lease: _Lease) -> Any:
     """The pipeline's stream, as a subclass of its own class that also reports to the Router.
 
     The result is still a ``ChatStream`` (``TextStream`` ...) with the same attributes; when
     it ends (exhausted, closed, or broken) the Router gets its in-flight slot back, its
-    tokens, its latency and its time to first token.
+    tokens, its latency and its time to first token. A stream dropped without being read or
+    closed gives the slot back when it is garbage-collected (a finalizer, no report).
+
+    The slot is held from the send, not from the first read: the upstream is already
+    generating, and the ``rpm`` slot had to be taken before the request went out.
     """
     base = type(stream)
     cls = _ROUTED_CLASSES.get(base)
@@ -807,6 +882,8 @@ def _routed_stream(stream: Any, router: Router, d: Deployment, started: float, e
         cls = _ROUTED_CLASSES[base] = type(f"Routed{base.__name__}", (mixin, base), {})
     routed: Any = object.__new__(cls)
     routed.__dict__.update(stream.__dict__)  # take the open stream over as is
-    routed._router, routed._deployment, routed._started, routed._estimate = router, d, started, estimate
-    routed._first, routed._ended, routed._quota = None, False, _quota(stream.headers)
+    routed._lease, routed._deployment, routed._started, routed._estimate = lease, d, started, estimate
+    routed._first, routed._quota = None, _quota(stream.headers)
+    # The finalizer holds the lease, not the stream; once the stream has ended it does nothing.
+    weakref.finalize(routed, lease.abandon).atexit = False
     return routed

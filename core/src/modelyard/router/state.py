@@ -14,27 +14,33 @@ updates (``INCR`` / small Lua scripts) and TTLs, so several Router instances act
 mirrors every write into a :class:`MemoryState`, and when Redis cannot be reached it logs one
 warning and carries on with that local copy until Redis answers again. Redis trouble never
 fails a request.
+
+A call's request slot is a :class:`Reservation`: :meth:`RouterState.reserve` hands one out and
+the same object goes back to :meth:`RouterState.release` (or :meth:`RouterState.abandon`), so
+a release always undoes its own reservation, wherever that was made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MemoryState", "Quota", "RedisState", "RouterState", "Snapshot"]
+__all__ = ["MemoryState", "Quota", "RedisState", "Reservation", "RouterState", "Snapshot"]
 
 log = logging.getLogger("modelyard.router")
 
 EWMA_ALPHA = 0.3
 """Weight of the newest sample in the latency moving averages."""
 _STATS_TTL = 3600
-_INFLIGHT_TTL = 600
+_INFLIGHT_TTL = 600.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,23 @@ class Quota:
     remaining_requests: int | None
     remaining_tokens: int | None
     at: float
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One request slot handed out by :meth:`RouterState.reserve`; give it back exactly once.
+
+    Attributes:
+        id: the deployment's id.
+        shared: True when the slot was taken in the shared store (Redis), False when it was
+            taken in this process only (in memory, or while Redis was unreachable). Its
+            release goes to the same place.
+        token: tells this slot apart from every other in the shared store ("" when not shared).
+    """
+
+    id: str
+    shared: bool = False
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,19 +102,30 @@ class RouterState:
         """The state of each deployment in ``ids``."""
         raise NotImplementedError
 
-    def reserve(self, id: str, rpm: int | None) -> bool:
+    def reserve(self, id: str, rpm: int | None) -> Reservation | None:
         """Count one request for ``id`` in this window, unless that would pass ``rpm``; mark it in flight.
 
-        Returns False (and counts nothing) when the window already holds ``rpm`` requests.
+        Returns:
+            The slot, to be given back with :meth:`release` (or :meth:`abandon`) exactly once;
+            None (and nothing counted) when the window already holds ``rpm`` requests.
         """
         raise NotImplementedError
 
     def release(
-        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
     ) -> None:  # fmt: skip
-        """End a call reserved with :meth:`reserve`: add its tokens, timings and quota reading."""
+        """End the call that holds ``slot`` (from :meth:`reserve`): add its tokens, timings and quota reading."""
         raise NotImplementedError
+
+    def abandon(self, slot: Reservation) -> None:
+        """Give ``slot`` back without a report (its stream was dropped unread).
+
+        Called from a garbage-collection finalizer, in whatever thread that runs: it must not
+        block, do I/O or take a lock the interrupted code may hold. The default calls
+        :meth:`release`; override it when that is not safe.
+        """
+        self.release(slot)
 
     def add_failure(self, id: str) -> int:
         """Count one failure for ``id`` in this window; return the window's count."""
@@ -105,16 +139,16 @@ class RouterState:
         """Async :meth:`snapshot`."""
         return self.snapshot(ids)
 
-    async def areserve(self, id: str, rpm: int | None) -> bool:
+    async def areserve(self, id: str, rpm: int | None) -> Reservation | None:
         """Async :meth:`reserve`."""
         return self.reserve(id, rpm)
 
     async def arelease(
-        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
     ) -> None:  # fmt: skip
         """Async :meth:`release`."""
-        self.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+        self.release(slot, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
 
     async def aadd_failure(self, id: str) -> int:
         """Async :meth:`add_failure`."""
@@ -157,6 +191,19 @@ class MemoryState(RouterState):
         super().__init__(window)
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        # Slots given back by finalizers: deque.append needs no lock (a finalizer may run while
+        # this thread holds self._lock); the next snapshot or reserve settles them.
+        self._abandoned: deque[Reservation] = deque()
+
+    def _settle(self) -> None:
+        """Count abandoned slots out of flight (the caller holds the lock)."""
+        while self._abandoned:
+            try:
+                slot = self._abandoned.popleft()
+            except IndexError:  # another thread took the last one
+                break
+            e = self._entry(slot.id)
+            e.in_flight = max(0, e.in_flight - 1)
 
     def _entry(self, id: str, w: int | None = None) -> _Entry:
         e = self._entries.get(id)
@@ -171,33 +218,38 @@ class MemoryState(RouterState):
     def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
         w = self.window_index()
         with self._lock:
+            self._settle()
             out = {}
             for id in ids:
                 e = self._entry(id, w)
                 out[id] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
             return out
 
-    def reserve(self, id: str, rpm: int | None) -> bool:
+    def reserve(self, id: str, rpm: int | None) -> Reservation | None:
         with self._lock:
+            self._settle()
             e = self._entry(id)
             if rpm is not None and e.requests >= rpm:
-                return False
+                return None
             e.requests += 1
             e.in_flight += 1
-            return True
+            return Reservation(id)
 
     def release(
-        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
     ) -> None:  # fmt: skip
         with self._lock:
-            e = self._entry(id)
+            e = self._entry(slot.id)
             e.in_flight = max(0, e.in_flight - 1)
             e.tokens += max(0, tokens)
             e.latency = _ewma(e.latency, latency)
             e.ttft = _ewma(e.ttft, ttft)
             if quota is not None:
                 e.quota = quota
+
+    def abandon(self, slot: Reservation) -> None:
+        self._abandoned.append(slot)
 
     def add_failure(self, id: str) -> int:
         with self._lock:
@@ -213,7 +265,11 @@ class MemoryState(RouterState):
 
 # ------------------------------------------------------------------------------ Redis
 
-# Count a request unless the window is full (ARGV[1] > 0 is the limit); mark it in flight.
+# Count a request unless the window is full (ARGV[1] >= 0 is the limit); mark it in flight.
+# Calls in flight are a sorted set of leases (member: the reservation's token, score: when it
+# lapses), not a counter: a release removes its own lease (a second one, or one for a lease
+# that was never taken, changes nothing), and a release that never arrives (the process died,
+# Redis was unreachable) only counts until its lease lapses, whatever other traffic does.
 _RESERVE = """
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -222,16 +278,10 @@ if limit >= 0 and n > limit then
   redis.call('DECR', KEYS[1])
   return 0
 end
-redis.call('INCR', KEYS[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
-"""
-# In flight never goes below zero (a count can be lost to a TTL or a restart).
-_RELEASE = """
-local n = redis.call('DECR', KEYS[1])
-if n < 0 then redis.call('SET', KEYS[1], 0) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return n
 """
 # A later deadline wins; an earlier one never shortens a running cooldown.
 _COOL_DOWN = """
@@ -245,13 +295,28 @@ return 1
 _Command = tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _Unreleased:
+    """A shared lease whose release has not reached Redis yet."""
+
+    key: str
+    token: str
+    lapses: float  # epoch seconds; after this Redis has forgotten the lease anyway
+
+
 class RedisState(RouterState):
     """State shared through Redis by every Router that uses the same server and ``prefix``.
 
     Keys (``<prefix>`` defaults to ``modelyard:router:``), all with TTLs:
     ``<prefix><id>:req:<window>`` and ``:tok:<window>`` (usage), ``:fail:<window>``,
-    ``:inflight``, ``:cooldown`` (value: the deadline, expiring with it) and ``:stats``
-    (a hash: latency, ttft, remaining requests / tokens and when they were reported).
+    ``:leases`` (calls in flight: a sorted set, one lease per call), ``:cooldown`` (value: the
+    deadline, expiring with it) and ``:stats`` (a hash: latency, ttft, remaining requests /
+    tokens and when they were reported).
+
+    A slot reserved while Redis was unreachable lives in this process's local state only, and
+    its release goes there too (never to Redis). A slot reserved in Redis whose release cannot
+    reach Redis is remembered and sent with the next command that reaches it; if this process
+    ends first, the lease lapses after ``in_flight_ttl`` seconds.
 
     Args:
         url: ``redis://[:password@]host:port/db``; or give ``host`` / ``port`` / ``password``.
@@ -259,6 +324,8 @@ class RedisState(RouterState):
         prefix: the key prefix (instances that should share state use the same one).
         socket_timeout: seconds before a Redis call counts as failed.
         retry_interval: after a failure, seconds to run on local state before trying Redis again.
+        in_flight_ttl: seconds after which a call still counted in flight stops counting (its
+            release was lost); longer than any call or stream should last.
     """
 
     def __init__(
@@ -272,6 +339,7 @@ class RedisState(RouterState):
         prefix: str = "modelyard:router:",
         socket_timeout: float = 0.5,
         retry_interval: float = 5.0,
+        in_flight_ttl: float = _INFLIGHT_TTL,
     ) -> None:
         super().__init__(window)
         try:
@@ -297,6 +365,12 @@ class RedisState(RouterState):
         self._retry_interval = retry_interval
         self._down_until = 0.0
         self._warned = False
+        if not in_flight_ttl > 0:
+            raise ValueError("in_flight_ttl must be positive")
+        self._lease_seconds = float(in_flight_ttl)
+        # Releases of shared leases that could not reach Redis; deque operations need no lock
+        # (abandon() runs in finalizers). Sent ahead of the next command that reaches Redis.
+        self._unreleased: deque[_Unreleased] = deque()
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._sync_client: Any = None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -350,33 +424,65 @@ class RedisState(RouterState):
             self._warned = False
             log.warning("Redis answers again; the Router shares its state through Redis once more.")
 
+    def _defer(self, slot: Reservation) -> None:
+        """Remember that ``slot``'s lease is to be removed from Redis when it next answers."""
+        lapses = time.time() + self._lease_seconds  # an upper bound: the lease was taken earlier
+        self._unreleased.append(_Unreleased(self._key(slot.id, "leases"), slot.token, lapses))
+
+    def _take_unreleased(self) -> list[_Unreleased]:
+        out = []
+        now = time.time()
+        while self._unreleased:
+            try:
+                item = self._unreleased.popleft()
+            except IndexError:
+                break
+            if item.lapses > now:  # a lapsed lease is gone from Redis already
+                out.append(item)
+        return out
+
+    def _with_unreleased(self, commands: list[_Command]) -> tuple[list[_Command], list[_Unreleased]]:
+        """``commands`` preceded by the releases still owed to Redis (ZREM is idempotent)."""
+        owed = self._take_unreleased() if self._unreleased else []
+        return [("ZREM", u.key, u.token) for u in owed] + commands, owed
+
     def _run(self, commands: list[_Command]) -> list[Any] | None:
         if not self.available:
             return None
+        commands, owed = self._with_unreleased(commands)
         try:
             pipe = self._client().pipeline(transaction=False)
             for cmd in commands:
                 pipe.execute_command(*cmd)
             result: list[Any] = pipe.execute()
         except self._errors as exc:
+            self._unreleased.extend(owed)
             self._failed(exc)
             return None
+        except BaseException:
+            self._unreleased.extend(owed)
+            raise
         self._recovered()
-        return result
+        return result[len(owed) :]
 
     async def _arun(self, commands: list[_Command]) -> list[Any] | None:
         if not self.available:
             return None
+        commands, owed = self._with_unreleased(commands)
         try:
             pipe = self._aclient().pipeline(transaction=False)
             for cmd in commands:
                 pipe.execute_command(*cmd)
             result: list[Any] = await pipe.execute()
         except self._errors as exc:
+            self._unreleased.extend(owed)
             self._failed(exc)
             return None
+        except BaseException:  # cancelled mid-call: they may not have been sent
+            self._unreleased.extend(owed)
+            raise
         self._recovered()
-        return result
+        return result[len(owed) :]
 
     def close(self) -> None:
         if self._sync_client is not None:
@@ -394,13 +500,14 @@ class RedisState(RouterState):
         return f"{self.prefix}{id}:{what}"
 
     def _snapshot_commands(self, ids: Sequence[str]) -> list[_Command]:
-        w = self.window_index()
+        now = time.time()
+        w = self.window_index(now)
         cmds: list[_Command] = []
         for id in ids:
             cmds += [
                 ("GET", self._key(id, f"req:{w}")),
                 ("GET", self._key(id, f"tok:{w}")),
-                ("GET", self._key(id, "inflight")),
+                ("ZCOUNT", self._key(id, "leases"), f"({now:.3f}", "+inf"),
                 ("GET", self._key(id, "cooldown")),
                 ("HMGET", self._key(id, "stats"), "latency", "ttft", "rreq", "rtok", "qat"),
             ]
@@ -426,16 +533,21 @@ class RedisState(RouterState):
             )
         return out
 
-    def _reserve_commands(self, id: str, rpm: int | None) -> list[_Command]:
-        w = self.window_index()
+    def _reserve_commands(self, id: str, rpm: int | None, token: str) -> list[_Command]:
+        now = time.time()
+        w = self.window_index(now)
         return [
-            ("EVAL", _RESERVE, 2, self._key(id, f"req:{w}"), self._key(id, "inflight"),
-             -1 if rpm is None else rpm, int(self.window * 2) + 1, _INFLIGHT_TTL),
+            ("EVAL", _RESERVE, 2, self._key(id, f"req:{w}"), self._key(id, "leases"),
+             -1 if rpm is None else rpm, int(self.window * 2) + 1, int(self._lease_seconds) + 1,
+             f"{now:.3f}", f"{now + self._lease_seconds:.3f}", token),
         ]  # fmt: skip
 
-    def _release_commands(self, id: str, tokens: int, quota: Quota | None) -> list[_Command]:
+    def _release_commands(self, slot: Reservation, tokens: int, quota: Quota | None) -> list[_Command]:
+        id = slot.id
         w = self.window_index()
-        cmds: list[_Command] = [("EVAL", _RELEASE, 1, self._key(id, "inflight"), _INFLIGHT_TTL)]
+        # The tokens were used whichever store counted the request; only a shared slot has a
+        # lease in Redis to remove.
+        cmds: list[_Command] = [("ZREM", self._key(id, "leases"), slot.token)] if slot.shared else []
         if tokens > 0:
             cmds += [("INCRBY", self._key(id, f"tok:{w}"), tokens),
                      ("EXPIRE", self._key(id, f"tok:{w}"), int(self.window * 2) + 1)]  # fmt: skip
@@ -471,16 +583,23 @@ class RedisState(RouterState):
     def snapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
         return self._snapshot_parse(ids, self._run(self._snapshot_commands(ids)))
 
-    def reserve(self, id: str, rpm: int | None) -> bool:
-        result = self._run(self._reserve_commands(id, rpm))
-        return self._reserved(id, rpm, result)
+    def reserve(self, id: str, rpm: int | None) -> Reservation | None:
+        token = _token()
+        result = self._run(self._reserve_commands(id, rpm, token))
+        return self._reserved(id, rpm, result, token)
 
     def release(
-        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
     ) -> None:  # fmt: skip
-        self.local.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
-        self._run(self._release_commands(id, tokens, quota))
+        self.local.release(slot, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+        if self._run(self._release_commands(slot, tokens, quota)) is None and slot.shared:
+            self._defer(slot)
+
+    def abandon(self, slot: Reservation) -> None:
+        self.local.abandon(slot)
+        if slot.shared:
+            self._defer(slot)  # no I/O here: sent with the next command
 
     def add_failure(self, id: str) -> int:
         local = self.local.add_failure(id)
@@ -496,16 +615,27 @@ class RedisState(RouterState):
     async def asnapshot(self, ids: Sequence[str]) -> dict[str, Snapshot]:
         return self._snapshot_parse(ids, await self._arun(self._snapshot_commands(ids)))
 
-    async def areserve(self, id: str, rpm: int | None) -> bool:
-        result = await self._arun(self._reserve_commands(id, rpm))
-        return self._reserved(id, rpm, result)
+    async def areserve(self, id: str, rpm: int | None) -> Reservation | None:
+        token = _token()
+        try:
+            result = await self._arun(self._reserve_commands(id, rpm, token))
+        except asyncio.CancelledError:
+            # The lease may have been taken before the answer was lost: take it back.
+            self._defer(Reservation(id, shared=True, token=token))
+            raise
+        return self._reserved(id, rpm, result, token)
 
     async def arelease(
-        self, id: str, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
+        self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
     ) -> None:  # fmt: skip
-        self.local.release(id, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
-        await self._arun(self._release_commands(id, tokens, quota))
+        self.local.release(slot, tokens=tokens, latency=latency, ttft=ttft, quota=quota)
+        sent = False
+        try:  # cancelled on the way, it is sent later like any release Redis did not get
+            sent = await self._arun(self._release_commands(slot, tokens, quota)) is not None
+        finally:
+            if not sent and slot.shared:
+                self._defer(slot)
 
     async def aadd_failure(self, id: str) -> int:
         local = self.local.add_failure(id)
@@ -516,13 +646,17 @@ class RedisState(RouterState):
         self.local.cool_down(id, until)
         await self._arun(self._cool_down_commands(id, until))
 
-    def _reserved(self, id: str, rpm: int | None, result: list[Any] | None) -> bool:
-        if result is None:  # Redis is down: this process's own count decides
+    def _reserved(self, id: str, rpm: int | None, result: list[Any] | None, token: str) -> Reservation | None:
+        if result is None:  # Redis is down: this process's own count decides, and will be released
             return self.local.reserve(id, rpm)
-        ok = bool(int(result[0]))
-        if ok:
-            self.local.reserve(id, None)  # mirror, for the day Redis goes away
-        return ok
+        if not int(result[0]):
+            return None
+        self.local.reserve(id, None)  # mirror, for the day Redis goes away
+        return Reservation(id, shared=True, token=token)
+
+
+def _token() -> str:
+    return os.urandom(9).hex()
 
 
 def _int(value: Any) -> int | None:
