@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .deployments import Deployment
 from .router import Router
-from .state import MemoryState, Quota, RedisState, RouterState, Snapshot
+from .state import MemoryState, Quota, RedisState, Reservation, RouterState, Snapshot
 from .strategies import STRATEGIES
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "MemoryState",
     "Quota",
     "RedisState",
+    "Reservation",
     "Router",
     "RouterState",
     "Snapshot",
