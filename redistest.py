@@ -35,6 +35,7 @@ class RedisServer:
             pytest.fail("redis-server is not installed; `./dev test` installs it (apt-get install redis-server).")
         self.port = port or _free_port()
         self.password = password
+        self.workdir = workdir  # a server started again here loads the last SAVE
         self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(

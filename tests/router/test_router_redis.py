@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 from modelyard import Router
 from modelyard.router import RedisState
 from modelyard.testing import Deployment, Emulator, Faults
@@ -140,3 +141,92 @@ def test_the_router_goes_back_to_redis_when_it_answers_again(
     finally:
         revived.stop()
         state.close()
+
+
+def _leases_in_redis(url: str, router: Router) -> int:
+    """Calls in flight across instances, read from Redis by an instance of its own."""
+    observer = RedisState(url)
+    try:
+        snaps = observer.snapshot([d.id for d in router.deployments])
+        assert observer.available
+        return sum(s.in_flight for s in snaps.values())
+    finally:
+        observer.close()
+
+
+def test_redis_release_goes_where_reserve_went(
+    emu: Emulator, emu_url: str, fresh_redis: RedisServer, tmp_path: Path
+) -> None:
+    # A stream holds its slot while it is open, so each step below happens with the slot in
+    # a known place. Instance A takes a slot while Redis is down (kept locally); Redis comes
+    # back and instance B takes a slot there. A's release must not take B's slot out of
+    # Redis (before the fix it did: in flight read 0 while B's call ran).
+    emu.add_deployment(Deployment("a"))
+    model_list = [entry("a", emu_url)]
+    first = Router(model_list=model_list, state=RedisState(fresh_redis.url, retry_interval=0.2))
+    second = Router(model_list=model_list, state=RedisState(fresh_redis.url))
+    assert isinstance(first.state, RedisState)
+    fresh_redis.stop()
+    during_outage = first.completion(model="gpt-4o", messages=HELLO, stream=True)
+    assert not first.state.available  # reserved in A's local state
+    revived = RedisServer(tmp_path / "revived", port=fresh_redis.port)
+    try:
+        time.sleep(0.3)  # past retry_interval: A talks to Redis again
+        in_redis = second.completion(model="gpt-4o", messages=HELLO, stream=True)
+        assert _leases_in_redis(revived.url, first) == 1
+        during_outage.close()
+        assert first.state.available  # the release ran while Redis answered ...
+        assert _leases_in_redis(revived.url, first) == 1  # ... and left B's slot alone
+        assert first.state.local.snapshot([first.deployments[0].id])[first.deployments[0].id].in_flight == 0
+        in_redis.close()
+        assert _leases_in_redis(revived.url, first) == 0
+    finally:
+        first.close()
+        second.close()
+        revived.stop()
+
+
+def test_redis_release_lost_in_an_outage_is_sent_when_redis_returns(
+    emu: Emulator, emu_url: str, fresh_redis: RedisServer
+) -> None:
+    # A slot taken in Redis, released while Redis is down, then Redis restarts with its data
+    # (saved before it went down). Before the fix the count stayed at 1 with nothing in flight,
+    # for good: each later call added one and took one away, renewing the key's TTL.
+    emu.add_deployment(Deployment("a"))
+    state = RedisState(fresh_redis.url, retry_interval=0.2)
+    router = Router(model_list=[entry("a", emu_url)], state=state)
+    stream = router.completion(model="gpt-4o", messages=HELLO, stream=True)
+    assert _leases_in_redis(fresh_redis.url, router) == 1
+    redis.Redis.from_url(fresh_redis.url).save()  # the restart below loads this snapshot
+    fresh_redis.stop()
+    stream.close()  # its release cannot reach Redis
+    assert not state.available
+    revived = RedisServer(fresh_redis.workdir, port=fresh_redis.port)
+    try:
+        assert _leases_in_redis(revived.url, router) == 1  # the restart brought the stale lease back
+        time.sleep(0.3)  # past retry_interval
+        for _ in range(3):
+            router.completion(model="gpt-4o", messages=HELLO)
+        assert state.available
+        assert _leases_in_redis(revived.url, router) == 0
+    finally:
+        router.close()
+        revived.stop()
+
+
+def test_redis_lease_of_a_lost_release_lapses(redis_url: str) -> None:
+    # A process that dies with a call in flight never releases it; its lease lapses after
+    # in_flight_ttl, even while other calls keep the key busy.
+    dying = RedisState(redis_url, in_flight_ttl=1.0)
+    assert dying.reserve("dep", None) is not None
+    dying.close()
+    other = RedisState(redis_url)
+    assert other.snapshot(["dep"])["dep"].in_flight == 1
+    time.sleep(1.3)
+    slot = other.reserve("dep", None)
+    assert slot is not None
+    assert other.snapshot(["dep"])["dep"].in_flight == 1  # only the live call
+    other.release(slot)
+    other.release(slot)  # a second release of the same slot takes nothing more out of Redis
+    assert other.snapshot(["dep"])["dep"].in_flight == 0
+    other.close()
