@@ -668,8 +668,9 @@ class Router:
         try:
             result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _SYNC_STREAMS):
-                streamed = True  # the stream holds the slot until it ends
-                return _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(result, d, started, req.estimate, lease)
+                streamed = True  # from here the stream holds the slot until it ends
+                return routed
             stats = _result_stats(result, started, req.estimate)
             return result
         except APIConnectionError:
@@ -751,8 +752,9 @@ class Router:
         try:
             result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _ASYNC_STREAMS):
-                streamed = True  # the stream holds the slot until it ends
-                return _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(result, d, started, req.estimate, lease)
+                streamed = True  # from here the stream holds the slot until it ends
+                return routed
             stats = _result_stats(result, started, req.estimate)
             return result
         except APIConnectionError:

@@ -584,9 +584,9 @@ class RedisState(RouterState):
         return self._snapshot_parse(ids, self._run(self._snapshot_commands(ids)))
 
     def reserve(self, id: str, rpm: int | None) -> Reservation | None:
-        token = _token()
+        token, tried = _token(), self.available
         result = self._run(self._reserve_commands(id, rpm, token))
-        return self._reserved(id, rpm, result, token)
+        return self._reserved(id, rpm, result, token, tried)
 
     def release(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
@@ -616,14 +616,13 @@ class RedisState(RouterState):
         return self._snapshot_parse(ids, await self._arun(self._snapshot_commands(ids)))
 
     async def areserve(self, id: str, rpm: int | None) -> Reservation | None:
-        token = _token()
+        token, tried = _token(), self.available
         try:
             result = await self._arun(self._reserve_commands(id, rpm, token))
         except asyncio.CancelledError:
-            # The lease may have been taken before the answer was lost: take it back.
-            self._defer(Reservation(id, shared=True, token=token))
+            self._defer(Reservation(id, shared=True, token=token))  # see _reserved
             raise
-        return self._reserved(id, rpm, result, token)
+        return self._reserved(id, rpm, result, token, tried)
 
     async def arelease(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
@@ -646,8 +645,12 @@ class RedisState(RouterState):
         self.local.cool_down(id, until)
         await self._arun(self._cool_down_commands(id, until))
 
-    def _reserved(self, id: str, rpm: int | None, result: list[Any] | None, token: str) -> Reservation | None:
+    def _reserved(
+        self, id: str, rpm: int | None, result: list[Any] | None, token: str, tried: bool
+    ) -> Reservation | None:
         if result is None:  # Redis is down: this process's own count decides, and will be released
+            if tried:  # the lease may have been taken before the answer was lost: take it back
+                self._defer(Reservation(id, shared=True, token=token))
             return self.local.reserve(id, rpm)
         if not int(result[0]):
             return None
