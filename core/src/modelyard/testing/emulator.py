@@ -99,6 +99,8 @@ class Faults:
             (``[429, 429]``: two rate limits, then replies). Deterministic, for tests.
         retry_after: seconds sent in ``retry-after`` with an injected 429.
         drop_stream_after: cut a stream's connection after this many chunks.
+        echo_headers: injected errors quote the request's headers in their message, as some
+            gateways and debugging proxies do (a client must not pass the credential on).
     """
 
     latency: float = 0.0
@@ -107,6 +109,7 @@ class Faults:
     script: list[int] = field(default_factory=list)
     retry_after: float = 1.0
     drop_stream_after: int | None = None
+    echo_headers: bool = False
 
 
 @dataclass
@@ -321,7 +324,7 @@ class Emulator:
         headers.update({"retry-after": str(wait), "retry-after-ms": str(wait * 1000)})
         return JSONResponse({"error": {"code": "429", "message": msg}}, status_code=429, headers=headers), headers
 
-    async def _faults(self, d: Deployment) -> Response | None:
+    async def _faults(self, d: Deployment, request: Request | None = None) -> Response | None:
         f = d.faults
         if f.latency:
             await asyncio.sleep(f.latency)
@@ -346,6 +349,8 @@ class Emulator:
                 },
             )
         code, message = _STATUS_ERRORS.get(status, (str(status), f"Injected HTTP {status}."))
+        if f.echo_headers and request is not None:
+            message += " Request headers: " + json.dumps(dict(request.headers))
         return _error(status, code, message)
 
     # ------------------------------------------------------------------ chat
@@ -385,7 +390,7 @@ class Emulator:
         refused = refused or vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
         if refused is not None:
             return refused
-        fault = await self._faults(d)
+        fault = await self._faults(d, request)
         if fault is not None:
             return fault
         prompt = " ".join(_text(m.get("content")) for m in messages if isinstance(m, dict))

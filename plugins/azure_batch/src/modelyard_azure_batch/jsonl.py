@@ -148,6 +148,9 @@ def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> Bat
             except json.JSONDecodeError as exc:
                 problem(number, "invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})")
                 continue
+            except RecursionError:
+                problem(number, "invalid_json_line", "not valid JSON: nested too deeply")
+                continue
             if not isinstance(obj, dict):
                 problem(number, "invalid_json_line", f"expected a JSON object, got {type(obj).__name__}")
                 continue
