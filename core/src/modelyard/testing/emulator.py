@@ -147,6 +147,8 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw_path: str = ""
+    """The path as it arrived, still percent-encoded (``path`` is decoded and loses control characters)."""
 
 
 def _tokens(text: str) -> int:
@@ -268,6 +270,7 @@ class Emulator:
                 query=dict(request.query_params),
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
+                raw_path=request.scope.get("raw_path", b"").decode("latin-1"),
             )
         )
         return body, bad
