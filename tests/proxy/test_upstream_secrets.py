@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import modelyard
 import pytest
 from modelyard.errors import ConfigError
 from modelyard.proxy import parse_config
@@ -184,3 +185,25 @@ def test_upstream_error_echo_is_scrubbed(api_base: str, emulator: Emulator) -> N
             message = r.json()["error"]["message"]
             assert "Request headers" in message and "**********" in message  # the echo arrived, masked
             assert KEY not in r.text and AD_TOKEN not in r.text
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_header_with_a_line_break_is_refused_before_sending(backend: str, api_base: str, emulator: Emulator) -> None:
+    """The last line of defence: the HTTP library would quote the value in its error (h11's
+    "Illegal header value b'...'"); the transport refuses it first, naming only the header."""
+    from modelyard.transport import Transport, set_transport
+
+    transport = Transport(async_backend=backend)
+    previous = set_transport(transport)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            await modelyard.acompletion(model="azure/gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                        api_base=api_base, api_key=KEY, api_version="2024-10-21",
+                                        extra_headers={"x-gateway-key": "gw-secret-2f9a\nX-Injected: 1"})  # fmt: skip
+    finally:
+        await transport.aclose()
+        transport.close()
+        set_transport(previous)
+    assert caught.value.key == "x-gateway-key"
+    assert "gw-secret" not in str(caught.value) and "X-Injected" not in str(caught.value)
+    assert emulator.requests == []
