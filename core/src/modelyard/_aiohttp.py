@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import httpx
 
+from .redact import safe_url
+
 if TYPE_CHECKING:
     from .types import ProviderRequest
 
@@ -49,7 +51,10 @@ class _Stream(httpx.AsyncByteStream):
 
 
 def _mapped(exc: BaseException) -> httpx.TransportError:
-    message = f"{type(exc).__name__}: {exc}"
+    # The class name and the operating system's reason only: aiohttp's text can quote the URL
+    # (with a user:password@ part) or a header value.
+    reason = getattr(exc, "strerror", None) or getattr(getattr(exc, "os_error", None), "strerror", None)
+    message = f"{type(exc).__name__}: {reason}" if isinstance(reason, str) and reason else type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message)
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
@@ -95,7 +100,8 @@ class AiohttpBackend:
         key = (request.url, tuple(sorted(request.params.items())))
         url = self._urls.get(key)
         if url is None:
-            url = str(httpx.URL(request.url, params=request.params or None))
+            # Without a user:password@ part: the transport sends it as a header of its own.
+            url = safe_url(str(httpx.URL(request.url, params=request.params or None)))
             if len(self._urls) > 1024:
                 self._urls.clear()
             self._urls[key] = url
@@ -110,7 +116,8 @@ class AiohttpBackend:
         session = self._session()
         body = None
         if request.json_body is not None:
-            body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            # allow_nan=False as httpx does: NaN and Infinity are not JSON (ValueError, on both backends).
+            body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
             headers = {**headers, "content-type": "application/json"}
         client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
         try:

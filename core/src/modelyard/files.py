@@ -24,12 +24,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import APIError, BadRequestError, error_for_status
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
+from .redact import check_header_values
 from .types import Connection, ProviderRequest, ProviderResponse, Route, _Open
 
 __all__ = [
@@ -249,7 +251,17 @@ def _bad(message: str, param: str) -> BadRequestError:
 def _id(value: Any, param: str) -> str:
     if not isinstance(value, str) or not value.strip() or "/" in value:
         raise _bad(f"{param!r} must be a non-empty id string without '/', got {value!r}.", param)
+    if value in (".", ".."):
+        # As a path segment it would climb out of /files or /batches: `GET /files/../content`
+        # would become `GET /openai/content`, sent with the deployment's credentials.
+        raise _bad(f"{param!r} cannot be {value!r}.", param)
     return value
+
+
+def _segment(value: Any, param: str) -> str:
+    """An id checked by :func:`_id` and percent-encoded as exactly one path segment (``?``, ``#``,
+    ``%`` and control characters included), so it can never change the upstream path or query."""
+    return quote(_id(value, param), safe="")
 
 
 def _spool(stream: IO[bytes]) -> IO[bytes]:
@@ -298,6 +310,12 @@ def _coerce_upload(file: Any, purpose: str) -> tuple[Upload, IO[bytes] | None]:
             f"got {type(file).__name__}.",
             "file",
         )
+    if not isinstance(content_type, str) or check_header_values({"content-type": content_type}) is not None:
+        # It becomes the part's Content-Type header: a line break would add headers of the caller's choosing.
+        if owned is not None:
+            owned.close()
+        raise _bad("The file's content type must be one line of printable characters (such as "
+                   "'application/jsonl'); it holds a control character.", "file")  # fmt: skip
     return Upload(filename=name or ("input.jsonl" if purpose == "batch" else "upload"), file=fileobj,
                   content_type=content_type), owned  # fmt: skip
 
@@ -536,7 +554,7 @@ def _list_batches_request(after: str | None, limit: int | None) -> FilesRequest:
 
 def _one(operation: FilesOperation, method: Literal["GET", "POST", "DELETE"], template: str, value: Any,
          param: str) -> FilesRequest:  # fmt: skip
-    return FilesRequest(operation=operation, method=method, path=template.format(_id(value, param)))
+    return FilesRequest(operation=operation, method=method, path=template.format(_segment(value, param)))
 
 
 # --------------------------------------------------------------------------- public API

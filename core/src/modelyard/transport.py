@@ -15,6 +15,7 @@ extra attempt after the authenticator drops its token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import random
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .errors import APIConnectionError, APITimeoutError
+from .errors import APIConnectionError, APITimeoutError, ConfigError
+from .redact import check_header_values, header_secrets, safe_url, scrub
 
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpBackend
@@ -103,15 +105,39 @@ def _origin(url: str) -> str:
 
 
 def _url(request: ProviderRequest) -> httpx.URL:
-    """``request.url`` with ``request.params`` merged, parsed once per distinct pair."""
+    """``request.url`` with ``request.params`` merged and any ``user:password@`` removed (see
+    :func:`_userinfo_header`), parsed once per distinct pair."""
     key = (request.url, tuple(request.params.items()))
     url = _urls.get(key)
     if url is None:
         url = httpx.URL(request.url, params=request.params or None)
+        if url.userinfo:
+            url = url.copy_with(userinfo=b"")
         if len(_urls) > 1024:
             _urls.clear()
         _urls[key] = url
     return url
+
+
+def has_authorization(headers: dict[str, str]) -> bool:
+    """True when ``headers`` set ``Authorization`` (in any case)."""
+    return any(name.lower() == "authorization" for name in headers)
+
+
+def _userinfo_header(request: ProviderRequest, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with the ``user:password@`` of ``request.url`` as HTTP Basic auth.
+
+    The URL handed to the HTTP library never carries the userinfo, so neither the library's
+    logs (httpx logs every URL at INFO) nor its errors can show the password. A credential that
+    sets ``Authorization`` itself (a bearer token) wins over the userinfo, on both backends.
+    """
+    if "@" not in request.url:
+        return headers
+    url = httpx.URL(request.url)
+    if not url.userinfo or has_authorization(headers):
+        return headers
+    basic = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")  # as httpx.BasicAuth
+    return {**headers, "Authorization": f"Basic {basic}"}
 
 
 class Transport:
@@ -221,6 +247,8 @@ class Transport:
         attempt = 0
         while True:
             headers = request.headers if auth is None else {**request.headers, **auth.headers()}
+            _check_headers(headers)
+            headers = _userinfo_header(request, headers)
             req = client.build_request(
                 request.method,
                 _url(request),
@@ -251,7 +279,7 @@ class Transport:
                 time.sleep(retry_delay(attempt, response.headers))
                 attempt += 1
                 continue
-            return response
+            return _scrubbed(response, headers, request)
 
     async def asend(
         self,
@@ -269,6 +297,8 @@ class Transport:
         attempt = 0
         while True:
             headers = request.headers if auth is None else {**request.headers, **await auth.aheaders()}
+            _check_headers(headers)
+            headers = _userinfo_header(request, headers)
             try:
                 if fast is not None:
                     response = await fast.send(request, headers, _timeout(timeout))
@@ -303,14 +333,71 @@ class Transport:
                 await asyncio.sleep(retry_delay(attempt, response.headers))
                 attempt += 1
                 continue
-            return response
+            return _scrubbed(response, headers, request)
+
+
+# What each transport error means, in words of our own: the exception's text may quote a header
+# value (h11's "Illegal header value b'<the key>'") or a URL with its password.
+_TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
+    (httpx.ConnectTimeout, "timed out while connecting"),
+    (httpx.WriteTimeout, "timed out while sending the request"),
+    (httpx.PoolTimeout, "timed out waiting for a free connection"),
+    (httpx.TimeoutException, "timed out waiting for the answer"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.WriteError, "the connection broke while sending the request"),
+    (httpx.ReadError, "the connection broke while reading the answer"),
+    (httpx.RemoteProtocolError, "the upstream broke the HTTP protocol"),
+    (httpx.LocalProtocolError, "the request could not be sent (an invalid header or URL)"),
+    (httpx.UnsupportedProtocol, "the URL's scheme is not http or https"),
+    (httpx.ProxyError, "the HTTP proxy refused the connection"),
+)
 
 
 def _connection_error(exc: httpx.TransportError, request: ProviderRequest) -> APIConnectionError:
-    where = httpx.URL(request.url).copy_with(query=None)
+    where = safe_url(request.url.split("?", 1)[0])
+    what = next((text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind)), "the connection failed")
+    reason = _os_reason(exc)
+    detail = f"{type(exc).__name__}{f', {reason}' if reason else ''}"
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"Request to {where} timed out ({type(exc).__name__}).")
-    return APIConnectionError(f"Cannot reach {where}: {type(exc).__name__}: {exc}")
+        return APITimeoutError(f"Request to {where} {what} ({detail}).")
+    return APIConnectionError(f"Cannot reach {where}: {what} ({detail}).")
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    """The operating system's reason (``Connection refused``) from the exception's causes, if any."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    bad = check_header_values(headers)
+    if bad is not None:
+        raise ConfigError(
+            f"The request header {bad!r} holds a control character (a line break?), so it cannot be sent; "
+            "check the key or token it comes from (the value is not shown).",
+            key=bad,
+        )
+
+
+def _scrubbed(response: httpx.Response, headers: dict[str, str], request: ProviderRequest) -> httpx.Response:
+    """An error response with the request's credentials masked in its body (some gateways echo
+    the request's headers), so no error message built from it can carry them."""
+    if response.status_code < 400:
+        return response
+    secrets = header_secrets(headers, request.url)
+    if not secrets:
+        return response
+    text = response.content.decode("utf-8", "replace")
+    cleaned = scrub(text, secrets)
+    if cleaned != text:
+        response._content = cleaned.encode()
+    return response
 
 
 _default: Transport | None = None

@@ -16,7 +16,17 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
+
+from .redact import clean_secret
 
 __all__ = [
     "ChatCompletion",
@@ -70,6 +80,9 @@ class ConnectionSettings(BaseModel):
     field is declared once.
     """
 
+    # A validation error's text would otherwise quote the input, which may be a secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     api_base: str | None = None
     base_url: str | None = None
     api_version: str | None = None
@@ -85,6 +98,22 @@ class ConnectionSettings(BaseModel):
     azure_scope: str | None = None
     azure_authority_host: str | None = None
     enable_azure_ad_token_refresh: bool | None = None
+
+    @field_validator("api_key", "azure_ad_token", "client_secret", "azure_password", "client_certificate_password")
+    @classmethod
+    def _one_line(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A secret mounted from a file ends with a line break: drop it. Any other control
+        # character would break the header it goes into (and the HTTP library would quote it).
+        return _one_line(value, info)
+
+
+def _one_line(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    """A pydantic validator for ``SecretStr`` fields: :func:`~modelyard.redact.clean_secret` on the value."""
+    if value is None:
+        return None
+    raw = value.get_secret_value()
+    cleaned = clean_secret(raw, str(info.field_name))
+    return value if cleaned == raw else SecretStr(cleaned)
 
 
 class Connection(ConnectionSettings):
@@ -118,7 +147,8 @@ class ChatParams(BaseModel):
     OpenAI does not (``data_sources``, ``enhancements``), and new ones appear between releases.
     """
 
-    model_config = ConfigDict(extra="allow")
+    # NaN and Infinity are not JSON: sent on, they make the upstream body invalid.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     temperature: float | None = None
     top_p: float | None = None
@@ -156,7 +186,8 @@ class TextParams(BaseModel):
     ``logprobs`` is an integer here (how many top tokens), not chat's boolean.
     """
 
-    model_config = ConfigDict(extra="allow")
+    # NaN and Infinity are not JSON: sent on, they make the upstream body invalid.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     prompt: str | list[str] | list[int] | list[list[int]]
     suffix: str | None = None

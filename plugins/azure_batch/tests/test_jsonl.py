@@ -88,3 +88,22 @@ def test_rewrite_model_sets_every_line_and_keeps_the_rest() -> None:
     assert [r["custom_id"] for r in rewritten] == ["task-0", "task-1", "task-2"]
     assert rewritten[0]["body"]["messages"] == [{"role": "user", "content": "question 0"}]
     assert source.tell() == 0
+
+
+def test_deeply_nested_batch_line_is_400() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    line = b'{"custom_id": "deep", "method": "POST", "url": "/chat/completions", "body": ' + deep + b"}\n"
+    report = validate_batch_file(batch_jsonl(1) + line)
+    assert [(e.line, e.code) for e in report.errors] == [(2, "invalid_json_line")]
+    assert "nested too deeply" in report.errors[0].message
+    with pytest.raises(BadRequestError, match="line 2"):
+        report.raise_for_errors()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_in_a_batch_line_is_refused(literal: str) -> None:
+    line = json.dumps({"custom_id": "t", "method": "POST", "url": "/chat/completions",
+                       "body": {"model": "m", "messages": [], "temperature": 0.5}}).replace("0.5", literal)  # fmt: skip
+    report = validate_batch_file((line + "\n").encode())
+    assert [(e.line, e.code) for e in report.errors] == [(1, "invalid_json_line")]
+    assert literal in report.errors[0].message

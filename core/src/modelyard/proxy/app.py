@@ -76,6 +76,37 @@ class _Disconnected(Exception):
     """The client went away while we read its request."""
 
 
+class _NonFinite(ValueError):
+    """A ``NaN``, ``Infinity`` or ``-Infinity`` literal in a request body."""
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts these, JSON does not: forwarded, they make the upstream's body invalid.
+    raise _NonFinite(name)
+
+
+_NAN = object()
+
+
+def _non_finite_field(raw: bytes) -> str:
+    """The path (``temperature``, ``messages[0].content``) of the first non-finite number in ``raw``."""
+
+    def find(value: Any, path: str) -> str | None:
+        if value is _NAN:
+            return path
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            found = find(item, f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key)))
+            if found is not None:
+                return found
+        return None
+
+    try:
+        return find(json.loads(raw, parse_constant=lambda _: _NAN), "") or "(body)"
+    except RecursionError:
+        return "(body)"
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -357,7 +388,13 @@ class ProxyApp:
                 break
         raw = b"".join(chunks)
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_refuse_constant)
+        except _NonFinite:
+            field = _non_finite_field(raw)
+            raise _Reject(400, f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",
+                          param=field, code="invalid_json") from None  # fmt: skip
+        except RecursionError:
+            raise _Reject(400, "The request body is not valid JSON: it is nested too deeply.", code="invalid_json") from None
         except (ValueError, UnicodeDecodeError) as exc:
             where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             raise _Reject(400, f"The request body is not valid JSON{where}.", code="invalid_json") from None

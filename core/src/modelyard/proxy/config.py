@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError
-from ..types import ChatParams, Connection, ConnectionSettings, _redacted
+from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted
 
 __all__ = [
     "GeneralSettings",
@@ -63,7 +63,7 @@ ENV_PREFIX = "os.environ/"
 class _Section(BaseModel):
     """A config section: unknown keys are kept (and warned about), assignment is checked."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, hide_input_in_errors=True)
 
     def __repr_args__(self) -> Any:
         # Declared secrets are SecretStr; kept extra keys (``dataSources`` with a vision key,
@@ -194,6 +194,8 @@ class RouterSettings(_Section):
     usage_window: float | None = Field(default=None, gt=0)
     quota_ttl: float | None = Field(default=None, ge=0)
 
+    _secrets = field_validator("redis_url", "redis_password")(_one_line)
+
 
 class GeneralSettings(_Section):
     """``general_settings``: the proxy itself."""
@@ -205,6 +207,8 @@ class GeneralSettings(_Section):
     max_upload_size_mb: float = Field(default=200.0, gt=0)
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)
     http_backend: str = Field(default="aiohttp", pattern="^(aiohttp|httpx)$")
+
+    _secrets = field_validator("master_key", "database_url")(_one_line)
 
     @property
     def max_request_bytes(self) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..redact import safe_url
 from .config import ModelEntry, ProxyConfig
 
 if TYPE_CHECKING:
@@ -54,9 +55,11 @@ class Deployment:
     def describe(self) -> dict[str, Any]:
         """A public, secret-free description (for ``/health`` and logs)."""
         out: dict[str, Any] = {"id": self.id, "model_name": self.model_name, "model": self.model}
-        for key in ("api_base", "base_url", "api_version"):
+        for key in ("api_base", "base_url"):
             if self.kwargs.get(key):
-                out[key] = self.kwargs[key]
+                out[key] = safe_url(self.kwargs[key])  # never a user:password@ part
+        if self.kwargs.get("api_version"):
+            out["api_version"] = self.kwargs["api_version"]
         return out
 
 

@@ -185,7 +185,8 @@ class BatchService:
                                 "bytes": len(content), "content": content.decode("utf-8", "replace")}  # fmt: skip
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.emulator.requests.append(
-            RecordedRequest(request.method, request.url.path, dict(request.query_params), headers, recorded)
+            RecordedRequest(request.method, request.url.path, dict(request.query_params), headers, recorded,
+                            raw_path=request.scope.get("raw_path", b"").decode("latin-1"))
         )
         await form.close()
         denied = self._checks(request, batches=False)

@@ -99,6 +99,8 @@ class Faults:
             (``[429, 429]``: two rate limits, then replies). Deterministic, for tests.
         retry_after: seconds sent in ``retry-after`` with an injected 429.
         drop_stream_after: cut a stream's connection after this many chunks.
+        echo_headers: injected errors quote the request's headers in their message, as some
+            gateways and debugging proxies do (a client must not pass the credential on).
     """
 
     latency: float = 0.0
@@ -107,6 +109,7 @@ class Faults:
     script: list[int] = field(default_factory=list)
     retry_after: float = 1.0
     drop_stream_after: int | None = None
+    echo_headers: bool = False
 
 
 @dataclass
@@ -144,6 +147,8 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw_path: str = ""
+    """The path as it arrived, still percent-encoded (``path`` is decoded and loses control characters)."""
 
 
 def _tokens(text: str) -> int:
@@ -265,6 +270,7 @@ class Emulator:
                 query=dict(request.query_params),
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
+                raw_path=request.scope.get("raw_path", b"").decode("latin-1"),
             )
         )
         return body, bad
@@ -321,7 +327,7 @@ class Emulator:
         headers.update({"retry-after": str(wait), "retry-after-ms": str(wait * 1000)})
         return JSONResponse({"error": {"code": "429", "message": msg}}, status_code=429, headers=headers), headers
 
-    async def _faults(self, d: Deployment) -> Response | None:
+    async def _faults(self, d: Deployment, request: Request | None = None) -> Response | None:
         f = d.faults
         if f.latency:
             await asyncio.sleep(f.latency)
@@ -346,6 +352,8 @@ class Emulator:
                 },
             )
         code, message = _STATUS_ERRORS.get(status, (str(status), f"Injected HTTP {status}."))
+        if f.echo_headers and request is not None:
+            message += " Request headers: " + json.dumps(dict(request.headers))
         return _error(status, code, message)
 
     # ------------------------------------------------------------------ chat
@@ -385,7 +393,7 @@ class Emulator:
         refused = refused or vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
         if refused is not None:
             return refused
-        fault = await self._faults(d)
+        fault = await self._faults(d, request)
         if fault is not None:
             return fault
         prompt = " ".join(_text(m.get("content")) for m in messages if isinstance(m, dict))

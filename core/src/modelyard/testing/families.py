@@ -279,7 +279,7 @@ async def completions(emulator: Emulator, request: Request) -> Response:
     logprobs = body.get("logprobs")
     if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= 5):
         return _bad("invalid_value", "logprobs", f"Invalid value for 'logprobs': {logprobs!r}; expected an integer 0-5.")
-    fault = await emulator._faults(d)
+    fault = await emulator._faults(d, request)
     if fault is not None:
         return fault
     prompt_tokens = sum(_emu._tokens(p) for p in prompts)

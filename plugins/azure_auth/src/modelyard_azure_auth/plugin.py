@@ -30,7 +30,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from modelyard import hookimpl
-from modelyard.errors import AuthenticationError
+from modelyard.errors import AuthenticationError, ConfigError
+from modelyard.redact import check_header_values, clean_secret
 
 if TYPE_CHECKING:
     from modelyard.hookspecs import Authenticator
@@ -81,7 +82,13 @@ class ProviderToken:
             raise AuthenticationError(
                 f"azure_ad_token_provider returned {type(token).__name__}, expected a non-empty token string."
             )
-        return {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"}
+        if check_header_values(headers) is not None:
+            raise AuthenticationError(
+                "azure_ad_token_provider returned a token with a control character (a line break?); "
+                "a token must be one line (the token is not shown)."
+            )
+        return headers
 
     def headers(self) -> dict[str, str]:
         token = self._provider()
@@ -132,6 +139,19 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value() or None
 
 
+def _env_secret(*names: str) -> str | None:
+    """The first of ``names`` set in the environment, cleaned as a config value is
+    (a trailing line break dropped, other control characters refused naming the variable)."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            try:
+                return clean_secret(value, name) or None
+            except ValueError as exc:
+                raise ConfigError(f"The environment variable {exc}.", key=name) from None
+    return None
+
+
 def _need(value: str | None, param: str, env: str, flow: str) -> str:
     if not value:
         raise AuthenticationError(f"{flow} needs {param} (or the {env} environment variable).", param=param)
@@ -158,13 +178,13 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             "client_secret",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
-            secret=_need(_secret(connection.client_secret) or env.get("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
+            secret=_need(_secret(connection.client_secret) or _env_secret("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
             authority=authority,
         )
     if kind == "certificate":
         flow = "Entra ID certificate sign-in"
         path = connection.client_certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH")
-        password = _secret(connection.client_certificate_password) or env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or env.get("AZURE_CERTIFICATE_PASSWORD")
+        password = _secret(connection.client_certificate_password) or _env_secret("AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CERTIFICATE_PASSWORD")
         return CredentialSpec(
             "certificate",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
@@ -180,7 +200,7 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             tenant_id=tenant,
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
             username=_need(connection.azure_username or env.get("AZURE_USERNAME"), "azure_username", "AZURE_USERNAME", flow),
-            secret=_need(_secret(connection.azure_password) or env.get("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
+            secret=_need(_secret(connection.azure_password) or _env_secret("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
             authority=authority,
         )
     # DefaultAzureCredential reads its own variables; they make the credential's identity. A
@@ -227,9 +247,9 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
     if connection.azure_username is not None or connection.azure_password is not None:
         return _entra("username_password", connection)
     env = os.environ
-    if token := env.get("AZURE_AD_TOKEN"):
+    if token := _env_secret("AZURE_AD_TOKEN"):
         return StaticHeaders({"Authorization": f"Bearer {token}"})
-    if key := env.get("AZURE_OPENAI_API_KEY") or env.get("AZURE_API_KEY"):
+    if key := _env_secret("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"):
         return StaticHeaders({"api-key": key})
     if _refresh_enabled(connection):
         return _entra("default", connection)

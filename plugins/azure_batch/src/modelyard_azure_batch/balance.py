@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import modelyard
 from modelyard.errors import BadRequestError, ConfigError, NotFoundError
+from modelyard.redact import safe_url
 from modelyard.types import Connection
 
 from .jsonl import BatchFileReport, rewrite_model, validate_batch_file
@@ -64,7 +65,8 @@ class BatchDeployment:
                 key="litellm_params.model",
             )
         if not self.id:
-            object.__setattr__(self, "id", f"{self.model_name}|{self.params.get('api_base') or ''}|{model}")
+            base = safe_url(self.params.get("api_base") or "")  # the id shows in errors: no user:password@
+            object.__setattr__(self, "id", f"{self.model_name}|{base}|{model}")
 
     @property
     def deployment_name(self) -> str:

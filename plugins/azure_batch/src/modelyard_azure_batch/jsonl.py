@@ -91,6 +91,15 @@ class BatchFileReport:
         )
 
 
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity; Azure's JSON parser does not.
+    raise _NonFinite(name)
+
+
 def _normalize_url(url: str) -> str:
     return url[3:] if url.startswith("/v1/") else url
 
@@ -141,12 +150,18 @@ def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> Bat
                 problem(number, "invalid_json_line", "the file starts with a byte-order mark; save it as UTF-8 without BOM")
                 continue
             try:
-                obj: Any = json.loads(text)
+                obj: Any = json.loads(text, parse_constant=_refuse_constant)
+            except _NonFinite as exc:
+                problem(number, "invalid_json_line", f"not valid JSON ({exc} is not a JSON number)")
+                continue
             except UnicodeDecodeError:
                 problem(number, "invalid_json_line", "not UTF-8 text")
                 continue
             except json.JSONDecodeError as exc:
                 problem(number, "invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            except RecursionError:
+                problem(number, "invalid_json_line", "not valid JSON: nested too deeply")
                 continue
             if not isinstance(obj, dict):
                 problem(number, "invalid_json_line", f"expected a JSON object, got {type(obj).__name__}")
