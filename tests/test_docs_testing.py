@@ -23,7 +23,7 @@ def _test_files() -> dict[str, str]:
 
 def test_the_examples_pass_in_a_users_pytest_run(tmp_path: Path) -> None:
     files = _test_files()
-    assert {"test_summary.py", "test_faults.py", "test_proxy.py"} <= set(files)
+    assert {"test_summary.py", "test_faults.py", "test_entra.py", "test_proxy.py"} <= set(files)
     summary = files["test_summary.py"]
     # "about ten lines": the application and its test, the first thing the page shows.
     assert len([line for line in summary.splitlines() if line.strip()]) <= 12
