@@ -87,3 +87,15 @@ def test_each_option_alone_is_needed(tmp_path: Path, option: str) -> None:
     # something else in this environment, make the difference.
     run = _run(tmp_path, ISOLATED, f"{option} = true\n")
     assert run.returncode == 1, run.stdout + run.stderr
+
+
+def test_every_name_modelyard_testing_exports_loads() -> None:
+    import modelyard.testing as testing
+    from modelyard.testing import pytest_plugin
+
+    assert sorted(testing.__all__) == sorted(dir(testing))
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    # The plugin module re-exports the helpers too, so one import line serves a test module.
+    for name in ("KEY", "AD_TOKEN", "batch_jsonl", "ManualClock", "add_family_deployments", "RedisServer"):
+        assert getattr(pytest_plugin, name) is getattr(testing, name)
