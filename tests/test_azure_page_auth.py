@@ -15,8 +15,7 @@ import os
 import pytest
 from modelyard.testing import Emulator
 from modelyard.testing.entra import EntraEmulator
-
-from entrasupport import (
+from modelyard.testing.pytest_plugin import (
     CLIENT_ID,
     CLIENT_SECRET,
     COGNITIVE_SCOPE,
@@ -24,11 +23,7 @@ from entrasupport import (
     TENANT,
     USER_CLIENT_ID,
     USERNAME,
-    entra,
-    entra_server,
 )
-
-__all__ = ["entra", "entra_server"]  # fixtures
 
 
 def _bearer(emulator: Emulator) -> str:

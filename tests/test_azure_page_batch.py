@@ -16,9 +16,7 @@ from pathlib import Path
 
 import modelyard as litellm  # the only change: `import litellm`
 import pytest
-from modelyard.testing import Emulator
-
-from testsupport import ManualClock
+from modelyard.testing import Emulator, ManualClock
 
 DEPLOYMENT = "gpt-4o-mini"  # the page's REPLACE-WITH-MODEL-DEPLOYMENT-NAME
 # The page passes open(...) and never closes it; only that file's ResourceWarning is tolerated.

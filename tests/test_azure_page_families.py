@@ -14,9 +14,7 @@ import base64
 import os
 
 import pytest
-from modelyard.testing import Emulator
-
-from testsupport import KEY, add_family_deployments
+from modelyard.testing import KEY, Emulator, add_family_deployments
 
 
 @pytest.fixture

@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from modelyard.proxy import ProxyApp, load_config
-from modelyard.testing import Emulator
+from modelyard.testing import KEY, Emulator
 from modelyard.testing.server import serve_in_thread
-
-from testsupport import KEY
 
 PAGE_HOST = "https://openai-gpt-4-test-v-1.openai.azure.com/"
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from modelyard.testing import Emulator
-
-from testsupport import AD_TOKEN, KEY
+from modelyard.testing import AD_TOKEN, KEY, Emulator
 
 
 def test_completion_using_env_variables(monkeypatch, api_base: str, emulator: Emulator) -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.vision import OCR_TEXT
-
-from testsupport import KEY
 
 VISION_ENHANCE_KEY = "cv-5e11e5e11e5e11e5e11e5e11e5e11e5"
 

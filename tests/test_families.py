@@ -14,9 +14,7 @@ import modelyard
 import pytest
 from modelyard import BadRequestError, UnsupportedParamsError, completion
 from modelyard.plugins import get_plugins, reset_plugins
-from modelyard.testing import Emulator
-
-from testsupport import KEY, add_family_deployments
+from modelyard.testing import KEY, Emulator, add_family_deployments
 
 VERSION = "2025-04-01-preview"
 HELLO = [{"role": "user", "content": "Hello"}]

@@ -6,9 +6,7 @@ from __future__ import annotations
 import modelyard
 import pytest
 from modelyard import errors
-from modelyard.testing import Emulator
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator
 
 
 def _call(api_base: str, **kw):

@@ -6,9 +6,7 @@ import json
 
 import httpx
 import pytest
-from modelyard.testing import Deployment, Emulator, EmulatorServer, Faults
-
-from testsupport import KEY
+from modelyard.testing import KEY, Deployment, Emulator, EmulatorServer, Faults
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 

@@ -9,9 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard.testing import FILTER_PROMPT_TRIGGER, Emulator
-
-from testsupport import KEY
+from modelyard.testing import FILTER_PROMPT_TRIGGER, KEY, Emulator
 
 VERSION = {"api-version": "2024-10-21"}
 

@@ -9,10 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.vision import OCR_TEXT
-
-from testsupport import KEY
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(16)).decode()
 ENHANCE = {"enhancements": {"ocr": {"enabled": True}, "grounding": {"enabled": True}},

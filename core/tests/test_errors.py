@@ -5,9 +5,7 @@ from __future__ import annotations
 import modelyard
 import pytest
 from modelyard import errors
-from modelyard.testing import Emulator, Faults
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator, Faults
 
 SECRET_TOKEN = "eyJsecret-token-that-must-not-leak"
 

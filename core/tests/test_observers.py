@@ -6,9 +6,7 @@ import modelyard
 import pytest
 from modelyard import errors
 from modelyard.plugins import reset_plugins
-from modelyard.testing import Emulator, Faults
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator, Faults
 
 
 class Recorder:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import modelyard
-from modelyard.testing import Deployment, Emulator
-
-from testsupport import KEY
+from modelyard.testing import KEY, Deployment, Emulator
 
 
 def test_completion_keeps_the_response_headers(api_base: str, emulator: Emulator) -> None:

@@ -14,10 +14,9 @@ from typing import Any
 import jsonschema
 import modelyard
 import pytest
-from modelyard.testing import Emulator
+from modelyard.testing import KEY, Emulator, add_family_deployments
 
-from tests.contract.test_request_bodies import assert_conforms, validator
-from testsupport import KEY, add_family_deployments
+from .test_request_bodies import assert_conforms, validator
 
 VERSION = "2025-04-01-preview"
 HELLO = [{"role": "user", "content": "Hello"}]

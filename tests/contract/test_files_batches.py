@@ -14,9 +14,7 @@ from typing import Any
 import jsonschema
 import modelyard
 import pytest
-from modelyard.testing import Emulator
-
-from testsupport import KEY, ManualClock, batch_jsonl
+from modelyard.testing import KEY, Emulator, ManualClock, batch_jsonl
 
 SPEC = Path(__file__).parent / "specs" / "authoring-2024-10-21.json"
 VERSION = "2024-10-21"

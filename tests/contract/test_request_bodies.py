@@ -9,9 +9,7 @@ from pathlib import Path
 import jsonschema
 import modelyard
 import pytest
-from modelyard.testing import API_VERSIONS, Emulator
-
-from testsupport import KEY
+from modelyard.testing import API_VERSIONS, KEY, Emulator
 
 SPECS = Path(__file__).parent / "specs"
 SPEC_FILES = {"2024-10-21": "inference-2024-10-21.json", "2025-04-01-preview": "inference-2025-04-01-preview.json"}

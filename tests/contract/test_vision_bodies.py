@@ -6,10 +6,9 @@ import base64
 
 import modelyard
 import pytest
-from modelyard.testing import Emulator
+from modelyard.testing import KEY, Emulator
 
-from tests.contract.test_request_bodies import SPEC_FILES, assert_conforms
-from testsupport import KEY
+from .test_request_bodies import SPEC_FILES, assert_conforms
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(32)).decode()
 JPEG = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(32)).decode()

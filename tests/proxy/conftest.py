@@ -1,34 +1,20 @@
-"""Fixtures for the proxy tests: a proxy on loopback in front of the session's emulator."""
+"""Fixtures for the proxy tests: the plugin's ``proxy`` (modelyard.testing) with this suite's config.
+
+``MASTER_KEY``, ``running_proxy`` and ``azure`` (``litellm_params``) come from the pytest plugin
+and are re-exported here for the tests' ``from .conftest import ...``.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from modelyard.proxy import ProxyApp, parse_config
-from modelyard.testing import Emulator
-from modelyard.testing.server import serve_in_thread
+from modelyard.testing import MASTER_KEY, running_proxy
+from modelyard.testing import litellm_params as azure
 
-from testsupport import KEY
-
-MASTER_KEY = "sk-proxy-test-6f1d0c2b9a8e7d6c5b4a"
-
-
-def azure(api_base: str, deployment: str, **extra: Any) -> dict[str, Any]:
-    """``litellm_params`` for a deployment of the test emulator."""
-    return {"model": f"azure/{deployment}", "api_base": api_base, "api_key": KEY, "api_version": "2024-10-21", **extra}
-
-
-@contextmanager
-def running_proxy(config: dict[str, Any], *, master_key: str | None = MASTER_KEY, dev: bool = False) -> Iterator[Any]:
-    """Serve a ProxyApp built from ``config`` on a free loopback port, lifespan on."""
-    app = ProxyApp(parse_config(config), master_key=master_key, insecure_ok=dev)
-    with serve_in_thread(app, lifespan="on") as server:
-        server.app = app
-        yield server
+__all__ = ["MASTER_KEY", "azure", "logged_text", "running_proxy"]
 
 
 @pytest.fixture
@@ -43,12 +29,6 @@ def proxy_config(api_base: str) -> dict[str, Any]:
         "router_settings": {"num_retries": 0},
         "general_settings": {"max_request_size_mb": 0.05},
     }
-
-
-@pytest.fixture
-def proxy(proxy_config: dict[str, Any], emulator: Emulator) -> Iterator[Any]:
-    with running_proxy(proxy_config) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from modelyard import acompletion, transport
 from modelyard.errors import APIConnectionError, NotFoundError
-from modelyard.testing import Emulator
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator
 
 MESSAGES = [{"role": "user", "content": "hi there"}]
 

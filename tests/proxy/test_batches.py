@@ -18,9 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from modelyard.testing import Emulator, EmulatorServer
-
-from testsupport import KEY, ManualClock, batch_jsonl
+from modelyard.testing import KEY, Emulator, EmulatorServer, ManualClock, batch_jsonl
 
 from .conftest import MASTER_KEY, azure, running_proxy
 

@@ -2,7 +2,7 @@
 --config config.yaml --dev`` would serve them, answering the page's curl request.
 
 azure-identity reaches the HTTPS Entra emulator through ``REQUESTS_CA_BUNDLE`` / ``HTTPS_PROXY``
-(see ``entrasupport``), and the data-plane emulator accepts only the tokens that emulator issued.
+(the pytest plugin's ``entra`` fixture), and the data-plane emulator accepts only the tokens that emulator issued.
 The configs are the page's, with only the host changed; their ``os.environ/`` values come from
 the variables the page names.
 """
@@ -24,9 +24,7 @@ import pytest
 from modelyard.proxy.serve import build
 from modelyard.testing import Emulator
 from modelyard.testing.entra import EntraEmulator
-from modelyard.testing.server import serve_in_thread
-
-from entrasupport import (
+from modelyard.testing.pytest_plugin import (
     CLIENT_ID,
     CLIENT_SECRET,
     COGNITIVE_SCOPE,
@@ -35,13 +33,10 @@ from entrasupport import (
     USER_CLIENT_ID,
     USERNAME,
     WORKLOAD_SUBJECT,
-    entra,
-    entra_server,
 )
+from modelyard.testing.server import serve_in_thread
 
 from .conftest import MASTER_KEY, logged_text
-
-__all__ = ["entra", "entra_server"]  # fixtures
 
 PAGE_HOST = "https://openai-gpt-4-test-v-1.openai.azure.com/"
 

@@ -17,9 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard.testing import Emulator
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator
 
 from .conftest import MASTER_KEY
 

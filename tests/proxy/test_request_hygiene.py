@@ -14,9 +14,7 @@ import httpx
 import modelyard
 import pytest
 from modelyard.errors import BadRequestError
-from modelyard.testing import Emulator
-
-from testsupport import KEY, batch_jsonl
+from modelyard.testing import KEY, Emulator, batch_jsonl
 
 from .conftest import MASTER_KEY, azure, running_proxy
 

@@ -18,9 +18,7 @@ import httpx
 import openai
 import pytest
 from modelyard.router import RedisState
-from modelyard.testing import Deployment, Emulator, Faults
-
-from redistest import RedisServer
+from modelyard.testing import Deployment, Emulator, Faults, RedisServer
 
 from .conftest import MASTER_KEY, azure, running_proxy
 

@@ -17,16 +17,19 @@ import modelyard
 import pytest
 from modelyard.errors import ConfigError
 from modelyard.proxy import parse_config
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import (
+    AD_TOKEN,
+    KEY,
+    REDIS_PASSWORD,
+    Deployment,
+    Emulator,
+    RedisServer,
+    batch_jsonl,
+)
 from modelyard.testing.entra import EntraEmulator
-
-from entrasupport import CLIENT_ID, CLIENT_SECRET, TENANT, entra, entra_server
-from redistest import REDIS_PASSWORD, RedisServer
-from testsupport import AD_TOKEN, KEY, batch_jsonl
+from modelyard.testing.pytest_plugin import CLIENT_ID, CLIENT_SECRET, TENANT
 
 from .conftest import logged_text, running_proxy
-
-__all__ = ["entra", "entra_server"]  # fixtures
 
 MASTER = "sk-master-for-the-secrets-test-8c41d2"
 USERINFO_PASSWORD = "basic-pass-7f3e19a2"

@@ -14,11 +14,9 @@ import httpx
 import pytest
 from modelyard.proxy import load_config
 from modelyard.proxy.serve import build
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.server import serve_in_thread
 from modelyard.testing.vision import OCR_TEXT
-
-from testsupport import KEY
 
 from .conftest import MASTER_KEY, azure, logged_text, running_proxy
 

@@ -2,7 +2,7 @@
 
 ``emu`` is an emulator whose deployments each test declares itself
 (``emu.add_deployment(Deployment(...))``). The Redis fixtures (``redis_server``, ``redis_url``,
-``fresh_redis``) live in ``redistest.py``, for the proxy tests too.
+``fresh_redis``) come from the pytest plugin (modelyard.testing).
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from modelyard.testing import Emulator, EmulatorServer
-
-from redistest import REDIS_PASSWORD, RedisServer
-from testsupport import KEY
+from modelyard.testing import KEY, REDIS_PASSWORD, Emulator, EmulatorServer, RedisServer
 
 __all__ = ["REDIS_PASSWORD", "RedisServer"]
 

@@ -10,8 +10,7 @@ import sys
 import time
 
 from modelyard import Router
-
-KEY = "0123456789abcdef0123456789abcdef"
+from modelyard.testing import KEY
 
 
 def main() -> None:

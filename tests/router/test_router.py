@@ -19,9 +19,7 @@ from modelyard.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from modelyard.testing import FILTER_OUTPUT_TRIGGER, Deployment, Emulator, Faults
-
-from testsupport import KEY
+from modelyard.testing import FILTER_OUTPUT_TRIGGER, KEY, Deployment, Emulator, Faults
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 

@@ -15,10 +15,9 @@ import modelyard
 import pytest
 from modelyard import acompletion, completion
 from modelyard.errors import AuthenticationError
-from modelyard.testing import Emulator
+from modelyard.testing import KEY, Emulator
 from modelyard.testing.entra import EntraEmulator
-
-from entrasupport import (
+from modelyard.testing.pytest_plugin import (
     CLIENT_ID,
     CLIENT_SECRET,
     COGNITIVE_SCOPE,
@@ -27,12 +26,7 @@ from entrasupport import (
     USER_CLIENT_ID,
     USERNAME,
     WORKLOAD_SUBJECT,
-    entra,
-    entra_server,
 )
-from testsupport import KEY
-
-__all__ = ["entra", "entra_server"]  # fixtures
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -12,9 +12,7 @@ from modelyard import acompletion, completion
 from modelyard.errors import AuthenticationError
 from modelyard.testing import Emulator
 from modelyard.testing.entra import EntraEmulator
-from modelyard.types import Connection
-
-from entrasupport import (
+from modelyard.testing.pytest_plugin import (
     CLIENT_ID,
     CLIENT_SECRET,
     PASSWORD,
@@ -22,11 +20,8 @@ from entrasupport import (
     USER_CLIENT_ID,
     USERNAME,
     WORKLOAD_SUBJECT,
-    entra,
-    entra_server,
 )
-
-__all__ = ["entra", "entra_server"]  # fixtures
+from modelyard.types import Connection
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

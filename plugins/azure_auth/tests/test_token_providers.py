@@ -8,10 +8,7 @@ from modelyard import acompletion, completion
 from modelyard.errors import AuthenticationError
 from modelyard.testing import Emulator
 from modelyard.testing.entra import EntraEmulator
-
-from entrasupport import CLIENT_ID, CLIENT_SECRET, COGNITIVE_SCOPE, TENANT, entra, entra_server
-
-__all__ = ["entra", "entra_server"]  # fixtures
+from modelyard.testing.pytest_plugin import CLIENT_ID, CLIENT_SECRET, COGNITIVE_SCOPE, TENANT
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -12,10 +12,8 @@ import modelyard
 import pytest
 from modelyard.files import Batch
 from modelyard.store import Store
-from modelyard.testing import Emulator, EmulatorServer
+from modelyard.testing import KEY, Emulator, EmulatorServer, ManualClock, batch_jsonl
 from modelyard_azure_batch.balance import BatchBalancer, BatchDeployment, batch_deployments
-
-from testsupport import KEY, ManualClock, batch_jsonl
 
 GROUP = "batch-gpt-4o-mini"
 

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from modelyard.cli import main
-from modelyard.testing import Emulator
-
-from testsupport import batch_jsonl
+from modelyard.testing import Emulator, batch_jsonl
 
 
 def test_submit_waits_with_progress_and_downloads(

@@ -7,10 +7,9 @@ import json
 
 import pytest
 from modelyard.errors import BadRequestError
+from modelyard.testing import batch_jsonl
 from modelyard_azure_batch import jsonl as batchfile
 from modelyard_azure_batch.jsonl import rewrite_model, validate_batch_file
-
-from testsupport import batch_jsonl
 
 
 def _lines(n: int = 4) -> list[dict]:  # type: ignore[type-arg]

@@ -11,10 +11,8 @@ from typing import Any
 import modelyard
 import pytest
 from modelyard.files import Batch
-from modelyard.testing import Emulator
-
-from testsupport import AD_TOKEN, KEY, ManualClock
-from testsupport import batch_jsonl as jsonl
+from modelyard.testing import AD_TOKEN, KEY, Emulator, ManualClock
+from modelyard.testing import batch_jsonl as jsonl
 
 
 def _wait(batch_id: str, **kw: Any) -> Batch:

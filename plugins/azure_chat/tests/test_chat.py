@@ -7,10 +7,8 @@ import asyncio
 import modelyard
 import pytest
 from modelyard import errors
-from modelyard.testing import FILTER_OUTPUT_TRIGGER, Emulator, Faults
+from modelyard.testing import AD_TOKEN, FILTER_OUTPUT_TRIGGER, KEY, Emulator, Faults
 from modelyard.transport import get_transport
-
-from testsupport import AD_TOKEN, KEY
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

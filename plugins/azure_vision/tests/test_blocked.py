@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 from modelyard import BadRequestError, completion
 from modelyard.plugins import get_plugins
-from modelyard.testing import Emulator
-
-from testsupport import KEY
+from modelyard.testing import KEY, Emulator
 
 SOURCES = [{"type": "AzureComputerVision", "parameters": {"endpoint": "https://cv.x/", "key": "cv-secret-key-1234"}}]
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}}

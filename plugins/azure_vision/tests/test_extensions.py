@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 from modelyard import BadRequestError, acompletion, completion
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.vision import OCR_TEXT
-
-from testsupport import KEY
 
 VISION_KEY = "cv-0123456789abcdef0123456789abcdef"
 ENHANCEMENTS = {"ocr": {"enabled": True}, "grounding": {"enabled": True}}

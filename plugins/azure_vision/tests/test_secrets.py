@@ -6,10 +6,8 @@ import logging
 
 import pytest
 from modelyard import APIError, completion
-from modelyard.testing import Deployment, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.types import ChatRequest, ProviderRequest
-
-from testsupport import KEY
 
 VISION_KEY = "cv-f00dfeedf00dfeedf00dfeedf00dfeed"
 SEARCH_KEY = "search-0badc0de0badc0de0badc0de"

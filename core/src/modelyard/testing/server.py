@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["EmulatorServer", "serve_in_thread"]
 
@@ -18,11 +18,13 @@ class serve_in_thread:
     Attributes:
         url: ``http://127.0.0.1:<port>`` (``https://`` when ``ssl_certfile`` is given).
         port: the bound port.
+        app: the ASGI app served.
     """
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **uvicorn_options: Any) -> None:
         import uvicorn
 
+        self.app: Any = app
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted sockets inherit this. Without it a response (headers, then body) waits on
@@ -36,7 +38,7 @@ class serve_in_thread:
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
-    def start(self) -> serve_in_thread:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -50,7 +52,7 @@ class serve_in_thread:
         self._thread.join(timeout=10)
         self._sock.close()
 
-    def __enter__(self) -> serve_in_thread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
