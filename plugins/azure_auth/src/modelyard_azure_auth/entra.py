@@ -385,6 +385,7 @@ class TokenSource:
             ServiceRequestError,
             ServiceResponseError,
         )
+        from azure.identity import CredentialUnavailableError
 
         try:
             if self.spec.kind != "username_password":
@@ -395,8 +396,10 @@ class TokenSource:
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise self._unreachable(exc) from None
         except ClientAuthenticationError as exc:  # CredentialUnavailableError is one too
-            cause = _transport_cause(exc)
-            if cause is not None:  # azure-identity wraps a failed connection in this error too
+            # azure-identity wraps a failed connection in this error too; an unavailable credential
+            # (no managed identity here ...) is a configuration answer, whatever its cause.
+            cause = None if isinstance(exc, CredentialUnavailableError) else _transport_cause(exc)
+            if cause is not None:
                 raise self._unreachable(cause) from None
             message = _scrub(str(exc.message or exc), self.spec)
             raise AuthenticationError(
