@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
@@ -216,20 +217,29 @@ class TokenSource:
                 # Due for refresh but still valid: refresh in the background and serve this one;
                 # after a failed refresh, not before the backoff is over.
                 if self._inflight is None and now >= self._retry_at:
-                    self._start()
+                    with contextlib.suppress(APIConnectionError):  # the next call tries again
+                        self._start()
                 return token, None
             if self._inflight is None:
                 self._start()
             return None, self._inflight
 
     def _start(self) -> None:
-        """Run a fetch in a worker thread; called with the lock held."""
+        """Run a fetch in a worker thread; called with the lock held.
+
+        Raises:
+            APIConnectionError: no thread could be started.
+        """
         future: concurrent.futures.Future[str] = concurrent.futures.Future()
         # A running future cannot be cancelled: a waiter that gives up (asyncio cancels the
         # future it wraps) leaves the fetch to the others. See also the shield in atoken().
         future.set_running_or_notify_cancel()
+        worker = threading.Thread(target=self._fetch, args=(future,), name="modelyard-entra-token", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # no thread to be had (the interpreter is exiting): fail, never hang
+            raise APIConnectionError(f"Cannot start an Entra ID token fetch for {self.spec.label}.") from None
         self._inflight = future
-        threading.Thread(target=self._fetch, args=(future,), name="modelyard-entra-token", daemon=True).start()
 
     def token(self, timeout: float | None = None) -> str:
         """A valid token, fetching (once, for every waiting caller) when there is none.
