@@ -90,6 +90,24 @@ async def test_cancelled_waiter_does_not_break_shared_fetch(entra: EntraEmulator
     assert entra.token_request_count == 1
 
 
+async def test_call_timing_out_while_waiting_for_a_token_does_not_fail_the_others(
+    entra: EntraEmulator, emulator: Emulator, api_base: str
+) -> None:
+    # The same through the public API: asyncio.wait_for cancels the call it gives up on.
+    entra.token_latency = 1.5
+    kw = dict(model="azure/gpt-4o", api_base=api_base, api_version="2024-10-21", messages=MESSAGES, **CREDENTIAL)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        in_thread = pool.submit(lambda: _call(api_base, **CREDENTIAL))
+        results = await asyncio.gather(
+            asyncio.wait_for(acompletion(**kw), 0.3), acompletion(**kw), acompletion(**kw), return_exceptions=True
+        )
+        thread_result = await asyncio.wrap_future(in_thread)
+    assert isinstance(results[0], TimeoutError)
+    assert not isinstance(results[1], BaseException) and not isinstance(results[2], BaseException), results
+    assert thread_result is not None
+    assert entra.token_request_count == 1 and len(emulator.requests) == 3
+
+
 # --------------------------------------------------------------------------- bug 2
 
 
