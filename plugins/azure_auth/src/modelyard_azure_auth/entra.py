@@ -277,7 +277,7 @@ class TokenSource:
             assert usable is not None
             return usable
         # The shield keeps this task's cancellation (or wait_for's timeout) away from the shared
-        # fetch, which the owner, other tasks and threads are waiting for.
+        # fetch, which other tasks and threads (and later calls) are waiting for.
         started = time.monotonic()
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
