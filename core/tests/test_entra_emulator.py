@@ -182,3 +182,23 @@ async def test_client_secret_basic_auth(entra: EntraEmulator) -> None:
                                 headers={"Authorization": "Basic !!not-base64!!"})  # fmt: skip
     assert ok.status_code == 200 and entra.validate(ok.json()["access_token"])
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+
+
+async def test_token_faults_hold_and_fail_until_reset(entra: EntraEmulator) -> None:
+    import asyncio
+    import math
+
+    entra.token_failure = 90033
+    r = await _post(entra, f"/{TENANT}/oauth2/v2.0/token", CLIENT_CREDENTIALS)
+    assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
+    assert "AADSTS90033" in r.json()["error_description"]
+    assert [t.status for t in entra.token_requests] == [503] and entra.token_request_count == 0
+
+    entra.token_latency = math.inf  # accepted and held: no answer until reset()
+    held = asyncio.ensure_future(_post(entra, f"/{TENANT}/oauth2/v2.0/token", CLIENT_CREDENTIALS))
+    await asyncio.sleep(0.3)
+    assert not held.done()
+    entra.reset()  # clears both faults and lets the held request go
+    r = await asyncio.wait_for(held, 10)
+    assert r.status_code == 200 and entra.validate(r.json()["access_token"])
+    assert entra.token_request_count == 1

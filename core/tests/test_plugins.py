@@ -48,7 +48,7 @@ def test_installed_plugins_are_discovered() -> None:
     names = {i.name: i for i in plugins.infos}
     assert names["azure_chat"].status == "loaded"
     assert names["azure_chat"].distribution == "modelyard-azure-chat"
-    assert names["azure_auth"].hook_api == (1, 0)
+    assert names["azure_auth"].hook_api == (1, 3)
     assert "transform_request" in names["azure_chat"].hooks
     assert plugins.families.get("azure") is not None
 
@@ -161,6 +161,37 @@ def test_wrong_answer_type_names_the_plugin() -> None:
     with pytest.raises(errors.PluginError) as info:
         modelyard.completion(model="azure/x", api_key="k", api_base="http://127.0.0.1:1", messages=[{"role": "user", "content": "hi"}])
     assert "WrongAnswer" in str(info.value) and "ProviderRequest" in str(info.value)
+
+
+class SeesTimeout:
+    """An auth plugin that records the ``timeout`` resolve_auth gets (HOOK_API 1.3) and refuses."""
+
+    HOOK_API = (1, 3)
+
+    def __init__(self) -> None:
+        self.seen: list[float | None] = []
+
+    @modelyard.hookimpl(tryfirst=True)
+    def resolve_auth(self, route, connection, timeout):  # type: ignore[no-untyped-def]
+        self.seen.append(timeout)
+        raise errors.AuthenticationError("stop here")
+
+
+def test_resolve_auth_gets_the_call_timeout_in_seconds() -> None:
+    import httpx
+
+    plugin = SeesTimeout()
+    reset_plugins(extra=[plugin])
+    kw = {"model": "azure/x", "api_key": "k", "api_base": "http://127.0.0.1:1", "messages": [{"role": "user", "content": "hi"}]}
+    for timeout in (None, 1.5, "2", httpx.Timeout(7.0, connect=1.0)):
+        with pytest.raises(errors.AuthenticationError):
+            modelyard.completion(**kw, timeout=timeout)
+    with pytest.raises(errors.AuthenticationError):
+        modelyard.completion(**kw, request_timeout=3)
+    assert plugin.seen == [None, 1.5, 2.0, 7.0, 3.0]
+    with pytest.raises(errors.BadRequestError, match="'timeout' must be a number") as info:
+        modelyard.completion(**kw, timeout="soon")
+    assert info.value.param == "timeout"
 
 
 def test_plugins_load_lazily_once() -> None:

@@ -36,7 +36,7 @@ from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
-from .transport import aiter_sse, get_transport, iter_sse
+from .transport import aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -213,7 +213,8 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     provider_request = _first(
         hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
     )
-    auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
+    timeout = control.get("timeout", control.get("request_timeout"))
+    auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout))
     retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
     return _Call(
         plugins=plugins,
@@ -221,7 +222,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         family=family,
         request=provider_request,
         auth=auth,
-        timeout=control.get("timeout", control.get("request_timeout")),
+        timeout=timeout,
         num_retries=int(retries),
         simulate_stream=simulate,
         include_usage=include_usage,

@@ -352,6 +352,7 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
     from .api import _field, _first
+    from .transport import timeout_seconds
 
     started = time.perf_counter()
     try:
@@ -377,7 +378,10 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
             hook.transform_files_request, ProviderRequest, "transform_files_request", route,
             request=request, connection=connection,
         )  # fmt: skip
-        auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
+        timeout = control.get("timeout", control.get("request_timeout"))
+        auth = _first(
+            hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout)
+        )
     except BaseException:
         if owned is not None:
             owned.close()
@@ -388,7 +392,7 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         route=route,
         request=provider_request,
         auth=auth,
-        timeout=control.get("timeout", control.get("request_timeout")),
+        timeout=timeout,
         num_retries=int(retries),
         started=started,
         owned=owned,

@@ -41,7 +41,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 2)
+HOOK_API: tuple[int, int] = (1, 3)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -150,14 +150,16 @@ def transform_files_request(
 
 
 @hookspec(firstresult=True)
-def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
+def resolve_auth(route: Route, connection: Connection, timeout: float | None) -> Authenticator | None:
     """Choose the credential for a call and return an :class:`Authenticator` for it.
 
     Runs once per call, before sending (step 4); the first non-None answer is used. Keep it
     cheap: fetch tokens inside ``Authenticator.headers``/``aheaders``, where they can be
-    cached and refreshed. Return None when ``route.provider`` is not yours. Raise
-    ``AuthenticationError`` when no credential can be found, naming what to set.
-    Since HOOK_API 1.0.
+    cached and refreshed. ``timeout`` is the call's ``timeout`` in seconds (None when the
+    caller gave none): an authenticator that may wait for a token should give up by then,
+    counted from this hook's call, with ``APITimeoutError``. Return None when
+    ``route.provider`` is not yours. Raise ``AuthenticationError`` when no credential can be
+    found, naming what to set. Since HOOK_API 1.0; ``timeout`` since 1.3.
     """
 
 

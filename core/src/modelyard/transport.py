@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .errors import APIConnectionError, APITimeoutError, ConfigError
+from .errors import APIConnectionError, APITimeoutError, BadRequestError, ConfigError
 from .redact import check_header_values, header_secrets, safe_url, scrub
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ __all__ = [
     "iter_sse",
     "retry_delay",
     "set_transport",
+    "timeout_seconds",
 ]
 
 DEFAULT_TIMEOUT = 600.0
@@ -86,6 +87,25 @@ def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
         return timeout
     total = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     return httpx.Timeout(total, connect=min(total, 10.0))
+
+
+def timeout_seconds(timeout: float | httpx.Timeout | None) -> float | None:
+    """A call's ``timeout`` as seconds, for what must finish within it (a token fetch).
+
+    An ``httpx.Timeout`` counts as its longest part; None stays None (no timeout given).
+
+    Raises:
+        BadRequestError: ``timeout`` is neither a number nor an ``httpx.Timeout``.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, httpx.Timeout):
+        parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t is not None]
+        return max(parts) if parts else None
+    try:
+        return float(timeout)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"'timeout' must be a number of seconds, got {type(timeout).__name__}.", param="timeout") from None
 
 
 _origins: dict[str, str] = {}

@@ -28,6 +28,7 @@ tenant, scope and host of each request, never a secret, password or assertion.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -150,6 +151,7 @@ _AADSTS = {
     900144: ("invalid_request", 400, "The request body must contain the following parameter: '{param}'."),
     70003: ("unsupported_grant_type", 400, "The app requested an unsupported grant type '{grant}'."),
     7000112: ("unauthorized_client", 400, "Application '{client}' is disabled."),
+    90033: ("temporarily_unavailable", 503, "A transient error has occurred. Please try again."),
 }  # fmt: skip
 
 
@@ -193,6 +195,10 @@ class EntraEmulator:
         users: users by lower-cased user name.
         token_requests: every token request received, without secrets.
         issued: every access token issued, in order (for tests; treat as secret).
+        token_latency: fault injection: seconds to hold every token request before answering
+            it (``math.inf``: accept and never answer, until :meth:`reset`).
+        token_failure: fault injection: an ``AADSTS`` code every token request is answered
+            with (``90033``: a transient 503 outage; ``7000112``: a 400 that is not retried).
     """
 
     def __init__(
@@ -210,6 +216,9 @@ class EntraEmulator:
         self.token_requests: list[TokenRequest] = []
         self.issued: list[str] = []
         self._revoked: set[str] = set()
+        self.token_latency = 0.0
+        self.token_failure: int | None = None
+        self._generation = 0  # bumped by reset(): held requests are let go
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self.app = Starlette(routes=self._routes())
@@ -229,11 +238,17 @@ class EntraEmulator:
         return user
 
     def reset(self) -> None:
-        """Forget recorded requests and issued tokens (apps, users and lifetime stay)."""
+        """Forget recorded requests, issued tokens and faults (apps, users and lifetime stay).
+
+        Token requests held by :attr:`token_latency` are answered at once.
+        """
         with self._lock:
             self.token_requests.clear()
             self.issued.clear()
             self._revoked.clear()
+            self.token_latency = 0.0
+            self.token_failure = None
+            self._generation += 1
 
     def revoke_all(self) -> None:
         """Make every token issued so far invalid (as a key rotation or a revoked session)."""
@@ -401,9 +416,19 @@ class EntraEmulator:
                 )
             )
 
+    async def _hold(self) -> None:
+        """Wait :attr:`token_latency` seconds, or until :meth:`reset` (polled: the emulator may
+        serve from another thread's loop than the test's)."""
+        generation = self._generation
+        until = time.monotonic() + self.token_latency
+        while self._generation == generation and (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+
     async def _token(self, request: Request) -> Response:
         tenant = request.path_params["tenant"]
         raw = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        if self.token_latency:
+            await self._hold()
         form = {k: v[0] for k, v in raw.items()}
         # client_secret_basic: MSAL may send the client credentials in an Authorization header.
         basic = request.headers.get("authorization", "")
@@ -419,7 +444,10 @@ class EntraEmulator:
             else "assertion" if form.get("client_assertion")
             else "none"
         )  # fmt: skip
-        response, client_auth = self._grant(request, tenant, form, client_auth)
+        if self.token_failure is not None:
+            response: Response = _aadsts(self.token_failure, client=form.get("client_id", ""), tenant=tenant)
+        else:
+            response, client_auth = self._grant(request, tenant, form, client_auth)
         self._record(request, tenant, form, client_auth, response.status_code)
         return response
 

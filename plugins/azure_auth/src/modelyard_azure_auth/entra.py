@@ -6,15 +6,22 @@ a hash of all of that (secrets included, so two secrets never share a token), ne
 secret itself. One :class:`TokenSource` per (credential, scope) lives for the process:
 
 * it hands out the cached token until less than ``min(5 min, half its lifetime)`` is left;
-* one caller fetches, every other caller (thread or asyncio task, any event loop) waits
-  for that one fetch, or keeps using the current token while it is still valid;
-* the async path runs the sync credential in a worker thread (``asyncio.to_thread``): a
-  fetch happens once an hour, and azure-identity's async credentials would need aiohttp and
-  one credential per event loop;
+* then it refreshes in the background while the current token is still handed out: no call
+  waits for a refresh ahead of expiry. After a failed refresh it waits (1 s, doubling up to
+  60 s) before it tries again, so a failing Entra ID is not hammered while the token is good;
+* with no valid token, one fetch runs (in a worker thread) and every caller (thread or
+  asyncio task, any event loop) waits for that one fetch, each at most its call's
+  ``timeout`` (then :class:`~modelyard.errors.APITimeoutError`); a caller giving up or being
+  cancelled never cancels the fetch the others wait for;
+* the credential's HTTP requests have short timeouts (:data:`TOKEN_CONNECT_TIMEOUT`,
+  :data:`TOKEN_READ_TIMEOUT`), so a token endpoint that never answers fails a fetch in about
+  20 s, not azure-core's 300 s per attempt;
 * after a 401, :meth:`TokenSource.invalidate` drops the token the call used and rebuilds the
   credential, so the next fetch really goes to Entra ID (the credential's own cache would
   hand back the rejected token).
 
+The sync credential serves the async path too: a fetch happens once an hour, and
+azure-identity's async credentials would need aiohttp and one credential per event loop.
 azure-identity is imported only when a token is first needed.
 """
 
@@ -22,16 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import AuthenticationError
+from modelyard.errors import APIConnectionError, APIError, APITimeoutError, AuthenticationError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -51,7 +60,18 @@ REFRESH_AHEAD = 300.0
 MAX_SOURCES = 256
 """At most this many credentials are kept; the oldest is closed and dropped past it."""
 EXPIRY_MARGIN = 1.0
-"""A token this close to expiry is not handed out while a refresh is running."""
+"""A token this close to expiry is not handed out: callers wait for the new one."""
+TOKEN_CONNECT_TIMEOUT = 5.0
+"""Seconds to connect to the token endpoint (azure-core's default is 300)."""
+TOKEN_READ_TIMEOUT = 10.0
+"""Seconds to wait for the token endpoint's answer (azure-core's default is 300)."""
+TOKEN_READ_RETRIES = 1
+"""azure-core retries a read timeout this many times (its default is 3), so a token endpoint that
+accepts and never answers fails a fetch after about ``2 * TOKEN_READ_TIMEOUT``."""
+REFRESH_BACKOFF = 1.0
+"""Seconds before the first retry after a failed fetch; doubles per failure, with jitter."""
+REFRESH_BACKOFF_MAX = 60.0
+"""The longest pause between failed refreshes while the current token is still valid."""
 
 log = logging.getLogger("modelyard.azure_auth")
 
@@ -112,7 +132,15 @@ class CredentialSpec:
             raise AuthenticationError(
                 f"{self.label} needs the azure-identity package: pip install azure-identity."
             ) from exc
-        kw: dict[str, Any] = {"authority": self.authority} if self.authority else {}
+        # azure-core's transport waits 300 s to connect and 300 s per read, three retries each:
+        # a hung endpoint would hold a fetch for many minutes.
+        kw: dict[str, Any] = {
+            "connection_timeout": TOKEN_CONNECT_TIMEOUT,
+            "read_timeout": TOKEN_READ_TIMEOUT,
+            "retry_read": TOKEN_READ_RETRIES,
+        }
+        if self.authority:
+            kw["authority"] = self.authority
         try:
             if self.kind == "client_secret":
                 assert self.tenant_id and self.client_id and self.secret
@@ -169,6 +197,8 @@ class TokenSource:
         self._refresh_at = 0.0
         self._rebuild = False
         self._inflight: concurrent.futures.Future[str] | None = None
+        self._failures = 0
+        self._retry_at = 0.0  # after a failure: no refresh ahead before this
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -176,58 +206,102 @@ class TokenSource:
 
     # -------------------------------------------------------------- handing out
 
-    def _claim(self) -> tuple[str | None, concurrent.futures.Future[str] | None, bool]:
-        """(token to use now, or the fetch to wait for, and whether this caller runs it)."""
+    def _claim(self) -> tuple[str | None, concurrent.futures.Future[str] | None]:
+        """The token to use now, else the fetch to wait for (started here if none runs)."""
         with self._lock:
             now = time.time()
-            if self._token is not None and now < self._refresh_at:
-                return self._token, None, False
-            usable = self._token if self._token is not None and now < self._expires_on - EXPIRY_MARGIN else None
+            token = self._token
+            if token is not None and now < self._refresh_at:
+                return token, None
+            if token is not None and now < self._expires_on - EXPIRY_MARGIN:
+                # Due for refresh but still valid: refresh in the background and serve this one;
+                # after a failed refresh, not before the backoff is over.
+                if self._inflight is None and now >= self._retry_at:
+                    with contextlib.suppress(APIConnectionError):  # the next call tries again
+                        self._start()
+                return token, None
             if self._inflight is None:
-                self._inflight = concurrent.futures.Future()
-                return usable, self._inflight, True
-            return usable, self._inflight, False
+                self._start()
+            return None, self._inflight
 
-    def token(self) -> str:
-        """A valid token, fetching (once, for every waiting caller) when needed."""
-        token = self._token
-        if token is not None and time.time() < self._refresh_at:
-            return token
-        usable, future, owner = self._claim()
-        if future is None:
-            assert usable is not None
-            return usable
-        if owner:
-            self._fetch(future)
-        elif usable is not None:
-            return usable
-        return self._result(future, usable)
+    def _start(self) -> None:
+        """Run a fetch in a worker thread; called with the lock held.
 
-    async def atoken(self) -> str:
-        """The async twin of :meth:`token`; the fetch runs in a worker thread."""
-        token = self._token
-        if token is not None and time.time() < self._refresh_at:
-            return token
-        usable, future, owner = self._claim()
-        if future is None:
-            assert usable is not None
-            return usable
-        if owner:
-            await asyncio.to_thread(self._fetch, future)
-        elif usable is not None:
-            return usable
-        else:
-            await asyncio.wrap_future(future)
-        return self._result(future, usable)
-
-    def _result(self, future: concurrent.futures.Future[str], usable: str | None) -> str:
+        Raises:
+            APIConnectionError: no thread could be started.
+        """
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
+        # A running future cannot be cancelled: a waiter that gives up (asyncio cancels the
+        # future it wraps) leaves the fetch to the others. See also the shield in atoken().
+        future.set_running_or_notify_cancel()
+        worker = threading.Thread(target=self._fetch, args=(future,), name="modelyard-entra-token", daemon=True)
         try:
-            return future.result()
-        except AuthenticationError:
-            if usable is not None:  # Entra ID is down but the current token is still good
-                log.warning("Entra ID token refresh failed for %s; using the current token until it expires.", self.spec.label)
-                return usable
-            raise
+            worker.start()
+        except RuntimeError:  # no thread to be had (the interpreter is exiting): fail, never hang
+            raise APIConnectionError(f"Cannot start an Entra ID token fetch for {self.spec.label}.") from None
+        self._inflight = future
+
+    def token(self, timeout: float | None = None) -> str:
+        """A valid token, fetching (once, for every waiting caller) when there is none.
+
+        Args:
+            timeout: seconds to wait for a fetch; None waits until it ends (its HTTP requests
+                have their own timeouts).
+
+        Raises:
+            APITimeoutError: no token within ``timeout`` (the fetch goes on for later calls).
+            AuthenticationError: Entra ID refused the credential.
+            APIConnectionError: the token endpoint could not be reached.
+        """
+        token = self._token
+        if token is not None and time.time() < self._refresh_at:
+            return token
+        usable, future = self._claim()
+        if future is None:
+            assert usable is not None
+            return usable
+        if not future.done():
+            started = time.monotonic()
+            concurrent.futures.wait((future,), timeout)
+            if not future.done():
+                raise self._late(time.monotonic() - started)
+        return future.result()
+
+    async def atoken(self, timeout: float | None = None) -> str:
+        """The async twin of :meth:`token`: waits without blocking the event loop."""
+        token = self._token
+        if token is not None and time.time() < self._refresh_at:
+            return token
+        usable, future = self._claim()
+        if future is None:
+            assert usable is not None
+            return usable
+        # The shield keeps this task's cancellation (or wait_for's timeout) away from the shared
+        # fetch, which other tasks and threads (and later calls) are waiting for.
+        started = time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+        except TimeoutError:
+            if future.done():  # the fetch itself ended with a TimeoutError: that is the answer
+                return future.result()
+            raise self._late(time.monotonic() - started) from None
+
+    def _late(self, waited: float) -> APITimeoutError:
+        return APITimeoutError(
+            f"No Entra ID token for {self.spec.label} within the call's timeout: the token endpoint has "
+            f"not answered after {waited:.1f} s. The fetch goes on; a later call uses its token."
+        )
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for a running fetch (a background refresh) to end; True when none runs.
+
+        For tests and shutdown: calls never need it.
+        """
+        future = self._inflight
+        if future is not None:
+            concurrent.futures.wait((future,), timeout)
+            return future.done()
+        return True
 
     def invalidate(self, used: str | None) -> bool:
         """Drop ``used`` after the upstream refused it; the next caller fetches a new one.
@@ -257,13 +331,28 @@ class TokenSource:
         try:
             token = self._get()
         except BaseException as exc:
+            now = time.time()
             with self._lock:
                 self._inflight = None
                 self._rebuild = True  # the next try starts from a fresh credential (a fixed file, setting)
+                self._failures += 1
+                pause = min(REFRESH_BACKOFF_MAX, REFRESH_BACKOFF * 2.0 ** (self._failures - 1))
+                pause *= 0.75 + random.random() / 4  # instances that failed together retry apart
+                self._retry_at = now + pause
+                left = self._expires_on - now if self._token is not None else 0.0
+            if left > EXPIRY_MARGIN:  # nobody waits for this refresh: say so here
+                reason = exc.message if isinstance(exc, APIError) else type(exc).__name__
+                log.warning(
+                    "Entra ID token refresh failed for %s; using the current token (valid %.0f s more), "
+                    "next try in %.0f s. %s",
+                    self.spec.label, left, pause, reason,
+                )  # fmt: skip
             future.set_exception(exc)
             return
         with self._lock:
             self._inflight = None
+            self._failures = 0
+            self._retry_at = 0.0
         future.set_result(token)
 
     def _credential_for(self, rebuild: bool) -> TokenCredential:
@@ -301,7 +390,12 @@ class TokenSource:
         return access.token
 
     def _request(self, credential: TokenCredential) -> AccessToken:
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+        from azure.identity import CredentialUnavailableError
 
         try:
             if self.spec.kind != "username_password":
@@ -309,7 +403,14 @@ class TokenSource:
             with warnings.catch_warnings():  # MSAL warns on every ROPC call; build() logged it once
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return credential.get_token(self.scope)
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise self._unreachable(exc) from None
         except ClientAuthenticationError as exc:  # CredentialUnavailableError is one too
+            # azure-identity wraps a failed connection in this error too; an unavailable credential
+            # (no managed identity here ...) is a configuration answer, whatever its cause.
+            cause = None if isinstance(exc, CredentialUnavailableError) else _transport_cause(exc)
+            if cause is not None:
+                raise self._unreachable(cause) from None
             message = _scrub(str(exc.message or exc), self.spec)
             raise AuthenticationError(
                 f"Entra ID sign-in with {self.spec.label} failed for scope {self.scope!r}: {message}"
@@ -317,22 +418,63 @@ class TokenSource:
         except ValueError as exc:
             raise AuthenticationError(f"{self.spec.label}: {_scrub(str(exc), self.spec)}") from None
 
+    def _unreachable(self, exc: BaseException) -> APIConnectionError:
+        # The exception's text is not repeated: a transport error may quote a proxy URL with
+        # its password, or a header.
+        timed_out = _is_timeout(exc)
+        what = "did not answer in time" if timed_out else "could not be reached"
+        cls = APITimeoutError if timed_out else APIConnectionError
+        return cls(f"Entra ID sign-in with {self.spec.label}: the token endpoint {what} ({type(exc).__name__}).")
+
+
+def _transport_cause(exc: BaseException) -> BaseException | None:
+    """The connection or timeout error behind ``exc``, if its chain has one."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(8):  # chains are short; a cycle must not loop
+        if seen is None:
+            return None
+        if isinstance(seen, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from azure.core.exceptions import ServiceRequestTimeoutError, ServiceResponseTimeoutError
+
+    if isinstance(exc, (ServiceRequestTimeoutError, ServiceResponseTimeoutError, TimeoutError)):
+        return True
+    return "timeout" in type(getattr(exc, "inner_exception", None)).__name__.lower()
+
 
 class EntraToken:
-    """The ``Authenticator`` for one call: a bearer token from a shared :class:`TokenSource`."""
+    """The ``Authenticator`` for one call: a bearer token from a shared :class:`TokenSource`.
 
-    __slots__ = ("_source", "_used")
+    Args:
+        source: the shared tokens.
+        timeout: the call's timeout in seconds: a token the call has to wait for is waited for
+            until that long after this object was made (the call's start), then
+            :class:`~modelyard.errors.APITimeoutError`. None: no limit of the call's own.
+    """
 
-    def __init__(self, source: TokenSource) -> None:
+    __slots__ = ("_deadline", "_source", "_used")
+
+    def __init__(self, source: TokenSource, *, timeout: float | None = None) -> None:
         self._source = source
         self._used: str | None = None
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def _left(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
     def headers(self) -> dict[str, str]:
-        self._used = self._source.token()
+        self._used = self._source.token(self._left())
         return {"Authorization": f"Bearer {self._used}"}
 
     async def aheaders(self) -> dict[str, str]:
-        self._used = await self._source.atoken()
+        self._used = await self._source.atoken(self._left())
         return {"Authorization": f"Bearer {self._used}"}
 
     def invalidate(self) -> bool:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from .entra import CredentialSpec
 
-HOOK_API = (1, 0)
+HOOK_API = (1, 3)  # resolve_auth takes the call's timeout
 PROVIDERS = frozenset({"azure"})
 
 
@@ -211,16 +211,19 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
     )
 
 
-def _entra(kind: str, connection: Connection) -> Authenticator:
+def _entra(kind: str, connection: Connection, timeout: float | None) -> Authenticator:
     from .entra import DEFAULT_SCOPE, EntraToken, token_source
 
     scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPE
-    return EntraToken(token_source(_entra_spec(kind, connection), scope))
+    return EntraToken(token_source(_entra_spec(kind, connection), scope), timeout=timeout)
 
 
 @hookimpl
-def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
-    """Pick the credential for an Azure call (order in the module docstring)."""
+def resolve_auth(route: Route, connection: Connection, timeout: float | None) -> Authenticator | None:
+    """Pick the credential for an Azure call (order in the module docstring).
+
+    An Entra token the call has to wait for is waited for at most ``timeout`` seconds.
+    """
     if route.provider not in PROVIDERS:
         return None
     extra = connection.extra_headers or {}
@@ -241,22 +244,22 @@ def resolve_auth(route: Route, connection: Connection) -> Authenticator | None:
     if connection.api_key is not None:
         return StaticHeaders({"api-key": connection.api_key.get_secret_value()})
     if connection.client_secret is not None:
-        return _entra("client_secret", connection)
+        return _entra("client_secret", connection, timeout)
     if connection.client_certificate_path is not None:
-        return _entra("certificate", connection)
+        return _entra("certificate", connection, timeout)
     if connection.azure_username is not None or connection.azure_password is not None:
-        return _entra("username_password", connection)
+        return _entra("username_password", connection, timeout)
     env = os.environ
     if token := _env_secret("AZURE_AD_TOKEN"):
         return StaticHeaders({"Authorization": f"Bearer {token}"})
     if key := _env_secret("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"):
         return StaticHeaders({"api-key": key})
     if _refresh_enabled(connection):
-        return _entra("default", connection)
+        return _entra("default", connection, timeout)
     if env.get("AZURE_CLIENT_SECRET"):
-        return _entra("client_secret", connection)
+        return _entra("client_secret", connection, timeout)
     if env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH"):
-        return _entra("certificate", connection)
+        return _entra("certificate", connection, timeout)
     if env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD"):
-        return _entra("username_password", connection)
+        return _entra("username_password", connection, timeout)
     raise AuthenticationError(_NO_CREDENTIAL, provider=route.provider, model=route.model)
