@@ -60,3 +60,30 @@ def test_body_key_self_is_client_error(
     assert r.json()["error"]["message"].endswith("Unrecognized request argument supplied: self"), r.json()
     assert upstream.bodies[0]["self"] == 1
     assert not [rec.getMessage() for rec in everything_logged.records if rec.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("provider", ["openai", "AZURE", "no such provider"])
+def test_unknown_custom_llm_provider_is_400(
+    provider: str, azure_env: Emulator, api_base: str, everything_logged: pytest.LogCaptureFixture
+) -> None:
+    """The provider a client names for files and batches is its input: an unknown one is a 400 naming
+    ``custom_llm_provider``, not a 500 "configuration is broken" with an ERROR line per request."""
+    config = {"model_list": [{"model_name": "gpt-4o", "litellm_params": azure(api_base, "gpt-4o")}]}
+    with running_proxy(config) as proxy, httpx.Client(base_url=proxy.url, headers=AUTH, timeout=30) as http:
+        calls = [
+            http.get("/v1/files", headers={"custom-llm-provider": provider}),
+            http.get("/v1/files", params={"custom_llm_provider": provider}),
+            http.get("/v1/files/file-abc", headers={"custom-llm-provider": provider}),
+            http.post("/v1/batches", json={"input_file_id": "file-abc", "endpoint": "/v1/chat/completions",
+                                           "completion_window": "24h", "custom_llm_provider": provider}),
+            http.post("/v1/files", files={"file": ("in.jsonl", b"{}\n")},
+                      data={"purpose": "batch", "custom_llm_provider": provider}),
+        ]  # fmt: skip
+        for r in calls:
+            assert r.status_code == 400, (r.request.url, r.text)
+            error = r.json()["error"]
+            assert error["param"] == "custom_llm_provider" and error["type"] == "invalid_request_error", error
+            assert repr(provider) in error["message"] and "'azure'" in error["message"], error
+        assert http.get("/v1/files", headers={"custom-llm-provider": "azure"}).status_code == 200
+    assert not [rec.getMessage() for rec in everything_logged.records if rec.levelno >= logging.ERROR]
+    assert len(azure_env.requests) == 1  # only the call naming a known provider went upstream

@@ -332,6 +332,13 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
 
 
+def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError:
+    """No plugin serves files and batches for ``provider``: the caller named one that does not exist here."""
+    known = ", ".join(repr(p) for p in sorted({f.provider for f in plugins.families})) or "none"
+    return _bad(f"Unknown custom_llm_provider {provider!r}: no loaded plugin serves files and batches for it "
+                f"(providers of the loaded plugins: {known}; see `modelyard plugins`).", "custom_llm_provider")  # fmt: skip
+
+
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
     from .api import _field, _first
 
@@ -357,7 +364,7 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         hook = plugins.hook
         provider_request = _first(
             hook.transform_files_request, ProviderRequest, "transform_files_request", route,
-            request=request, connection=connection,
+            unknown=lambda: _unknown_provider(route.provider, plugins), request=request, connection=connection,
         )  # fmt: skip
         auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
     except BaseException:
