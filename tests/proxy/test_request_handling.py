@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -87,3 +88,33 @@ def test_unknown_custom_llm_provider_is_400(
         assert http.get("/v1/files", headers={"custom-llm-provider": "azure"}).status_code == 200
     assert not [rec.getMessage() for rec in everything_logged.records if rec.levelno >= logging.ERROR]
     assert len(azure_env.requests) == 1  # only the call naming a known provider went upstream
+
+
+def test_client_disconnect_cancels_upstream_call(
+    proxy: Any, emulator: Emulator, everything_logged: pytest.LogCaptureFixture
+) -> None:
+    """Clients that give up on a slow non-streaming call release its upstream call at once, as streams do."""
+    latency = 8.0
+    emulator.deployments["gpt-4o"].faults.latency = latency
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "slow"}]}
+    clients = 5
+
+    def impatient() -> None:
+        with pytest.raises(httpx.ReadTimeout):  # the client leaves after 1 s, closing its connection
+            httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=AUTH, timeout=1.0)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=impatient) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(emulator.requests) == clients  # every call reached the upstream before its client left
+    state = proxy.app.router.state
+    while state.snapshot(["gpt-4o-a"])["gpt-4o-a"].in_flight and time.monotonic() - started < latency - 1:
+        time.sleep(0.02)
+    # the calls were cancelled, well before the upstream would have answered them
+    assert state.snapshot(["gpt-4o-a"])["gpt-4o-a"].in_flight == 0
+    assert time.monotonic() - started < latency - 1
+    access = [json.loads(r.getMessage()) for r in everything_logged.records if r.name == "modelyard.proxy.access"]
+    assert [(a["status"], a.get("error")) for a in access] == [(499, "client_disconnected")] * clients
