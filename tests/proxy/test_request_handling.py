@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard.testing import Deployment, Emulator, EmulatorServer
+from modelyard.testing import Emulator
 from modelyard.testing.server import serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -77,17 +77,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes > self.max_head_bytes:
             # The head is still unfinished: refuse now rather than let httptools buffer more of it.
             url = len(getattr(self, "url", b""))
             self._refuse(414 if 2 * url > self._head_bytes else 431)
+        else:
+            # Armed only for a head that spans reads: most arrive whole and never need the timer.
+            self._arm()
 
     # ------------------------------------------------------------------ parser callbacks
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._arm()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
