@@ -94,14 +94,14 @@ def test_client_disconnect_cancels_upstream_call(
     proxy: Any, emulator: Emulator, everything_logged: pytest.LogCaptureFixture
 ) -> None:
     """Clients that give up on a slow non-streaming call release its upstream call at once, as streams do."""
-    latency = 8.0
+    latency = 10.0
     emulator.deployments["gpt-4o"].faults.latency = latency
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "slow"}]}
     clients = 5
 
     def impatient() -> None:
-        with pytest.raises(httpx.ReadTimeout):  # the client leaves after 1 s, closing its connection
-            httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=AUTH, timeout=1.0)
+        with pytest.raises(httpx.ReadTimeout):  # the client leaves after 2 s, closing its connection
+            httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers=AUTH, timeout=2.0)
 
     started = time.monotonic()
     threads = [threading.Thread(target=impatient) for _ in range(clients)]
