@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
@@ -153,9 +153,16 @@ def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict
     return connection, control, params
 
 
-def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, **kwargs: Any) -> Any:
-    """Call a firstresult hook and check its answer's type, naming the plugin at fault."""
+def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, *,
+           unknown: Callable[[], APIError] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+    """Call a firstresult hook and check its answer's type, naming the plugin at fault.
+
+    ``unknown`` builds the error for no answer when the caller named the provider (a client's
+    mistake, not a broken installation); without it, no answer is a :class:`PluginError`.
+    """
     result = hook(route=route, **kwargs)
+    if result is None and unknown is not None:
+        raise unknown()
     if result is None:
         raise PluginError(
             f"No plugin answered {what} for provider {route.provider!r} (model {route.model!r}); "

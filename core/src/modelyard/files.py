@@ -350,6 +350,13 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
 
 
+def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError:
+    """No plugin serves files and batches for ``provider``: the caller named one that does not exist here."""
+    known = ", ".join(repr(p) for p in sorted({f.provider for f in plugins.families})) or "none"
+    return _bad(f"Unknown custom_llm_provider {provider!r}: no loaded plugin serves files and batches for it "
+                f"(providers of the loaded plugins: {known}; see `modelyard plugins`).", "custom_llm_provider")  # fmt: skip
+
+
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
     from .api import _field, _first
     from .transport import timeout_seconds
@@ -376,7 +383,7 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         hook = plugins.hook
         provider_request = _first(
             hook.transform_files_request, ProviderRequest, "transform_files_request", route,
-            request=request, connection=connection,
+            unknown=lambda: _unknown_provider(route.provider, plugins), request=request, connection=connection,
         )  # fmt: skip
         timeout = control.get("timeout", control.get("request_timeout"))
         auth = _first(

@@ -153,7 +153,9 @@ def test_errors_are_mapped_and_name_the_field(fast: Emulator, api_base: str) -> 
 
 
 def test_a_provider_without_a_files_plugin_is_named(fast: Emulator, api_base: str) -> None:
-    with pytest.raises(modelyard.PluginError) as info:
+    # the caller's input, as an unknown model prefix is: a BadRequestError naming the field
+    with pytest.raises(modelyard.BadRequestError) as info:
         modelyard.file_list(custom_llm_provider="acme", api_base=api_base, api_key=KEY)
-    assert "transform_files_request" in str(info.value) and "'acme'" in str(info.value)
+    assert info.value.param == "custom_llm_provider"
+    assert "'acme'" in str(info.value) and "'azure'" in str(info.value)
     assert fast.requests == []

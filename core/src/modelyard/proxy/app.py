@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import APIError, ConfigError, ModelyardError
 from .auth import KeyCheck, extract_key
@@ -40,6 +40,8 @@ __all__ = ["ProxyApp"]
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("modelyard.proxy")
 access_log = logging.getLogger("modelyard.proxy.access")
@@ -474,7 +476,7 @@ class ProxyApp:
         if "messages" not in params:
             raise _Reject(400, "'messages' is required: a non-empty list of chat messages.", param="messages",
                           code="missing_required_parameter")  # fmt: skip
-        result = await self._call(ctx, model, stream, params, "chat")
+        result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "chat"))
         if stream:
             await self._stream(ctx, receive, send, result)
         else:
@@ -485,11 +487,43 @@ class ProxyApp:
         model, stream, params = self._request(ctx, scope, body)
         if "prompt" not in params:
             raise _Reject(400, "'prompt' is required for /completions.", param="prompt", code="missing_required_parameter")
-        result = await self._call(ctx, model, stream, params, "completions")
+        result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "completions"))
         if stream:
             await self._stream(ctx, receive, send, result)
         else:
             await self._send_json(ctx, send, 200, _wire(result))
+
+    async def _until_disconnect(self, receive: Receive, work: Awaitable[_T]) -> _T:
+        """Await ``work`` (a model call, a stream being forwarded) unless the client leaves first.
+
+        Once the request body is read, ``receive()`` only returns when the client disconnects;
+        a watcher waiting on it cancels ``work`` at once instead of letting the upstream call run
+        (and hold its deployment's in-flight slot) for a client that is gone. ``work`` runs in
+        this task, so the race costs one task per request.
+
+        Raises:
+            _Disconnected: the client disconnected first; ``work`` was cancelled.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if gone and task.uncancel() == 0:  # our watcher's cancel, not the server's (shutdown)
+                raise _Disconnected from None
+            raise
+        finally:
+            watcher.cancel()
 
     async def _stream(self, ctx: _Ctx, receive: Receive, send: Send, stream: Any) -> None:
         """Forward a stream as server-sent events; a client disconnect cancels the upstream read."""
@@ -509,23 +543,10 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
-        async def disconnected() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        pump_task = asyncio.ensure_future(pump())
-        watch_task = asyncio.ensure_future(disconnected())
         try:
-            await asyncio.wait((pump_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watch_task.cancel()
-            if not pump_task.done():
-                ctx.status, ctx.error = 499, "client_disconnected"
-                pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump_task
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch_task
+            await self._until_disconnect(receive, pump())
+        except _Disconnected:
+            ctx.status, ctx.error = 499, "client_disconnected"
 
     # ------------------------------------------------------------------ other endpoints
 

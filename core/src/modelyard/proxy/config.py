@@ -207,6 +207,10 @@ class GeneralSettings(_Section):
     max_upload_size_mb: float = Field(default=200.0, gt=0)
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)
     http_backend: str = Field(default="aiohttp", pattern="^(aiohttp|httpx)$")
+    max_header_size_kb: float = Field(default=16.0, gt=0)
+    """The most a request line and its headers may take together, in KiB (16: h11's and Node's default)."""
+    request_header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a whole request line and headers (a slow-loris bound)."""
 
     _secrets = field_validator("master_key", "database_url")(_one_line)
 
@@ -214,6 +218,11 @@ class GeneralSettings(_Section):
     def max_request_bytes(self) -> int:
         """The request body limit in bytes (``max_request_size_mb``, 32 MiB by default)."""
         return int(self.max_request_size_mb * 1024 * 1024)
+
+    @property
+    def max_header_bytes(self) -> int:
+        """The request-head limit in bytes (``max_header_size_kb``, 16 KiB by default)."""
+        return int(self.max_header_size_kb * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

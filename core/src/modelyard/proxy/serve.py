@@ -22,6 +22,7 @@ exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ from typing import Any
 from .auth import generate_key
 from .config import ProxyConfig, load_config, parse_config
 
-__all__ = ["DEMO_DEPLOYMENTS", "Built", "build", "run", "worker_app"]
+__all__ = ["DEMO_DEPLOYMENTS", "Built", "build", "http_options", "run", "worker_app"]
 
 DEMO_DEPLOYMENTS = (("gpt-4o", "gpt-4o-eastus"), ("gpt-4o", "gpt-4o-westus"), ("gpt-4o-mini", "gpt-4o-mini"))
 """(public model name, emulator deployment) pairs of the embedded defaults: gpt-4o is spread
@@ -192,6 +193,24 @@ def _banner(built: Built, host: str, port: int, workers: int) -> str:
     return "\n".join(lines)
 
 
+def http_options(config: ProxyConfig) -> dict[str, Any]:
+    """uvicorn's HTTP settings for ``config``: a parser whose request heads are bounded in size and time.
+
+    httptools with :class:`~modelyard.proxy.protocol.BoundedHttpToolsProtocol` (measured faster
+    than h11, see bench/README.md); h11 with its own size limit when httptools is not installed.
+    """
+    general = config.general_settings
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return {"http": "h11", "h11_max_incomplete_event_size": general.max_header_bytes}
+    from .protocol import BoundedHttpToolsProtocol
+
+    # A partial of a module-level class pickles, so the limits reach --num_workers processes too.
+    return {"http": functools.partial(BoundedHttpToolsProtocol, max_head_bytes=general.max_header_bytes,
+                                      head_timeout=general.request_header_timeout)}  # fmt: skip
+
+
 def _exit_cleanly(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -221,12 +240,7 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
         options["loop"] = "uvloop"
     except ImportError:
         pass
-    try:
-        import httptools  # noqa: F401
-
-        options["http"] = "httptools"
-    except ImportError:
-        pass
+    options.update(http_options(config))
     print(_banner(built, host, port, num_workers), file=sys.stderr, flush=True)
     # uvicorn drains on SIGTERM, then re-raises the signal; after a clean drain, exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -596,9 +596,11 @@ class Router:
         return kw
 
     # ------------------------------------------------------------------ sync
+    # ``self`` is positional-only in the public calls: a client's request body becomes
+    # ``**kwargs`` (the proxy), and a key named ``self`` is an unknown parameter, not a clash.
 
     def completion(
-        self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+        self, /, model: str, messages: list[dict[str, Any]], **kwargs: Any
     ) -> ChatCompletion | ChatStream:
         """A chat completion from one deployment of the model group ``model``.
 
@@ -614,7 +616,7 @@ class Router:
         req = self._request({"messages": messages}, dict(kwargs))
         return self._route(model, req, completion)  # type: ignore[no-any-return]
 
-    def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | TextStream:
+    def text_completion(self, /, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | TextStream:
         """A legacy text completion (:func:`modelyard.text_completion`) from the group ``model``."""
         req = self._request({"prompt": prompt}, dict(kwargs))
         return self._route(model, req, text_completion)  # type: ignore[no-any-return]
@@ -694,13 +696,13 @@ class Router:
     # ------------------------------------------------------------------ async
 
     async def acompletion(
-        self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+        self, /, model: str, messages: list[dict[str, Any]], **kwargs: Any
     ) -> ChatCompletion | AsyncChatStream:
         """The async twin of :meth:`completion`."""
         req = self._request({"messages": messages}, dict(kwargs))
         return await self._aroute(model, req, acompletion)  # type: ignore[no-any-return]
 
-    async def atext_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | AsyncTextStream:
+    async def atext_completion(self, /, model: str, prompt: Any, **kwargs: Any) -> TextCompletion | AsyncTextStream:
         """The async twin of :meth:`text_completion`."""
         req = self._request({"prompt": prompt}, dict(kwargs))
         return await self._aroute(model, req, atext_completion)  # type: ignore[no-any-return]

@@ -1,0 +1,165 @@
+"""uvicorn's httptools protocol with a bound on the request head: its size and the time to receive it.
+
+httptools (llhttp) sets no limit on the request line or the headers: it concatenates each
+header value as it arrives, so one connection streaming a header that never ends grows the
+proxy's memory without bound and, the concatenation being quadratic, stalls the event loop for
+every other client, before any authentication. h11 refuses at 16 KB, but costs throughput
+(bench/README.md); this subclass keeps httptools' parser and adds the two checks:
+
+- **size**: the bytes of an unfinished request head are counted as they arrive; past
+  ``max_head_bytes`` the connection is answered ``431`` (``414`` when the URL is most of it)
+  and closed, so httptools never buffers more than the limit plus one socket read. A head that
+  arrives whole in one read is measured exactly when it completes and answered the same way.
+- **time**: a request head (or the first one on a new connection) must arrive within
+  ``head_timeout`` seconds; otherwise the connection is answered ``408`` and closed
+  (a slow-loris client holds a connection open with a byte now and then).
+
+The body is bounded by the app (``general_settings.max_request_size_mb``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["BoundedHttpToolsProtocol"]
+
+_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+def _response(status: int, message: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An OpenAI-shaped error body and its headers; the connection closes after it."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": str(status)}}).encode()  # fmt: skip
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]  # fmt: skip
+    return body, headers
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """:class:`uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` with a size and a time limit on request heads.
+
+    Pass it to uvicorn with the limits bound, e.g.
+    ``uvicorn.run(app, http=functools.partial(BoundedHttpToolsProtocol, max_head_bytes=16384, head_timeout=10))``.
+
+    Args:
+        config: uvicorn's config (given by uvicorn).
+        server_state: uvicorn's server state (given by uvicorn).
+        app_state: uvicorn's app state (given by uvicorn).
+        max_head_bytes: the most bytes a request line and its headers may take together.
+        head_timeout: seconds a client has to send a whole request head (None: no limit).
+    """
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *, max_head_bytes: int = 16384,
+                 head_timeout: float | None = 10.0) -> None:  # fmt: skip
+        super().__init__(config, server_state, app_state, _loop)
+        self.max_head_bytes = max_head_bytes
+        self.head_timeout = head_timeout
+        self._in_head = True  # a new connection owes a request head
+        self._head_bytes = 0  # bytes received while in a head (approximate: whole socket reads)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes > self.max_head_bytes:
+            # The head is still unfinished: refuse now rather than let httptools buffer more of it.
+            url = len(getattr(self, "url", b""))
+            self._refuse(414 if 2 * url > self._head_bytes else 431)
+        else:
+            # Armed only for a head that spans reads: most arrive whole and never need the timer.
+            self._arm()
+
+    # ------------------------------------------------------------------ parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._disarm()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size <= self.max_head_bytes:
+            super().on_headers_complete()
+            return
+        # The whole head came in one read: answer through uvicorn's own request cycle, as it
+        # does for limit_concurrency, with an app that refuses it and closes the connection.
+        status = 414 if 2 * len(self.url) > size else 431
+        app, self.app = self.app, self._refusal_app(status)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    # ------------------------------------------------------------------ refusals
+
+    def _message(self, status: int) -> str:
+        if status == 408:
+            return (f"The request line and headers did not arrive within {self.head_timeout:g} s "
+                    "(general_settings.request_header_timeout).")  # fmt: skip
+        what = "The URL" if status == 414 else "The request line and headers"
+        return (f"{what} exceed the proxy's limit of {self.max_head_bytes} bytes "
+                "(general_settings.max_header_size_kb).")  # fmt: skip
+
+    def _refusal_app(self, status: int) -> Any:
+        body, headers = _response(status, self._message(status))
+
+        async def refuse(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return refuse
+
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` on the raw connection and close it (no request cycle exists yet)."""
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head while a response is still going out: writing now would corrupt
+            # that response. Stop reading, and close once it is sent.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        body, headers = _response(status, self._message(status))
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
+        head += [name + b": " + value + b"\r\n" for name, value in [*self.server_state.default_headers, *headers]]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()
+
+    # ------------------------------------------------------------------ head timer
+
+    def _arm(self) -> None:
+        if self.head_timeout is not None and self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes or self.cycle is not None:
+            self._refuse(408)
+        else:  # a connection that never sent a byte gets no answer, as uvicorn's keep-alive timeout does
+            self.transport.close()
