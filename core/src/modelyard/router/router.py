@@ -36,6 +36,7 @@ from ..api import (
     AsyncTextStream,
     ChatStream,
     TextStream,
+    _retry_on_timeout,
     acompletion,
     atext_completion,
     completion,
@@ -88,6 +89,7 @@ class _Request:
     estimate: int
     stream: bool
     metadata: dict[str, Any] | None = None
+    retry_on_timeout: bool = False
 
     def routed_to(self, d: Deployment) -> None:
         """Tell the caller, through its ``metadata`` dict, which deployment this try uses."""
@@ -183,6 +185,17 @@ def _retryable(err: APIError) -> bool:
     return err.status_code >= 500 or err.status_code in (401, 403, 404, 408, 409)
 
 
+def _may_retry(err: APIError, req: _Request) -> bool:
+    """Worth another try (:func:`_retryable`), unless the upstream may already be running it.
+
+    A call that timed out or lost its connection after sending may be running (and billed)
+    upstream: another try, on any deployment, could run it twice. Only ``retry_on_timeout``.
+    """
+    if isinstance(err, APIConnectionError) and err.request_sent and not req.retry_on_timeout:
+        return False
+    return _retryable(err)
+
+
 def _filtered(result: Any) -> bool:
     """A 200 whose output Azure's content filter cut (or emptied)."""
     choices = getattr(result, "choices", None)
@@ -217,6 +230,9 @@ class Router:
         allowed_fails: failures a deployment may have in a usage window before it cools down.
         cooldown_time: seconds a deployment cools down (a longer ``retry-after`` wins).
         disable_cooldowns: never cool a deployment down.
+        retry_on_timeout: also retry (and fall back) after a timeout or a connection lost once
+            the request was sent: the upstream may be running it, so it may run and be billed
+            twice. Default False, or ``MODELYARD_RETRY_ON_TIMEOUT``; per call too.
         redis_url, redis_host, redis_port, redis_password: share state through Redis.
         usage_window: seconds over which ``rpm`` / ``tpm`` and failures are counted (60).
         quota_ttl: seconds an ``x-ratelimit-remaining-*`` reading is trusted (10).
@@ -250,6 +266,7 @@ class Router:
         usage_window: float = 60.0,
         quota_ttl: float = 10.0,
         state: RouterState | None = None,
+        retry_on_timeout: bool | None = None,
         **kwargs: Any,
     ) -> None:
         for key in kwargs:
@@ -262,6 +279,10 @@ class Router:
                 key="routing_strategy",
             )
         self.routing_strategy = routing_strategy
+        try:
+            self.retry_on_timeout = _retry_on_timeout({"retry_on_timeout": retry_on_timeout})
+        except BadRequestError as exc:
+            raise ConfigError(exc.message, key="retry_on_timeout") from None
         self.routing_strategy_args = dict(routing_strategy_args or {})
         self.num_retries = self._count(num_retries, 2, "num_retries")
         self.allowed_fails = self._count(allowed_fails, 3, "allowed_fails")
@@ -406,6 +427,9 @@ class Router:
             estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
             stream=bool(kwargs.get("stream")),
             metadata=own["metadata"] if isinstance(own.get("metadata"), dict) else None,
+            retry_on_timeout=(
+                self.retry_on_timeout if kwargs.get("retry_on_timeout") is None else _retry_on_timeout(kwargs)
+            ),
         )
 
     def _blocked_until(self, d: Deployment, s: Snapshot, now: float, estimate: int) -> float:
@@ -570,7 +594,7 @@ class Router:
                 last = err
                 if self._failed(d, err, len(deps)):
                     cooled.add(d.id)
-                if not _retryable(err):
+                if not _may_retry(err, req):
                     raise
                 tried.add(d.id)
         assert last is not None
@@ -659,7 +683,7 @@ class Router:
                 last = err
                 if await self._afailed(d, err, len(deps)):
                     cooled.add(d.id)
-                if not _retryable(err):
+                if not _may_retry(err, req):
                     raise
                 tried.add(d.id)
         assert last is not None
@@ -708,7 +732,7 @@ class Router:
             targets = self._targets(req.context_window_fallbacks, group)
         elif isinstance(err, ContentFilterError) and self._targets(req.content_policy_fallbacks, group):
             targets = self._targets(req.content_policy_fallbacks, group)
-        elif _retryable(err) or isinstance(err, ContextWindowExceededError | ContentFilterError):
+        elif _may_retry(err, req) or isinstance(err, ContextWindowExceededError | ContentFilterError):
             targets = self._targets(req.fallbacks, group)
         else:
             targets = []  # a malformed request fails the same way everywhere
