@@ -4,6 +4,7 @@ after a timeout, and the Redis state's per-loop clients."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import Counter
@@ -64,10 +65,8 @@ def test_bug4_the_router_does_not_fail_over_after_a_read_timeout(emu: Emulator, 
 def _sockets() -> int:
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):
             count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
     return count
 
 
