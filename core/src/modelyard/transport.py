@@ -470,7 +470,11 @@ def _deadline_trace(timeouts: dict[str, Any], deadline: float, total: float, str
 def _read_within(response: httpx.Response, deadline: float | None, total: float | None) -> None:
     """Read a sync response whole, by ``deadline`` (a dripping body must not outlast it)."""
     if deadline is None or total is None:
-        response.read()
+        try:
+            response.read()
+        except BaseException:
+            response.close()
+            raise
         return
     chunks = []
     try:
