@@ -532,6 +532,7 @@ class Router:
         kw = {**d.call_kwargs(), **req.kwargs}
         if "num_retries" not in d.params and "max_retries" not in d.params:
             kw["num_retries"] = 0  # the Router retries, on another deployment when it can
+        kw["retry_on_timeout"] = req.retry_on_timeout  # the same policy for a deployment's own retries
         if req.stream and d.stream_timeout is not None and "timeout" not in req.kwargs:
             kw["timeout"] = d.stream_timeout
         if kw.get("timeout") is None and self._per_call_timeout is not None:
