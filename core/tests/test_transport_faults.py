@@ -251,3 +251,15 @@ def test_bug6_pool_of_a_loop_closed_without_shutdown_is_swept(api_base: str, emu
         assert t.pools() == 0  # the dead loop's entry went when the next loop opened its pool
     finally:
         transport.set_transport(previous)
+
+
+def test_bug4_batch_creation_is_not_resent_after_a_read_timeout(api_base: str, emulator: Emulator) -> None:
+    # files.py shares the transport: a batch created twice would run (and bill) twice
+    kw = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21", "timeout": 0.5, "num_retries": 2}
+    emulator.batches.latency = 1.0
+    with pytest.raises(errors.APITimeoutError):
+        modelyard.create_batch(input_file_id="file-abc", endpoint="/v1/chat/completions", **kw)
+    assert [r.method for r in emulator.requests] == ["POST"]
+    with pytest.raises(errors.APITimeoutError):
+        modelyard.create_batch(input_file_id="file-abc", endpoint="/v1/chat/completions", retry_on_timeout=True, **kw)
+    assert [r.method for r in emulator.requests] == ["POST"] * 4
