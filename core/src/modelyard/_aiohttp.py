@@ -120,9 +120,9 @@ class AiohttpBackend:
         if request.json_body is not None:
             body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False).encode()
             headers = {**headers, "content-type": "application/json"}
-        client_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout.connect, sock_connect=timeout.connect, sock_read=timeout.read
-        )
+        # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
+        # connection; sock_connect bounds opening one, the transport's deadline the rest.
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
         try:
             response = await session.request(
                 request.method, self._url(request), data=body, headers=headers, timeout=client_timeout,
