@@ -178,7 +178,8 @@ def test_router_settings_reach_the_router(api_base: str, emulator: Emulator) -> 
         "model_list": pool(api_base, "gpt-4o", "gpt-4o-mini", rpm=100),
         "litellm_settings": {"num_retries": 5, "request_timeout": 42},
         "router_settings": {"routing_strategy": "usage-based-routing-v2", "allowed_fails": 7, "cooldown_time": 9,
-                            "quota_ttl": 3, "max_fallbacks": 2, "default_fallbacks": ["other"]},
+                            "quota_ttl": 3, "max_fallbacks": 2, "default_fallbacks": ["other"],
+                            "retry_on_timeout": True},
     }  # fmt: skip
     with running_proxy(config) as proxy:
         router = proxy.app.router
@@ -186,6 +187,7 @@ def test_router_settings_reach_the_router(api_base: str, emulator: Emulator) -> 
         assert (router.num_retries, router.allowed_fails, router.cooldown_time) == (5, 7, 9.0)
         assert (router.timeout, router.quota_ttl, router.max_fallbacks) == (42.0, 3.0, 2)
         assert router.fallbacks == {"*": ["other"]}
+        assert router.retry_on_timeout is True
         assert [d.rpm for d in router.deployments] == [100, 100]
 
 

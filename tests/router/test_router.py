@@ -378,7 +378,7 @@ def test_connection_errors_and_timeouts_move_the_call_to_another_deployment(emu:
     dead = entry("gone", "http://127.0.0.1:9", order=1)  # nothing listens on the discard port
     router = Router(
         model_list=[dead, entry("stuck", emu_url, order=2), entry("fine", emu_url, order=3)],
-        timeout=0.5, allowed_fails=0, cooldown_time=60,
+        timeout=0.5, allowed_fails=0, cooldown_time=60, retry_on_timeout=True,  # the read timeout too
     )  # fmt: skip
     replies = [router.completion(model="gpt-4o", messages=HELLO) for _ in range(10)]
     assert all(r.choices[0].message.content.startswith("This is fine") for r in replies)

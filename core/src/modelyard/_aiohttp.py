@@ -1,6 +1,7 @@
 """The ``aiohttp`` async backend of :class:`modelyard.transport.Transport`.
 
-One ``aiohttp.ClientSession`` per event loop (aiohttp pools connections per host inside it).
+One ``aiohttp.ClientSession`` per event loop (aiohttp pools connections per host inside it),
+closed on its loop when the loop shuts down (:class:`modelyard._loops.PerLoop`).
 A call goes straight to aiohttp and comes back as an ``httpx.Response``, so everything above
 the transport (plugins, SSE parsing, error mapping) keeps httpx's API. Skipping httpx's
 request building (URL parsing, header normalisation, cookies, redirects) and the
@@ -8,7 +9,9 @@ request building (URL parsing, header normalisation, cookies, redirects) and the
 encoded (``auto_decompress=False``); httpx decodes them from ``content-encoding`` as usual.
 
 aiohttp's exceptions are raised as their httpx counterparts (``ConnectError``, ``ReadError``,
-``ReadTimeout`` ...), so retries and error mapping are the same for both backends.
+``ReadTimeout`` ...), so retries and error mapping are the same for both backends. The
+transport bounds a whole attempt with its deadline; aiohttp's own timeouts here are the
+connect timeout and the idle timeout between reads.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import httpx
 
+from ._loops import PerLoop
 from .redact import safe_url
 
 if TYPE_CHECKING:
@@ -79,7 +83,7 @@ class AiohttpBackend:
     def __init__(self, limit: int = 1000, limit_per_host: int = 0) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
-        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._sessions: PerLoop[aiohttp.ClientSession] = PerLoop(_close_session)
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     def _session(self) -> aiohttp.ClientSession:
@@ -92,9 +96,12 @@ class AiohttpBackend:
                 connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",),
                 cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies; parsing them costs per call
             )
-            self._sessions = {lp: s for lp, s in self._sessions.items() if not lp.is_closed()}
-            self._sessions[loop] = session
+            self._sessions.set(loop, session)
         return session
+
+    def sessions(self) -> int:
+        """How many event loops have a session open."""
+        return len(self._sessions)
 
     def _url(self, request: ProviderRequest) -> str:
         key = (request.url, tuple(sorted(request.params.items())))
@@ -119,6 +126,8 @@ class AiohttpBackend:
             # allow_nan=False as httpx does: NaN and Infinity are not JSON (ValueError, on both backends).
             body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
             headers = {**headers, "content-type": "application/json"}
+        # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
+        # connection; sock_connect bounds opening one, the transport's deadline the rest.
         client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
         try:
             response = await session.request(
@@ -135,6 +144,9 @@ class AiohttpBackend:
         except (TimeoutError, aiohttp.ClientError) as exc:
             response.close()
             raise _mapped(exc) from exc
+        except BaseException:  # cancelled (the call's deadline): the half-read connection cannot be reused
+            response.close()
+            raise
         response.release()
         if response.headers.get("content-encoding"):
             return httpx.Response(response.status, headers=raw_headers, content=content)  # httpx decodes it
@@ -145,6 +157,8 @@ class AiohttpBackend:
 
     async def aclose(self) -> None:
         """Close the running loop's session."""
-        session = self._sessions.pop(asyncio.get_running_loop(), None)
-        if session is not None:
-            await session.close()
+        await self._sessions.aclose(asyncio.get_running_loop())
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()

@@ -23,6 +23,7 @@ A family whose operation is ``completions`` answers in the legacy text shape
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,7 +37,7 @@ from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
-from .transport import aiter_sse, get_transport, iter_sse, timeout_seconds
+from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -71,19 +72,28 @@ DEFAULT_NUM_RETRIES = 2
 _CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset(
     {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
-     "base_model", "model_info", "extra_body", "custom_llm_provider"}
+     "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
 )  # fmt: skip
 
 
 @dataclass
 class CallRecord:
-    """One finished call, as the ``on_success`` / ``on_failure`` observers see it."""
+    """One finished call, as the ``on_success`` / ``on_failure`` observers see it.
+
+    Attributes:
+        retries: attempts after the first (429s, 5xx, connections that failed ...).
+        resent: of those, retries of a request the upstream may already have received (a
+            read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
+            each may have run, and been billed, twice.
+    """
 
     route: Route
     duration: float
     status_code: int | None = None
     usage: dict[str, Any] | None = None
     error: APIError | None = None
+    retries: int = 0
+    resent: int = 0
 
 
 @dataclass
@@ -99,6 +109,8 @@ class _Call:
     include_usage: bool
     started: float
     text: bool = False
+    retry_on_timeout: bool = False
+    attempts: Attempts | None = None
 
 
 # --------------------------------------------------------------------------- prepare
@@ -106,6 +118,16 @@ class _Call:
 
 def _settings_drop_params() -> bool:
     return bool(getattr(sys.modules.get("modelyard"), "drop_params", False))
+
+
+def _retry_on_timeout(control: dict[str, Any]) -> bool:
+    """``retry_on_timeout`` of a call: its own value, else ``MODELYARD_RETRY_ON_TIMEOUT``, else False."""
+    value = control.get("retry_on_timeout")
+    if value is None:
+        return os.environ.get("MODELYARD_RETRY_ON_TIMEOUT", "").strip().lower() in ("1", "true", "yes", "on")
+    if not isinstance(value, bool):
+        raise BadRequestError(f"retry_on_timeout must be true or false, got {value!r}.", param="retry_on_timeout")
+    return value
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -235,6 +257,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         include_usage=include_usage,
         started=started,
         text=text,
+        retry_on_timeout=_retry_on_timeout(control),
     )
 
 
@@ -273,7 +296,10 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     if not hook.get_hookimpls():
         return
     usage_dict = usage.model_dump() if isinstance(usage, Usage) else usage
-    record = CallRecord(call.route, time.perf_counter() - call.started, status, usage_dict, error)
+    attempts = call.attempts or Attempts()
+    record = CallRecord(
+        call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent
+    )
     try:
         hook(event=record)
     except Exception:  # observers must not break a call
@@ -513,8 +539,12 @@ def _stream_broken(exc: Exception) -> APIError:
 
 def _send(call: _Call) -> httpx.Response:
     """Step 5 for sync calls: send with retries; a failure is mapped, observed and raised."""
+    call.attempts = Attempts()
     try:
-        response = get_transport().send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+        response = get_transport().send(
+            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+            retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+        )  # fmt: skip
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
@@ -524,10 +554,12 @@ def _send(call: _Call) -> httpx.Response:
 
 async def _asend(call: _Call) -> httpx.Response:
     """The async twin of :func:`_send`."""
+    call.attempts = Attempts()
     try:
         response = await get_transport().asend(
-            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries
-        )
+            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+            retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+        )  # fmt: skip
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
@@ -549,9 +581,12 @@ def completion(
         stream: return a :class:`ChatStream` of chunks instead of one response.
         **kwargs: every OpenAI chat parameter (``tools``, ``response_format``, ``seed`` ...);
             connection settings (``api_key``, ``api_base``, ``api_version``, ``azure_ad_token``,
-            ``azure_ad_token_provider`` ...); and ``timeout`` (seconds, default 600),
-            ``num_retries`` (default 2), ``drop_params``, ``model_family``, ``base_model``,
-            ``extra_headers``, ``extra_body``.
+            ``azure_ad_token_provider`` ...); and ``timeout`` (seconds, default 600: the
+            longest one attempt may take as a whole; for a stream, until it starts and then
+            between chunks), ``num_retries`` (default 2), ``retry_on_timeout`` (default False,
+            or ``MODELYARD_RETRY_ON_TIMEOUT``: also retry a request the upstream may already
+            have, after a read timeout or a dropped connection; it may run and bill twice),
+            ``drop_params``, ``model_family``, ``base_model``, ``extra_headers``, ``extra_body``.
 
     Returns:
         A :class:`ChatCompletion` (``r.choices[0].message.content``), or a :class:`ChatStream`.

@@ -26,9 +26,11 @@ the class, status and message only.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -199,15 +201,29 @@ class UnprocessableEntityError(APIError):
     type = "invalid_request_error"
 
 
+MAX_RETRY_AFTER = 60.0
+"""The longest wait, in seconds, taken from an upstream's ``retry-after-ms`` / ``retry-after``.
+
+A longer wait is clamped to it: the SDK's retries sleep at most this long, the Router cools a
+deployment down at most this long for it, the proxy promises at most this much.
+"""
+
+
 class RateLimitError(APIError):
-    """429: the deployment's quota is exhausted; ``retry_after`` is in seconds when the upstream said."""
+    """429: the deployment's quota is exhausted.
+
+    ``retry_after`` is in seconds when the upstream said: at most :data:`MAX_RETRY_AFTER`
+    (a longer value is clamped); a negative or non-finite value is dropped (None).
+    """
 
     status_code = 429
     type = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        if retry_after is not None and not (math.isfinite(retry_after) and retry_after >= 0):
+            retry_after = None  # "inf" would cool a deployment down for ever
+        self.retry_after = None if retry_after is None else min(float(retry_after), MAX_RETRY_AFTER)
 
 
 class InternalServerError(APIError):
@@ -224,10 +240,20 @@ class ServiceUnavailableError(InternalServerError):
 
 
 class APIConnectionError(APIError):
-    """No HTTP response: the connection failed or broke."""
+    """No HTTP response: the connection failed or broke.
+
+    ``request_sent`` is True when the call failed after the request left (a read timeout, a
+    connection dropped while waiting for the answer): the upstream may have received it and
+    be running and billing it, so a retry can duplicate it (see ``retry_on_timeout``). It is
+    False when the connection could not be made, and for an upstream's own 408 answer.
+    """
 
     status_code = 502
     type = "api_connection_error"
+
+    def __init__(self, message: str, *, request_sent: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):

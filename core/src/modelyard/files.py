@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,6 +33,9 @@ from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .redact import check_header_values
 from .types import Connection, ProviderRequest, ProviderResponse, Route, _Open
+
+if TYPE_CHECKING:
+    from .transport import Attempts
 
 __all__ = [
     "Batch",
@@ -68,7 +71,7 @@ DEFAULT_PROVIDER = "azure"
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 _CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
-                           "model", "model_info", "base_model", "custom_llm_provider"})  # fmt: skip
+                           "model", "model_info", "base_model", "custom_llm_provider", "retry_on_timeout"})  # fmt: skip
 DEFAULT_NUM_RETRIES = 2
 
 FilesOperation = Literal[
@@ -238,6 +241,8 @@ class _Call:
     num_retries: int
     started: float
     owned: IO[bytes] | None = None
+    retry_on_timeout: bool = False
+    attempts: Attempts | None = None
 
     def close(self) -> None:
         if self.owned is not None:
@@ -358,7 +363,7 @@ def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError:
 
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
-    from .api import _field, _first
+    from .api import _field, _first, _retry_on_timeout
     from .transport import timeout_seconds
 
     started = time.perf_counter()
@@ -389,6 +394,7 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         auth = _first(
             hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout)
         )
+        retry_on_timeout = _retry_on_timeout(control)
     except BaseException:
         if owned is not None:
             owned.close()
@@ -403,6 +409,7 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         num_retries=int(retries),
         started=started,
         owned=owned,
+        retry_on_timeout=retry_on_timeout,
     )
 
 
@@ -416,7 +423,8 @@ def _observe(call: _Call, status: int | None, error: APIError | None = None) -> 
     from .api import CallRecord
 
     try:
-        hook(event=CallRecord(call.route, time.perf_counter() - call.started, status, None, error))
+        retries, resent = (call.attempts.retries, call.attempts.resent) if call.attempts else (0, 0)
+        hook(event=CallRecord(call.route, time.perf_counter() - call.started, status, None, error, retries, resent))
     except Exception:  # observers must not break a call
         import logging
 
@@ -478,11 +486,15 @@ def _result(call: _Call, status: int, headers: Mapping[str, str], content: bytes
 
 
 def _send(call: _Call) -> Any:
-    from .transport import get_transport
+    from .transport import Attempts, get_transport
 
+    call.attempts = Attempts()
     try:
         try:
-            response = get_transport().send(call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries)
+            response = get_transport().send(
+                call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+                retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+            )  # fmt: skip
         except APIError as err:
             _observe(call, err.status_code, err)
             raise _annotate(call, err) from err.__cause__
@@ -492,13 +504,15 @@ def _send(call: _Call) -> Any:
 
 
 async def _asend(call: _Call) -> Any:
-    from .transport import get_transport
+    from .transport import Attempts, get_transport
 
+    call.attempts = Attempts()
     try:
         try:
             response = await get_transport().asend(
-                call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries
-            )
+                call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+                retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+            )  # fmt: skip
         except APIError as err:
             _observe(call, err.status_code, err)
             raise _annotate(call, err) from err.__cause__

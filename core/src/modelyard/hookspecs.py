@@ -88,13 +88,21 @@ class Authenticator(Protocol):
 
 
 class CallEvent(Protocol):
-    """What observers receive: one finished call (see ``modelyard.api.CallRecord``)."""
+    """What observers receive: one finished call (see ``modelyard.api.CallRecord``).
+
+    ``retries`` counts the attempts after the first; ``resent`` those of them that followed a
+    failure after the request was sent (possible duplicates upstream, only with
+    ``retry_on_timeout``). Both are attributes added after HOOK_API 1.2 without a new argument:
+    read them with ``getattr(event, "retries", 0)`` to support an older core.
+    """
 
     route: Route
     duration: float
     status_code: int | None
     usage: dict[str, Any] | None
     error: APIError | None
+    retries: int
+    resent: int
 
 
 # ---------------------------------------------------------------------------- resolve

@@ -2,14 +2,28 @@
 
 One ``httpx.Client`` per upstream origin (scheme, host, port), and one ``httpx.AsyncClient``
 per origin and event loop (an async connection pool belongs to the loop that opened it),
-reused across calls. Credentials are added per attempt and never stored in a client, so a
-refreshed token is used on the next attempt.
+reused across calls. The async clients of a loop are closed on that loop when it shuts down
+(``asyncio.run`` and every runner end with ``loop.shutdown_asyncgens()``, which we hook), and
+a loop that closed without it is swept when the next loop opens its clients. Credentials are
+added per attempt and never stored in a client, so a refreshed token is used on the next
+attempt.
 
-Retries: ``num_retries`` more attempts after the first, for connection errors, timeouts,
-408, 409, 429 and 5xx. The delay honours ``retry-after-ms`` then ``retry-after`` (seconds or
-an HTTP date) when the upstream gives one of at most 60 s, else exponential backoff from
-0.5 s to 8 s with jitter. Other 4xx are never retried. A 401 with a cached token gets one
-extra attempt after the authenticator drops its token.
+Timeouts: a number ``timeout`` bounds each attempt of a call as a whole: connecting, sending,
+and reading the answer to its last byte must all end within ``timeout`` seconds, however
+slowly the upstream drips it. Connecting alone gets at most ``min(10, timeout / 2)``, so a
+connection that cannot be made is reported as such (and is safe to retry). For a stream,
+``timeout`` bounds the attempt until the response starts, then it is an idle timeout: each
+chunk must arrive within ``timeout`` of the previous one, and a long stream may last as long
+as it keeps coming. An ``httpx.Timeout`` is used as given (per phase, no overall deadline).
+
+Retries: ``num_retries`` more attempts after the first, for 408, 409, 429 and 5xx answers and
+for connections that could not be made. A request that may have reached the upstream (a read
+timeout, a connection dropped after sending) is not retried unless ``retry_on_timeout``: Azure
+may be processing it and bill it twice. The delay honours ``retry-after-ms`` then
+``retry-after`` (seconds or an HTTP date), clamped to :data:`MAX_RETRY_AFTER` (60 s); a value
+that is neither, or is not finite, is ignored; else exponential backoff from 0.5 s to 8 s with
+jitter. Other 4xx are never retried. A 401 with a cached token gets one extra attempt after
+the authenticator drops its token.
 """
 
 from __future__ import annotations
@@ -18,16 +32,24 @@ import asyncio
 import base64
 import email.utils
 import json
+import math
 import random
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .errors import APIConnectionError, APITimeoutError, BadRequestError, ConfigError
+from ._loops import PerLoop
+from .errors import (
+    MAX_RETRY_AFTER,
+    APIConnectionError,
+    APITimeoutError,
+    BadRequestError,
+    ConfigError,
+)
 from .redact import check_header_values, header_secrets, safe_url, scrub
 
 if TYPE_CHECKING:
@@ -37,11 +59,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_RETRY_AFTER",
     "RETRYABLE_STATUS",
+    "Attempts",
     "Transport",
     "aiter_sse",
     "get_transport",
     "iter_sse",
+    "parse_retry_after",
     "retry_delay",
     "set_transport",
     "timeout_seconds",
@@ -49,44 +74,94 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 600.0
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-_MAX_SERVER_DELAY = 60.0
+_MAX_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass
+class Attempts:
+    """How sending one call went, for observers (``CallRecord.retries`` / ``.resent``).
+
+    Attributes:
+        retries: attempts after the first.
+        resent: those of them that followed a failure after which the upstream may already
+            have had the request (a read timeout, a connection dropped after sending): each
+            may have duplicated work the upstream bills. Only with ``retry_on_timeout``.
+    """
+
+    retries: int = 0
+    resent: int = 0
 
 
 def retry_delay(attempt: int, headers: httpx.Headers | None) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based).
 
-    The upstream's ``retry-after-ms`` / ``retry-after`` wins when it is between 0 and 60 s;
+    The upstream's ``retry-after-ms`` / ``retry-after`` wins (at most :data:`MAX_RETRY_AFTER`);
     otherwise exponential backoff (0.5 s doubling, capped at 8 s) scaled by 0.75-1.0 jitter.
     """
     server = parse_retry_after(headers) if headers is not None else None
-    if server is not None and 0 <= server <= _MAX_SERVER_DELAY:
-        return float(server)
+    if server is not None:
+        return server
     return min(0.5 * 2.0**attempt, 8.0) * (0.75 + random.random() / 4)
 
 
 def parse_retry_after(headers: httpx.Headers | Any) -> float | None:
-    """The delay an upstream asks for, in seconds, from ``retry-after-ms`` or ``retry-after``."""
-    ms: str | None = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value: str | None = headers.get("retry-after")
-    if not value:
-        return None
+    """The delay an upstream asks for, in seconds, from ``retry-after-ms`` or ``retry-after``.
+
+    ``retry-after-ms`` is milliseconds; ``retry-after`` is seconds or an HTTP date. A value
+    that is none of these, negative or not finite (``inf``, ``nan``) is ignored, as if it
+    were absent; a longer wait than :data:`MAX_RETRY_AFTER` is clamped to it.
+
+    Returns:
+        Seconds between 0 and :data:`MAX_RETRY_AFTER`, or None when no usable value was given.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            seconds = _retry_after_seconds(str(value).strip(), scale)
+            if seconds is not None:
+                return min(seconds, MAX_RETRY_AFTER)
+    return None
+
+
+def _retry_after_seconds(value: str, scale: float) -> float | None:
     try:
-        return float(value)
+        seconds = float(value) * scale
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        if scale != 1.0:
+            return None
+        parsed = email.utils.parsedate_tz(value)  # None when it is not an HTTP date
+        if parsed is None:
+            return None
+        try:
+            seconds = max(0.0, email.utils.mktime_tz(parsed) - time.time())
+        except (OverflowError, ValueError):
+            return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _deadline_of(timeout: float | httpx.Timeout | None) -> float | None:
+    """The seconds one attempt may take as a whole; None for an ``httpx.Timeout`` (per phase)."""
+    if isinstance(timeout, httpx.Timeout):
+        return None
+    return DEFAULT_TIMEOUT if timeout is None else float(timeout)
 
 
 def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         return timeout
     total = DEFAULT_TIMEOUT if timeout is None else float(timeout)
-    return httpx.Timeout(total, connect=min(total, 10.0))
+    return httpx.Timeout(total, connect=min(total / 2, _MAX_CONNECT_TIMEOUT))
+
+
+def _request_sent(exc: httpx.TransportError) -> bool:
+    """False only when ``exc`` proves the request never left: no connection was made."""
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _past_deadline(total: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"the answer took longer than the timeout of {total:g}s")
 
 
 def timeout_seconds(timeout: float | httpx.Timeout | None) -> float | None:
@@ -172,9 +247,11 @@ class Transport:
             straight to one ``aiohttp.ClientSession`` per event loop and come back as
             ``httpx.Response`` objects (:mod:`modelyard._aiohttp`; needs the ``server`` extra).
             Measured with 32 calls in flight to a canned local upstream, it costs a fraction of
-            httpx's default pool per call (see bench/README.md); the proxy uses it. The caller
-            closes it with :meth:`aclose` on the loop that used it. Ignored when
+            httpx's default pool per call (see bench/README.md); the proxy uses it. Ignored when
             ``async_transport`` is given.
+
+    The async clients (and aiohttp sessions) of an event loop are closed on that loop when
+    it shuts down; :meth:`aclose` closes the running loop's at once.
     """
 
     def __init__(
@@ -203,8 +280,7 @@ class Transport:
         self._transport = transport
         self._async_transport = async_transport
         self._sync: dict[str, httpx.Client] = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]
-        self._async = weakref.WeakKeyDictionary()
+        self._async: PerLoop[dict[str, httpx.AsyncClient]] = PerLoop(_aclose_clients)
         self._lock = threading.Lock()
 
     def client(self, url: str) -> httpx.Client:
@@ -225,15 +301,20 @@ class Transport:
         origin = _origin(url)
         per_loop = self._async.get(loop)
         if per_loop is None:
-            per_loop = self._async[loop] = {}
+            per_loop = {}
+            self._async.set(loop, per_loop)
         client = per_loop.get(origin)
         if client is None:
             client = httpx.AsyncClient(limits=self._limits, transport=self._async_transport, trust_env=False)
             per_loop[origin] = client
         return client
 
+    def pools(self) -> int:
+        """How many event loops have async clients (or aiohttp sessions) open in this transport."""
+        return len(self._async) + (self._aiohttp.sessions() if self._aiohttp is not None else 0)
+
     def close(self) -> None:
-        """Close the sync clients (async ones close with their loop)."""
+        """Close the sync clients (async ones close with their loop, or with :meth:`aclose`)."""
         with self._lock:
             for client in self._sync.values():
                 client.close()
@@ -243,9 +324,7 @@ class Transport:
         """Close the async clients of the running loop."""
         if self._aiohttp is not None:
             await self._aiohttp.aclose()
-        per_loop = self._async.pop(asyncio.get_running_loop(), {})
-        for client in per_loop.values():
-            await client.aclose()
+        await self._async.aclose(asyncio.get_running_loop())
 
     # ------------------------------------------------------------------ sending
 
@@ -256,19 +335,37 @@ class Transport:
         *,
         timeout: float | httpx.Timeout | None = None,
         num_retries: int = 0,
+        retry_on_timeout: bool = False,
+        attempts: Attempts | None = None,
     ) -> httpx.Response:
         """Send with retries; return the final response (any status) or raise a connection error.
 
         A streaming request returns an open response when the status is < 400; the caller
         must close it. An error response is always read whole.
+
+        Args:
+            request: the upstream call.
+            auth: adds credentials per attempt.
+            timeout: seconds per attempt as a whole (for a stream: until it starts, then
+                between chunks), or an ``httpx.Timeout`` per phase.
+            num_retries: attempts after the first.
+            retry_on_timeout: also retry when the upstream may already have the request.
+            attempts: filled in with the retries made, for observers.
         """
         client = self.client(request.url)
+        total = _deadline_of(timeout)
         refreshed = False
         attempt = 0
         while True:
             headers = request.headers if auth is None else {**request.headers, **auth.headers()}
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
+            extensions: dict[str, Any] = {}
+            deadline = 0.0
+            if total is not None:
+                deadline = time.monotonic() + total
+                timeouts = _timeout(timeout).as_dict()
+                extensions = {"timeout": timeouts, "trace": _deadline_trace(timeouts, deadline, total, request.stream)}
             req = client.build_request(
                 request.method,
                 _url(request),
@@ -277,11 +374,14 @@ class Transport:
                 files=request.files,
                 data=request.data,
                 timeout=_timeout(timeout),
+                extensions=extensions,
             )
             try:
-                response = client.send(req, stream=request.stream)
+                response = client.send(req, stream=True)
+                if not request.stream or response.status_code >= 400:
+                    _read_within(response, deadline if total is not None else None, total)
             except httpx.TransportError as exc:
-                if attempt >= num_retries:
+                if not _retry_transport_error(exc, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(exc, request) from exc
                 time.sleep(retry_delay(attempt, None))
                 attempt += 1
@@ -289,15 +389,14 @@ class Transport:
             status = response.status_code
             if status < 400:
                 return response
-            if request.stream:
-                response.read()
-                response.close()
             if status == 401 and not refreshed and auth is not None and auth.invalidate():
                 refreshed = True
                 continue
             if status in RETRYABLE_STATUS and attempt < num_retries:
                 time.sleep(retry_delay(attempt, response.headers))
                 attempt += 1
+                if attempts is not None:
+                    attempts.retries += 1
                 continue
             return _scrubbed(response, headers, request)
 
@@ -308,11 +407,14 @@ class Transport:
         *,
         timeout: float | httpx.Timeout | None = None,
         num_retries: int = 0,
+        retry_on_timeout: bool = False,
+        attempts: Attempts | None = None,
     ) -> httpx.Response:
         """The async twin of :meth:`send`."""
         # Multipart uploads (files / form data) stay on httpx, which streams them.
         fast = self._aiohttp if not request.files and request.data is None else None
         client = None if fast is not None else self.aclient(request.url)
+        total = _deadline_of(timeout)
         refreshed = False
         attempt = 0
         while True:
@@ -320,22 +422,20 @@ class Transport:
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
             try:
-                if fast is not None:
-                    response = await fast.send(request, headers, _timeout(timeout))
-                else:
-                    assert client is not None
-                    req = client.build_request(
-                        request.method,
-                        _url(request),
-                        headers=headers,
-                        json=request.json_body,
-                        files=request.files,
-                        data=request.data,
-                        timeout=_timeout(timeout),
-                    )
-                    response = await client.send(req, stream=request.stream)
+                # The deadline covers the whole attempt (for a stream: until it starts).
+                async with asyncio.timeout(total):
+                    response = await self._attempt(request, headers, timeout, fast, client)
+            except TimeoutError as exc:
+                if total is None:
+                    raise
+                err = _past_deadline(total)
+                if not _retry_transport_error(err, attempt, num_retries, retry_on_timeout, attempts):
+                    raise _connection_error(err, request) from exc
+                await asyncio.sleep(retry_delay(attempt, None))
+                attempt += 1
+                continue
             except httpx.TransportError as exc:
-                if attempt >= num_retries:
+                if not _retry_transport_error(exc, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(exc, request) from exc
                 await asyncio.sleep(retry_delay(attempt, None))
                 attempt += 1
@@ -343,17 +443,45 @@ class Transport:
             status = response.status_code
             if status < 400:
                 return response
-            if request.stream:
-                await response.aread()
-                await response.aclose()
             if status == 401 and not refreshed and auth is not None and auth.invalidate():
                 refreshed = True
                 continue
             if status in RETRYABLE_STATUS and attempt < num_retries:
                 await asyncio.sleep(retry_delay(attempt, response.headers))
                 attempt += 1
+                if attempts is not None:
+                    attempts.retries += 1
                 continue
             return _scrubbed(response, headers, request)
+
+    async def _attempt(
+        self,
+        request: ProviderRequest,
+        headers: dict[str, str],
+        timeout: float | httpx.Timeout | None,
+        fast: AiohttpBackend | None,
+        client: httpx.AsyncClient | None,
+    ) -> httpx.Response:
+        """One try: the whole response, or an open one for a stream with status < 400."""
+        if fast is not None:
+            return await fast.send(request, headers, _timeout(timeout))
+        assert client is not None
+        req = client.build_request(
+            request.method,
+            _url(request),
+            headers=headers,
+            json=request.json_body,
+            files=request.files,
+            data=request.data,
+            timeout=_timeout(timeout),
+        )
+        response = await client.send(req, stream=request.stream)
+        if request.stream and response.status_code >= 400:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
 
 # What each transport error means, in words of our own: the exception's text may quote a header
@@ -372,15 +500,74 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
     (httpx.ProxyError, "the HTTP proxy refused the connection"),
 )
 
+async def _aclose_clients(clients: dict[str, httpx.AsyncClient]) -> None:
+    for client in list(clients.values()):
+        await client.aclose()
+    clients.clear()
+
+
+def _retry_transport_error(
+    exc: httpx.TransportError, attempt: int, num_retries: int, retry_on_timeout: bool, attempts: Attempts | None
+) -> bool:
+    """Whether to try again after ``exc``; counts the retry in ``attempts``."""
+    if attempt >= num_retries:
+        return False
+    sent = _request_sent(exc)
+    if sent and not retry_on_timeout:
+        return False  # the upstream may be processing it: a retry could run (and bill) it twice
+    if attempts is not None:
+        attempts.retries += 1
+        attempts.resent += sent
+    return True
+
+
+def _deadline_trace(timeouts: dict[str, Any], deadline: float, total: float, stream: bool) -> Any:
+    """An httpcore ``trace`` callback that gives each read phase only what is left of ``deadline``.
+
+    httpcore reads the read timeout from the request when it starts reading the headers, and
+    again when it starts on the body: set it there. A stream's body gets the idle timeout.
+    """
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("receive_response_headers.started") or (
+            event.endswith("receive_response_body.started") and not stream
+        ):
+            timeouts["read"] = max(0.001, deadline - time.monotonic())
+        elif event.endswith("receive_response_body.started"):
+            timeouts["read"] = total
+
+    return trace
+
+
+def _read_within(response: httpx.Response, deadline: float | None, total: float | None) -> None:
+    """Read a sync response whole, by ``deadline`` (a dripping body must not outlast it)."""
+    if deadline is None or total is None:
+        try:
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return
+    chunks = []
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _past_deadline(total)
+    finally:
+        response.close()
+    response._content = b"".join(chunks)
+
 
 def _connection_error(exc: httpx.TransportError, request: ProviderRequest) -> APIConnectionError:
     where = safe_url(request.url.split("?", 1)[0])
     what = next((text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind)), "the connection failed")
     reason = _os_reason(exc)
     detail = f"{type(exc).__name__}{f', {reason}' if reason else ''}"
+    sent = _request_sent(exc)
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"Request to {where} {what} ({detail}).")
-    return APIConnectionError(f"Cannot reach {where}: {what} ({detail}).")
+        return APITimeoutError(f"Request to {where} {what} ({detail}).", request_sent=sent)
+    return APIConnectionError(f"Cannot reach {where}: {what} ({detail}).", request_sent=sent)
 
 
 def _os_reason(exc: BaseException) -> str | None:

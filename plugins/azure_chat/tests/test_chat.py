@@ -251,7 +251,8 @@ def test_retry_delay_honours_server_then_backs_off() -> None:
 
     assert retry_delay(0, httpx.Headers({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
     assert retry_delay(0, httpx.Headers({"retry-after": "3"})) == 3.0
-    assert 0.375 <= retry_delay(0, httpx.Headers({"retry-after": "3600"})) <= 0.5
+    assert retry_delay(0, httpx.Headers({"retry-after": "3600"})) == 60.0  # clamped to MAX_RETRY_AFTER (issue 22)
+    assert 0.375 <= retry_delay(0, httpx.Headers({"retry-after": "soon"})) <= 0.5  # unusable: backoff
     assert 6.0 <= retry_delay(10, None) <= 8.0
 
 

@@ -182,6 +182,7 @@ class RouterSettings(_Section):
     allowed_fails: int | None = Field(default=None, ge=0)
     cooldown_time: float | None = Field(default=None, ge=0)
     disable_cooldowns: bool | None = None
+    retry_on_timeout: bool | None = None
     fallbacks: Fallbacks | None = None
     context_window_fallbacks: Fallbacks | None = None
     content_policy_fallbacks: Fallbacks | None = None

@@ -39,6 +39,7 @@ from ..api import (
     AsyncTextStream,
     ChatStream,
     TextStream,
+    _retry_on_timeout,
     acompletion,
     atext_completion,
     completion,
@@ -91,6 +92,7 @@ class _Request:
     estimate: int
     stream: bool
     metadata: dict[str, Any] | None = None
+    retry_on_timeout: bool = False
 
     def routed_to(self, d: Deployment) -> None:
         """Tell the caller, through its ``metadata`` dict, which deployment this try uses."""
@@ -186,6 +188,17 @@ def _retryable(err: APIError) -> bool:
     return err.status_code >= 500 or err.status_code in (401, 403, 404, 408, 409)
 
 
+def _may_retry(err: APIError, req: _Request) -> bool:
+    """Worth another try (:func:`_retryable`), unless the upstream may already be running it.
+
+    A call that timed out or lost its connection after sending may be running (and billed)
+    upstream: another try, on any deployment, could run it twice. Only ``retry_on_timeout``.
+    """
+    if isinstance(err, APIConnectionError) and err.request_sent and not req.retry_on_timeout:
+        return False
+    return _retryable(err)
+
+
 def _filtered(result: Any) -> bool:
     """A 200 whose output Azure's content filter cut (or emptied)."""
     choices = getattr(result, "choices", None)
@@ -265,6 +278,9 @@ class Router:
         allowed_fails: failures a deployment may have in a usage window before it cools down.
         cooldown_time: seconds a deployment cools down (a longer ``retry-after`` wins).
         disable_cooldowns: never cool a deployment down.
+        retry_on_timeout: also retry (and fall back) after a timeout or a connection lost once
+            the request was sent: the upstream may be running it, so it may run and be billed
+            twice. Default False, or ``MODELYARD_RETRY_ON_TIMEOUT``; per call too.
         redis_url, redis_host, redis_port, redis_password: share state through Redis.
         usage_window: seconds over which ``rpm`` / ``tpm`` and failures are counted (60).
         quota_ttl: seconds an ``x-ratelimit-remaining-*`` reading is trusted (10).
@@ -298,6 +314,7 @@ class Router:
         usage_window: float = 60.0,
         quota_ttl: float = 10.0,
         state: RouterState | None = None,
+        retry_on_timeout: bool | None = None,
         **kwargs: Any,
     ) -> None:
         for key in kwargs:
@@ -310,6 +327,10 @@ class Router:
                 key="routing_strategy",
             )
         self.routing_strategy = routing_strategy
+        try:
+            self.retry_on_timeout = _retry_on_timeout({"retry_on_timeout": retry_on_timeout})
+        except BadRequestError as exc:
+            raise ConfigError(exc.message, key="retry_on_timeout") from None
         self.routing_strategy_args = dict(routing_strategy_args or {})
         self.num_retries = self._count(num_retries, 2, "num_retries")
         self.allowed_fails = self._count(allowed_fails, 3, "allowed_fails")
@@ -455,6 +476,9 @@ class Router:
             estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
             stream=bool(kwargs.get("stream")),
             metadata=own["metadata"] if isinstance(own.get("metadata"), dict) else None,
+            retry_on_timeout=(
+                self.retry_on_timeout if kwargs.get("retry_on_timeout") is None else _retry_on_timeout(kwargs)
+            ),
         )
 
     def _blocked_until(self, d: Deployment, s: Snapshot, now: float, estimate: int) -> float:
@@ -589,6 +613,7 @@ class Router:
         kw = {**d.call_kwargs(), **req.kwargs}
         if "num_retries" not in d.params and "max_retries" not in d.params:
             kw["num_retries"] = 0  # the Router retries, on another deployment when it can
+        kw["retry_on_timeout"] = req.retry_on_timeout  # the same policy for a deployment's own retries
         if req.stream and d.stream_timeout is not None and "timeout" not in req.kwargs:
             kw["timeout"] = d.stream_timeout
         if kw.get("timeout") is None and self._per_call_timeout is not None:
@@ -650,7 +675,7 @@ class Router:
                 last = err
                 if self._failed(d, err, len(deps)):
                     cooled.add(d.id)
-                if not _retryable(err):
+                if not _may_retry(err, req):
                     raise
                 tried.add(d.id)
         assert last is not None
@@ -737,7 +762,7 @@ class Router:
                 last = err
                 if await self._afailed(d, err, len(deps)):
                     cooled.add(d.id)
-                if not _retryable(err):
+                if not _may_retry(err, req):
                     raise
                 tried.add(d.id)
         assert last is not None
@@ -788,7 +813,7 @@ class Router:
             targets = self._targets(req.context_window_fallbacks, group)
         elif isinstance(err, ContentFilterError) and self._targets(req.content_policy_fallbacks, group):
             targets = self._targets(req.content_policy_fallbacks, group)
-        elif _retryable(err) or isinstance(err, ContextWindowExceededError | ContentFilterError):
+        elif _may_retry(err, req) or isinstance(err, ContextWindowExceededError | ContentFilterError):
             targets = self._targets(req.fallbacks, group)
         else:
             targets = []  # a malformed request fails the same way everywhere

@@ -27,11 +27,12 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .._loops import PerLoop
 
 __all__ = ["MemoryState", "Quota", "RedisState", "Reservation", "RouterState", "Snapshot"]
 
@@ -373,7 +374,8 @@ class RedisState(RouterState):
         self._unreleased: deque[_Unreleased] = deque()
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._sync_client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        # One async client per event loop, closed on its loop when the loop shuts down.
+        self._async_clients: PerLoop[Any] = PerLoop(_aclose_client)
 
     def __repr__(self) -> str:
         where = "url" if self._url else f"{self._options['host']}:{self._options['port']}"
@@ -402,7 +404,7 @@ class RedisState(RouterState):
 
             options = {**self._options, "retry": Retry(NoBackoff(), 0)}
             client = aredis.Redis.from_url(self._url, **options) if self._url else aredis.Redis(**options)
-            self._async_clients[loop] = client
+            self._async_clients.set(loop, client)
         return client
 
     @property
@@ -490,9 +492,7 @@ class RedisState(RouterState):
             self._sync_client = None
 
     async def aclose(self) -> None:
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self._async_clients.aclose(asyncio.get_running_loop())
 
     # -------------------------------------------------------------- commands
 
@@ -660,6 +660,10 @@ class RedisState(RouterState):
 
 def _token() -> str:
     return os.urandom(9).hex()
+
+
+async def _aclose_client(client: Any) -> None:
+    await client.aclose()
 
 
 def _int(value: Any) -> int | None:

@@ -17,6 +17,7 @@ the same served by uvicorn or called in-process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -101,6 +102,8 @@ class BatchService:
 
     Attributes:
         files: every file, by id. batches: every batch, by id, oldest first.
+        latency: seconds every files and batches call waits (once recorded) before answering:
+            fault injection, as ``Faults.latency`` for a deployment. ``reset()`` sets it to 0.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class BatchService:
         self.line_seconds = line_seconds
         self.file_seconds = file_seconds
         self.clock = clock
+        self.latency = 0.0
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, StoredBatch] = {}
         self._lock = threading.RLock()
@@ -126,6 +130,7 @@ class BatchService:
         with self._lock:
             self.files.clear()
             self.batches.clear()
+            self.latency = 0.0
 
     def routes(self) -> list[Route]:
         """The Starlette routes, classic and v1."""
@@ -155,6 +160,8 @@ class BatchService:
 
     async def _open(self, request: Request, *, batches: bool) -> tuple[Any, Response | None]:
         body, bad = await self.emulator._record(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return body, self._checks(request, batches=batches) or bad
 
     # ------------------------------------------------------------------ files

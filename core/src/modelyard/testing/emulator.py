@@ -98,9 +98,13 @@ class Faults:
         script: statuses to answer to the next requests, one each, before normal service
             (``[429, 429]``: two rate limits, then replies). Deterministic, for tests.
         retry_after: seconds sent in ``retry-after`` with an injected 429.
+        headers: response headers for the scripted / injected error answers, over the
+            defaults (``{"retry-after": "soon"}``; a value of None removes a default header).
         drop_stream_after: cut a stream's connection after this many chunks.
         echo_headers: injected errors quote the request's headers in their message, as some
             gateways and debugging proxies do (a client must not pass the credential on).
+        drip: spread a reply over this many seconds: a JSON body is sent in ten pieces, a
+            stream's events evenly (a slow upstream that keeps the connection busy).
     """
 
     latency: float = 0.0
@@ -108,8 +112,10 @@ class Faults:
     error_status: int = 503
     script: list[int] = field(default_factory=list)
     retry_after: float = 1.0
+    headers: dict[str, str | None] = field(default_factory=dict)
     drop_stream_after: int | None = None
     echo_headers: bool = False
+    drip: float = 0.0
 
 
 @dataclass
@@ -179,6 +185,20 @@ def _example(schema: dict[str, Any], hint: str) -> Any:
     if kind == "boolean":
         return True
     return hint or "example"
+
+
+def _dripped(response: Response, seconds: float, pieces: int = 10) -> Response:
+    """``response`` with its body sent in ``pieces`` parts spread over ``seconds`` (fault injection)."""
+    body = bytes(response.body)
+    size = -(-len(body) // pieces)
+
+    async def drip() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), size):
+            yield body[i : i + size]
+            await asyncio.sleep(seconds / pieces)
+
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    return StreamingResponse(drip(), status_code=response.status_code, headers=headers)
 
 
 def _error(status: int, code: str | None, message: str, **extra: Any) -> JSONResponse:
@@ -341,7 +361,7 @@ class Emulator:
             return None
         if status == 429:
             wait = f.retry_after
-            return JSONResponse(
+            response: Response = JSONResponse(
                 {"error": {"code": "429", "message": f"Rate limit is exceeded. Try again in {wait:g} seconds."}},
                 status_code=429,
                 headers={
@@ -351,10 +371,18 @@ class Emulator:
                     "x-ratelimit-remaining-tokens": "0",
                 },
             )
-        code, message = _STATUS_ERRORS.get(status, (str(status), f"Injected HTTP {status}."))
-        if f.echo_headers and request is not None:
-            message += " Request headers: " + json.dumps(dict(request.headers))
-        return _error(status, code, message)
+        else:
+            code, message = _STATUS_ERRORS.get(status, (str(status), f"Injected HTTP {status}."))
+            if f.echo_headers and request is not None:
+                message += " Request headers: " + json.dumps(dict(request.headers))
+            response = _error(status, code, message)
+        for name, value in f.headers.items():
+            if value is None:
+                if name in response.headers:
+                    del response.headers[name]
+            else:
+                response.headers[name] = value
+        return response
 
     # ------------------------------------------------------------------ chat
 
@@ -446,6 +474,8 @@ class Emulator:
                 media_type="text/event-stream",
                 headers={**headers, "cache-control": "no-cache, must-revalidate", "x-accel-buffering": "no"},
             )
+        if d.faults.drip > 0:
+            return _dripped(JSONResponse(completion, headers=headers), d.faults.drip)
         return JSONResponse(completion, headers=headers)
 
     def _reply(self, d: Deployment, body: dict[str, Any], messages: list[Any], prompt_tokens: int) -> dict[str, Any]:
@@ -529,27 +559,33 @@ class Emulator:
         cut = d.faults.drop_stream_after
         yield event({"choices": [], "created": 0, "id": "", "model": "", "object": "",
                      "prompt_filter_results": completion["prompt_filter_results"]})  # fmt: skip
-        for choice in completion["choices"]:
-            msg = choice["message"]
-            pieces: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
-            if msg.get("tool_calls"):
-                for i, call in enumerate(msg["tool_calls"]):
-                    pieces.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                                   "function": {"name": call["function"]["name"], "arguments": ""}}]})  # fmt: skip
-                    pieces.append({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
-            elif msg.get("audio"):
-                pieces += families.audio_pieces(msg["audio"])
-            else:
-                pieces += [{"content": w} for w in re.findall(r"\S+\s*", msg.get("content") or "")]
+        by_choice = [self._pieces(choice["message"]) for choice in completion["choices"]]
+        pause = d.faults.drip / max(1, sum(len(p) for p in by_choice))  # drip: events spread evenly
+        for choice, pieces in zip(completion["choices"], by_choice, strict=True):
             for piece in pieces:
                 if cut is not None and sent >= cut:
                     raise ConnectionResetError("emulator: stream dropped by fault injection")
                 yield event({**head, "choices": [{"index": choice["index"], "delta": piece, "finish_reason": None,
                                                   "content_filter_results": {} if "role" in piece else choice["content_filter_results"]}]})  # fmt: skip
                 sent += 1
-                await asyncio.sleep(0)
+                await asyncio.sleep(pause)
             yield event({**head, "choices": [{"index": choice["index"], "delta": {}, "finish_reason": choice["finish_reason"],
                                               "content_filter_results": {}}]})  # fmt: skip
         if include_usage:
             yield event({**head, "choices": [], "usage": completion["usage"]})
         yield b"data: [DONE]\n\n"
+
+    @staticmethod
+    def _pieces(msg: dict[str, Any]) -> list[dict[str, Any]]:
+        """A reply message cut into stream deltas: the role, then tool calls, audio or words."""
+        pieces: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
+        if msg.get("tool_calls"):
+            for i, call in enumerate(msg["tool_calls"]):
+                pieces.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                               "function": {"name": call["function"]["name"], "arguments": ""}}]})  # fmt: skip
+                pieces.append({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
+        elif msg.get("audio"):
+            pieces += families.audio_pieces(msg["audio"])
+        else:
+            pieces += [{"content": w} for w in re.findall(r"\S+\s*", msg.get("content") or "")]
+        return pieces
