@@ -333,18 +333,14 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
 
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
-    from .api import _field, _first
+    from .api import _connection, _control_setting, _first, _module_settings, _retries
 
     started = time.perf_counter()
     try:
         conn_kw, control = _split(kwargs)
         route = _route(request.operation, control)
-        try:
-            connection = Connection(**conn_kw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = _field(err["loc"])
-            raise _bad(f"Invalid value for {field!r}: {err['msg']}.", field) from None
+        settings = _module_settings()
+        connection = _connection(conn_kw, settings)
         extra = control.get("extra_body")
         if extra:
             if not isinstance(extra, dict):
@@ -360,18 +356,22 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
             request=request, connection=connection,
         )  # fmt: skip
         auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection)
+        retries = _retries(
+            _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries"),
+            "num_retries" in control or "max_retries" in control,
+        )
+        timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
     except BaseException:
         if owned is not None:
             owned.close()
         raise
-    retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
     return _Call(
         plugins=plugins,
         route=route,
         request=provider_request,
         auth=auth,
-        timeout=control.get("timeout", control.get("request_timeout")),
-        num_retries=int(retries),
+        timeout=timeout,
+        num_retries=retries,
         started=started,
         owned=owned,
     )
