@@ -36,6 +36,7 @@ __all__ = [
     "CompletionTokensDetails",
     "Connection",
     "ConnectionSettings",
+    "ContentFilterDetail",
     "ContentFilterErrorInfo",
     "ContentFilterResult",
     "ContentFilterResults",
@@ -49,6 +50,7 @@ __all__ = [
     "ModerationResult",
     "PromptFilterResult",
     "PromptTokensDetails",
+    "ProtectedMaterialCitation",
     "ProviderRequest",
     "ProviderResponse",
     "RetrievedDocument",
@@ -423,18 +425,34 @@ class Usage(_Open):
 # ---- Azure content filters
 
 
+class ProtectedMaterialCitation(_Open):
+    """Where code the model wrote comes from (``protected_material_code.citation``)."""
+
+    URL: str | None = None
+    license: str | None = None
+
+
+class ContentFilterDetail(_Open):
+    """A blocklist that matched (``id``), or a span of ungrounded text (``completion_*_offset``)."""
+
+    id: str | None = None
+    filtered: bool | None = None
+    completion_start_offset: int | None = None
+    completion_end_offset: int | None = None
+
+
 class ContentFilterResult(_Open):
     """One content-filter category: ``filtered``, and ``severity`` or ``detected``.
 
-    ``citation`` ({``URL``, ``license``}) comes with ``protected_material_code``; ``details``
-    with ``custom_blocklists`` (blocklist ids) and ``ungrounded_material`` (text spans).
+    ``citation`` comes with ``protected_material_code``; ``details`` with ``custom_blocklists``
+    (the blocklists) and ``ungrounded_material`` (text spans).
     """
 
     filtered: bool | None = None
     severity: str | None = None
     detected: bool | None = None
-    citation: dict[str, Any] | None = None
-    details: list[dict[str, Any]] | None = None
+    citation: ProtectedMaterialCitation | None = None
+    details: list[ContentFilterDetail] | None = None
 
 
 class ContentFilterErrorInfo(_Open):
@@ -461,7 +479,7 @@ class ContentFilterResults(_Open):
     protected_material_text: ContentFilterResult | None = None
     protected_material_code: ContentFilterResult | None = None
     ungrounded_material: ContentFilterResult | None = None
-    custom_blocklists: ContentFilterResult | list[ContentFilterResult] | None = None
+    custom_blocklists: ContentFilterResult | list[ContentFilterDetail] | None = None
     error: ContentFilterErrorInfo | None = None
 
 
