@@ -207,6 +207,21 @@ def test_nested_parts_read_both_ways_and_keep_unknown_fields(recorded: str) -> N
     assert r.usage.prompt_tokens_details.cached_tokens == 1152  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("name", CHATS)
+def test_the_proxy_sends_recorded_responses_on_unchanged(recorded: str, name: str) -> None:
+    # Typed nested parts serialise back to what the upstream sent: no field lost, none invented.
+    import openai
+    from modelyard.proxy import ProxyApp, parse_config
+
+    master = "sk-drop-in-proxy-0123456789abcdef"
+    params = {"model": f"azure/{name}", "api_base": recorded, "api_key": KEY, "api_version": "2024-10-21"}
+    config = parse_config({"model_list": [{"model_name": name, "litellm_params": params}]})
+    with serve_in_thread(ProxyApp(config, master_key=master), lifespan="on") as proxy:
+        with openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=master, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(model=name, messages=HELLO)  # type: ignore[arg-type]
+    assert json.loads(raw.content) == _record(name)["body"]
+
+
 # --------------------------------------------------------------------------- 6. response headers
 
 
