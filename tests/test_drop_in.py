@@ -412,3 +412,14 @@ def test_import_modelyard_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert httpx  # imported here for the type of _response_headers only
+
+
+def test_the_module_settings_example_in_docs_runs(settings: Any, api_base: str, emulator: Emulator) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sdk.md").read_text()
+    section = doc.split("## Module settings", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    exec(compile(code.group(1), "docs/sdk.md", "exec"), {"KEY": KEY, "API_BASE": api_base})
+    assert emulator.requests[-1].query["api-version"] == "2024-10-21"
