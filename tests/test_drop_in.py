@@ -448,3 +448,12 @@ def test_module_settings_are_read_safely_while_another_thread_changes_them(
     settings.api_version = versions[1]
     modelyard.completion(model="azure/gpt-4o", messages=HELLO)
     assert emulator.requests[-1].query["api-version"] == versions[1]  # the next call sees the change
+
+
+def test_nested_parts_equal_the_json_they_came_from(recorded: str) -> None:
+    # Code written when nested parts were dicts compares them with dicts.
+    r = modelyard.completion(model="azure/chat_tool_calls", messages=HELLO, api_base=recorded, api_key=KEY)
+    body = _record("chat_tool_calls")["body"]
+    assert r.choices[0].message.tool_calls[0] == body["choices"][0]["message"]["tool_calls"][0]  # type: ignore[union-attr,index]
+    assert r.usage == body["usage"]  # type: ignore[union-attr]
+    assert r.usage != {**body["usage"], "total_tokens": 0}  # type: ignore[union-attr]

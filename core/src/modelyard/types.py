@@ -319,6 +319,13 @@ class _Open(BaseModel):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (key in type(self).model_fields or key in (self.__pydantic_extra__ or ()))
 
+    def __eq__(self, other: object) -> bool:
+        # Equal to the JSON object it came from, as a dict would be (code written when these
+        # parts were dicts keeps working); between models, pydantic's comparison.
+        if isinstance(other, Mapping):
+            return bool(self.model_dump(exclude_unset=True) == dict(other))
+        return super().__eq__(other)
+
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` if the upstream sent it (or it was set), else ``default``; as ``dict.get``.
 
