@@ -113,7 +113,7 @@ class _Call:
 _MODULE_CONNECTION_KEYS = tuple(ConnectionSettings.model_fields)
 _CREDENTIAL_KEYS = frozenset(
     {"api_key", "azure_ad_token", "azure_ad_token_provider", "client_secret", "client_certificate_path",
-     "azure_username", "azure_password"}
+     "client_certificate_password", "azure_username", "azure_password"}
 )  # fmt: skip
 _ENDPOINT_KEYS = frozenset({"api_base", "base_url"})
 
