@@ -457,3 +457,14 @@ def test_nested_parts_equal_the_json_they_came_from(recorded: str) -> None:
     assert r.choices[0].message.tool_calls[0] == body["choices"][0]["message"]["tool_calls"][0]  # type: ignore[union-attr,index]
     assert r.usage == body["usage"]  # type: ignore[union-attr]
     assert r.usage != {**body["usage"], "total_tokens": 0}  # type: ignore[union-attr]
+
+
+def test_a_simulated_stream_carries_the_headers_of_its_call(api_base: str, emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("my-o1-mini", model="o1-mini", rpm=40))
+    stream = modelyard.completion(
+        model="azure/my-o1-mini", messages=HELLO, stream=True, api_base=api_base, api_key=KEY, api_version="2024-10-21"
+    )
+    chunks = list(stream)  # type: ignore[arg-type]
+    assert "stream" not in emulator.requests[-1].body  # o1-mini cannot stream: one call, replayed
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert stream.azure_headers.remaining_requests == 39 and stream.azure_headers.request_id  # type: ignore[union-attr]
