@@ -160,7 +160,7 @@ def test_azure_audio_model(page_env: Emulator, api_base: str) -> None:
         "audio": {"voice": "alloy", "format": "wav"},
     }
     audio = response.choices[0].message.audio
-    assert set(audio) == {"id", "data", "transcript", "expires_at"}
+    assert audio is not None and audio.id.startswith("audio_")
     assert audio["transcript"].endswith("You said: I want to try out speech to speech")
     assert base64.b64decode(audio["data"])[:4] == b"RIFF"
     assert audio["expires_at"] > response.created

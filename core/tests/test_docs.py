@@ -41,6 +41,10 @@ def test_public_surface_is_pinned() -> None:
             "retrieve_batch", "aretrieve_batch", "cancel_batch", "acancel_batch", "list_batches",
             "alist_batches",
             "AsyncTextStream", "TextStream", "atext_completion", "text_completion",
+            "AzureHeaders", "api_key", "azure_key", "api_base", "base_url", "api_version", "azure_ad_token",
+            "tenant_id", "client_id", "client_secret", "azure_username", "azure_password",
+            "client_certificate_path", "client_certificate_password", "azure_scope", "azure_authority_host",
+            "num_retries", "request_timeout",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

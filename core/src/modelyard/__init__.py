@@ -4,10 +4,25 @@
 Everything heavy (httpx, pydantic models, plugins) loads on first use, so ``import modelyard``
 stays fast.
 
-Module settings:
+Module settings, as LiteLLM's (``modelyard.api_key = ...``): each fills what a call leaves unset,
+read at every call, so a change takes effect on the next one. Precedence: call arguments >
+module settings > environment variables (docs/sdk.md). A call that passes any credential takes
+none from here, and one that passes ``api_base`` or ``base_url`` takes neither from here.
+
+    api_key, azure_key: the API key (``azure_key`` is read when ``api_key`` is None).
+    api_base, base_url: the endpoint (``https://<resource>.openai.azure.com``), or a full base URL.
+    api_version: the api-version (``2024-10-21``, ``v1`` ...).
+    azure_ad_token: a Microsoft Entra ID bearer token.
+    tenant_id, client_id, client_secret, azure_username, azure_password,
+    client_certificate_path, client_certificate_password, azure_scope, azure_authority_host:
+        an Entra ID credential and where to get tokens, as the call arguments of the same names.
     drop_params: drop parameters a model family does not support instead of raising.
+    num_retries: retries after the first try (None: 2).
+    request_timeout: seconds per upstream call (None: 600).
     enable_azure_ad_token_refresh: fall back to ``DefaultAzureCredential`` when no credential
         is given (needs the ``modelyard-azure-auth`` plugin and azure-identity).
+
+Secrets set here go into ``SecretStr`` fields at each call and never show in reprs, errors or logs.
 """
 
 from __future__ import annotations
@@ -67,7 +82,7 @@ if TYPE_CHECKING:
     )
     from .hookspecs import HOOK_API, hookimpl
     from .router import Router
-    from .types import ChatCompletion, ChatCompletionChunk, TextCompletion
+    from .types import AzureHeaders, ChatCompletion, ChatCompletionChunk, TextCompletion
 
 __all__ = [
     "HOOK_API",
@@ -77,6 +92,7 @@ __all__ = [
     "AsyncChatStream",
     "AsyncTextStream",
     "AuthenticationError",
+    "AzureHeaders",
     "BadRequestError",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -105,9 +121,23 @@ __all__ = [
     "afile_list",
     "afile_retrieve",
     "alist_batches",
+    "api_base",
+    "api_key",
+    "api_version",
     "aretrieve_batch",
     "atext_completion",
+    "azure_ad_token",
+    "azure_authority_host",
+    "azure_key",
+    "azure_password",
+    "azure_scope",
+    "azure_username",
+    "base_url",
     "cancel_batch",
+    "client_certificate_password",
+    "client_certificate_path",
+    "client_id",
+    "client_secret",
     "completion",
     "create_batch",
     "create_file",
@@ -119,11 +149,32 @@ __all__ = [
     "file_retrieve",
     "hookimpl",
     "list_batches",
+    "num_retries",
+    "request_timeout",
     "retrieve_batch",
+    "tenant_id",
     "text_completion",
 ]
 
+# Module settings (read by api._prepare at each call; plain attributes so that import stays free).
+api_key: str | None = None
+azure_key: str | None = None
+api_base: str | None = None
+base_url: str | None = None
+api_version: str | None = None
+azure_ad_token: str | None = None
+tenant_id: str | None = None
+client_id: str | None = None
+client_secret: str | None = None
+azure_username: str | None = None
+azure_password: str | None = None
+client_certificate_path: str | None = None
+client_certificate_password: str | None = None
+azure_scope: str | None = None
+azure_authority_host: str | None = None
 drop_params: bool = False
+num_retries: int | None = None
+request_timeout: float | None = None
 enable_azure_ad_token_refresh: bool = False
 
 _LAZY = {
@@ -137,6 +188,7 @@ _LAZY = {
     "atext_completion": "api",
     "TextStream": "api",
     "AsyncTextStream": "api",
+    "AzureHeaders": "types",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",

@@ -39,15 +39,14 @@ from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
+    AzureHeaders,
     ChatCompletion,
     ChatCompletionChunk,
     ChatParams,
     ChatRequest,
-    Choice,
-    ChunkChoice,
+    ChoiceLogprobs,
     Connection,
-    Delta,
-    Message,
+    ConnectionSettings,
     ProviderRequest,
     ProviderResponse,
     Route,
@@ -116,8 +115,78 @@ class _Call:
 # --------------------------------------------------------------------------- prepare
 
 
-def _settings_drop_params() -> bool:
-    return bool(getattr(sys.modules.get("modelyard"), "drop_params", False))
+# Module settings (``modelyard.api_key = ...``, as ``litellm.api_key``) fill what a call leaves
+# unset; the plugins fall back to the environment only for what is still unset, which gives
+# call arguments > module settings > environment. They are read from the module's namespace at
+# each call (a dict lookup per name), so a change takes effect on the next call and no lock is
+# needed. Credentials are one group: a call that passes any credential gets none from the
+# module (a module api_key must not turn a call's azure_ad_token into "two credentials");
+# likewise api_base / base_url.
+_MODULE_CONNECTION_KEYS = tuple(ConnectionSettings.model_fields)
+_CREDENTIAL_KEYS = frozenset(
+    {"api_key", "azure_ad_token", "azure_ad_token_provider", "client_secret", "client_certificate_path",
+     "client_certificate_password", "azure_username", "azure_password"}
+)  # fmt: skip
+_ENDPOINT_KEYS = frozenset({"api_base", "base_url"})
+
+
+def _module_settings() -> dict[str, Any]:
+    module = sys.modules.get("modelyard")
+    return module.__dict__ if module is not None else {}
+
+
+def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    """Add the module's connection settings the call did not pass; return the names added."""
+    added: set[str] = set()
+    given_credential = not _CREDENTIAL_KEYS.isdisjoint(conn_kw) or any(
+        k.lower() in ("api-key", "authorization") for k in conn_kw.get("extra_headers") or ()
+    )
+    given_endpoint = not _ENDPOINT_KEYS.isdisjoint(conn_kw)
+    for key in _MODULE_CONNECTION_KEYS:
+        if key in conn_kw or (given_credential and key in _CREDENTIAL_KEYS) or (given_endpoint and key in _ENDPOINT_KEYS):
+            continue
+        value = settings.get(key)
+        if key == "api_key" and value is None:
+            value = settings.get("azure_key")  # LiteLLM's second name for it
+        if value is not None:
+            conn_kw[key] = value
+            added.add(key)
+    return added
+
+
+def _connection(conn_kw: dict[str, Any], settings: dict[str, Any], model: str | None = None) -> Connection:
+    """The call's :class:`Connection`, completed from the module settings.
+
+    Raises:
+        BadRequestError: a value of the wrong type, naming the argument (``api_version``) or
+            the module setting (``modelyard.api_version``) it came from.
+    """
+    from_module = _fill_from_module(conn_kw, settings)
+    try:
+        return Connection(**conn_kw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field(err["loc"])
+        if err["loc"] and err["loc"][0] in from_module:
+            field = f"modelyard.{field}"
+        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
+
+
+def _control_setting(control: dict[str, Any], settings: dict[str, Any], names: tuple[str, ...], module_name: str) -> Any:
+    """A control argument under any of ``names``, else the module setting ``module_name``."""
+    for name in names:
+        if name in control:
+            return control[name]
+    return settings.get(module_name)
+
+
+def _retries(value: Any, from_call: bool) -> int:
+    if value is None:
+        return DEFAULT_NUM_RETRIES
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or int(value) != value:
+        where = "num_retries" if from_call else "modelyard.num_retries"
+        raise BadRequestError(f"{where} must be a non-negative integer, got {value!r}.", param=where)
+    return int(value)
 
 
 def _retry_on_timeout(control: dict[str, Any]) -> bool:
@@ -210,12 +279,8 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     route, family = plugins.families.resolve(
         model, family=control.get("model_family") or model_info.get("model_family"), base_model=base_model
     )
-    try:
-        connection = Connection(**conn_kw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = _field(err["loc"])
-        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
+    settings = _module_settings()
+    connection = _connection(conn_kw, settings, model)
     if text:
         if route.operation != "completions":
             raise BadRequestError(
@@ -230,9 +295,9 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         params = _validate_params(params)
     check_needed_plugins(family, params, missing=plugins.missing, model=model)
     drop = control.get("drop_params")
-    messages, params = apply_rules(
-        family, messages, params, drop_params=_settings_drop_params() if drop is None else bool(drop), model=model
-    )
+    if drop is None:
+        drop = settings.get("drop_params")
+    messages, params = apply_rules(family, messages, params, drop_params=bool(drop), model=model)
     simulate = stream and family.rules.simulate_stream
     include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
     if simulate:
@@ -242,9 +307,9 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     provider_request = _first(
         hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
     )
-    timeout = control.get("timeout", control.get("request_timeout"))
+    retries = _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries")
+    timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
     auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout))
-    retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
     return _Call(
         plugins=plugins,
         route=route,
@@ -252,7 +317,7 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         request=provider_request,
         auth=auth,
         timeout=timeout,
-        num_retries=int(retries),
+        num_retries=_retries(retries, "num_retries" in control or "max_retries" in control),
         simulate_stream=simulate,
         include_usage=include_usage,
         started=started,
@@ -314,8 +379,12 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         response=_provider_response(response),
     )  # fmt: skip
     if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:
-        # the Router reads x-ratelimit-remaining-* here (LiteLLM keeps the same attribute)
-        setattr(result, "_response_headers", dict(response.headers))  # noqa: B010
+        # As LiteLLM keeps them (the Router reads x-ratelimit-remaining-* here). httpx's own
+        # case-insensitive Headers, not a copy; written to the private dict directly, which
+        # skips pydantic's __setattr__.
+        private = result.__pydantic_private__
+        if private is not None:
+            private["_response_headers"] = response.headers
     _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
     return result
 
@@ -333,7 +402,8 @@ class _ChunkAssembler:
 
     Azure opens a stream with ``{"choices": [], "id": "", "prompt_filter_results": [...]}``.
     It is not yielded alone (callers index ``chunk.choices[0]``); its
-    ``prompt_filter_results`` are kept on the stream and on the next chunk.
+    ``prompt_filter_results`` (typed by the plugin's ``normalize_chunk``) are kept on the
+    stream and on the next chunk.
     """
 
     def __init__(self, call: _Call) -> None:
@@ -346,7 +416,8 @@ class _ChunkAssembler:
     def feed(self, event: dict[str, Any]) -> Any:
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
             if "prompt_filter_results" in event:
-                self.prompt_filter_results = event["prompt_filter_results"]
+                first = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
+                self.prompt_filter_results = getattr(first, "prompt_filter_results", None)
                 self._pending_filters = True
             return None
         chunk = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
@@ -356,62 +427,62 @@ class _ChunkAssembler:
         if not isinstance(chunk, expected):
             raise PluginError(f"normalize_chunk gave {type(chunk).__name__}, expected {expected.__name__}")
         if self._pending_filters:
-            setattr(chunk, "prompt_filter_results", self.prompt_filter_results)  # noqa: B010  (an extra field)
+            chunk.prompt_filter_results = self.prompt_filter_results
             self._pending_filters = False
         if chunk.usage is not None:
             self.usage = chunk.usage
         return chunk
 
 
+def _chat_choice_logprobs(choice: dict[str, Any]) -> None:
+    # Legacy logprobs ({tokens, token_logprobs ...}) are kept, as extra fields of chat's.
+    if choice.get("logprobs") is not None:
+        choice["logprobs"] = ChoiceLogprobs.model_validate(choice["logprobs"])
+
+
 def _chat_from_text(text: TextCompletion) -> ChatCompletion:
     """A legacy text completion in chat shape; Azure's extra fields are kept."""
-    extra = {k: v for k, v in (text.model_extra or {}).items() if k != "object"}
-    choices = [
-        Choice(
-            index=c.index,
-            message=Message(role="assistant", content=c.text),
-            finish_reason=c.finish_reason,
-            logprobs=c.logprobs,
-            **(c.model_extra or {}),
-        )
-        for c in text.choices
-    ]
-    chat = ChatCompletion(id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra)
-    chat._response_headers = text._response_headers
+    data = text.model_dump(exclude_unset=True)
+    data.pop("object", None)
+    for choice in data.get("choices", ()):
+        choice["message"] = {"role": "assistant", "content": choice.pop("text", "")}
+        _chat_choice_logprobs(choice)
+    chat = ChatCompletion.model_validate(data)
+    chat.__pydantic_private__["_response_headers"] = text._response_headers  # type: ignore[index]
     return chat
 
 
 def _chunk_from_text(text: TextCompletion, started: set[int]) -> ChatCompletionChunk:
     """One legacy stream event in chat-chunk shape; ``role`` on each choice's first delta."""
-    extra = {k: v for k, v in (text.model_extra or {}).items() if k != "object"}
-    choices = []
-    for c in text.choices:
-        first = c.index not in started
-        started.add(c.index)
-        delta = Delta(role="assistant" if first else None, content=c.text or None)
-        choices.append(
-            ChunkChoice(
-                index=c.index, delta=delta, finish_reason=c.finish_reason, logprobs=c.logprobs, **(c.model_extra or {})
-            )
-        )
-    return ChatCompletionChunk(
-        id=text.id, created=text.created, model=text.model, choices=choices, usage=text.usage, **extra
-    )
+    data = text.model_dump(exclude_unset=True)
+    data.pop("object", None)
+    for choice in data.get("choices", ()):
+        index = choice.get("index", 0)
+        delta: dict[str, Any] = {} if index in started else {"role": "assistant"}
+        started.add(index)
+        if choice.get("text"):
+            delta["content"] = choice["text"]
+        choice.pop("text", None)
+        choice["delta"] = delta
+        _chat_choice_logprobs(choice)
+    return ChatCompletionChunk.model_validate(data)
 
 
 def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[ChatCompletionChunk]:
-    """Replay a whole completion as a stream: a content chunk and a finish chunk per choice."""
+    """Replay a whole completion as a stream: a content chunk and a finish chunk per choice.
+
+    Tool calls get the ``index`` stream deltas carry (the openai SDK requires it).
+    """
     base = {"id": completion.id, "created": completion.created, "model": completion.model}
     chunks = []
     for choice in completion.choices:
-        msg = choice.message
-        delta = Delta(role=msg.role, content=msg.content, tool_calls=msg.tool_calls, audio=msg.audio)
-        chunks.append(ChatCompletionChunk(**base, choices=[ChunkChoice(index=choice.index, delta=delta)]))
-        chunks.append(
-            ChatCompletionChunk(
-                **base, choices=[ChunkChoice(index=choice.index, delta=Delta(), finish_reason=choice.finish_reason)]
-            )
-        )
+        message = choice.message.model_dump(exclude_unset=True)
+        message.setdefault("role", choice.message.role)
+        for i, call in enumerate(message.get("tool_calls") or ()):
+            call["index"] = i
+        chunks.append(ChatCompletionChunk.model_validate({**base, "choices": [{"index": choice.index, "delta": message}]}))
+        finish = {"index": choice.index, "delta": {}, "finish_reason": choice.finish_reason}
+        chunks.append(ChatCompletionChunk.model_validate({**base, "choices": [finish]}))
     if include_usage and completion.usage is not None:
         chunks.append(ChatCompletionChunk(**base, choices=[], usage=completion.usage))
     return chunks
@@ -420,24 +491,46 @@ def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[C
 _ChunkT = TypeVar("_ChunkT", ChatCompletionChunk, TextCompletion)
 
 
-class _SyncStream(Generic[_ChunkT]):
-    """A sync iterator of chunks; use it in a ``with`` block or exhaust it.
+class _Stream(Generic[_ChunkT]):
+    """What sync and async streams share: the call, the upstream response, its headers.
 
     Attributes:
-        prompt_filter_results: Azure's prompt annotations from the stream's first event.
-        headers: the upstream response headers.
+        headers: the upstream response headers (``httpx.Headers``, case-insensitive).
     """
 
-    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[_ChunkT] | None = None):
+    def __init__(
+        self,
+        call: _Call,
+        response: httpx.Response | None,
+        replay: list[_ChunkT] | None = None,
+        headers: httpx.Headers | None = None,
+    ):
         self._call = call
         self._response = response
         self._replay: list[_ChunkT] | None = replay
         self._assembler = _ChunkAssembler(call)
-        self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
+        if response is not None:
+            headers = response.headers
+        self.headers: httpx.Headers = headers if headers is not None else httpx.Headers()
 
     @property
     def prompt_filter_results(self) -> list[Any] | None:
+        """Azure's prompt annotations from the stream's first event (None before it is read)."""
         return self._assembler.prompt_filter_results
+
+    @property
+    def _response_headers(self) -> httpx.Headers:
+        """The upstream's response headers, under the name LiteLLM uses (same as :attr:`headers`)."""
+        return self.headers
+
+    @property
+    def azure_headers(self) -> AzureHeaders:
+        """Azure's request id, region and remaining quota from the response headers."""
+        return AzureHeaders.from_headers(self.headers)
+
+
+class _SyncStream(_Stream[_ChunkT]):
+    """A sync iterator of chunks; use it in a ``with`` block or exhaust it."""
 
     def __iter__(self) -> Iterator[_ChunkT]:
         if self._replay is not None:
@@ -467,19 +560,8 @@ class _SyncStream(Generic[_ChunkT]):
         self.close()
 
 
-class _AsyncStream(Generic[_ChunkT]):
+class _AsyncStream(_Stream[_ChunkT]):
     """The async twin of :class:`_SyncStream` (``async for chunk in stream``)."""
-
-    def __init__(self, call: _Call, response: httpx.Response | None, replay: list[_ChunkT] | None = None):
-        self._call = call
-        self._response = response
-        self._replay: list[_ChunkT] | None = replay
-        self._assembler = _ChunkAssembler(call)
-        self.headers: httpx.Headers = response.headers if response is not None else httpx.Headers()
-
-    @property
-    def prompt_filter_results(self) -> list[Any] | None:
-        return self._assembler.prompt_filter_results
 
     async def __aiter__(self) -> AsyncIterator[_ChunkT]:
         if self._replay is not None:
@@ -515,7 +597,8 @@ class ChatStream(_SyncStream[ChatCompletionChunk]):
 
     Attributes:
         prompt_filter_results: Azure's prompt annotations from the stream's first event.
-        headers: the upstream response headers.
+        headers: the upstream response headers; also ``_response_headers`` (LiteLLM's name)
+            and, typed, ``azure_headers``.
     """
 
 
@@ -604,7 +687,7 @@ def completion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return ChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
+        return ChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -620,7 +703,7 @@ async def acompletion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return AsyncChatStream(call, None, replay=_simulated_chunks(result, call.include_usage))
+        return AsyncChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -649,7 +732,7 @@ def text_completion(prompt: Any, model: str, *, stream: bool = False, **kwargs: 
         return TextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return TextStream(call, None, replay=[result])
+        return TextStream(call, None, [result], result._response_headers)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -663,5 +746,5 @@ async def atext_completion(
         return AsyncTextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return AsyncTextStream(call, None, replay=[result])
+        return AsyncTextStream(call, None, [result], result._response_headers)
     return result  # type: ignore[no-any-return]  # checked by _first

@@ -363,19 +363,22 @@ def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError:
 
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
-    from .api import _field, _first, _retry_on_timeout
+    from .api import (
+        _connection,
+        _control_setting,
+        _first,
+        _module_settings,
+        _retries,
+        _retry_on_timeout,
+    )
     from .transport import timeout_seconds
 
     started = time.perf_counter()
     try:
         conn_kw, control = _split(kwargs)
         route = _route(request.operation, control)
-        try:
-            connection = Connection(**conn_kw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = _field(err["loc"])
-            raise _bad(f"Invalid value for {field!r}: {err['msg']}.", field) from None
+        settings = _module_settings()
+        connection = _connection(conn_kw, settings)
         extra = control.get("extra_body")
         if extra:
             if not isinstance(extra, dict):
@@ -390,7 +393,11 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
             hook.transform_files_request, ProviderRequest, "transform_files_request", route,
             unknown=lambda: _unknown_provider(route.provider, plugins), request=request, connection=connection,
         )  # fmt: skip
-        timeout = control.get("timeout", control.get("request_timeout"))
+        retries = _retries(
+            _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries"),
+            "num_retries" in control or "max_retries" in control,
+        )
+        timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
         auth = _first(
             hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout)
         )
@@ -399,14 +406,13 @@ def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | N
         if owned is not None:
             owned.close()
         raise
-    retries = control.get("num_retries", control.get("max_retries", DEFAULT_NUM_RETRIES))
     return _Call(
         plugins=plugins,
         route=route,
         request=provider_request,
         auth=auth,
         timeout=timeout,
-        num_retries=int(retries),
+        num_retries=retries,
         started=started,
         owned=owned,
         retry_on_timeout=retry_on_timeout,

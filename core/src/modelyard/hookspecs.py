@@ -191,7 +191,9 @@ def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
     Runs for every event of a stream (step 6), so keep it fast. Return the chunk model
     (``ChatCompletionChunk`` for chat, ``TextCompletion`` for ``completions``: the core turns
     it into a chat chunk for ``completion()`` callers), or None when ``route.provider`` is
-    not yours. Since HOOK_API 1.0.
+    not yours. Azure's empty first event (no choices, only ``prompt_filter_results``) comes
+    through here too: the core does not yield it but keeps the chunk's
+    ``prompt_filter_results`` for the stream and the next chunk. Since HOOK_API 1.0.
     """
 
 

@@ -7,13 +7,16 @@ Three groups:
 * what travels to and from the upstream: :class:`Route`, :class:`ProviderRequest`,
   :class:`ProviderResponse`;
 * what the caller gets back, OpenAI-shaped and keeping Azure's extra fields:
-  :class:`ChatCompletion`, :class:`ChatCompletionChunk`, :class:`TextCompletion`.
+  :class:`ChatCompletion`, :class:`ChatCompletionChunk`, :class:`TextCompletion`, typed down to
+  every nested part (tool calls, audio, usage details, logprobs, Azure's content-filter results
+  and ``context``), read by attribute (as the openai SDK) or by key (as LiteLLM).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import (
@@ -29,44 +32,53 @@ from pydantic import (
 from .redact import clean_secret
 
 __all__ = [
+    "Annotation",
+    "Audio",
+    "AzureHeaders",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatParams",
     "ChatRequest",
     "Choice",
+    "ChoiceLogprobs",
     "ChunkChoice",
+    "Citation",
+    "CompletionTokensDetails",
     "Connection",
     "ConnectionSettings",
+    "ContentFilterDetail",
+    "ContentFilterErrorInfo",
+    "ContentFilterResult",
+    "ContentFilterResults",
+    "CustomToolCallInput",
     "Delta",
+    "Function",
     "Message",
+    "MessageContext",
+    "Moderation",
+    "ModerationPart",
+    "ModerationResult",
+    "PromptFilterResult",
+    "PromptTokensDetails",
+    "ProtectedMaterialCitation",
     "ProviderRequest",
     "ProviderResponse",
+    "RetrievedDocument",
     "Route",
     "TextChoice",
     "TextCompletion",
+    "TextLogprobs",
     "TextParams",
+    "TokenLogprob",
     "TokenProvider",
+    "ToolCall",
+    "TopLogprob",
+    "URLCitation",
     "Usage",
 ]
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]
 """A sync or async callable returning a bearer token (azure-identity's ``get_bearer_token_provider``)."""
-
-
-class _Open(BaseModel):
-    """A response model that keeps fields it does not declare (Azure adds many)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    _response_headers: dict[str, str] | None = PrivateAttr(default=None)
-    """The upstream's HTTP response headers (``x-ratelimit-remaining-*`` ...), as LiteLLM keeps them."""
-
-    def __getitem__(self, key: str) -> Any:
-        """Dict-style access, as LiteLLM's responses allow (``r["choices"][0]``)."""
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
 
 
 # --------------------------------------------------------------------------- caller side
@@ -308,16 +320,321 @@ class ProviderResponse(BaseModel):
 
 
 # --------------------------------------------------------------------------- responses
+#
+# Every nested part of a response is a typed model with the openai SDK's attribute names
+# (``message.tool_calls[0].function.arguments``), and LiteLLM's item access as well
+# (``r["choices"][0]["message"]["content"]``, ``.get()``). Unknown fields are kept (Azure adds
+# some between api-versions). Only the top-level objects carry private state (the response
+# headers): pydantic runs Python code per instance for private attributes, and a response
+# holds a few dozen nested objects.
+
+
+class _Open(BaseModel):
+    """A response part that keeps fields it does not declare, read by attribute or by key."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access, as LiteLLM's responses allow (``r["choices"][0]``).
+
+        Raises:
+            KeyError: ``key`` is neither a declared field nor a field the upstream sent.
+        """
+        if key in type(self).model_fields or key in (self.__pydantic_extra__ or ()):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (key in type(self).model_fields or key in (self.__pydantic_extra__ or ()))
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the JSON object it came from, as a dict would be (code written when these
+        # parts were dicts keeps working); between models, pydantic's comparison.
+        if isinstance(other, Mapping):
+            return bool(self.model_dump(exclude_unset=True) == dict(other))
+        return super().__eq__(other)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` if the upstream sent it (or it was set), else ``default``; as ``dict.get``.
+
+        ``r["x"]`` and ``r.x`` give None for a declared field that was not sent; ``get`` gives
+        ``default``, as it would on the JSON object.
+        """
+        if key in self.__pydantic_fields_set__ or key in (self.__pydantic_extra__ or ()):
+            return getattr(self, key)
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class AzureHeaders:
+    """The response headers Azure OpenAI sends that callers act on, typed.
+
+    Read it from a response or a stream: ``completion(...).azure_headers.remaining_tokens``.
+    Every field is None when the upstream did not send its header.
+
+    Attributes:
+        request_id: ``apim-request-id`` (else ``x-request-id``): quote it to Azure support.
+        region: ``x-ms-region``, the region that served the call (``"East US 2"``).
+        remaining_requests: ``x-ratelimit-remaining-requests`` in the deployment's current window.
+        remaining_tokens: ``x-ratelimit-remaining-tokens`` in the deployment's current window.
+        limit_requests: ``x-ratelimit-limit-requests`` (sent on some surfaces only).
+        limit_tokens: ``x-ratelimit-limit-tokens`` (sent on some surfaces only).
+    """
+
+    request_id: str | None = None
+    region: str | None = None
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str] | None) -> AzureHeaders:
+        """Read the fields from a header mapping (case-insensitive when it is ``httpx.Headers``)."""
+        if not headers:
+            return cls()
+
+        def num(name: str) -> int | None:
+            value = headers.get(name)
+            try:
+                return int(float(value)) if value is not None else None
+            except ValueError:
+                return None
+
+        return cls(
+            request_id=headers.get("apim-request-id") or headers.get("x-request-id"),
+            region=headers.get("x-ms-region"),
+            remaining_requests=num("x-ratelimit-remaining-requests"),
+            remaining_tokens=num("x-ratelimit-remaining-tokens"),
+            limit_requests=num("x-ratelimit-limit-requests"),
+            limit_tokens=num("x-ratelimit-limit-tokens"),
+        )
+
+
+class _Response(_Open):
+    """A top-level response: keeps the upstream's HTTP headers."""
+
+    _response_headers: Mapping[str, str] | None = PrivateAttr(default=None)
+    """The upstream's HTTP response headers, as LiteLLM keeps them: an ``httpx.Headers``
+    (case-insensitive) on results of the pipeline, None on objects built by hand."""
+
+    @property
+    def azure_headers(self) -> AzureHeaders:
+        """Azure's request id, region and remaining quota from the response headers."""
+        return AzureHeaders.from_headers(self._response_headers)
+
+
+# ---- usage
+
+
+class CompletionTokensDetails(_Open):
+    """How the completion tokens split (``reasoning_tokens`` of o-series models ...)."""
+
+    accepted_prediction_tokens: int | None = None
+    audio_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    rejected_prediction_tokens: int | None = None
+    text_tokens: int | None = None
+
+
+class PromptTokensDetails(_Open):
+    """How the prompt tokens split (``cached_tokens`` of prompt caching ...)."""
+
+    audio_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cached_tokens: int | None = None
+    image_tokens: int | None = None
+    text_tokens: int | None = None
 
 
 class Usage(_Open):
-    """Token counts; ``completion_tokens_details.reasoning_tokens`` and the like are kept as sent."""
+    """Token counts, with ``completion_tokens_details`` and ``prompt_tokens_details``."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    completion_tokens_details: dict[str, Any] | None = None
-    prompt_tokens_details: dict[str, Any] | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+
+# ---- Azure content filters
+
+
+class ProtectedMaterialCitation(_Open):
+    """Where code the model wrote comes from (``protected_material_code.citation``)."""
+
+    URL: str | None = None
+    license: str | None = None
+
+
+class ContentFilterDetail(_Open):
+    """A blocklist that matched (``id``), or a span of ungrounded text (``completion_*_offset``)."""
+
+    id: str | None = None
+    filtered: bool | None = None
+    completion_start_offset: int | None = None
+    completion_end_offset: int | None = None
+
+
+class ContentFilterResult(_Open):
+    """One content-filter category: ``filtered``, and ``severity`` or ``detected``.
+
+    ``citation`` comes with ``protected_material_code``; ``details`` with ``custom_blocklists``
+    (the blocklists) and ``ungrounded_material`` (text spans).
+    """
+
+    filtered: bool | None = None
+    severity: str | None = None
+    detected: bool | None = None
+    citation: ProtectedMaterialCitation | None = None
+    details: list[ContentFilterDetail] | None = None
+
+
+class ContentFilterErrorInfo(_Open):
+    """Why the content filter could not run (``code``, ``message``)."""
+
+    code: str | None = None
+    message: str | None = None
+
+
+class ContentFilterResults(_Open):
+    """Azure's content-filter verdicts for a prompt or a choice.
+
+    ``custom_blocklists`` is an object (``filtered``, ``details``) on recent api-versions and a
+    list of ``{id, filtered}`` on older ones; both are kept as sent.
+    """
+
+    hate: ContentFilterResult | None = None
+    self_harm: ContentFilterResult | None = None
+    sexual: ContentFilterResult | None = None
+    violence: ContentFilterResult | None = None
+    profanity: ContentFilterResult | None = None
+    jailbreak: ContentFilterResult | None = None
+    indirect_attack: ContentFilterResult | None = None
+    protected_material_text: ContentFilterResult | None = None
+    protected_material_code: ContentFilterResult | None = None
+    ungrounded_material: ContentFilterResult | None = None
+    custom_blocklists: ContentFilterResult | list[ContentFilterDetail] | None = None
+    error: ContentFilterErrorInfo | None = None
+
+
+class PromptFilterResult(_Open):
+    """The content-filter verdict on one prompt of the request (``prompt_index``)."""
+
+    prompt_index: int = 0
+    content_filter_results: ContentFilterResults | None = None
+
+
+# ---- message parts
+
+
+class Function(_Open):
+    """A function the model called: ``name`` and ``arguments`` (a JSON string, maybe partial in streams)."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class CustomToolCallInput(_Open):
+    """The input of a custom (free-form) tool call."""
+
+    name: str | None = None
+    input: str | None = None
+
+
+class ToolCall(_Open):
+    """A tool call: ``id``, ``type``, ``function.name``, ``function.arguments``.
+
+    In stream deltas it is a fragment: ``index`` says which call it extends, and ``id``,
+    ``type`` and ``function.name`` come with the first fragment only.
+    """
+
+    index: int | None = None
+    id: str | None = None
+    type: str | None = None
+    function: Function | None = None
+    custom: CustomToolCallInput | None = None
+
+
+class Audio(_Open):
+    """Audio output: ``id``, ``data`` (base64), ``transcript``, ``expires_at``; partial in stream deltas."""
+
+    id: str | None = None
+    data: str | None = None
+    expires_at: int | None = None
+    transcript: str | None = None
+
+
+class URLCitation(_Open):
+    """A web citation in ``message.annotations``."""
+
+    end_index: int | None = None
+    start_index: int | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+class Annotation(_Open):
+    """A message annotation (``type == "url_citation"``)."""
+
+    type: str | None = None
+    url_citation: URLCitation | None = None
+
+
+class Citation(_Open):
+    """A document Azure "On your data" retrieved and cited (``[doc1]`` in the text)."""
+
+    content: str | None = None
+    title: str | None = None
+    url: str | None = None
+    filepath: str | None = None
+    chunk_id: str | None = None
+    rerank_score: float | None = None
+
+
+class RetrievedDocument(Citation):
+    """A document the search returned, cited or not (``include_contexts: all_retrieved_documents``)."""
+
+    search_queries: list[str] | None = None
+    data_source_index: int | None = None
+    original_search_score: float | None = None
+    filter_reason: str | None = None
+
+
+class MessageContext(_Open):
+    """Azure's ``message.context`` ("On your data"): ``citations``, ``intent``, ``all_retrieved_documents``.
+
+    The legacy extensions API sends ``messages`` (a tool message whose content is JSON) instead;
+    it is kept as sent.
+    """
+
+    citations: list[Citation] | None = None
+    intent: str | None = None
+    all_retrieved_documents: list[RetrievedDocument] | None = None
+
+
+class TopLogprob(_Open):
+    """One of the most likely tokens at a position."""
+
+    token: str = ""
+    bytes: list[int] | None = None
+    logprob: float = 0.0
+
+
+class TokenLogprob(TopLogprob):
+    """A token of the output with its log probability and the ``top_logprobs`` alternatives."""
+
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(_Open):
+    """Log probabilities of a choice's ``content`` (and ``refusal``) tokens."""
+
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
 
 
 class Message(_Open):
@@ -325,23 +642,57 @@ class Message(_Open):
 
     role: str = "assistant"
     content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    function_call: dict[str, Any] | None = None
     refusal: str | None = None
-    audio: dict[str, Any] | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: Function | None = None
+    audio: Audio | None = None
+    annotations: list[Annotation] | None = None
+    context: MessageContext | None = None
+    reasoning_content: str | None = None
+    """What reasoning models on Azure AI Foundry (DeepSeek-R1 ...) send besides the answer."""
 
 
 class Choice(_Open):
-    """One choice of a chat completion, with Azure's ``content_filter_results`` kept."""
+    """One choice of a chat completion, with Azure's ``content_filter_results``."""
 
     index: int = 0
     message: Message
     finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
+    logprobs: ChoiceLogprobs | None = None
+    content_filter_results: ContentFilterResults | None = None
 
 
-class ChatCompletion(_Open):
-    """An OpenAI-shaped chat completion (``object == "chat.completion"``)."""
+class ModerationResult(_Open):
+    """One moderation verdict (OpenAI's moderated completions)."""
+
+    categories: dict[str, bool] | None = None
+    category_applied_input_types: dict[str, list[str]] | None = None
+    category_scores: dict[str, float] | None = None
+    flagged: bool | None = None
+    model: str | None = None
+    type: str | None = None
+
+
+class ModerationPart(_Open):
+    """The moderation of the input or of the output: ``results``, or an error (``code``, ``message``)."""
+
+    type: str | None = None
+    model: str | None = None
+    results: list[ModerationResult] | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class Moderation(_Open):
+    """OpenAI's moderation results for the request's input and output."""
+
+    input: ModerationPart | None = None
+    output: ModerationPart | None = None
+
+
+class ChatCompletion(_Response):
+    """An OpenAI-shaped chat completion (``object == "chat.completion"``), with Azure's
+    ``prompt_filter_results``."""
 
     id: str = ""
     object: str = "chat.completion"
@@ -350,17 +701,23 @@ class ChatCompletion(_Open):
     choices: list[Choice] = Field(default_factory=list)
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    service_tier: str | None = None
+    metadata: dict[str, str] | None = None
+    moderation: Moderation | None = None
+    prompt_filter_results: list[PromptFilterResult] | None = None
 
 
 class Delta(_Open):
-    """The increment one stream chunk carries."""
+    """The increment one stream chunk carries; ``tool_calls[i].index`` says which call grows."""
 
     role: str | None = None
     content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    function_call: dict[str, Any] | None = None
     refusal: str | None = None
-    audio: dict[str, Any] | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: Function | None = None
+    audio: Audio | None = None
+    context: MessageContext | None = None
+    reasoning_content: str | None = None
 
 
 class ChunkChoice(_Open):
@@ -369,11 +726,15 @@ class ChunkChoice(_Open):
     index: int = 0
     delta: Delta = Field(default_factory=Delta)
     finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
+    logprobs: ChoiceLogprobs | None = None
+    content_filter_results: ContentFilterResults | None = None
 
 
 class ChatCompletionChunk(_Open):
-    """One server-sent event of a chat stream (``object == "chat.completion.chunk"``)."""
+    """One server-sent event of a chat stream (``object == "chat.completion.chunk"``).
+
+    The response headers are on the stream (``stream.azure_headers``), not on each chunk.
+    """
 
     id: str = ""
     object: str = "chat.completion.chunk"
@@ -382,6 +743,19 @@ class ChatCompletionChunk(_Open):
     choices: list[ChunkChoice] = Field(default_factory=list)
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    service_tier: str | None = None
+    obfuscation: str | None = None
+    moderation: Moderation | None = None
+    prompt_filter_results: list[PromptFilterResult] | None = None
+
+
+class TextLogprobs(_Open):
+    """Legacy completions log probabilities (``tokens``, ``token_logprobs``, ``top_logprobs``, ``text_offset``)."""
+
+    tokens: list[str] | None = None
+    token_logprobs: list[float | None] | None = None
+    top_logprobs: list[dict[str, float] | None] | None = None
+    text_offset: list[int] | None = None
 
 
 class TextChoice(_Open):
@@ -390,11 +764,13 @@ class TextChoice(_Open):
     index: int = 0
     text: str = ""
     finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
+    logprobs: TextLogprobs | None = None
+    content_filter_results: ContentFilterResults | None = None
 
 
-class TextCompletion(_Open):
-    """An OpenAI-shaped legacy completion (``object == "text_completion"``)."""
+class TextCompletion(_Response):
+    """An OpenAI-shaped legacy completion (``object == "text_completion"``); also each chunk of a
+    legacy stream."""
 
     id: str = ""
     object: str = "text_completion"
@@ -402,3 +778,5 @@ class TextCompletion(_Open):
     model: str = ""
     choices: list[TextChoice] = Field(default_factory=list)
     usage: Usage | None = None
+    system_fingerprint: str | None = None
+    prompt_filter_results: list[PromptFilterResult] | None = None
