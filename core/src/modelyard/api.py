@@ -157,10 +157,9 @@ def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route
     """Call a firstresult hook and check its answer's type, naming the plugin at fault."""
     result = hook(route=route, **kwargs)
     if result is None:
-        raise PluginError(
-            f"No plugin answered {what} for provider {route.provider!r} (model {route.model!r}); "
-            "is the plugin for it installed and not blocked? See `modelyard plugins`.",
-        )
+        # Names the distribution the provider's plugins declare for this hook, and why it is
+        # not loaded: a 501 with the install line, not a broken-configuration 500.
+        raise get_plugins().unserved(what, route)
     if not isinstance(result, expected):
         names = ", ".join(i.plugin_name for i in hook.get_hookimpls())
         raise PluginError(
