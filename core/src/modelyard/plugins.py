@@ -295,6 +295,8 @@ def _warn_siblings(
         left = [ep for ep in members if ep.name not in wanted and ep.name not in blocked]
         if not chosen or not left:
             continue
+        # Their package is imported already (a sibling is loaded): import the left-out modules
+        # only to name their families; they are not registered.
         families = [f for ep in left for f in _families_of(ep)]
         what = f"the model families they register ({', '.join(families)}) are" if families else "what they register is"
         log.warning(
@@ -330,7 +332,8 @@ def load_plugins(
         use_environment: read the two environment variables.
 
     Raises:
-        ConfigError: a name in ``load`` or ``block`` matches no installed plugin.
+        ConfigError: a name in ``load`` matches no installed plugin (one in ``block`` only
+            warns: a subset install has nothing to block).
         PluginError: a plugin named in ``load`` cannot be imported or is incompatible.
     """
     labels = {"load": "the load list (load_plugins)", "block": "the block list (block_plugins)"}
