@@ -33,7 +33,7 @@ def test_public_surface_is_pinned() -> None:
             "HOOK_API", "APIConnectionError", "APIError", "APITimeoutError", "AsyncChatStream",
             "AuthenticationError", "BadRequestError", "ChatCompletion", "ChatCompletionChunk", "ChatStream",
             "ConfigError", "ContentFilterError", "ContextWindowExceededError", "InternalServerError",
-            "ModelyardError", "NotFoundError", "PermissionDeniedError", "PluginError", "RateLimitError",
+            "ModelyardError", "NotFoundError", "PermissionDeniedError", "PluginError", "PluginNotLoadedError", "RateLimitError",
             "Router", "ServiceUnavailableError", "TextCompletion", "UnprocessableEntityError", "UnsupportedParamsError",
             "acompletion", "completion", "drop_params", "enable_azure_ad_token_refresh", "hookimpl",
             "create_file", "acreate_file", "file_retrieve", "afile_retrieve", "file_list", "afile_list",

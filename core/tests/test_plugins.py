@@ -127,10 +127,74 @@ def test_load_list_subset_and_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(i.status == "not enabled" for i in none.infos)
 
 
-def test_unknown_name_lists_installed() -> None:
+def test_unknown_name_in_the_load_list_lists_installed() -> None:
     with pytest.raises(errors.ConfigError) as info:
-        load_plugins(block="modelyard-nope")
-    assert "modelyard-azure-chat" in str(info.value) and info.value.key == "block_plugins"
+        load_plugins(load="modelyard-nope")
+    assert "modelyard-azure-chat" in str(info.value) and info.value.key == "load_plugins"
+
+
+def test_blocking_an_absent_plugin_is_a_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One block list serves every subset: what is not installed is already blocked."""
+    monkeypatch.setenv("MODELYARD_BLOCK_PLUGINS", "modelyard-azure-embeddings,modelyard-azure-vision")
+    with caplog.at_level(logging.WARNING, logger="modelyard.plugins"):
+        plugins = load_plugins()
+    assert _info(plugins, "azure_vision").status == "blocked"
+    assert _info(plugins, "azure_chat").status == "loaded"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        "Plugin 'modelyard-azure-embeddings' in MODELYARD_BLOCK_PLUGINS is not installed; nothing to block. "
+        "Installed: modelyard-acme-family, modelyard-azure-auth,"
+    )
+
+
+def test_misspelt_name_suggests_the_closest_installed_one(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="modelyard.plugins"):
+        plugins = load_plugins(block=["azure_o_serie"])
+    assert _info(plugins, "azure_o_series").status == "loaded"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        "Plugin 'azure_o_serie' in the block list (block_plugins) is not installed (did you mean 'azure_o_series'?); "
+        "nothing to block."
+    )
+    with pytest.raises(errors.ConfigError) as info:
+        load_plugins(load=["modelyard-azure-caht"])
+    assert str(info.value).startswith(
+        "Plugin 'modelyard-azure-caht' in the load list (load_plugins) is not installed "
+        "(did you mean 'modelyard-azure-chat'?); installed: "
+    )
+
+
+def test_suggestions_compare_what_differs_after_shared_words() -> None:
+    from modelyard.plugins import _suggest
+
+    installed = ["modelyard-azure-chat", "modelyard-azure-auth", "azure_chat", "azure_auth", "azure_o_series"]
+    assert _suggest("modelyard-azure-batch", installed) is None  # a plugin of its own, not a typo of -auth
+    assert _suggest("modelyard-azure-vision", installed) is None
+    assert _suggest("azure-gtp5", ["azure_gpt5", "azure_chat"]) == "azure_gpt5"
+    assert _suggest("Azure.Auht", installed) == "azure_auth"
+
+
+def test_load_list_leaving_out_sibling_entry_points_warns_which_families(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELYARD_LOAD_PLUGINS", "azure_chat,azure_auth")
+    with caplog.at_level(logging.WARNING, logger="modelyard.plugins"):
+        plugins = load_plugins()
+    assert _info(plugins, "azure_o_series").status == "not enabled"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning == (
+        "MODELYARD_LOAD_PLUGINS names azure_chat of modelyard-azure-chat but not its entry points azure_gpt5, "
+        "azure_instruct, azure_o_series, so the model families they register (gpt5, gpt5_chat, azure_text, "
+        "o_series, o_series_legacy) are disabled. Name the distribution (modelyard-azure-chat) to load all of it, "
+        "or block the entry points you mean to leave out."
+    )
+
+
+def test_no_sibling_warning_for_a_distribution_or_blocked_siblings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="modelyard.plugins"):
+        load_plugins(load="modelyard-azure-chat,azure_auth")
+        load_plugins(load="azure_chat,azure_auth", block="azure_o_series,azure_gpt5,azure_instruct")
+    assert caplog.records == []
 
 
 def test_no_plugins_means_clear_errors_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,9 +205,14 @@ def test_no_plugins_means_clear_errors_at_call_time(monkeypatch: pytest.MonkeyPa
 
 def test_blocked_auth_plugin_is_named_not_sent_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELYARD_BLOCK_PLUGINS", "modelyard-azure-auth")
-    with pytest.raises(errors.PluginError, match="resolve_auth") as info:
+    with pytest.raises(errors.PluginNotLoadedError) as info:
         modelyard.completion(model="azure/x", api_key="k", api_base="http://127.0.0.1:1", messages=[{"role": "user", "content": "hi"}])
-    assert "`modelyard plugins`" in str(info.value)
+    assert str(info.value) == (
+        "chat on provider 'azure' needs the plugin modelyard-azure-auth (it answers resolve_auth), which is blocked "
+        "(named in the block list). Remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins."
+    )
+    assert (info.value.status_code, info.value.code, info.value.plugin) == (501, "plugin_not_loaded", "modelyard-azure-auth")
+    assert isinstance(info.value, errors.PluginError)  # what this call raised before HOOK_API 1.3
 
 
 class WrongAnswer:
@@ -219,6 +288,6 @@ def test_cli_lists_plugins_with_families_and_status(monkeypatch: pytest.MonkeyPa
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     chat = next(line for line in out.splitlines() if line.startswith("azure_chat"))
-    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.0" in chat
+    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.3" in chat
     acme = next(line for line in out.splitlines() if line.startswith("acme_family"))
     assert "blocked" in acme

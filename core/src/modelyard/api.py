@@ -245,20 +245,20 @@ def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict
 
 
 def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, *,
-           unknown: Callable[[], APIError] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+           unknown: Callable[[], APIError | None] | None = None, **kwargs: Any) -> Any:  # fmt: skip
     """Call a firstresult hook and check its answer's type, naming the plugin at fault.
 
-    ``unknown`` builds the error for no answer when the caller named the provider (a client's
-    mistake, not a broken installation); without it, no answer is a :class:`PluginError`.
+    ``unknown`` builds the error for no answer when the caller named a provider no loaded plugin
+    knows (a client's mistake, not a missing plugin), or returns None when the provider is known;
+    otherwise no answer is a :class:`PluginNotLoadedError` naming the distribution to install.
     """
     result = hook(route=route, **kwargs)
-    if result is None and unknown is not None:
-        raise unknown()
+    if result is None and unknown is not None and (error := unknown()) is not None:
+        raise error
     if result is None:
-        raise PluginError(
-            f"No plugin answered {what} for provider {route.provider!r} (model {route.model!r}); "
-            "is the plugin for it installed and not blocked? See `modelyard plugins`.",
-        )
+        # Names the distribution the provider's plugins declare for this hook, and why it is
+        # not loaded: a 501 with the install line, not a broken-configuration 500.
+        raise get_plugins().unserved(what, route)
     if not isinstance(result, expected):
         names = ", ".join(i.plugin_name for i in hook.get_hookimpls())
         raise PluginError(

@@ -3,11 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 __all__ = ["main"]
+
+EXTRA_OF_COMMAND = {"serve": "server", "emulator": "server", "demo": "server"}
+"""The extra of the ``modelyard`` distribution each built-in command needs beyond the core."""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _extra_for(module: str, default: str) -> str:
+    """The extra that installs ``module``: the command's own when it lists it, else the one that does.
+
+    Read from modelyard's installed metadata (``Requires-Dist: uvicorn>=0.30; extra == "server"``),
+    so the message follows the extras as they are declared. A module whose distribution has
+    another name (``yaml`` from ``pyyaml``, ``multipart`` from ``python-multipart``) is matched
+    with those prefixes; one no extra lists (a dependency's dependency) gets the command's extra.
+    """
+    names = {_norm(module), _norm("py" + module), _norm("python-" + module)}
+    extras: list[str] = []
+    try:
+        requires = metadata.requires("modelyard") or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    for line in requires:
+        found = re.match(r"\s*([A-Za-z0-9._-]+).*;.*extra\s*==\s*['\"]([^'\"]+)['\"]", line)
+        if found and _norm(found.group(1)) in names:
+            extras.append(found.group(2))
+    if not extras or default in extras:
+        return default
+    return extras[0]
+
+
+def _missing_extra(command: str, exc: ModuleNotFoundError) -> int:
+    """Say which extra a command needs, with its install line, instead of a traceback."""
+    module = (exc.name or "").partition(".")[0]
+    extra = _extra_for(module, EXTRA_OF_COMMAND[command])
+    print(
+        f"error: `modelyard {command}` needs the {extra!r} extra, which is not installed "
+        f"(no module named {module!r}). Install it: pip install 'modelyard[{extra}]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -148,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except ModuleNotFoundError as exc:
+        # A built-in command whose extra is not installed (a subset install): the install line,
+        # not a traceback. modelyard's own modules missing is a broken install: let it raise.
+        if args.command in EXTRA_OF_COMMAND and exc.name and exc.name.partition(".")[0] != "modelyard":
+            return _missing_extra(args.command, exc)
+        raise
     except Exception as exc:
         from .errors import ModelyardError
 

@@ -4,6 +4,7 @@
 ModelyardError
 ├── ConfigError            a setting is missing or invalid (names the key)
 ├── PluginError            a plugin failed to load or broke the hook contract (names the plugin)
+│   └── PluginNotLoadedError 501    no loaded plugin serves the call (also an APIError)
 └── APIError               one request failed; .status_code .type .provider .deployment .request_id
     ├── BadRequestError 400
     │   ├── ContextWindowExceededError      code context_length_exceeded
@@ -16,6 +17,7 @@ ModelyardError
     ├── RateLimitError 429                  (.retry_after in seconds)
     ├── InternalServerError 500 / other 5xx
     │   └── ServiceUnavailableError 503
+    ├── PluginNotLoadedError 501            names the distribution to install or unblock
     └── APIConnectionError                  no HTTP response at all
         └── APITimeoutError 408
 ```
@@ -44,6 +46,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PluginError",
+    "PluginNotLoadedError",
     "RateLimitError",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
@@ -237,6 +240,26 @@ class ServiceUnavailableError(InternalServerError):
     """503: the upstream is overloaded or down."""
 
     status_code = 503
+
+
+class PluginNotLoadedError(APIError, PluginError):
+    """501: no loaded plugin serves this call (an operation, or credentials, for a provider).
+
+    Raised before anything is sent. The message names the distribution that would serve the
+    call, as the provider's plugins declare it (``register_providers``), and why it is not
+    loaded (not installed, blocked, not in the load list, skipped with the reason), with the
+    line that fixes it. ``plugin`` is that distribution (None when no plugin declares one);
+    ``code`` is ``plugin_not_loaded``. It is a :class:`PluginError` too, for callers that
+    caught the earlier "No plugin answered ..." error.
+    """
+
+    status_code = 501
+    type = "api_error"
+
+    def __init__(self, message: str, *, plugin: str | None = None, **kw: Any) -> None:
+        kw.setdefault("code", "plugin_not_loaded")
+        super().__init__(message, **kw)
+        self.plugin = plugin
 
 
 class APIConnectionError(APIError):

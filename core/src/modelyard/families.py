@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import BadRequestError, UnsupportedParamsError
 from .types import Route
 
-__all__ = ["Family", "FamilyRegistry", "ParamRules", "apply_rules", "check_needed_plugins"]
+__all__ = ["Family", "FamilyRegistry", "ParamRules", "Provider", "apply_rules", "check_needed_plugins"]
 
 
 class ParamRules(BaseModel):
@@ -102,10 +102,47 @@ class Family(BaseModel):
         return self.pattern is not None and re.search(self.pattern, name, re.IGNORECASE) is not None
 
 
-class FamilyRegistry:
-    """Every registered family, indexed for :meth:`resolve`."""
+class Provider(BaseModel):
+    """A provider as its plugins declare it (``register_providers``): who serves what.
 
-    def __init__(self, families: Iterable[Family] = ()) -> None:
+    The core knows no provider and names no plugin. When no loaded plugin answers a hook for
+    a provider (no ``transform_files_request`` for ``azure`` because the batch plugin is not
+    installed), the error names the distribution this declaration gives for that hook, and
+    says why it is not loaded and how to fix that.
+
+    Attributes:
+        name: the provider key, as in ``Family.provider`` and ``Route.provider`` (``azure``).
+        served_by: hook name -> the distribution whose plugin answers it for this provider,
+            e.g. ``{"transform_files_request": "modelyard-azure-batch"}``. A key may name one
+            operation, ``"<hook>:<operation>"`` (``"transform_request:embeddings"``), which
+            wins over the bare hook name for that operation. A value may carry an extra
+            (``"modelyard-azure-auth[entra]"``): the install line uses it as given.
+        description: one line for the docs.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    served_by: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    def distribution_for(self, hook: str, operation: str | None = None) -> str | None:
+        """The distribution declared for ``hook`` (on ``operation`` first), or None."""
+        if operation is not None and f"{hook}:{operation}" in self.served_by:
+            return self.served_by[f"{hook}:{operation}"]
+        return self.served_by.get(hook)
+
+
+class FamilyRegistry:
+    """Every registered family, indexed for :meth:`resolve`.
+
+    ``not_loaded`` is a sentence about installed plugins that are not loaded (skipped with
+    the reason, blocked, not enabled); it is appended to the errors of a model string that
+    no family matches, since such a plugin is the likely cause.
+    """
+
+    def __init__(self, families: Iterable[Family] = (), *, not_loaded: str = "") -> None:
+        self.not_loaded = not_loaded
         self._by_name: dict[str, Family] = {}
         self._prefixes: list[str] = []
         self._resolved: dict[tuple[str, str | None, str | None], tuple[Route, Family]] = {}
@@ -122,6 +159,9 @@ class FamilyRegistry:
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
+
+    def _note(self) -> str:
+        return f" {self.not_loaded}" if self.not_loaded else ""
 
     def get(self, name: str) -> Family | None:
         """The family called ``name``, or None."""
@@ -158,7 +198,7 @@ class FamilyRegistry:
             known = ", ".join(self._prefixes) or "none (no model-family plugin is loaded)"
             raise BadRequestError(
                 f"Unknown model {model!r}: it must start with a registered provider prefix "
-                f"({known}), e.g. 'azure/<deployment>'.",
+                f"({known}), e.g. 'azure/<deployment>'.{self._note()}",
                 param="model",
                 model=model,
             )
@@ -198,7 +238,7 @@ class FamilyRegistry:
             chosen = next((f for f in candidates if f.segment is None and f.pattern is None), None)
         if chosen is None:
             raise BadRequestError(
-                f"No model family of {prefix!r} matches {model!r}.", param="model", model=model
+                f"No model family of {prefix!r} matches {model!r}.{self._note()}", param="model", model=model
             )
         route = Route(
             model=model,

@@ -355,9 +355,13 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
 
 
-def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError:
-    """No plugin serves files and batches for ``provider``: the caller named one that does not exist here."""
-    known = ", ".join(repr(p) for p in sorted({f.provider for f in plugins.families})) or "none"
+def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None:
+    """The error for a ``provider`` no loaded plugin knows (the caller's mistake), or None when the
+    provider is known and only its files plugin is missing (a :class:`PluginNotLoadedError` then)."""
+    providers = {f.provider for f in plugins.families} | set(plugins.providers)
+    if provider in providers:
+        return None
+    known = ", ".join(repr(p) for p in sorted(providers)) or "none"
     return _bad(f"Unknown custom_llm_provider {provider!r}: no loaded plugin serves files and batches for it "
                 f"(providers of the loaded plugins: {known}; see `modelyard plugins`).", "custom_llm_provider")  # fmt: skip
 

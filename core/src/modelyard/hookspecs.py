@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import argparse
 
     from .errors import APIError
-    from .families import Family
+    from .families import Family, Provider
     from .files import FilesRequest
     from .files_router import FilesDeployment, FilesRouter
     from .store import Store
@@ -37,6 +37,7 @@ __all__ = [
     "CallEvent",
     "RegisterCommand",
     "RegisterFamily",
+    "RegisterProvider",
     "hookimpl",
     "hookspec",
 ]
@@ -53,6 +54,12 @@ class RegisterFamily(Protocol):
     """The callable ``register_families`` receives: call it once per family."""
 
     def __call__(self, family: Family, /) -> None: ...
+
+
+class RegisterProvider(Protocol):
+    """The callable ``register_providers`` receives: call it once per provider."""
+
+    def __call__(self, provider: Provider, /) -> None: ...
 
 
 class RegisterCommand(Protocol):
@@ -116,6 +123,21 @@ def register_families(register: RegisterFamily) -> None:
     import). Call ``register(Family(...))`` for each family; return nothing. All plugins'
     answers are collected. Two families with the same name are an error at load time.
     Since HOOK_API 1.0.
+    """
+
+
+@hookspec
+def register_providers(register: RegisterProvider) -> None:
+    """Declare, per provider, which distribution serves each of its hooks.
+
+    Called once per plugin manager, the first time a call finds no plugin answering a hook
+    (never on the request path otherwise). Call ``register(Provider(name=..., served_by=...))``;
+    return nothing. All plugins' answers are collected, and declarations for the same provider
+    are merged (the first plugin to name a hook wins). A provider's base plugin declares its
+    siblings, installed or not: ``modelyard-azure-chat`` says ``transform_files_request`` on
+    ``azure`` comes from ``modelyard-azure-batch``, so ``create_file`` without that plugin fails
+    with ``PluginNotLoadedError`` naming it, why it is not loaded, and the install line.
+    Since HOOK_API 1.3.
     """
 
 

@@ -15,10 +15,18 @@ A name is a distribution name (``modelyard-azure-chat``) or an entry-point name
 before ``EntryPoint.load()``, so a blocked plugin is never imported. A plugin that fails to
 import or declares an incompatible ``HOOK_API`` is skipped with a warning, unless it was named
 explicitly in the load list, in which case :class:`~modelyard.errors.PluginError` is raised.
+
+A subset is a normal install: a block list naming a plugin that is not installed only warns
+(one config serves every subset), suggesting the closest installed name when it looks misspelt;
+a load list naming an absent plugin is an error with the same suggestion. A load list that names
+one entry point of a distribution but not its siblings warns which families that leaves out.
+When no loaded plugin serves a call, :meth:`Plugins.unserved` names the distribution the
+provider's plugins declare for it (``register_providers``) and why it is not loaded.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -32,8 +40,9 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError
-from .families import Family, FamilyRegistry
+from .errors import ConfigError, PluginError, PluginNotLoadedError
+from .families import Family, FamilyRegistry, Provider
+from .types import Route
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -82,6 +91,7 @@ class Plugins:
         self.pm = pm
         self.infos = infos
         self._families: FamilyRegistry | None = None
+        self._providers: dict[str, Provider] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -98,27 +108,94 @@ class Plugins:
                     self._families = self._collect_families()
         return self._families
 
-    def missing(self, name: str) -> str | None:
-        """None when the plugin ``name`` (distribution or entry-point name) is loaded, else why not.
+    @property
+    def providers(self) -> dict[str, Provider]:
+        """What the loaded plugins declare about each provider (``register_providers``), merged."""
+        if self._providers is None:
+            with self._lock:
+                if self._providers is None:
+                    self._providers = self._collect_providers()
+        return self._providers
 
-        The answer reads like ``"blocked: named in the block list"`` or ``"not installed"``,
-        for errors that tell the caller which plugin to install or unblock.
-        """
+    def _lookup(self, name: str) -> PluginInfo | None:
+        """The entry for ``name`` (a loaded one first), or None when nothing installed matches."""
         wanted = _norm(name)
         # A module registered directly (``extra``) is known by its name: its top package counts.
         found = [
             i for i in self.infos
             if wanted in (_norm(i.name), _norm(i.distribution), _norm(i.name.partition(".")[0]))
         ]  # fmt: skip
-        if any(i.status == "loaded" for i in found):
-            return None
-        if not found:
+        return next((i for i in found if i.status == "loaded"), found[0] if found else None)
+
+    def missing(self, name: str) -> str | None:
+        """None when the plugin ``name`` (distribution or entry-point name) is loaded, else why not.
+
+        The answer reads like ``"blocked: named in the block list"`` or ``"not installed"``,
+        for errors that tell the caller which plugin to install or unblock.
+        """
+        info = self._lookup(name)
+        if info is None:
             return "not installed"
-        info = found[0]
+        if info.status == "loaded":
+            return None
         return f"{info.status}: {info.reason}" if info.reason else info.status
 
+    def not_loaded(self) -> str:
+        """One sentence on the installed plugins that are not loaded and why, or ``""``."""
+        parts = [f"{i.name} of {i.distribution} {_PHRASE[i.status]}{i.reason}" for i in self.infos if i.status != "loaded"]
+        return f"Installed but not loaded: {'; '.join(parts)}." if parts else ""
+
+    def unserved(self, hook: str, route: Route) -> PluginNotLoadedError:
+        """The error for a call that no loaded plugin answers ``hook`` for.
+
+        It names the distribution the provider's plugins declare for ``hook``
+        (:class:`~modelyard.families.Provider`), says why it is not loaded, and how to fix that:
+        the install line, or the setting to change. Without such a declaration it lists the
+        installed plugins that are not loaded (a skipped one, with its reason, is the likely
+        cause).
+        """
+        provider = self.providers.get(route.provider)
+        requirement = provider.distribution_for(hook, route.operation) if provider is not None else None
+        head = f"{route.operation} on provider {route.provider!r}"
+        common: dict[str, Any] = {"provider": route.provider, "model": route.model}
+        if requirement is None:
+            note = self.not_loaded()
+            return PluginNotLoadedError(
+                f"{head} needs a plugin that answers {hook}; none is loaded, and no loaded plugin "
+                f"declares which distribution does.{' ' + note if note else ''} See `modelyard plugins`.",
+                **common,
+            )
+        name = re.split(r"[\[;<>=!~ ]", requirement, maxsplit=1)[0]
+        info = self._lookup(name)
+        why = _fix(requirement, info)
+        return PluginNotLoadedError(f"{head} needs the plugin {name} (it answers {hook}), {why}", plugin=name, **common)
+
+    def _collect_providers(self) -> dict[str, Provider]:
+        merged: dict[str, Provider] = {}
+        impls = sorted(self.pm.hook.register_providers.get_hookimpls(), key=lambda i: i.plugin_name)
+        for impl in impls:
+            found: list[Provider] = []
+
+            def register(provider: Provider, /, _found: list[Provider] = found, _name: str = impl.plugin_name) -> None:
+                if not isinstance(provider, Provider):
+                    raise PluginError(
+                        f"plugin {_name!r} registered {type(provider).__name__}, not a modelyard.families.Provider",
+                        plugin=_name,
+                    )
+                _found.append(provider)
+
+            impl.function(register=register)
+            for provider in found:
+                before = merged.get(provider.name)
+                if before is None:
+                    merged[provider.name] = provider
+                else:  # the first plugin (by name) to declare a hook wins
+                    served = {**provider.served_by, **before.served_by}
+                    merged[provider.name] = before.model_copy(update={"served_by": served})
+        return merged
+
     def _collect_families(self) -> FamilyRegistry:
-        registry = FamilyRegistry()
+        registry = FamilyRegistry(not_loaded=self.not_loaded())
         by_plugin = {info.name: info for info in self.infos}
         for impl in self.pm.hook.register_families.get_hookimpls():
             found: list[Family] = []
@@ -140,6 +217,93 @@ class Plugins:
             if impl.plugin_name in by_plugin:
                 by_plugin[impl.plugin_name].families = [f.name for f in found]
         return registry
+
+
+_PHRASE: dict[str, str] = {
+    "blocked": "is blocked: ",
+    "not enabled": "is not enabled: ",
+    "skipped": "was skipped: ",
+    "loaded": "is loaded",
+}
+
+
+def _fix(requirement: str, info: PluginInfo | None) -> str:
+    """Why the plugin behind ``requirement`` does not answer, and what to do about it."""
+    if info is None:
+        line = f"'{requirement}'" if any(c in requirement for c in "[]<>=;! ") else requirement
+        return f"which is not installed. Install it: pip install {line}"
+    if info.status == "blocked":
+        return (
+            f"which is blocked ({info.reason}). Remove it from MODELYARD_BLOCK_PLUGINS / "
+            "modelyard_settings.block_plugins."
+        )
+    if info.status == "not enabled":
+        return (
+            f"which is not enabled ({info.reason}). Add it to MODELYARD_LOAD_PLUGINS / "
+            "modelyard_settings.load_plugins."
+        )
+    if info.status == "skipped":
+        return f"which was skipped: {info.reason}."
+    return "which is loaded but did not answer for this call. See `modelyard plugins`."
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The installed name closest to a misspelt ``name``, or None.
+
+    Plugin names share long runs of words (``modelyard-azure-``) that make any two of them look
+    alike to difflib, so only what follows the words they share is compared: ``azure_o_serie``
+    suggests ``azure_o_series``, ``modelyard-azure-batch`` does not suggest ``-auth``.
+    """
+    wanted = _norm(name).split("-")
+    best: tuple[float, str] | None = None
+    for candidate in candidates:
+        words = _norm(candidate).split("-")
+        shared = 0
+        while shared < min(len(wanted), len(words)) - 1 and wanted[shared] == words[shared]:
+            shared += 1
+        ratio = difflib.SequenceMatcher(None, "-".join(wanted[shared:]), "-".join(words[shared:])).ratio()
+        if ratio >= 0.75 and (best is None or ratio > best[0]):
+            best = (ratio, candidate)
+    return best[1] if best is not None else None
+
+
+def _families_of(ep: metadata.EntryPoint) -> list[str]:
+    """The names of the families a not-enabled entry point would register (for a warning)."""
+    try:
+        module = ep.load()
+        if not _compatible(getattr(module, "HOOK_API", None)):
+            return []
+        found: list[str] = []
+        getattr(module, "register_families", lambda register: None)(register=lambda f: found.append(f.name))
+        return found
+    except Exception:  # only a warning's detail: a broken sibling shows up when it is loaded
+        return []
+
+
+def _warn_siblings(
+    eps: Sequence[metadata.EntryPoint], load_names: Sequence[str], wanted: set[str], blocked: set[str], label: str
+) -> None:
+    """Warn when the load list names an entry point of a distribution but leaves out its siblings."""
+    by_dist: dict[str, list[metadata.EntryPoint]] = {}
+    for ep in eps:
+        by_dist.setdefault(_dist_name(ep), []).append(ep)
+    named = {_norm(n) for n in load_names}
+    for dist, members in by_dist.items():
+        if _norm(dist) in named or len(members) < 2:
+            continue
+        chosen = [ep.name for ep in members if ep.name in wanted]
+        left = [ep for ep in members if ep.name not in wanted and ep.name not in blocked]
+        if not chosen or not left:
+            continue
+        # Their package is imported already (a sibling is loaded): import the left-out modules
+        # only to name their families; they are not registered.
+        families = [f for ep in left for f in _families_of(ep)]
+        what = f"the model families they register ({', '.join(families)}) are" if families else "what they register is"
+        log.warning(
+            "%s names %s of %s but not its entry points %s, so %s disabled. Name the distribution "
+            "(%s) to load all of it, or block the entry points you mean to leave out.",
+            label[:1].upper() + label[1:], ", ".join(chosen), dist, ", ".join(ep.name for ep in left), what, dist,
+        )  # fmt: skip
 
 
 def _compatible(plugin_api: Any) -> bool:
@@ -168,33 +332,52 @@ def load_plugins(
         use_environment: read the two environment variables.
 
     Raises:
-        ConfigError: a name in ``load`` or ``block`` matches no installed plugin.
+        ConfigError: a name in ``load`` matches no installed plugin (one in ``block`` only
+            warns: a subset install has nothing to block).
         PluginError: a plugin named in ``load`` cannot be imported or is incompatible.
     """
+    labels = {"load": "the load list (load_plugins)", "block": "the block list (block_plugins)"}
     if use_environment:
         if "MODELYARD_LOAD_PLUGINS" in os.environ:
             load = os.environ["MODELYARD_LOAD_PLUGINS"]
+            labels["load"] = "MODELYARD_LOAD_PLUGINS"
         if "MODELYARD_BLOCK_PLUGINS" in os.environ:
             block = os.environ["MODELYARD_BLOCK_PLUGINS"]
+            labels["block"] = "MODELYARD_BLOCK_PLUGINS"
     load_names = _split(load)
     block_names = _split(block) or []
 
     eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     known: dict[str, set[str]] = {}  # normalised name -> entry-point names it selects
+    display: list[str] = []  # the names a misspelt one is compared with
     for ep in eps:
         dist = ep.dist.name if ep.dist is not None else ep.name
         known.setdefault(_norm(dist), set()).add(ep.name)
         known.setdefault(_norm(ep.name), set()).add(ep.name)
+        display += [n for n in (dist, ep.name) if n not in display]
+    installed = ", ".join(sorted({_dist_name(e) for e in eps})) or "none"
     for source, names in (("load", load_names or []), ("block", block_names)):
         for name in names:
-            if _norm(name) not in known:
-                installed = ", ".join(sorted({_dist_name(e) for e in eps})) or "none"
-                raise ConfigError(
-                    f"Plugin {name!r} in the {source} list is not installed; installed: {installed}.",
-                    key=f"{source}_plugins",
-                )
+            if _norm(name) in known:
+                continue
+            close = _suggest(name, display)
+            hint = f" (did you mean {close!r}?)" if close else ""
+            if source == "block":
+                # One config serves every subset: blocking what is absent is already done.
+                log.warning(
+                    "Plugin %r in %s is not installed%s; nothing to block. Installed: %s.",
+                    name, labels[source], hint, installed,
+                )  # fmt: skip
+                continue
+            raise ConfigError(
+                f"Plugin {name!r} in {labels[source]} is not installed{hint}; installed: {installed}.",
+                key=f"{source}_plugins",
+            )
+    block_names = [n for n in block_names if _norm(n) in known]
     wanted = None if load_names is None else set().union(*(known[_norm(n)] for n in load_names))
     blocked = set().union(*(known[_norm(n)] for n in block_names)) if block_names else set()
+    if wanted is not None and load_names:
+        _warn_siblings(eps, load_names, wanted, blocked, labels["load"])
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

@@ -183,7 +183,7 @@ class ProxyApp:
         from .. import plugins
         from ..files_router import FilesDeployment
         from ..store import Store
-        from ..types import Connection
+        from ..types import Connection, Route
 
         batch = [d for d in self.deployments if d.mode == "batch"]
         if not batch:
@@ -195,12 +195,15 @@ class ProxyApp:
         general = self.config.general_settings
         url = general.database_url.get_secret_value() if general.database_url is not None else None
         self.store = Store(url, path=self.config.modelyard_settings.store_path)
-        router = plugins.get_plugins().hook.files_router(deployments=targets, store=self.store)
+        loaded = plugins.get_plugins()
+        router = loaded.hook.files_router(deployments=targets, store=self.store)
         if router is None:
             self.store.close()
+            # The provider's plugins say which distribution balances its batches; the core names none.
+            provider = batch[0].model.partition("/")[0]
+            route = Route(model=batch[0].model, provider=provider, family="files", deployment="", operation="batch load balancing")
             raise ConfigError(
-                "litellm_settings.enable_loadbalancing_on_batch_endpoints: no installed plugin balances files and "
-                "batches for these deployments (install and load modelyard-azure-batch).",
+                f"litellm_settings.enable_loadbalancing_on_batch_endpoints: {loaded.unserved('files_router', route)}",
                 key="litellm_settings.enable_loadbalancing_on_batch_endpoints",
             )
         return router
@@ -631,7 +634,13 @@ def _status(err: APIError) -> int:
 
 
 def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
-    """A ``retry-after`` header for a 429 that says when to come back (an upstream's, or the Router's)."""
+    """A ``retry-after`` header for a 429 that says when to come back (an upstream's, or the Router's).
+
+    A 501 for a call no loaded plugin serves (``PluginNotLoadedError``) gets ``x-should-retry:
+    false`` instead: the openai SDKs honour it rather than retrying a 5xx that cannot change.
+    """
+    if err.code == "plugin_not_loaded" and err.status_code >= 500:
+        return [(b"x-should-retry", b"false")]
     seconds = getattr(err, "retry_after", None)
     if err.status_code != 429 or not isinstance(seconds, int | float) or seconds < 0:
         return None

@@ -12,7 +12,7 @@ from modelyard.errors import (
     RateLimitError,
     error_for_status,
 )
-from modelyard.families import Family, ParamRules
+from modelyard.families import Family, ParamRules, Provider
 from modelyard.transport import parse_retry_after
 from modelyard.types import (
     ChatCompletion,
@@ -24,13 +24,17 @@ from modelyard.types import (
 from . import text, urls
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import RegisterFamily
+    from modelyard.hookspecs import RegisterFamily, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 0)
+HOOK_API = (1, 3)  # register_providers
 PROVIDER = "azure"
 VISION_PLUGIN = "modelyard-azure-vision"
 """The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
+AUTH_PLUGIN = "modelyard-azure-auth"
+"""The distribution that answers ``resolve_auth`` for ``azure`` (api key, AD token, Entra ID)."""
+BATCH_PLUGIN = "modelyard-azure-batch"
+"""The distribution that serves files and batches for ``azure`` (and balances them in the proxy)."""
 
 
 @hookimpl
@@ -124,3 +128,25 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if code == "DeploymentNotFound":
         message = f"{message} (deployment {route.deployment!r})"
     return error_for_status(response.status_code)(message, **common)
+
+
+@hookimpl
+def register_providers(register: RegisterProvider) -> None:
+    """Which distribution serves each part of the ``azure`` provider, installed or not.
+
+    The core names no plugin: when a call finds nothing answering one of these hooks (files
+    and batches without ``modelyard-azure-batch``, credentials without ``modelyard-azure-auth``),
+    its error names the distribution given here, why it is not loaded, and the install line.
+    """
+    register(
+        Provider(
+            name=PROVIDER,
+            description="Azure OpenAI",
+            served_by={
+                "transform_request": "modelyard-azure-chat",
+                "resolve_auth": AUTH_PLUGIN,
+                "transform_files_request": BATCH_PLUGIN,
+                "files_router": BATCH_PLUGIN,
+            },
+        )
+    )
