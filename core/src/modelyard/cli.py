@@ -11,8 +11,11 @@ from typing import Any
 
 __all__ = ["main"]
 
-EXTRA_OF_COMMAND = {"serve": "server", "emulator": "server", "demo": "server"}
-"""The extra of the ``modelyard`` distribution each built-in command needs beyond the core."""
+EXTRA_OF_COMMAND = {"serve": "proxy", "emulator": "emulator", "demo": "emulator"}
+"""The extra of the ``modelyard`` distribution each built-in command needs beyond the core.
+
+A module of another extra (``sqlalchemy`` for a proxy with a store: ``store``) is named by
+:func:`_extra_for` from the metadata."""
 
 
 def _norm(name: str) -> str:
@@ -22,12 +25,14 @@ def _norm(name: str) -> str:
 def _extra_for(module: str, default: str) -> str:
     """The extra that installs ``module``: the command's own when it lists it, else the one that does.
 
-    Read from modelyard's installed metadata (``Requires-Dist: uvicorn>=0.30; extra == "server"``),
+    Read from modelyard's installed metadata (``Requires-Dist: uvicorn>=0.30; extra == "proxy"``),
     so the message follows the extras as they are declared. A module whose distribution has
     another name (``yaml`` from ``pyyaml``, ``multipart`` from ``python-multipart``) is matched
-    with those prefixes; one no extra lists (a dependency's dependency) gets the command's extra.
+    with those prefixes; one no extra lists (a dependency's dependency) gets the command's extra,
+    one several extras list the smallest of them.
     """
     names = {_norm(module), _norm("py" + module), _norm("python-" + module)}
+    size: dict[str, int] = {}  # requirements per extra
     extras: list[str] = []
     try:
         requires = metadata.requires("modelyard") or []
@@ -35,11 +40,14 @@ def _extra_for(module: str, default: str) -> str:
         requires = []
     for line in requires:
         found = re.match(r"\s*([A-Za-z0-9._-]+).*;.*extra\s*==\s*['\"]([^'\"]+)['\"]", line)
-        if found and _norm(found.group(1)) in names:
-            extras.append(found.group(2))
+        if found:
+            size[found.group(2)] = size.get(found.group(2), 0) + 1
+            if _norm(found.group(1)) in names:
+                extras.append(found.group(2))
     if not extras or default in extras:
         return default
-    return extras[0]
+    # Extras include each other (``postgres`` brings ``store``): name the smallest that installs it.
+    return min(extras, key=lambda extra: size[extra])
 
 
 def _missing_extra(command: str, exc: ModuleNotFoundError) -> int:

@@ -273,7 +273,7 @@ class Transport:
                 from .errors import ConfigError
 
                 raise ConfigError(
-                    "async_backend='aiohttp' needs aiohttp: pip install 'modelyard[server]'.", key="async_backend"
+                    "async_backend='aiohttp' needs aiohttp: pip install 'modelyard[proxy]'.", key="async_backend"
                 ) from None
             self._aiohttp = AiohttpBackend()
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200)

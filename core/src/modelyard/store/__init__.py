@@ -3,13 +3,13 @@
 SQLite at a path by default (``MODELYARD_STORE_PATH``, else
 ``$XDG_DATA_HOME/modelyard/modelyard.db``), PostgreSQL when a ``database_url`` is given
 (``postgresql://user:password@host:5432/db``, driven by psycopg 3: ``pip install
-modelyard[server,postgres]``). Tables are created on first open.
+modelyard[store,postgres]``). Tables are created on first open.
 
 It holds the id maps that batch load balancing needs: a proxy file id -> (deployment,
 upstream file id), a proxy batch id -> (deployment, upstream batch id), and the batch output
 and error files, so that retrieve, cancel and content always reach the resource that holds them.
 
-Needs the ``server`` extra (SQLAlchemy).
+Needs the ``store`` extra (SQLAlchemy).
 """
 
 from __future__ import annotations

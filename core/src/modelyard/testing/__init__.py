@@ -17,7 +17,7 @@ Entra ID (``EntraEmulator``, ``EntraServer``: tokens for the real azure-identity
 HTTPS) is described in :mod:`modelyard.testing.entra`; ``EntraServer`` also needs ``trustme``
 (the ``entra`` extra).
 
-The emulators need the ``server`` extra (``pip install modelyard[server]``). Names load on
+The emulators need the ``emulator`` extra (``pip install modelyard[emulator]``). Names load on
 first use, so the pytest plugin can import this package in every pytest run cheaply.
 """
 

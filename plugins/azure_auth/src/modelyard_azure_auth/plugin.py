@@ -24,13 +24,14 @@ parameter and environment variable that would have worked.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from modelyard import hookimpl
-from modelyard.errors import AuthenticationError, ConfigError
+from modelyard.errors import AuthenticationError, ConfigError, PluginNotLoadedError
 from modelyard.redact import check_header_values, clean_secret
 
 if TYPE_CHECKING:
@@ -214,8 +215,26 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
 def _entra(kind: str, connection: Connection, timeout: float | None) -> Authenticator:
     from .entra import DEFAULT_SCOPE, EntraToken, token_source
 
+    spec = _entra_spec(kind, connection)
+    if not _has_azure_identity():
+        raise PluginNotLoadedError(
+            f"Entra ID sign-in with {spec.label} needs azure-identity, from the 'entra' extra of modelyard-azure-auth, which is "
+            "not installed. Install it: pip install 'modelyard-azure-auth[entra]'",
+            plugin="modelyard-azure-auth",
+        )
     scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPE
-    return EntraToken(token_source(_entra_spec(kind, connection), scope), timeout=timeout)
+    return EntraToken(token_source(spec, scope), timeout=timeout)
+
+
+def _has_azure_identity() -> bool:
+    """Whether azure-identity can be imported, without importing it (a 0.3 s import).
+
+    It is the ``entra`` extra: api keys and AD tokens need none of it (docs/auth.md).
+    """
+    try:
+        return importlib.util.find_spec("azure.identity") is not None
+    except (ImportError, ValueError):  # no ``azure`` namespace at all
+        return False
 
 
 @hookimpl
