@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import re
 import subprocess
 import sys
@@ -43,7 +44,7 @@ TABLE_START = "<!-- hook-api-table -->"
 class Dist:
     """One distribution of the workspace, as its files say."""
 
-    path: Path  # relative to ROOT
+    path: Path  # relative to the workspace root
     name: str
     version: Version
     project: dict[str, object]
@@ -53,34 +54,34 @@ class Dist:
         return self.path.as_posix()
 
 
-def workspace() -> list[Dist]:
+def workspace(root: Path) -> list[Dist]:
     """The workspace members (root pyproject.toml's members minus its excludes)."""
-    root = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
-    excluded = {(ROOT / e).resolve() for e in root.get("exclude", [])}
+    members = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    excluded = {(root / e).resolve() for e in members.get("exclude", [])}
     dists = []
-    for pattern in root["members"]:
-        for folder in sorted(ROOT.glob(pattern)):
+    for pattern in members["members"]:
+        for folder in sorted(root.glob(pattern)):
             if folder.resolve() in excluded or not (folder / "pyproject.toml").is_file():
                 continue
             project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
-            dists.append(Dist(folder.relative_to(ROOT), project["name"], Version(project["version"]), project))
+            dists.append(Dist(folder.relative_to(root), project["name"], Version(project["version"]), project))
     return dists
 
 
-def git(*args: str) -> str | None:
+def git(root: Path, *args: str) -> str | None:
     """A git command's output, or None outside a git checkout."""
     try:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return done.stdout
 
 
-def changelog(dist: Dist, errors: list[str]) -> tuple[bool, list[tuple[Version, str]]]:
+def changelog(root: Path, dist: Dist, errors: list[str]) -> tuple[bool, list[tuple[Version, str]]]:
     """Rule 1: (has an Unreleased section, dated (version, date) headings top down)."""
     file = dist.path / "CHANGELOG.md"
-    text = (ROOT / file).read_text() if (ROOT / file).is_file() else ""
-    unreleased, dated = False, []
+    text = (root / file).read_text() if (root / file).is_file() else ""
+    unreleased, dated = False, list[tuple[Version, str]]()
     for i, match in enumerate(HEADING.finditer(text)):
         title = match["title"]
         if title == "Unreleased":
@@ -96,20 +97,20 @@ def changelog(dist: Dist, errors: list[str]) -> tuple[bool, list[tuple[Version, 
         if dated and version >= dated[-1][0]:
             errors.append(f"{file}: {version} is listed below {dated[-1][0]}; versions must decrease")
         dated.append((version, found["date"]))
-    if not unreleased and not dated:
+    if not HEADING.search(text):
         errors.append(f"{file}: no '## Unreleased' nor '## X.Y.Z (YYYY-MM-DD)' heading")
     return unreleased, dated
 
 
-def released_content_changed(dist: Dist, version: Version, date: str) -> list[str]:
+def released_content_changed(root: Path, dist: Dist, version: Version, date: str) -> list[str]:
     """Rule 3: what changed in the wheel's sources since the commit that dated ``version``."""
-    log = git("log", "--format=%H", "--reverse", "-S", f"## {version} ({date})", "--", f"{dist.rel}/CHANGELOG.md")
+    log = git(root, "log", "--format=%H", "--reverse", "-S", f"## {version} ({date})", "--", f"{dist.rel}/CHANGELOG.md")
     if not log or not log.split():
         return []  # being released in the working tree, or no git: nothing to compare with
     commit = log.split()[0]
-    changed = (git("diff", "--name-only", commit, "--", f"{dist.rel}/src", f"{dist.rel}/README.md") or "").split()
-    changed += (git("ls-files", "--others", "--exclude-standard", "--", f"{dist.rel}/src") or "").split()
-    old = git("show", f"{commit}:{dist.rel}/pyproject.toml")
+    changed = (git(root, "diff", "--name-only", commit, "--", f"{dist.rel}/src", f"{dist.rel}/README.md") or "").split()
+    changed += (git(root, "ls-files", "--others", "--exclude-standard", "--", f"{dist.rel}/src") or "").split()
+    old = git(root, "show", f"{commit}:{dist.rel}/pyproject.toml")
     if old is not None:
         before = dict(tomllib.loads(old)["project"])
         now = dict(dist.project)
@@ -120,9 +121,9 @@ def released_content_changed(dist: Dist, version: Version, date: str) -> list[st
     return [f"{name} (since {commit[:9]})" for name in changed if "__pycache__" not in name]
 
 
-def hook_api_table(errors: list[str]) -> list[tuple[tuple[int, int], Version]]:
+def hook_api_table(root: Path, errors: list[str]) -> list[tuple[tuple[int, int], Version]]:
     """docs/releasing.md's rows (HOOK_API, first modelyard release providing it), in order."""
-    text = (ROOT / "docs/releasing.md").read_text()
+    text = (root / "docs/releasing.md").read_text()
     if TABLE_START not in text:
         errors.append(f"docs/releasing.md: no table after {TABLE_START}")
         return []
@@ -130,7 +131,7 @@ def hook_api_table(errors: list[str]) -> list[tuple[tuple[int, int], Version]]:
     for match in TABLE_ROW.finditer(text.split(TABLE_START, 1)[1]):
         major, minor = (int(p) for p in match["api"].split("."))
         rows.append(((major, minor), Version(match["version"])))
-    for (api_a, v_a), (api_b, v_b) in zip(rows, rows[1:], strict=False):
+    for (api_a, v_a), (api_b, v_b) in itertools.pairwise(rows):
         if not (api_b > api_a and v_b.release[:2] > v_a.release[:2]):
             errors.append(
                 f"docs/releasing.md: HOOK_API {api_b} -> {v_b} after {api_a} -> {v_a}: a new HOOK_API "
@@ -139,41 +140,46 @@ def hook_api_table(errors: list[str]) -> list[tuple[tuple[int, int], Version]]:
     return rows
 
 
-def declared_hook_apis(dist: Dist) -> list[tuple[int, int]]:
+def declared_hook_apis(root: Path, dist: Dist) -> list[tuple[int, int]]:
     """The ``HOOK_API = (major, minor)`` values assigned at module level under ``src/``."""
     found = []
-    for file in sorted((ROOT / dist.path / "src").rglob("*.py")):
+    for file in sorted((root / dist.path / "src").rglob("*.py")):
         for node in ast.parse(file.read_text()).body:
-            target = node.target if isinstance(node, ast.AnnAssign) else None
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id == "HOOK_API" and node.value is not None:  # type: ignore[union-attr]
-                value = ast.literal_eval(node.value)  # type: ignore[union-attr]
-                found.append((int(value[0]), int(value[1])))
+            target: ast.expr
+            value: ast.expr | None
+            if isinstance(node, ast.AnnAssign):
+                target, value = node.target, node.value
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id == "HOOK_API" and value is not None:
+                major, minor = ast.literal_eval(value)
+                found.append((int(major), int(minor)))
     return found
 
 
 def requirements(dist: Dist) -> list[Requirement]:
-    deps = list(dist.project.get("dependencies", []))  # type: ignore[call-overload]
-    for extra in dict(dist.project.get("optional-dependencies", {})).values():  # type: ignore[call-overload]
+    """The distribution's requirements, extras included."""
+    deps: list[str] = list(dist.project.get("dependencies", []))  # type: ignore[call-overload]
+    extras: dict[str, list[str]] = dict(dist.project.get("optional-dependencies", {}))  # type: ignore[call-overload]
+    for extra in extras.values():
         deps.extend(extra)
     return [Requirement(d) for d in deps]
 
 
 def has_lower_bound(req: Requirement, floor: Version) -> bool:
-    return any(
-        s.operator in (">=", "~=", "==", "===") and Version(s.version) >= floor
-        or s.operator == ">" and Version(s.version) >= floor
-        for s in req.specifier
-    )
+    """Whether ``req`` admits no version below ``floor``."""
+    return any(s.operator in (">=", ">", "~=", "==", "===") and Version(s.version) >= floor for s in req.specifier)
 
 
-def check() -> list[str]:
+def check(root: Path = ROOT) -> list[str]:
+    """Every rule's violations, as messages naming the distribution, file and fix (none: all good)."""
     errors: list[str] = []
-    dists = workspace()
-    by_name = {canonicalize_name(d.name): d for d in dists}
+    dists = workspace(root)
+    by_name: dict[str, Dist] = {canonicalize_name(d.name): d for d in dists}
     for dist in dists:
-        unreleased, dated = changelog(dist, errors)
+        unreleased, dated = changelog(root, dist, errors)
         fix = (
             f"add '## Unreleased' to {dist.rel}/CHANGELOG.md and raise the version "
             f"(uv version --package {dist.name} --bump minor, or --bump patch)"
@@ -188,7 +194,7 @@ def check() -> list[str]:
             version, date = dated[0]
             if dist.version != version:
                 errors.append(f"{dist.name}: version {dist.version} but CHANGELOG's latest release is {version}")
-            changed = released_content_changed(dist, version, date)
+            changed = released_content_changed(root, dist, version, date)
             if changed:
                 errors.append(
                     f"{dist.name} {version} (released {date}) changed since: "
@@ -203,11 +209,11 @@ def check() -> list[str]:
                     f"{dist.name} requires '{req}', which excludes {other.name} {other.version} of this workspace"
                 )
 
-    rows = hook_api_table(errors)
+    rows = hook_api_table(root, errors)
     core = by_name.get("modelyard")
     if core is None or not rows:
         return errors
-    (core_api,) = declared_hook_apis(core)
+    (core_api,) = declared_hook_apis(root, core)
     first = dict(rows)
     if core_api not in first:
         errors.append(f"docs/releasing.md: no row for the core's HOOK_API {core_api[0]}.{core_api[1]}")
@@ -219,7 +225,7 @@ def check() -> list[str]:
     for dist in dists:
         if dist is core:
             continue
-        apis = declared_hook_apis(dist)
+        apis = declared_hook_apis(root, dist)
         if not apis:
             continue
         needed = max(apis)
@@ -239,11 +245,12 @@ def check() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev release", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check the rules; exit 1 naming what breaks one")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the workspace (default: this checkout)")
     args = parser.parse_args(argv)
     if not args.check:
         parser.print_help()
         return 2
-    errors = check()
+    errors = check(args.root.resolve())
     for error in errors:
         print(f"release: {error}", file=sys.stderr)
     if not errors:
