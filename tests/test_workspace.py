@@ -36,8 +36,10 @@ def _uv_calls(tmp_path: Path, command: str) -> list[tuple[list[str], str]]:
     (work / ".venv" / "bin").mkdir(parents=True)
     fake_bin.mkdir()
     shutil.copy(ROOT / "dev", work / "dev")
-    for tool in ("modelyard", "ruff", "mypy", "pytest", "python"):
+    for tool in ("modelyard", "ruff", "mypy", "pytest"):
         _script(work / ".venv" / "bin" / tool, "exit 0")
+    # The scripts ./dev runs with the workspace's python, one line per run.
+    _script(work / ".venv" / "bin" / "python", f'echo "$*" >> {shlex.quote(str(tmp_path / f"{command}.python.log"))}')
     for tool in ("pg_ctl", "redis-server"):  # so ./dev test installs nothing
         _script(fake_bin / tool, "exit 0")
     # One line per call: the project environment it targets, a tab, the arguments.
@@ -76,3 +78,9 @@ def test_dev_test_installs_the_test_only_plugins_and_runs_a_plugin_alone(tmp_pat
     assert "--exact" in args and args[args.index("--package") + 1] == "modelyard-azure-chat"
     assert args[-2:] == ["pytest", "plugins/azure_chat/tests"]
     assert environment and not environment.startswith(str(ROOT))  # a fresh environment, not .venv
+
+
+def test_dev_test_checks_the_release_and_the_wheels(tmp_path: Path) -> None:
+    """CI runs ./dev test (.ci/run): it must run ./dev release --check and the wheel check."""
+    _uv_calls(tmp_path, "test")
+    assert (tmp_path / "test.python.log").read_text().splitlines() == [".ci/release.py --check", ".ci/wheels.py"]
