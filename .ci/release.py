@@ -10,9 +10,10 @@ The rules (docs/releasing.md explains them for people):
 3. A released distribution (no ``## Unreleased``) ships what it shipped when its dated heading
    was committed: no change under ``src/``, to ``README.md`` or to ``[project]`` (version aside).
 4. A requirement on another distribution of the workspace admits its current version.
-5. The core's ``HOOK_API`` has a row in docs/releasing.md's table (``HOOK_API -> first modelyard``)
-   no later than the core's version; a plugin's ``modelyard`` requirement has a lower bound no
-   lower than the first core providing the highest ``HOOK_API`` its modules declare.
+5. The core's ``HOOK_API`` has the last row of docs/releasing.md's table (``HOOK_API -> first
+   modelyard``), no later than the core's version; rows increase, and a new HOOK_API major starts a
+   breaking core line. A plugin's ``modelyard`` requirement has a lower bound no lower than the
+   first core providing the highest ``HOOK_API`` its modules declare.
 
 Standard library and ``packaging`` only; git for rule 3 (skipped outside a git checkout).
 """
@@ -132,12 +133,24 @@ def hook_api_table(root: Path, errors: list[str]) -> list[tuple[tuple[int, int],
         major, minor = (int(p) for p in match["api"].split("."))
         rows.append(((major, minor), Version(match["version"])))
     for (api_a, v_a), (api_b, v_b) in itertools.pairwise(rows):
-        if not (api_b > api_a and v_b.release[:2] > v_a.release[:2]):
+        if not (api_b > api_a and v_b > v_a):
+            errors.append(f"docs/releasing.md: HOOK_API {api_b} -> {v_b} after {api_a} -> {v_a}: both must increase")
+        elif api_b[0] > api_a[0] and breaking_line(v_b) == breaking_line(v_a):
             errors.append(
-                f"docs/releasing.md: HOOK_API {api_b} -> {v_b} after {api_a} -> {v_a}: a new HOOK_API "
-                "needs a new minor (or major) modelyard release"
+                f"docs/releasing.md: HOOK_API {api_b[0]}.{api_b[1]} -> {v_b}: a new HOOK_API major breaks plugins, "
+                f"so it needs a breaking modelyard release (not in the {'.'.join(map(str, breaking_line(v_a)))} line)"
             )
     return rows
+
+
+def breaking_line(version: Version) -> tuple[int, ...]:
+    """The releases that stay compatible with ``version``: same major, or same minor while on 0.x."""
+    return (0, version.minor) if version.major == 0 else (version.major,)
+
+
+def short(version: Version) -> str:
+    """``0.2`` for 0.2.0, ``0.2.1`` as it is: how a requirement's lower bound is written."""
+    return f"{version.major}.{version.minor}" if version.micro == 0 else str(version)
 
 
 def declared_hook_apis(root: Path, dist: Dist) -> list[tuple[int, int]]:
@@ -182,13 +195,13 @@ def check(root: Path = ROOT) -> list[str]:
         unreleased, dated = changelog(root, dist, errors)
         fix = (
             f"add '## Unreleased' to {dist.rel}/CHANGELOG.md and raise the version "
-            f"(uv version --package {dist.name} --bump minor, or --bump patch)"
+            f"(uv version --package {dist.name} --bump patch, or --bump minor if it breaks)"
         )
         if unreleased:
             if dated and dist.version <= dated[0][0]:
                 errors.append(
                     f"{dist.name} {dist.version}: unreleased changes in a version that was released on "
-                    f"{dated[0][1]}; raise the version (uv version --package {dist.name} --bump minor)"
+                    f"{dated[0][1]}; raise the version (uv version --package {dist.name} --bump patch)"
                 )
         elif dated:
             version, date = dated[0]
@@ -236,8 +249,7 @@ def check(root: Path = ROOT) -> list[str]:
         elif not reqs or not all(has_lower_bound(r, floors[0]) for r in reqs):
             errors.append(
                 f"{dist.name}: declares HOOK_API {needed[0]}.{needed[1]}, first provided by modelyard "
-                f"{floors[0]}; require 'modelyard>={floors[0].major}.{floors[0].minor},<...' so that pip "
-                "refuses an older core"
+                f"{floors[0]}; require 'modelyard>={short(floors[0])},<...' so that pip refuses an older core"
             )
     return errors
 

@@ -81,14 +81,14 @@ def test_code_changed_after_its_release_fails(workspace: Path) -> None:
     )
     assert error.endswith(
         "add '## Unreleased' to plugins/auth/CHANGELOG.md and raise the version "
-        "(uv version --package modelyard-azure-auth --bump minor, or --bump patch)"
+        "(uv version --package modelyard-azure-auth --bump patch, or --bump minor if it breaks)"
     )
     # Unreleased entries, version still the released one: refused too.
     changelog = workspace / "plugins/auth/CHANGELOG.md"
     changelog.write_text(changelog.read_text().replace("# Changelog\n\n", "# Changelog\n\n## Unreleased\n\n- X\n\n"))
     assert release.check(workspace) == [
         "modelyard-azure-auth 0.3.0: unreleased changes in a version that was released on 2026-12-06; raise the "
-        "version (uv version --package modelyard-azure-auth --bump minor)"
+        "version (uv version --package modelyard-azure-auth --bump patch)"
     ]
     # Raised: in progress, fine (batch's requirement still admits it? no: <0.4 excludes 0.4.0).
     pyproject = workspace / "plugins/auth/pyproject.toml"
@@ -130,14 +130,29 @@ def test_the_core_hook_api_needs_its_row(workspace: Path) -> None:
     pyproject.write_text(pyproject.read_text().replace('version = "0.2.0"', 'version = "0.2.1"'))
     assert release.check(workspace) == ["docs/releasing.md: no row for the core's HOOK_API 1.4"]
     _write(workspace / "docs/releasing.md", TABLE + "| 1.4 | 0.2.1 |\n")
+    assert release.check(workspace) == []  # an added hook: plugins for 1.3 keep working (<0.3)
+    _write(workspace / "plugins/auth/src/modelyard_azure_auth/plugin.py", "HOOK_API = (1, 4)\n")
+    _write(workspace / "plugins/auth/CHANGELOG.md", "## Unreleased\n\n- z\n\n## 0.3.0 (2026-12-06)\n")
+    auth = workspace / "plugins/auth/pyproject.toml"
+    auth.write_text(auth.read_text().replace('version = "0.3.0"', 'version = "0.3.1"'))
     assert release.check(workspace) == [
-        "docs/releasing.md: HOOK_API (1, 4) -> 0.2.1 after (1, 3) -> 0.2.0: a new HOOK_API needs a new minor "
-        "(or major) modelyard release"
+        "modelyard-azure-auth: declares HOOK_API 1.4, first provided by modelyard 0.2.1; require "
+        "'modelyard>=0.2.1,<...' so that pip refuses an older core"
     ]
-    _write(workspace / "docs/releasing.md", TABLE + "| 1.4 | 0.3.0 |\n")
-    pyproject.write_text(pyproject.read_text().replace('version = "0.2.1"', 'version = "0.3.0"'))
+    auth.write_text(auth.read_text().replace("modelyard>=0.2,<0.3", "modelyard>=0.2.1,<0.3"))
+    assert release.check(workspace) == []
+    # A new major breaks every plugin: it needs a breaking core release (0.x: a new minor).
+    _write(workspace / "core/src/modelyard/plugin.py", "HOOK_API: tuple[int, int] = (2, 0)\n")
+    _write(workspace / "docs/releasing.md", TABLE + "| 1.4 | 0.2.1 |\n| 2.0 | 0.2.2 |\n")
+    pyproject.write_text(pyproject.read_text().replace('version = "0.2.1"', 'version = "0.2.2"'))
     assert release.check(workspace) == [
-        "modelyard-azure-auth requires 'modelyard<0.3,>=0.2', which excludes modelyard 0.3.0 of this workspace",
+        "docs/releasing.md: HOOK_API 2.0 -> 0.2.2: a new HOOK_API major breaks plugins, so it needs a breaking "
+        "modelyard release (not in the 0.2 line)"
+    ]
+    _write(workspace / "docs/releasing.md", TABLE + "| 1.4 | 0.2.1 |\n| 2.0 | 0.3.0 |\n")
+    pyproject.write_text(pyproject.read_text().replace('version = "0.2.2"', 'version = "0.3.0"'))
+    assert release.check(workspace) == [
+        "modelyard-azure-auth requires 'modelyard<0.3,>=0.2.1', which excludes modelyard 0.3.0 of this workspace",
         "modelyard-azure-batch requires 'modelyard<0.3,>=0.2', which excludes modelyard 0.3.0 of this workspace",
     ]
 
