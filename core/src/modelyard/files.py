@@ -367,7 +367,7 @@ def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None
 
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
-    from .api import (
+    from ._calls import (
         _connection,
         _control_setting,
         _first,
@@ -430,7 +430,7 @@ def _observe(call: _Call, status: int | None, error: APIError | None = None) -> 
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     if not hook.get_hookimpls():
         return
-    from .api import CallRecord
+    from ._calls import CallRecord
 
     try:
         retries, resent = (call.attempts.retries, call.attempts.resent) if call.attempts else (0, 0)
