@@ -169,3 +169,34 @@ def test_base64_through_the_sdk_is_the_emulators_float32(api_base: str, emb: Emu
     r = modelyard.embedding(model=f"azure/{EMB}", input="b", encoding_format="base64", dimensions=2,
                             api_base=api_base, api_key=KEY)  # fmt: skip
     assert struct.unpack("<2f", base64.b64decode(r.data[0].embedding)) == pytest.approx(vector("b", 2), abs=1e-6)
+
+
+# ------------------------------------------------------------------------ ./dev serve defaults
+
+
+def test_embedded_defaults_serve_embeddings_and_files_on_the_emulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Before: POST /v1/embeddings was 404 "Unknown path" and GET /v1/files a 500 "No Azure endpoint"."""
+    from modelyard.proxy.serve import build
+    from modelyard.testing.server import serve_in_thread
+
+    monkeypatch.chdir(tmp_path)  # the defaults' SQLite file lands here
+    built = build(dev=True)
+    try:
+        assert built.mode == "emulator"
+        headers = {"Authorization": f"Bearer {built.master_key}"}
+        with serve_in_thread(built.app, lifespan="on") as server:
+            emb = httpx.post(f"{server.url}/v1/embeddings", json={"model": "text-embedding-3-small", "input": "hi"},
+                             headers=headers)  # fmt: skip
+            files = httpx.get(f"{server.url}/v1/files", headers=headers)
+            health = httpx.get(f"{server.url}/health", headers=headers).json()
+    finally:
+        built.emulator.stop()
+    assert emb.status_code == 200, emb.text
+    assert len(emb.json()["data"][0]["embedding"]) == 1536
+    assert files.status_code == 200, files.text
+    assert files.json()["object"] == "list"
+    assert health["unhealthy_count"] == 0
+    sent = [(r.path, r.body) for r in built.emulator.emulator.requests if r.path.endswith("/embeddings")]
+    assert ("/openai/deployments/text-embedding-3-small/embeddings", {"input": "hi"}) in sent

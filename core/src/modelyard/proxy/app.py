@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import SecretStr
+
 from ..errors import APIError, ConfigError, ModelyardError
 from ..operations import OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
@@ -232,8 +234,10 @@ class ProxyApp:
         # at shutdown).
         module = sys.modules["modelyard"]
         ls = self.config.litellm_settings
-        for name in ("drop_params", "enable_azure_ad_token_refresh"):
+        for name in ("drop_params", "enable_azure_ad_token_refresh", "api_base", "api_key", "api_version"):
             value = getattr(ls, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             if value is not None:
                 self._previous_globals.setdefault(name, getattr(module, name, False))
                 setattr(module, name, value)
