@@ -85,7 +85,13 @@ if TYPE_CHECKING:
     )
     from .hookspecs import HOOK_API, hookimpl
     from .router import Router
-    from .types import AzureHeaders, ChatCompletion, ChatCompletionChunk, EmbeddingResponse, TextCompletion
+    from .types import (
+        AzureHeaders,
+        ChatCompletion,
+        ChatCompletionChunk,
+        EmbeddingResponse,
+        TextCompletion,
+    )
 
 __all__ = [
     "HOOK_API",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .errors import APIError
     from .families import Family, Provider
-    from .files import FilesRequest
+    from .file_types import FilesRequest
     from .files_router import FilesDeployment, FilesRouter
     from .store import Store
     from .types import (

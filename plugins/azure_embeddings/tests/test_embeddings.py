@@ -10,8 +10,8 @@ import modelyard
 import pytest
 from modelyard import errors
 from modelyard.testing import KEY, Emulator
-from modelyard.testing.emulator import Deployment, Faults
 from modelyard.testing.embeddings import vector
+from modelyard.testing.emulator import Deployment, Faults
 
 DEPLOYMENT = "text-embedding-3-small"
 

@@ -17,7 +17,7 @@ from modelyard_azure_common.urls import resource_url
 
 if TYPE_CHECKING:
     from modelyard.errors import APIError
-    from modelyard.files import FilesRequest
+    from modelyard.file_types import FilesRequest
     from modelyard.files_router import FilesDeployment, FilesRouter
     from modelyard.hookspecs import RegisterCommand
     from modelyard.store import Store
