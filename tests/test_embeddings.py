@@ -14,8 +14,8 @@ import openai
 import pytest
 from modelyard import errors
 from modelyard.testing import KEY, MASTER_KEY, Emulator, litellm_params, running_proxy
-from modelyard.testing.emulator import Deployment, Faults
 from modelyard.testing.embeddings import vector
+from modelyard.testing.emulator import Deployment, Faults
 
 EMB = "text-embedding-3-small"
 

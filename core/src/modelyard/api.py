@@ -42,6 +42,7 @@ from ._calls import (
     _retry_on_timeout,
     _split,
 )
+from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
@@ -670,6 +671,17 @@ def _result(call: _Call, op: Operation, response: httpx.Response) -> Any:
     return result
 
 
+def _streamed(call: _Call) -> _Call:
+    """A binary answer is not read by the transport: the caller streams it (bounded memory)."""
+    call.request = call.request.model_copy(update={"stream": True})
+    return call
+
+
+def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
+    """An open binary answer; the observers run once its body has been read."""
+    return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code))
+
+
 def _doc(op: Operation, twin: bool) -> str:
     if twin:
         return f"The async twin of :func:`{op.sdk}`."
@@ -703,10 +715,14 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
 
     def call(model: str, *args: Any, **kwargs: Any) -> Any:
         prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+        if op.answer == "binary":
+            return _binary(prepared, _send(_streamed(prepared)))
         return _result(prepared, op, _send(prepared))
 
     async def acall(model: str, *args: Any, **kwargs: Any) -> Any:
         prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+        if op.answer == "binary":
+            return _binary(prepared, await _asend(_streamed(prepared)))
         return _result(prepared, op, await _asend(prepared))
 
     for fn, name, twin in ((call, op.sdk, False), (acall, op.async_sdk, True)):
