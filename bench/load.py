@@ -1,4 +1,5 @@
-"""Closed-loop load: ``concurrency`` clients post the same chat request for ``duration`` seconds.
+"""Closed-loop load: ``concurrency`` clients post the same request for ``duration`` seconds
+(a chat request, or with ``--body embeddings`` an embeddings one).
 
 Prints one JSON object: requests, errors, req_per_s, p50_ms, p99_ms. Runs in its own process
 (aiohttp on uvloop when available) so the generator does not share a GIL with what it measures.
@@ -13,7 +14,10 @@ import asyncio
 import json
 import time
 
-BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
+BODIES = {
+    "chat": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?"}]},
+    "embeddings": {"model": "embed", "input": "Hello, how are you?"},
+}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -23,14 +27,14 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _run(url: str, concurrency: int, duration: float, warmup: float, key: str | None) -> dict[str, float]:
+async def _run(url: str, concurrency: int, duration: float, warmup: float, key: str | None, body: str = "chat") -> dict[str, float]:
     import aiohttp
 
     headers = {"content-type": "application/json"}
     if key:
         headers["authorization"] = f"Bearer {key}"
         headers["api-key"] = key
-    payload = json.dumps(BODY).encode()
+    payload = json.dumps(BODIES[body]).encode()
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -75,6 +79,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--key")
+    parser.add_argument("--body", choices=sorted(BODIES), default="chat")
     args = parser.parse_args()
     try:
         import uvloop
@@ -82,7 +87,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(_run(args.url, args.concurrency, args.duration, args.warmup, args.key))
+    result = asyncio.run(_run(args.url, args.concurrency, args.duration, args.warmup, args.key, args.body))
     print(json.dumps(result))
 
 

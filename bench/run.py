@@ -40,6 +40,7 @@ PY = sys.executable
 LITELLM_VENV = HERE / ".litellm-venv"
 LITELLM_PY = LITELLM_VENV / "bin" / "python"
 LEVELS = (1, 16, 64)
+EMBEDDINGS_LEVEL = 16
 UPSTREAM_KEY = "bench-upstream-key"
 # Like an installed package, let Python cache bytecode: without it every start compiles every module.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -115,8 +116,8 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def load(url: str, concurrency: int, duration: float, key: str | None = None) -> dict[str, Any]:
-    cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration)]
+def load(url: str, concurrency: int, duration: float, key: str | None = None, body: str = "chat") -> dict[str, Any]:
+    cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration), "--body", body]
     if key:
         cmd += ["--key", key]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -142,6 +143,14 @@ def write_config(upstream: str, master_key: str) -> Path:
       api_base: {upstream}
       api_key: {UPSTREAM_KEY}
       api_version: "2024-10-21"
+  - model_name: embed
+    litellm_params:
+      model: azure/text-embedding-3-small
+      api_base: {upstream}
+      api_key: {UPSTREAM_KEY}
+      api_version: "2024-10-21"
+    model_info:
+      mode: embedding
 general_settings:
   master_key: {master_key}
 """)
@@ -159,6 +168,8 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[st
     results: dict[str, Any] = {"direct": {}}
     for c in LEVELS:
         results["direct"][c] = load(direct_url, c, duration, UPSTREAM_KEY)
+    emb_direct = f"{upstream}/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
+    results["direct"]["embeddings"] = load(emb_direct, EMBEDDINGS_LEVEL, duration, UPSTREAM_KEY, body="embeddings")
     servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
@@ -178,6 +189,12 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[st
                 total = r["requests"] + r["errors"]
                 r["cpu_us_per_req"] = cpu / max(1, total) * 1e6 * (duration / (duration + 1.0))
                 info[c] = r
+            # Embeddings through the proxy, beside chat (one concurrency level keeps the run short).
+            emb_url = f"http://127.0.0.1:{port}/v1/embeddings"
+            cpu0 = cpu_seconds(proc.pid)
+            r = load(emb_url, EMBEDDINGS_LEVEL, duration, master_key, body="embeddings")
+            r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
+            info["embeddings"] = r
             info["rss_mib"] = rss_mib(proc.pid)
             results[name] = info
         finally:
@@ -198,6 +215,15 @@ def print_proxies(results: dict[str, Any]) -> None:
             print(fmt_row([n, c, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
                            f"{r['p50_ms'] - d['p50_ms']:.2f}", f"{r['p99_ms'] - d['p99_ms']:.2f}", r["errors"],
                            f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
+    emb_direct = results["direct"].get("embeddings")
+    if emb_direct:
+        print(fmt_row(["direct emb", EMBEDDINGS_LEVEL, f"{emb_direct['req_per_s']:.0f}", f"{emb_direct['p50_ms']:.2f}",
+                       f"{emb_direct['p99_ms']:.2f}", "", "", emb_direct["errors"], ""], widths))  # fmt: skip
+    for n in names:
+        r = results[n].get("embeddings")
+        if r:
+            print(fmt_row([f"{n} emb", EMBEDDINGS_LEVEL, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                           "", "", r["errors"], f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
     for n in names:
         r = results[n]
         print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB")

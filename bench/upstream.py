@@ -1,7 +1,8 @@
 """A canned Azure OpenAI upstream for the benchmark: raw asyncio, HTTP/1.1 keep-alive, one fixed reply.
 
 It answers every POST with the same Azure chat completion (or, when the body asks for
-``"stream": true``, a short SSE stream), as fast as the event loop allows, so that what the
+``"stream": true``, a short SSE stream; a request to an ``/embeddings`` path gets a fixed
+embeddings answer of 1536 floats, the size of text-embedding-3-small's), as fast as the event loop allows, so that what the
 benchmark measures is the proxy in front of it and not the upstream.
 
     python bench/upstream.py --port 8900
@@ -35,6 +36,17 @@ _BODY = json.dumps(CHAT, separators=(",", ":")).encode()
 _REPLY = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\napim-request-id: bench\r\n"
     b"content-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+)
+EMBEDDINGS = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": 0, "embedding": [round(((i * 37) % 200 - 100) / 1000, 3) for i in range(1536)]}],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 5, "total_tokens": 5},
+}
+_EMB_BODY = json.dumps(EMBEDDINGS, separators=(",", ":")).encode()
+_EMB_REPLY = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\napim-request-id: bench\r\n"
+    b"content-length: " + str(len(_EMB_BODY)).encode() + b"\r\n\r\n" + _EMB_BODY
 )
 _CHUNK = {k: CHAT[k] for k in ("id", "created", "model")}
 _EVENTS = b"".join(
@@ -76,7 +88,10 @@ class _Protocol(asyncio.Protocol):
             body = self.buf[end + 4 : total]
             self.buf = self.buf[total:]
             assert self.transport is not None
-            self.transport.write(_STREAM if b'"stream":true' in body.replace(b" ", b"") else _REPLY)
+            if b"/embeddings" in head[: head.find(b"\r\n")]:
+                self.transport.write(_EMB_REPLY)
+            else:
+                self.transport.write(_STREAM if b'"stream":true' in body.replace(b" ", b"") else _REPLY)
 
 
 async def _main(host: str, port: int) -> None:

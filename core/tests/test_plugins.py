@@ -135,14 +135,14 @@ def test_unknown_name_in_the_load_list_lists_installed() -> None:
 
 def test_blocking_an_absent_plugin_is_a_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """One block list serves every subset: what is not installed is already blocked."""
-    monkeypatch.setenv("MODELYARD_BLOCK_PLUGINS", "modelyard-azure-embeddings,modelyard-azure-vision")
+    monkeypatch.setenv("MODELYARD_BLOCK_PLUGINS", "modelyard-azure-realtime,modelyard-azure-vision")
     with caplog.at_level(logging.WARNING, logger="modelyard.plugins"):
         plugins = load_plugins()
     assert _info(plugins, "azure_vision").status == "blocked"
     assert _info(plugins, "azure_chat").status == "loaded"
     [warning] = [r.getMessage() for r in caplog.records]
     assert warning.startswith(
-        "Plugin 'modelyard-azure-embeddings' in MODELYARD_BLOCK_PLUGINS is not installed; nothing to block. "
+        "Plugin 'modelyard-azure-realtime' in MODELYARD_BLOCK_PLUGINS is not installed; nothing to block. "
         "Installed: modelyard-acme-family, modelyard-azure-auth,"
     )
 
@@ -288,6 +288,6 @@ def test_cli_lists_plugins_with_families_and_status(monkeypatch: pytest.MonkeyPa
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     chat = next(line for line in out.splitlines() if line.startswith("azure_chat"))
-    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.3" in chat
+    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.4" in chat
     acme = next(line for line in out.splitlines() if line.startswith("acme_family"))
     assert "blocked" in acme

@@ -84,7 +84,8 @@ def test_embedded_defaults_quickstart() -> None:
         r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth, timeout=30)
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"].endswith("You said: Hello")
-        assert {m["id"] for m in httpx.get(f"{url}/v1/models", headers=auth).json()["data"]} == {"gpt-4o", "gpt-4o-mini"}
+        models = {m["id"] for m in httpx.get(f"{url}/v1/models", headers=auth).json()["data"]}
+        assert models == {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small"}
 
 
 def test_refuses_a_public_master_key(tmp_path: Path, api_base: str) -> None:

@@ -85,13 +85,13 @@ def test_batch_load_balancing_without_the_batch_plugin_names_it_at_start(api_bas
 def test_a_config_blocking_absent_plugins_starts_and_serves(
     azure_env: Emulator, api_base: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Before: ConfigError "Plugin 'modelyard-azure-embeddings' in the block list is not installed"."""
-    with running_proxy(subset_config(api_base, ["modelyard-azure-embeddings", "azure_o_serie"])) as proxy:
+    """Before: ConfigError "Plugin 'modelyard-azure-realtime' in the block list is not installed"."""
+    with running_proxy(subset_config(api_base, ["modelyard-azure-realtime", "azure_o_serie"])) as proxy:
         chat = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-4o", "messages": HI},
                           headers={"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
     assert chat.status_code == 200
     warnings = [r.getMessage().split(";")[0] for r in caplog.records if r.name == "modelyard.plugins"]
     assert warnings == [
-        "Plugin 'modelyard-azure-embeddings' in the block list (block_plugins) is not installed",
+        "Plugin 'modelyard-azure-realtime' in the block list (block_plugins) is not installed",
         "Plugin 'azure_o_serie' in the block list (block_plugins) is not installed (did you mean 'azure_o_series'?)",
     ]

@@ -1,6 +1,6 @@
 """modelyard: Azure OpenAI from Python.
 
-``from modelyard import completion`` and call ``completion(model="azure/<deployment>", ...)``.
+``from modelyard import completion`` (or ``embedding`` ...) and call ``completion(model="azure/<deployment>", ...)``.
 Everything heavy (httpx, pydantic models, plugins) loads on first use, so ``import modelyard``
 stays fast.
 
@@ -37,8 +37,10 @@ if TYPE_CHECKING:
         ChatStream,
         TextStream,
         acompletion,
+        aembedding,
         atext_completion,
         completion,
+        embedding,
         text_completion,
     )
     from .errors import (
@@ -83,7 +85,13 @@ if TYPE_CHECKING:
     )
     from .hookspecs import HOOK_API, hookimpl
     from .router import Router
-    from .types import AzureHeaders, ChatCompletion, ChatCompletionChunk, TextCompletion
+    from .types import (
+        AzureHeaders,
+        ChatCompletion,
+        ChatCompletionChunk,
+        EmbeddingResponse,
+        TextCompletion,
+    )
 
 __all__ = [
     "HOOK_API",
@@ -101,6 +109,7 @@ __all__ = [
     "ConfigError",
     "ContentFilterError",
     "ContextWindowExceededError",
+    "EmbeddingResponse",
     "InternalServerError",
     "ModelyardError",
     "NotFoundError",
@@ -118,6 +127,7 @@ __all__ = [
     "acompletion",
     "acreate_batch",
     "acreate_file",
+    "aembedding",
     "afile_content",
     "afile_delete",
     "afile_list",
@@ -144,6 +154,7 @@ __all__ = [
     "create_batch",
     "create_file",
     "drop_params",
+    "embedding",
     "enable_azure_ad_token_refresh",
     "file_content",
     "file_delete",
@@ -194,6 +205,9 @@ _LAZY = {
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
+    "EmbeddingResponse": "types",
+    "embedding": "api",
+    "aembedding": "api",
     "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})

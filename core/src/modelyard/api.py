@@ -23,19 +23,30 @@ A family whose operation is ``completions`` answers in the legacy text shape
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from ._calls import (
+    CallRecord,
+    _connection,
+    _control_setting,
+    _field,
+    _first,
+    _module_settings,
+    _retries,
+    _retry_on_timeout,
+    _split,
+)
+from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
+from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
@@ -46,7 +57,6 @@ from .types import (
     ChatRequest,
     ChoiceLogprobs,
     Connection,
-    ConnectionSettings,
     ProviderRequest,
     ProviderResponse,
     Route,
@@ -62,38 +72,12 @@ __all__ = [
     "ChatStream",
     "TextStream",
     "acompletion",
+    "aembedding",
     "atext_completion",
     "completion",
+    "embedding",
     "text_completion",
 ]
-
-DEFAULT_NUM_RETRIES = 2
-_CONNECTION_KEYS = frozenset(Connection.model_fields)
-_CONTROL_KEYS = frozenset(
-    {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
-     "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
-)  # fmt: skip
-
-
-@dataclass
-class CallRecord:
-    """One finished call, as the ``on_success`` / ``on_failure`` observers see it.
-
-    Attributes:
-        retries: attempts after the first (429s, 5xx, connections that failed ...).
-        resent: of those, retries of a request the upstream may already have received (a
-            read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
-            each may have run, and been billed, twice.
-    """
-
-    route: Route
-    duration: float
-    status_code: int | None = None
-    usage: dict[str, Any] | None = None
-    error: APIError | None = None
-    retries: int = 0
-    resent: int = 0
-
 
 @dataclass
 class _Call:
@@ -115,97 +99,6 @@ class _Call:
 # --------------------------------------------------------------------------- prepare
 
 
-# Module settings (``modelyard.api_key = ...``, as ``litellm.api_key``) fill what a call leaves
-# unset; the plugins fall back to the environment only for what is still unset, which gives
-# call arguments > module settings > environment. They are read from the module's namespace at
-# each call (a dict lookup per name), so a change takes effect on the next call and no lock is
-# needed. Credentials are one group: a call that passes any credential gets none from the
-# module (a module api_key must not turn a call's azure_ad_token into "two credentials");
-# likewise api_base / base_url.
-_MODULE_CONNECTION_KEYS = tuple(ConnectionSettings.model_fields)
-_CREDENTIAL_KEYS = frozenset(
-    {"api_key", "azure_ad_token", "azure_ad_token_provider", "client_secret", "client_certificate_path",
-     "client_certificate_password", "azure_username", "azure_password"}
-)  # fmt: skip
-_ENDPOINT_KEYS = frozenset({"api_base", "base_url"})
-
-
-def _module_settings() -> dict[str, Any]:
-    module = sys.modules.get("modelyard")
-    return module.__dict__ if module is not None else {}
-
-
-def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[str]:
-    """Add the module's connection settings the call did not pass; return the names added."""
-    added: set[str] = set()
-    given_credential = not _CREDENTIAL_KEYS.isdisjoint(conn_kw) or any(
-        k.lower() in ("api-key", "authorization") for k in conn_kw.get("extra_headers") or ()
-    )
-    given_endpoint = not _ENDPOINT_KEYS.isdisjoint(conn_kw)
-    for key in _MODULE_CONNECTION_KEYS:
-        if key in conn_kw or (given_credential and key in _CREDENTIAL_KEYS) or (given_endpoint and key in _ENDPOINT_KEYS):
-            continue
-        value = settings.get(key)
-        if key == "api_key" and value is None:
-            value = settings.get("azure_key")  # LiteLLM's second name for it
-        if value is not None:
-            conn_kw[key] = value
-            added.add(key)
-    return added
-
-
-def _connection(conn_kw: dict[str, Any], settings: dict[str, Any], model: str | None = None) -> Connection:
-    """The call's :class:`Connection`, completed from the module settings.
-
-    Raises:
-        BadRequestError: a value of the wrong type, naming the argument (``api_version``) or
-            the module setting (``modelyard.api_version``) it came from.
-    """
-    from_module = _fill_from_module(conn_kw, settings)
-    try:
-        return Connection(**conn_kw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = _field(err["loc"])
-        if err["loc"] and err["loc"][0] in from_module:
-            field = f"modelyard.{field}"
-        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
-
-
-def _control_setting(control: dict[str, Any], settings: dict[str, Any], names: tuple[str, ...], module_name: str) -> Any:
-    """A control argument under any of ``names``, else the module setting ``module_name``."""
-    for name in names:
-        if name in control:
-            return control[name]
-    return settings.get(module_name)
-
-
-def _retries(value: Any, from_call: bool) -> int:
-    if value is None:
-        return DEFAULT_NUM_RETRIES
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or int(value) != value:
-        where = "num_retries" if from_call else "modelyard.num_retries"
-        raise BadRequestError(f"{where} must be a non-negative integer, got {value!r}.", param=where)
-    return int(value)
-
-
-def _retry_on_timeout(control: dict[str, Any]) -> bool:
-    """``retry_on_timeout`` of a call: its own value, else ``MODELYARD_RETRY_ON_TIMEOUT``, else False."""
-    value = control.get("retry_on_timeout")
-    if value is None:
-        return os.environ.get("MODELYARD_RETRY_ON_TIMEOUT", "").strip().lower() in ("1", "true", "yes", "on")
-    if not isinstance(value, bool):
-        raise BadRequestError(f"retry_on_timeout must be true or false, got {value!r}.", param="retry_on_timeout")
-    return value
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise BadRequestError("'messages' must be a non-empty list of message objects.", param="messages")
@@ -217,55 +110,19 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams) -> dict[str, Any]:
+def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams, model: str | None = None) -> dict[str, Any]:
     try:
         return schema.model_validate(params).model_dump(exclude_unset=True)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = _field(err["loc"])
-        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field) from None
+        # A union's errors carry the member tried in their location ("input.str",
+        # "input.list[str]"): the field a client sent stops before it.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p)))
+        field = _field(loc)
+        raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
 
 
-def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    connection: dict[str, Any] = {}
-    control: dict[str, Any] = {}
-    params: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        if value is None:
-            continue
-        if key in _CONNECTION_KEYS:
-            connection[key] = value
-        elif key in _CONTROL_KEYS:
-            control[key] = value
-        else:
-            params[key] = value
-    if "extra_body" in control:
-        params.update(control.pop("extra_body"))
-    return connection, control, params
-
-
-def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, *,
-           unknown: Callable[[], APIError | None] | None = None, **kwargs: Any) -> Any:  # fmt: skip
-    """Call a firstresult hook and check its answer's type, naming the plugin at fault.
-
-    ``unknown`` builds the error for no answer when the caller named a provider no loaded plugin
-    knows (a client's mistake, not a missing plugin), or returns None when the provider is known;
-    otherwise no answer is a :class:`PluginNotLoadedError` naming the distribution to install.
-    """
-    result = hook(route=route, **kwargs)
-    if result is None and unknown is not None and (error := unknown()) is not None:
-        raise error
-    if result is None:
-        # Names the distribution the provider's plugins declare for this hook, and why it is
-        # not loaded: a 501 with the install line, not a broken-configuration 500.
-        raise get_plugins().unserved(what, route)
-    if not isinstance(result, expected):
-        names = ", ".join(i.plugin_name for i in hook.get_hookimpls())
-        raise PluginError(
-            f"{what} returned {type(result).__name__}, expected {getattr(expected, '__name__', expected)} "
-            f"(plugins implementing it: {names})",
-        )
-    return result
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", "function-after"})
 
 
 def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *, text: bool = False) -> _Call:
@@ -303,6 +160,16 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     if simulate:
         params.pop("stream_options", None)
     request = ChatRequest(messages=messages, params=params, stream=stream and not simulate)
+    call = _build_call(plugins, route, family, request, connection, control, settings, started)
+    call.simulate_stream, call.include_usage, call.text = simulate, include_usage, text
+    return call
+
+
+def _build_call(
+    plugins: Plugins, route: Route, family: Family, request: ChatRequest, connection: Connection,
+    control: dict[str, Any], settings: dict[str, Any], started: float,
+) -> _Call:  # fmt: skip
+    """Steps 3 and 4, the same for every operation: the provider's request, then its authenticator."""
     hook = plugins.hook
     provider_request = _first(
         hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
@@ -318,12 +185,41 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         auth=auth,
         timeout=timeout,
         num_retries=_retries(retries, "num_retries" in control or "max_retries" in control),
-        simulate_stream=simulate,
-        include_usage=include_usage,
+        simulate_stream=False,
+        include_usage=False,
         started=started,
-        text=text,
         retry_on_timeout=_retry_on_timeout(control),
     )
+
+
+def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Call:
+    """Steps 1-4 for an operation driven by its :class:`~modelyard.operations.Operation` row.
+
+    The route is the model's (provider, family, deployment) with ``operation`` set to the row's
+    name; the parameters validate against the row's request model; the family's chat parameter
+    rules do not apply (they are about messages and sampling). The provider's
+    ``transform_request`` gets a :class:`ChatRequest` with no messages and the validated body
+    in ``params``.
+    """
+    started = time.perf_counter()
+    if not isinstance(model, str) or not model:
+        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+    plugins = get_plugins()
+    conn_kw, control, params = _split(kwargs)
+    model_info = control.get("model_info") or {}
+    base_model = control.get("base_model") or model_info.get("base_model")
+    route, family = plugins.families.resolve(
+        model, family=control.get("model_family") or model_info.get("model_family"), base_model=base_model
+    )
+    route = route.model_copy(update={"operation": op.name})
+    settings = _module_settings()
+    connection = _connection(conn_kw, settings, model)
+    for name in op.payload:
+        if name not in params:
+            raise BadRequestError(f"{op.sdk}() needs {name!r}.", param=name, model=model)
+    params = _validate_params(params, op.request, model)
+    request = ChatRequest(messages=[], params=params)
+    return _build_call(plugins, route, family, request, connection, control, settings, started)
 
 
 # --------------------------------------------------------------------------- finish
@@ -360,7 +256,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     if not hook.get_hookimpls():
         return
-    usage_dict = usage.model_dump() if isinstance(usage, Usage) else usage
+    usage_dict = usage.model_dump() if isinstance(usage, BaseModel) else usage
     attempts = call.attempts or Attempts()
     record = CallRecord(
         call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent
@@ -748,3 +644,92 @@ async def atext_completion(
     if call.simulate_stream:
         return AsyncTextStream(call, None, [result], result._response_headers)
     return result  # type: ignore[no-any-return]  # checked by _first
+
+
+# --------------------------------------------------------------------------- table-driven operations
+
+
+def _payload(op: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's keyword arguments with its positional ones named by ``op.payload``."""
+    if len(args) > len(op.payload):
+        raise TypeError(f"{op.sdk}() takes model and at most {len(op.payload)} positional argument(s) ({', '.join(op.payload)})")
+    for name, value in zip(op.payload, args, strict=False):
+        if name in kwargs:
+            raise TypeError(f"{op.sdk}() got multiple values for argument {name!r}")
+        kwargs[name] = value
+    return kwargs
+
+
+def _result(call: _Call, op: Operation, response: httpx.Response) -> Any:
+    result = _normalize(call, response)
+    if not isinstance(result, op.response):
+        names = ", ".join(i.plugin_name for i in call.plugins.hook.normalize_response.get_hookimpls())
+        raise PluginError(
+            f"normalize_response returned {type(result).__name__} for {op.name!r}, expected "
+            f"{op.response.__name__} (plugins implementing it: {names})"
+        )
+    return result
+
+
+def _streamed(call: _Call) -> _Call:
+    """A binary answer is not read by the transport: the caller streams it (bounded memory)."""
+    call.request = call.request.model_copy(update={"stream": True})
+    return call
+
+
+def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
+    """An open binary answer; the observers run once its body has been read."""
+    return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code))
+
+
+def _doc(op: Operation, twin: bool) -> str:
+    if twin:
+        return f"The async twin of :func:`{op.sdk}`."
+    args = "\n".join(f"        {name}: the operation's ``{name}`` (see :class:`~modelyard.types.{op.request.__name__}`)." for name in op.payload)
+    return f"""Call the {op.description} operation, as LiteLLM's ``{op.sdk}`` (driven by its row in :mod:`modelyard.operations`).
+
+    Args:
+        model: ``azure/<deployment>`` (a model string any provider plugin serves).
+{args}
+        **kwargs: the fields of :class:`~modelyard.types.{op.request.__name__}`, and the same
+            connection and control settings as :func:`completion` (``api_key``, ``api_base``,
+            ``api_version``, ``timeout``, ``num_retries``, ``extra_headers``, ``extra_body`` ...).
+
+    Returns:
+        A :class:`~modelyard.types.{op.response.__name__}`.
+
+    Raises:
+        BadRequestError: invalid input (the message names the field), before anything is sent.
+        PluginNotLoadedError: no loaded plugin serves {op.name!r} for the model's provider.
+        APIError: the upstream's error, mapped to its class.
+    """
+
+
+def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
+    """The SDK function and its async twin for a JSON-in, JSON-out operation row.
+
+    Both run the one pipeline: :func:`_prepare_operation` (steps 1-4), the transport's send
+    (step 5), the provider's ``normalize_response`` checked against ``op.response`` (step 6),
+    ``map_error`` and the observers (7, 8).
+    """
+
+    def call(model: str, *args: Any, **kwargs: Any) -> Any:
+        prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+        if op.answer == "binary":
+            return _binary(prepared, _send(_streamed(prepared)))
+        return _result(prepared, op, _send(prepared))
+
+    async def acall(model: str, *args: Any, **kwargs: Any) -> Any:
+        prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+        if op.answer == "binary":
+            return _binary(prepared, await _asend(_streamed(prepared)))
+        return _result(prepared, op, await _asend(prepared))
+
+    for fn, name, twin in ((call, op.sdk, False), (acall, op.async_sdk, True)):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = __name__
+        fn.__doc__ = _doc(op, twin)
+    return call, acall
+
+
+embedding, aembedding = operation_functions(OPERATIONS["embeddings"])

@@ -16,23 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import APIError, BadRequestError, error_for_status
+from .file_types import (
+    Batch,
+    BatchList,
+    FileContent,
+    FileDeleted,
+    FileList,
+    FileObject,
+    FilesOperation,
+    FilesRequest,
+    Upload,
+)
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .redact import check_header_values
-from .types import Connection, ProviderRequest, ProviderResponse, Route, _Open
+from .types import Connection, ProviderRequest, ProviderResponse, Route
 
 if TYPE_CHECKING:
     from .transport import Attempts
@@ -73,163 +83,6 @@ _CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
                            "model", "model_info", "base_model", "custom_llm_provider", "retry_on_timeout"})  # fmt: skip
 DEFAULT_NUM_RETRIES = 2
-
-FilesOperation = Literal[
-    "create_file", "file_retrieve", "file_list", "file_delete", "file_content",
-    "create_batch", "retrieve_batch", "cancel_batch", "list_batches",
-]  # fmt: skip
-
-
-# --------------------------------------------------------------------------- results
-
-
-class FileObject(_Open):
-    """An uploaded file (``object == "file"``); Azure's ``status`` / ``status_details`` kept."""
-
-    id: str
-    object: str = "file"
-    bytes: int | None = None
-    created_at: int = 0
-    filename: str = ""
-    purpose: str = ""
-    status: str | None = None
-    status_details: str | None = None
-
-
-class FileDeleted(_Open):
-    """The answer to ``file_delete``."""
-
-    id: str
-    object: str = "file"
-    deleted: bool = True
-
-
-class FileList(_Open):
-    """A page of files (Azure's GA API returns them all; ``has_more`` is then False)."""
-
-    object: str = "list"
-    data: list[FileObject] = Field(default_factory=list)
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
-
-
-class Batch(_Open):
-    """A batch job, as OpenAI and Azure describe it (``object == "batch"``).
-
-    ``status`` moves ``validating -> in_progress -> finalizing -> completed`` (or ``failed``,
-    ``expired``, ``cancelling -> cancelled``); ``request_counts`` holds ``total``,
-    ``completed`` and ``failed``; ``output_file_id`` / ``error_file_id`` appear when done.
-    """
-
-    id: str
-    object: str = "batch"
-    endpoint: str | None = None
-    errors: dict[str, Any] | None = None
-    input_file_id: str | None = None
-    completion_window: str | None = None
-    status: str | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    created_at: int | None = None
-    in_progress_at: int | None = None
-    expires_at: int | None = None
-    finalizing_at: int | None = None
-    completed_at: int | None = None
-    failed_at: int | None = None
-    expired_at: int | None = None
-    cancelling_at: int | None = None
-    cancelled_at: int | None = None
-    request_counts: dict[str, int] | None = None
-    metadata: dict[str, str] | None = None
-
-
-class BatchList(_Open):
-    """A page of batches; page on with ``list_batches(after=page.last_id)`` while ``has_more``."""
-
-    object: str = "list"
-    data: list[Batch] = Field(default_factory=list)
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
-
-
-class FileContent:
-    """A file's bytes, as ``file_content`` returns them (the shape of openai's binary responses).
-
-    Attributes:
-        content: the raw bytes.
-        headers: the upstream response headers.
-    """
-
-    def __init__(self, content: bytes, headers: Mapping[str, str] | None = None) -> None:
-        self.content = content
-        self.headers: Mapping[str, str] = headers or {}
-
-    @property
-    def text(self) -> str:
-        """The content decoded as UTF-8."""
-        return self.content.decode("utf-8")
-
-    def read(self) -> bytes:
-        """The raw bytes (same as :attr:`content`)."""
-        return self.content
-
-    def json(self) -> Any:
-        """The content parsed as one JSON document."""
-        return json.loads(self.content)
-
-    def iter_lines(self) -> Iterator[str]:
-        """The non-empty lines of a JSONL file (batch output and error files)."""
-        for line in self.text.splitlines():
-            if line.strip():
-                yield line
-
-    def write_to_file(self, file: str | os.PathLike[str]) -> None:
-        """Write the bytes to ``file``."""
-        with open(file, "wb") as out:
-            out.write(self.content)
-
-    def __repr__(self) -> str:
-        return f"FileContent({len(self.content)} bytes)"
-
-
-# --------------------------------------------------------------------------- the request
-
-
-class Upload(BaseModel):
-    """A file to upload: its name, a readable, seekable binary file object, its content type."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    filename: str
-    file: Any
-    content_type: str = "application/octet-stream"
-
-
-class FilesRequest(BaseModel):
-    """One files or batches call in OpenAI's shape, relative to the provider's API root.
-
-    Attributes:
-        operation: which call (``create_file``, ``retrieve_batch`` ...).
-        method: the HTTP method OpenAI's API uses for it.
-        path: OpenAI's path without ``/v1`` (``/files``, ``/batches/{id}/cancel`` ...).
-        params: query parameters (``purpose``, ``after``, ``limit``).
-        json_body: the JSON body (``create_batch``).
-        form: multipart form fields sent with ``upload`` (``purpose``).
-        upload: the file of ``create_file``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    operation: FilesOperation
-    method: Literal["GET", "POST", "DELETE"] = "GET"
-    path: str
-    params: dict[str, str] = Field(default_factory=dict)
-    json_body: dict[str, Any] | None = None
-    form: dict[str, str] = Field(default_factory=dict)
-    upload: Upload | None = None
-
 
 @dataclass
 class _Call:
@@ -367,7 +220,7 @@ def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None
 
 
 def _prepare(request: FilesRequest, kwargs: dict[str, Any], owned: IO[bytes] | None = None) -> _Call:
-    from .api import (
+    from ._calls import (
         _connection,
         _control_setting,
         _first,
@@ -430,7 +283,7 @@ def _observe(call: _Call, status: int | None, error: APIError | None = None) -> 
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     if not hook.get_hookimpls():
         return
-    from .api import CallRecord
+    from ._calls import CallRecord
 
     try:
         retries, resent = (call.attempts.retries, call.attempts.resent) if call.attempts else (0, 0)

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from .files import Batch, BatchList, FileContent, FileDeleted, FileList, FileObject
+    from .file_types import Batch, BatchList, FileContent, FileDeleted, FileList, FileObject
 
 __all__ = ["FilesDeployment", "FilesRouter"]
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .errors import APIError
     from .families import Family, Provider
-    from .files import FilesRequest
+    from .file_types import FilesRequest
     from .files_router import FilesDeployment, FilesRouter
     from .store import Store
     from .types import (
@@ -42,7 +42,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 3)
+HOOK_API: tuple[int, int] = (1, 4)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -150,8 +150,12 @@ def transform_request(
 ) -> ProviderRequest | None:
     """Build the upstream HTTP call for one prepared request.
 
-    Runs once per call, after the family's parameter rules (pipeline step 3). Return None
-    when ``route.provider`` is not yours; the first non-None answer is used. Do not add
+    Runs once per call, after the family's parameter rules (pipeline step 3). Answer for the
+    (``route.provider``, ``route.operation``) pairs you serve and return None for the others
+    (another provider, or an operation of :data:`modelyard.operations.OPERATIONS` you do not
+    serve); the first non-None answer is used. For ``chat`` ``request.messages`` holds the
+    messages; for every other operation it is empty and ``request.params`` is the body,
+    validated against the operation's request model. Do not add
     credentials here: that is ``resolve_auth``'s job. Raise ``ConfigError`` for a missing
     setting (``api_base``) and ``BadRequestError`` for input the upstream would refuse.
     Since HOOK_API 1.0.
@@ -201,8 +205,11 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """Turn a successful (2xx) upstream response into the OpenAI-shaped result.
 
     Runs once per non-streaming call (step 6); the first non-None answer is used. Return a
-    pydantic model (``ChatCompletion`` for chat, ``TextCompletion`` for completions), or
-    None when ``route.provider`` is not yours. Since HOOK_API 1.0.
+    pydantic model: the ``response`` model of ``route.operation``'s row in
+    :data:`modelyard.operations.OPERATIONS` (``ChatCompletion`` for chat, ``TextCompletion``
+    for completions, ``EmbeddingResponse`` for embeddings); the core checks the type. Return
+    None when the (provider, operation) pair is not yours. Since HOOK_API 1.0; per
+    operation since 1.4.
     """
 
 
@@ -226,8 +233,9 @@ def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Turn an upstream error response (status >= 400) into a modelyard ``APIError``.
 
-    Runs once per failed attempt (step 7); the first non-None answer is used. Return None to
-    let the core map by status code alone. Return, do not raise. Since HOOK_API 1.0.
+    Runs once per failed attempt (step 7); the first non-None answer is used. Return None for
+    a (``route.provider``, ``route.operation``) pair you do not serve, or to let the core map
+    by status code alone. Return, do not raise. Since HOOK_API 1.0; per operation since 1.4.
     """
 
 

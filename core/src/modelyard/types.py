@@ -219,6 +219,29 @@ class TextParams(BaseModel):
     stream_options: dict[str, Any] | None = None
 
 
+class EmbeddingParams(BaseModel):
+    """Embeddings parameters (``embedding``), typed: a wrong type names its field.
+
+    ``input`` is a string, a list of strings, a token list or a list of token lists, sent
+    unchanged; ``encoding_format`` is ``float`` or ``base64``.
+    """
+
+    # strict: "8" is not a dimension (the upstream would refuse it; say so before sending).
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+
+    input: str | list[str] | list[int] | list[list[int]]
+    dimensions: int | None = Field(default=None, ge=1)
+    encoding_format: Literal["float", "base64"] | None = None
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str | list) and len(value) == 0:
+            raise ValueError("must not be empty")
+        return value
+
+
 class Route(BaseModel):
     """Where a model string leads: which provider plugin, which family, which deployment.
 
@@ -780,3 +803,27 @@ class TextCompletion(_Response):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     prompt_filter_results: list[PromptFilterResult] | None = None
+
+
+class EmbeddingData(_Open):
+    """One vector of an embeddings answer: a list of floats, or a base64 string (``encoding_format="base64"``)."""
+
+    object: str = "embedding"
+    index: int = 0
+    embedding: list[float] | str = Field(default_factory=list)
+
+
+class EmbeddingUsage(_Open):
+    """Token counts of an embeddings call (no completion tokens)."""
+
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(_Response):
+    """An OpenAI-shaped embeddings answer (``object == "list"``), as LiteLLM's ``EmbeddingResponse``."""
+
+    object: str = "list"
+    data: list[EmbeddingData] = Field(default_factory=list)
+    model: str = ""
+    usage: EmbeddingUsage | None = None

@@ -40,7 +40,7 @@ def test_openai_sdk_environment_names(monkeypatch, api_base: str, emulator: Emul
 
 
 def test_default_api_version_is_documented_one(api_base: str, emulator: Emulator) -> None:
-    from modelyard_azure_chat.urls import DEFAULT_API_VERSION
+    from modelyard_azure_common.urls import DEFAULT_API_VERSION
 
     modelyard.completion(model="azure/gpt-4o", api_base=api_base, api_key=KEY, messages=MESSAGES)
     assert emulator.requests[-1].query == {"api-version": DEFAULT_API_VERSION}

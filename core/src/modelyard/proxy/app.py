@@ -6,9 +6,11 @@ Starlette or FastAPI routes: a dozen exact paths need no router, and skipping th
 request/response objects keeps the proxy's CPU per request low (see bench/README.md).
 
 Endpoints (each with and without ``/v1``): ``POST /chat/completions``, ``POST /completions``,
+every other operation of :data:`modelyard.operations.OPERATIONS` on its paths (``POST
+/embeddings`` ...), each allowed only to deployments whose ``model_info.mode`` serves it,
 ``GET /models``, ``GET /models/{id}``, ``GET /health``, ``GET /health/liveliness`` (and
 ``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); and Azure's shape
-``POST /openai/deployments/{model}/chat/completions?api-version=...`` for ``AzureOpenAI`` clients.
+``POST /openai/deployments/{model}/<operation path>?api-version=...`` for ``AzureOpenAI`` clients.
 
 Failures answer OpenAI's error JSON, ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -27,7 +30,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import SecretStr
+
 from ..errors import APIError, ConfigError, ModelyardError
+from ..operations import OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
 from .deployments import Deployment, Deployments, build_router
@@ -53,7 +59,12 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|completions)$")
+_AZURE_PATH = re.compile(
+    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values()) + ")$"
+)
+_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values()}
+# Modes some operation other than chat claims: a deployment of one of them serves no chat.
+_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if op.name not in ("chat", "completions")))
 # Fields a client may not set: they choose where the call goes and with which credential.
 _CLIENT_FORBIDDEN = frozenset(
     {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
@@ -164,6 +175,10 @@ class ProxyApp:
         for prefix in ("", "/v1"):
             self._routes[f"POST {prefix}/chat/completions"] = self._chat
             self._routes[f"POST {prefix}/completions"] = self._completions
+            for op in OPERATIONS.values():  # every other operation, from its row
+                if op.name not in ("chat", "completions"):
+                    for op_path in op.paths:
+                        self._routes[f"POST {prefix}{op_path}"] = functools.partial(self._operation, op)
             self._routes[f"GET {prefix}/models"] = self._models
             self._routes[f"GET {prefix}/health"] = self._health
         for path in ("/health/liveliness", "/health/liveness"):
@@ -219,8 +234,10 @@ class ProxyApp:
         # at shutdown).
         module = sys.modules["modelyard"]
         ls = self.config.litellm_settings
-        for name in ("drop_params", "enable_azure_ad_token_refresh"):
+        for name in ("drop_params", "enable_azure_ad_token_refresh", "api_base", "api_key", "api_version"):
             value = getattr(ls, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             if value is not None:
                 self._previous_globals.setdefault(name, getattr(module, name, False))
                 setattr(module, name, value)
@@ -348,7 +365,12 @@ class ProxyApp:
                 raise _Reject(405, f"Method {ctx.method} is not allowed on {path}; use POST.", code="method_not_allowed")
             model = azure.group(1)
             scope["modelyard.model"] = model
-            return self._chat if azure.group(2) == "chat/completions" else self._completions
+            op = _AZURE_OPERATIONS[azure.group(2)]
+            if op.name == "chat":
+                return self._chat
+            if op.name == "completions":
+                return self._completions
+            return functools.partial(self._operation, op)
         for prefix in ("/v1/models/", "/models/"):
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
@@ -459,8 +481,10 @@ class ProxyApp:
 
     async def _call(self, ctx: _Ctx, model: str, stream: bool, params: dict[str, Any], operation: str) -> Any:
         """Call ``model`` through the Router: it picks the deployment, retries, fails over, falls back."""
-        if not self.deployments.get(model):
+        deployments = self.deployments.get(model)
+        if not deployments:
             raise self._unknown_model(model)
+        _check_mode(OPERATIONS[operation], model, deployments)
         # The Router writes the deployment of each try here (a client's own "metadata" is the
         # Router's too, as in LiteLLM: it is not sent upstream).
         assert self.router is not None  # there is a deployment, so there is a Router
@@ -469,7 +493,9 @@ class ProxyApp:
         try:
             if operation == "completions":
                 return await self.router.atext_completion(model, stream=stream, **params)
-            return await self.router.acompletion(model, stream=stream, **params)
+            if operation == "chat":
+                return await self.router.acompletion(model, stream=stream, **params)
+            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model, **params)
         finally:
             ctx.deployment = routed.get("model_id")
 
@@ -495,6 +521,18 @@ class ProxyApp:
             await self._stream(ctx, receive, send, result)
         else:
             await self._send_json(ctx, send, 200, _wire(result))
+
+    async def _operation(self, op: Operation, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any JSON-in, JSON-out operation of :data:`modelyard.operations.OPERATIONS` (``/embeddings`` ...)."""
+        body = await self._read_json(scope, receive)
+        model, stream, params = self._request(ctx, scope, body)
+        if stream:
+            raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
+        for name in op.payload:
+            if params.get(name) is None:
+                raise _Reject(400, f"{name!r} is required for {op.paths[0]}.", param=name, code="missing_required_parameter")
+        result = await self._until_disconnect(receive, self._call(ctx, model, False, params, op.name))
+        await self._send_json(ctx, send, 200, _wire(result))
 
     async def _until_disconnect(self, receive: Receive, work: Awaitable[_T]) -> _T:
         """Await ``work`` (a model call, a stream being forwarded) unless the client leaves first.
@@ -586,7 +624,8 @@ class ProxyApp:
         from .. import api
 
         info = d.describe()
-        if d.mode not in ("chat", "batch"):
+        probe = operation_for_mode(d.mode)
+        if probe is None and d.mode != "batch":
             info["status"] = f"not probed (mode {d.mode})"
             return True, info
         started = time.perf_counter()
@@ -600,6 +639,9 @@ class ProxyApp:
                 keep = set(Connection.model_fields) | {"timeout", "num_retries"}
                 provider = d.model.split("/", 1)[0]
                 await files.afile_list(custom_llm_provider=provider, **{k: v for k, v in kwargs.items() if k in keep})
+            elif probe is not None and probe.name == "embeddings":
+                # The cheapest real call: one one-word input, one token billed.
+                await api.aembedding(model=d.model, input="ping", **kwargs)
             else:
                 await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
         except APIError as err:
@@ -613,6 +655,27 @@ class ProxyApp:
 
 
 _ALWAYS = ("id", "object", "created", "model", "choices")
+
+
+def _serves(op: Operation, mode: str) -> bool:
+    """Whether a deployment of ``model_info.mode`` ``mode`` may take ``op``.
+
+    Chat and completions go to every deployment whose mode no other operation claims (no mode
+    is ``chat``; ``batch``, ``responses`` ... as today); every other operation only to its modes.
+    """
+    if op.name in ("chat", "completions"):
+        return mode not in _NON_CHAT_MODES
+    return mode in op.modes
+
+
+def _check_mode(op: Operation, model: str, deployments: list[Deployment]) -> None:
+    """A 400 naming the model's mode when one of its deployments cannot serve ``op``: never a misroute."""
+    for d in deployments:
+        if not _serves(op, d.mode):
+            wanted = " or ".join(sorted(op.modes))
+            raise _Reject(400, f"The model {model!r} is a {d.mode!r} deployment (model_info.mode: {d.mode}); "
+                          f"{op.paths[0]} needs a deployment of mode {wanted}.", param="model",
+                          code="invalid_model_mode")  # fmt: skip
 
 
 def _wire(result: Any) -> bytes:

@@ -153,8 +153,10 @@ Fallbacks = list[dict[str, list[str] | str]] | dict[str, list[str] | str]
 class LiteLLMSettings(_Section):
     """``litellm_settings``: module-wide defaults (the keys modelyard uses; others are warned about).
 
-    ``drop_params`` and ``enable_azure_ad_token_refresh`` set :data:`modelyard.drop_params` and
-    :data:`modelyard.enable_azure_ad_token_refresh` while the proxy runs. ``num_retries``,
+    ``drop_params``, ``enable_azure_ad_token_refresh``, ``api_base``, ``api_key`` and
+    ``api_version`` set the module settings of the same names while the proxy runs (as
+    LiteLLM's ``litellm.api_base`` ...): calls that pass their own (every deployment does) are
+    unaffected; the files and batches endpoints, which name no deployment, use them. ``num_retries``,
     ``request_timeout`` and the ``*fallbacks`` lists are the Router's defaults when
     ``router_settings`` does not set them (LiteLLM accepts them in either section).
     """
@@ -163,6 +165,9 @@ class LiteLLMSettings(_Section):
     num_retries: int | None = Field(default=None, ge=0)
     request_timeout: float | None = Field(default=None, gt=0)
     enable_azure_ad_token_refresh: bool | None = None
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
     fallbacks: Fallbacks | None = None
     context_window_fallbacks: Fallbacks | None = None
     content_policy_fallbacks: Fallbacks | None = None

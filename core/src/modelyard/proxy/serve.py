@@ -35,9 +35,17 @@ from .config import ProxyConfig, load_config, parse_config
 
 __all__ = ["DEMO_DEPLOYMENTS", "Built", "build", "http_options", "run", "worker_app"]
 
-DEMO_DEPLOYMENTS = (("gpt-4o", "gpt-4o-eastus"), ("gpt-4o", "gpt-4o-westus"), ("gpt-4o-mini", "gpt-4o-mini"))
-"""(public model name, emulator deployment) pairs of the embedded defaults: gpt-4o is spread
-over two deployments to show the load balancing."""
+DEMO_DEPLOYMENTS = (
+    ("gpt-4o", "gpt-4o-eastus", "gpt-4o-2024-08-06", "chat"),
+    ("gpt-4o", "gpt-4o-westus", "gpt-4o-2024-08-06", "chat"),
+    ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
+    ("text-embedding-3-small", "text-embedding-3-small", "text-embedding-3-small", "embedding"),
+    # image_generation / audio_speech / audio_transcription deployments join here with their operations.
+)
+"""(public model name, emulator deployment, its model, ``model_info.mode``) of the embedded
+defaults: gpt-4o is spread over two deployments to show the load balancing; one deployment per
+other operation. The files and batches endpoints use the same emulator (``litellm_settings``
+``api_base`` / ``api_key``)."""
 
 _ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
 _ENV_DEV = "MODELYARD_PROXY_DEV"
@@ -71,9 +79,11 @@ def _demo_config(upstream: str, upstream_key: str) -> dict[str, Any]:
         "model_list": [
             {"model_name": name, "litellm_params": {"model": f"azure/{dep}", "api_base": upstream,
                                                     "api_key": upstream_key, "api_version": "2024-10-21"},
-             "model_info": {"id": dep}}
-            for name, dep in DEMO_DEPLOYMENTS
+             "model_info": {"id": dep, "mode": mode}}
+            for name, dep, _, mode in DEMO_DEPLOYMENTS
         ],
+        # The files and batches endpoints call the provider with the module settings, as LiteLLM's do.
+        "litellm_settings": {"api_base": upstream, "api_key": upstream_key, "api_version": "2024-10-21"},
         "general_settings": {"database_url": "sqlite:///modelyard.db"},
     }  # fmt: skip
 
@@ -89,9 +99,7 @@ def start_demo_upstream() -> tuple[Any, str, str]:
     from ..testing import Deployment, Emulator, EmulatorServer
 
     key = secrets.token_hex(16)
-    models = {"gpt-4o-eastus": "gpt-4o-2024-08-06", "gpt-4o-westus": "gpt-4o-2024-08-06",
-              "gpt-4o-mini": "gpt-4o-mini-2024-07-18"}  # fmt: skip
-    emulator = Emulator([Deployment(d, model=models[d]) for _, d in DEMO_DEPLOYMENTS], api_keys=[key])
+    emulator = Emulator([Deployment(d, model=model) for _, d, model, _ in DEMO_DEPLOYMENTS], api_keys=[key])
     server = EmulatorServer(emulator).start()
     return server, server.url, key
 

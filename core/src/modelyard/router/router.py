@@ -34,12 +34,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
+from .. import api
+from .._calls import _retry_on_timeout
 from ..api import (
     AsyncChatStream,
     AsyncTextStream,
     ChatStream,
     TextStream,
-    _retry_on_timeout,
     acompletion,
     atext_completion,
     completion,
@@ -54,6 +55,7 @@ from ..errors import (
     ContextWindowExceededError,
     RateLimitError,
 )
+from ..operations import OPERATIONS, Operation
 from ..types import ChatCompletion, TextCompletion
 from .deployments import Deployment, parse_model_list
 from .state import MemoryState, Quota, RedisState, Reservation, RouterState, Snapshot
@@ -257,6 +259,40 @@ def _result_stats(result: Any, started: float, estimate: int) -> dict[str, Any]:
         "tokens": getattr(usage, "total_tokens", None) or estimate,
         "latency": time.perf_counter() - started, "quota": _quota(_headers(result)),
     }  # fmt: skip
+
+
+def _operation_method(op: Operation, *, asynchronous: bool = False) -> Callable[..., Any]:
+    """A Router method for an operation row: its SDK function, load-balanced over ``model``'s group.
+
+    ``router.embedding(model, input, **kwargs)`` takes what :func:`modelyard.embedding` takes
+    (the call's own values win over the deployment's ``litellm_params``) plus per-call
+    ``num_retries`` and ``fallbacks``.
+    """
+
+    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        kwargs = api._payload(op, args, dict(kwargs))
+        return {name: kwargs.pop(name) for name in op.payload if name in kwargs}, kwargs
+
+    if asynchronous:
+
+        async def amethod(self: Router, /, model: str, *args: Any, **kwargs: Any) -> Any:
+            payload, rest = split(args, kwargs)
+            return await self._aroute(model, self._request(payload, rest), getattr(api, op.async_sdk))
+
+        amethod.__name__ = amethod.__qualname__ = op.async_sdk
+        amethod.__doc__ = f"The async twin of :meth:`{op.sdk}`."
+        return amethod
+
+    def method(self: Router, /, model: str, *args: Any, **kwargs: Any) -> Any:
+        payload, rest = split(args, kwargs)
+        return self._route(model, self._request(payload, rest), getattr(api, op.sdk))
+
+    method.__name__ = method.__qualname__ = op.sdk
+    method.__doc__ = (
+        f"{op.description.capitalize()} (:func:`modelyard.{op.sdk}`) from one deployment of the model group "
+        "``model``, with the Router's strategy, cooldowns, retries and fallbacks."
+    )
+    return method
 
 
 class Router:
@@ -473,7 +509,7 @@ class Router:
             context_window_fallbacks=window_fallbacks,
             content_policy_fallbacks=policy_fallbacks,
             deadline=time.monotonic() + total,
-            estimate=_estimate_tokens(payload.get("messages", payload.get("prompt")), kwargs),
+            estimate=_estimate_tokens(payload.get("messages", payload.get("prompt", payload.get("input"))), kwargs),
             stream=bool(kwargs.get("stream")),
             metadata=own["metadata"] if isinstance(own.get("metadata"), dict) else None,
             retry_on_timeout=(
@@ -619,6 +655,14 @@ class Router:
         if kw.get("timeout") is None and self._per_call_timeout is not None:
             kw["timeout"] = self._per_call_timeout
         return kw
+
+    # ------------------------------------------------------------------ table-driven operations
+    # One line per operation of modelyard.operations beyond chat and completions: the methods
+    # come from its row, and run through the same _route / _aroute (strategies, cooldowns,
+    # retries, fallbacks) as completion().
+
+    embedding = _operation_method(OPERATIONS["embeddings"])
+    aembedding = _operation_method(OPERATIONS["embeddings"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

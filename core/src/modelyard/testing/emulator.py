@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import families, vision
+from . import embeddings, families, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -269,6 +269,8 @@ class Emulator:
             vision.extensions_route(self),
             Route("/openai/deployments/{deployment}/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),
+            Route("/openai/deployments/{deployment}/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
+            Route("/openai/v1/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 

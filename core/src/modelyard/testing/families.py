@@ -18,6 +18,8 @@ deployment whatever it is called. Kinds, from the model name:
 * ``instruct`` (``gpt-35-turbo-instruct``, ``davinci-002``, ``babbage-002``): serves only
   ``/completions``; chat on it is 400 ``OperationNotSupported``, as completions on a chat
   model is.
+* ``embedding`` (``text-embedding-3-small`` ...): serves only ``/embeddings``
+  (:mod:`modelyard.testing.embeddings`); chat on it is 400 ``OperationNotSupported``.
 * ``audio`` (``gpt-4o-audio-preview`` ...): ``modalities: ["text", "audio"]`` needs ``audio``
   ``{voice, format}`` and answers with ``message.audio`` {id, data (base64 WAV), transcript,
   expires_at} (``delta.audio`` in streams); other models refuse audio output.
@@ -77,6 +79,8 @@ def model_kind(model: str) -> str:
         return "instruct"
     if "audio" in m:
         return "audio"
+    if "embedding" in m:
+        return "embedding"
     return "chat"
 
 
@@ -125,7 +129,7 @@ def check_chat(d: Deployment, body: dict[str, Any], api_version: str | None = No
                     f"'function', and 'tool'. (The developer role needs api-version {DEVELOPER_ROLE_SINCE}-preview "
                     "or later.)",
                 )
-    if kind == "instruct":
+    if kind in ("instruct", "embedding"):
         return _bad(
             "OperationNotSupported",
             None,

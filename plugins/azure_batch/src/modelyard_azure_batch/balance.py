@@ -33,7 +33,7 @@ from modelyard.types import Connection
 from .jsonl import BatchFileReport, rewrite_model, validate_batch_file
 
 if TYPE_CHECKING:
-    from modelyard.files import Batch, BatchList, FileContent, FileDeleted, FileObject
+    from modelyard.file_types import Batch, BatchList, FileContent, FileDeleted, FileObject
     from modelyard.store import BatchRecord, FileRecord, Store
 
 __all__ = ["BatchBalancer", "BatchDeployment", "batch_deployments", "round_robin"]
@@ -286,7 +286,7 @@ class BatchBalancer:
         return upstream.model_copy(update=update)
 
     def _page(self, records: list[BatchRecord], batches: list[Batch], more: bool) -> BatchList:
-        from modelyard.files import BatchList
+        from modelyard.file_types import BatchList
 
         data = [self._translate(r, b) for r, b in zip(records, batches, strict=True)]
         return BatchList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None,

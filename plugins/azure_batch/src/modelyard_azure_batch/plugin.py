@@ -1,7 +1,8 @@
 """Azure OpenAI files and batches: the ``transform_files_request``, ``register_commands`` and ``files_router`` hooks.
 
-Credentials come from the ``resolve_auth`` hook (``modelyard-azure-auth``) and error mapping
-from ``map_error`` (``modelyard-azure-chat``, else the core's mapping by status), as for chat.
+Credentials come from the ``resolve_auth`` hook (``modelyard-azure-auth``); errors of the files
+and batches operations are mapped here, with the Azure mapping every Azure plugin shares
+(``modelyard-azure-common``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from typing import TYPE_CHECKING
 from modelyard import hookimpl
 from modelyard.errors import BadRequestError
 from modelyard.types import ProviderRequest
-
-from . import urls
+from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.urls import resource_url
 
 if TYPE_CHECKING:
-    from modelyard.files import FilesRequest
+    from modelyard.errors import APIError
+    from modelyard.file_types import FilesRequest
     from modelyard.files_router import FilesDeployment, FilesRouter
     from modelyard.hookspecs import RegisterCommand
     from modelyard.store import Store
-    from modelyard.types import Connection, Route
+    from modelyard.types import Connection, ProviderResponse, Route
 
 HOOK_API = (1, 2)
 PROVIDER = "azure"
@@ -31,7 +33,7 @@ def transform_files_request(route: Route, request: FilesRequest, connection: Con
     """Build the Azure call for a files/batches operation; a ``batch`` upload is validated first."""
     if route.provider != PROVIDER:
         return None
-    url, query = urls.build(connection, request.path)
+    url, query = resource_url(connection, request.path)
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     params = {**query, **request.params}
     if request.upload is not None:
@@ -55,6 +57,14 @@ def transform_files_request(route: Route, request: FilesRequest, connection: Con
             param="completion_window",
         )
     return ProviderRequest(method=request.method, url=url, params=params, headers=headers, json_body=body)
+
+
+@hookimpl
+def map_error(route: Route, response: ProviderResponse) -> APIError | None:
+    """Azure's error bodies for the files and batches operations (``route.family == "files"``)."""
+    if route.provider != PROVIDER or route.family != "files":
+        return None
+    return map_azure_error(route, response, PROVIDER)
 
 
 @hookimpl

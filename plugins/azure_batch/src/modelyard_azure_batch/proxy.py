@@ -19,7 +19,14 @@ from .balance import BatchBalancer, BatchDeployment, Picker
 from .jsonl import validate_batch_file
 
 if TYPE_CHECKING:
-    from modelyard.files import Batch, BatchList, FileContent, FileDeleted, FileList, FileObject
+    from modelyard.file_types import (
+        Batch,
+        BatchList,
+        FileContent,
+        FileDeleted,
+        FileList,
+        FileObject,
+    )
     from modelyard.files_router import FilesDeployment
     from modelyard.store import Store
 
@@ -104,7 +111,7 @@ class BalancedFiles:
 
     async def afile_list(self, *, purpose: str | None = None) -> FileList:
         """The recorded files (of ``purpose``) that still exist, each asked of its resource."""
-        from modelyard.files import FileList
+        from modelyard.file_types import FileList
 
         records = await asyncio.to_thread(self.balancer.store.list_files, purpose=purpose)
 

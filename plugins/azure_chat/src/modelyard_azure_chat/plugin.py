@@ -5,30 +5,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
-from modelyard.errors import (
-    APIError,
-    ContentFilterError,
-    ContextWindowExceededError,
-    RateLimitError,
-    error_for_status,
-)
+from modelyard.errors import APIError
 from modelyard.families import Family, ParamRules, Provider
-from modelyard.transport import parse_retry_after
 from modelyard.types import (
     ChatCompletion,
     ChatCompletionChunk,
     ProviderRequest,
     TextCompletion,
 )
+from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.urls import deployment_url
 
-from . import text, urls
+from . import text
 
 if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterFamily, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 3)  # register_providers
+HOOK_API = (1, 4)  # hooks answer per (provider, operation)
 PROVIDER = "azure"
+OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+"""The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
+EMBEDDINGS_PLUGIN = "modelyard-azure-embeddings"
+"""The distribution that serves the ``embeddings`` operation for ``azure``."""
 VISION_PLUGIN = "modelyard-azure-vision"
 """The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
 AUTH_PLUGIN = "modelyard-azure-auth"
@@ -59,9 +58,9 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     The ``completions`` operation (instruct families) gets a ``prompt`` body instead of
     ``messages`` (see :mod:`modelyard_azure_chat.text`).
     """
-    if route.provider != PROVIDER:
+    if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
-    url, query, model_in_body = urls.build(connection, route.deployment, route.operation)
+    url, query, model_in_body = deployment_url(connection, route.deployment, OPERATION_PATHS[route.operation])
     body: dict[str, Any]
     if route.operation == "completions":
         body = text.completions_body(request)
@@ -78,7 +77,7 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 @hookimpl
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """Azure's JSON as a pydantic model; Azure's extra fields (filter results ...) are kept."""
-    if route.provider != PROVIDER:
+    if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
     if route.operation == "completions":
         return TextCompletion.model_validate_json(response.content)
@@ -97,37 +96,14 @@ def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
 
 @hookimpl
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
-    """Azure's error bodies (both the ``error`` wrapper and the bare token-failure shape)."""
-    if route.provider != PROVIDER:
+    """Azure's error bodies (both the ``error`` wrapper and the bare token-failure shape).
+
+    Chat and completions only: each Azure plugin maps the errors of the operations it serves
+    (all with :func:`modelyard_azure_common.errors.map_azure_error`).
+    """
+    if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
-    body = response.json_body()
-    detail: dict[str, Any] = {}
-    if isinstance(body, dict):
-        detail = body["error"] if isinstance(body.get("error"), dict) else body
-    code = detail.get("code")
-    code = str(code) if code is not None else None
-    message = str(detail.get("message") or f"Azure OpenAI answered HTTP {response.status_code}.")
-    common: dict[str, Any] = {
-        "status_code": response.status_code,
-        "code": code,
-        "param": detail.get("param"),
-        "provider": PROVIDER,
-        "model": route.model,
-        "deployment": route.deployment,
-        "request_id": response.request_id,
-        "body": body,
-    }
-    if code == "content_filter":
-        inner = detail.get("innererror") or detail.get("inner_error") or {}
-        result = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
-        return ContentFilterError(message, content_filter_result=result, **common)
-    if code == "context_length_exceeded":
-        return ContextWindowExceededError(message, **common)
-    if response.status_code == 429:
-        return RateLimitError(message, retry_after=parse_retry_after(response.headers), **common)
-    if code == "DeploymentNotFound":
-        message = f"{message} (deployment {route.deployment!r})"
-    return error_for_status(response.status_code)(message, **common)
+    return map_azure_error(route, response, PROVIDER)
 
 
 @hookimpl
@@ -144,6 +120,7 @@ def register_providers(register: RegisterProvider) -> None:
             description="Azure OpenAI",
             served_by={
                 "transform_request": "modelyard-azure-chat",
+                "transform_request:embeddings": EMBEDDINGS_PLUGIN,
                 "resolve_auth": AUTH_PLUGIN,
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,

@@ -1,0 +1,205 @@
+"""What every pipeline module shares: a call's settings, its hook calls, its record.
+
+:mod:`modelyard.api` (model calls) and :mod:`modelyard.files` (files and batches) both build
+calls from the same arguments: connection settings completed from the module settings, control
+settings (timeout, retries), and the first answer of a hook checked for its type. They live
+here, below both, so neither pipeline module imports the other's privates.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import APIError, BadRequestError, PluginError
+from .plugins import get_plugins
+from .types import Connection, ConnectionSettings, Route
+
+DEFAULT_NUM_RETRIES = 2
+_CONNECTION_KEYS = frozenset(Connection.model_fields)
+_CONTROL_KEYS = frozenset(
+    {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
+     "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
+)  # fmt: skip
+
+
+@dataclass
+class CallRecord:
+    """One finished call, as the ``on_success`` / ``on_failure`` observers see it.
+
+    Attributes:
+        retries: attempts after the first (429s, 5xx, connections that failed ...).
+        resent: of those, retries of a request the upstream may already have received (a
+            read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
+            each may have run, and been billed, twice.
+    """
+
+    route: Route
+    duration: float
+    status_code: int | None = None
+    usage: dict[str, Any] | None = None
+    error: APIError | None = None
+    retries: int = 0
+    resent: int = 0
+
+
+# Module settings (``modelyard.api_key = ...``, as ``litellm.api_key``) fill what a call leaves
+# unset; the plugins fall back to the environment only for what is still unset, which gives
+# call arguments > module settings > environment. They are read from the module's namespace at
+# each call (a dict lookup per name), so a change takes effect on the next call and no lock is
+# needed. Credentials are one group: a call that passes any credential gets none from the
+# module (a module api_key must not turn a call's azure_ad_token into "two credentials");
+# likewise api_base / base_url.
+_MODULE_CONNECTION_KEYS = tuple(ConnectionSettings.model_fields)
+_CREDENTIAL_KEYS = frozenset(
+    {"api_key", "azure_ad_token", "azure_ad_token_provider", "client_secret", "client_certificate_path",
+     "client_certificate_password", "azure_username", "azure_password"}
+)  # fmt: skip
+_ENDPOINT_KEYS = frozenset({"api_base", "base_url"})
+
+
+def _module_settings() -> dict[str, Any]:
+    module = sys.modules.get("modelyard")
+    return module.__dict__ if module is not None else {}
+
+
+def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    """Add the module's connection settings the call did not pass; return the names added."""
+    added: set[str] = set()
+    given_credential = not _CREDENTIAL_KEYS.isdisjoint(conn_kw) or any(
+        k.lower() in ("api-key", "authorization") for k in conn_kw.get("extra_headers") or ()
+    )
+    given_endpoint = not _ENDPOINT_KEYS.isdisjoint(conn_kw)
+    for key in _MODULE_CONNECTION_KEYS:
+        if (
+            key in conn_kw
+            or (given_credential and key in _CREDENTIAL_KEYS)
+            or (given_endpoint and key in _ENDPOINT_KEYS)
+        ):
+            continue
+        value = settings.get(key)
+        if key == "api_key" and value is None:
+            value = settings.get("azure_key")  # LiteLLM's second name for it
+        if value is not None:
+            conn_kw[key] = value
+            added.add(key)
+    return added
+
+
+def _connection(
+    conn_kw: dict[str, Any], settings: dict[str, Any], model: str | None = None
+) -> Connection:
+    """The call's :class:`Connection`, completed from the module settings.
+
+    Raises:
+        BadRequestError: a value of the wrong type, naming the argument (``api_version``) or
+            the module setting (``modelyard.api_version``) it came from.
+    """
+    from_module = _fill_from_module(conn_kw, settings)
+    try:
+        return Connection(**conn_kw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field(err["loc"])
+        if err["loc"] and err["loc"][0] in from_module:
+            field = f"modelyard.{field}"
+        raise BadRequestError(
+            f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model
+        ) from None
+
+
+def _control_setting(
+    control: dict[str, Any], settings: dict[str, Any], names: tuple[str, ...], module_name: str
+) -> Any:
+    """A control argument under any of ``names``, else the module setting ``module_name``."""
+    for name in names:
+        if name in control:
+            return control[name]
+    return settings.get(module_name)
+
+
+def _retries(value: Any, from_call: bool) -> int:
+    if value is None:
+        return DEFAULT_NUM_RETRIES
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or int(value) != value
+    ):
+        where = "num_retries" if from_call else "modelyard.num_retries"
+        raise BadRequestError(
+            f"{where} must be a non-negative integer, got {value!r}.", param=where
+        )
+    return int(value)
+
+
+def _retry_on_timeout(control: dict[str, Any]) -> bool:
+    """``retry_on_timeout`` of a call: its own value, else ``MODELYARD_RETRY_ON_TIMEOUT``, else False."""
+    value = control.get("retry_on_timeout")
+    if value is None:
+        return os.environ.get("MODELYARD_RETRY_ON_TIMEOUT", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
+    if not isinstance(value, bool):
+        raise BadRequestError(
+            f"retry_on_timeout must be true or false, got {value!r}.", param="retry_on_timeout"
+        )
+    return value
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    connection: dict[str, Any] = {}
+    control: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key in _CONNECTION_KEYS:
+            connection[key] = value
+        elif key in _CONTROL_KEYS:
+            control[key] = value
+        else:
+            params[key] = value
+    if "extra_body" in control:
+        params.update(control.pop("extra_body"))
+    return connection, control, params
+
+
+def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, *,
+           unknown: Callable[[], APIError | None] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+    """Call a firstresult hook and check its answer's type, naming the plugin at fault.
+
+    ``unknown`` builds the error for no answer when the caller named a provider no loaded plugin
+    knows (a client's mistake, not a missing plugin), or returns None when the provider is known;
+    otherwise no answer is a :class:`PluginNotLoadedError` naming the distribution to install.
+    """
+    result = hook(route=route, **kwargs)
+    if result is None and unknown is not None and (error := unknown()) is not None:
+        raise error
+    if result is None:
+        # Names the distribution the provider's plugins declare for this hook, and why it is
+        # not loaded: a 501 with the install line, not a broken-configuration 500.
+        raise get_plugins().unserved(what, route)
+    if not isinstance(result, expected):
+        names = ", ".join(i.plugin_name for i in hook.get_hookimpls())
+        raise PluginError(
+            f"{what} returned {type(result).__name__}, expected {getattr(expected, '__name__', expected)} "
+            f"(plugins implementing it: {names})",
+        )
+    return result

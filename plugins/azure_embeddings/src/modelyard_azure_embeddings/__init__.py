@@ -1,0 +1,1 @@
+"""Azure OpenAI embeddings for modelyard: the ``embeddings`` operation of the ``azure`` provider."""
