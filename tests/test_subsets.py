@@ -89,7 +89,8 @@ def test_the_docs_subset_config_starts_and_names_what_to_install(tmp_path: Path)
     status, body = out["vision"]
     assert status == 400 and body["error"]["code"] == "plugin_not_loaded"
     assert body["error"]["message"].startswith(
-        "'enhancements' needs the plugin 'modelyard-azure-vision', which is not loaded (not installed)."
+        "'enhancements' needs the plugin 'modelyard-azure-vision', which is not loaded (not installed). "
+        "Install it (pip install modelyard-azure-vision), or leave out 'enhancements'."
     )
     status, body = out["files"]
     assert status == 501

@@ -26,7 +26,30 @@ def test_parameter_whose_plugin_is_not_installed_fails_before_sending(azure_env:
         completion(model="needy/gpt-4o", messages=[{"role": "user", "content": "hi"}], widgets={"n": 1})
     assert caught.value.param == "widgets"
     assert caught.value.code == "plugin_not_loaded"
-    assert "'modelyard-widgets', which is not loaded (not installed)" in caught.value.message
+    assert caught.value.message.startswith(
+        "'widgets' needs the plugin 'modelyard-widgets', which is not loaded (not installed). "
+        "Install it (pip install modelyard-widgets), or leave out 'widgets'."
+    )
+    assert "BLOCK_PLUGINS" not in caught.value.message  # nothing to unblock: it is not installed
+    assert azure_env.requests == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason", "fix"),
+    [
+        ({"block": ["modelyard-azure-auth"]}, "blocked: named in the block list",
+         "Remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins, or leave out 'auth_extra'."),
+        ({"load": ["modelyard-azure-chat"]}, "not enabled: not in the load list",
+         "Add it to MODELYARD_LOAD_PLUGINS / modelyard_settings.load_plugins, or leave out 'auth_extra'."),
+    ],
+)  # fmt: skip
+def test_the_fix_named_matches_why_the_plugin_is_not_loaded(
+    azure_env: Emulator, settings: dict[str, list[str]], reason: str, fix: str
+) -> None:
+    reset_plugins(extra=[NeedyFamily()], **settings)  # type: ignore[arg-type]
+    with pytest.raises(BadRequestError) as caught:
+        completion(model="needy/gpt-4o", messages=[{"role": "user", "content": "hi"}], auth_extra=1, api_key="k")
+    assert f"'modelyard-azure-auth', which is not loaded ({reason}). {fix}" in caught.value.message
     assert azure_env.requests == []
 
 

@@ -323,10 +323,20 @@ def check_needed_plugins(
         why = missing(plugin)
         if why is not None:
             raise BadRequestError(
-                f"{key!r} needs the plugin {plugin!r}, which is not loaded ({why}). Install it and "
-                f"remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins, or "
-                f"leave out {key!r}. See `modelyard plugins`.",
+                f"{key!r} needs the plugin {plugin!r}, which is not loaded ({why}). "
+                f"{_remedy(plugin, why)}, or leave out {key!r}. See `modelyard plugins`.",
                 param=key,
                 code="plugin_not_loaded",
                 model=model,
             )
+
+
+def _remedy(plugin: str, why: str) -> str:
+    """What to do about a plugin that is not loaded, from ``Plugins.missing``'s reason."""
+    if why == "not installed":
+        return f"Install it (pip install {plugin})"
+    if why.startswith("blocked"):
+        return "Remove it from MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins"
+    if why.startswith("not enabled"):
+        return "Add it to MODELYARD_LOAD_PLUGINS / modelyard_settings.load_plugins"
+    return "Fix what made it skip"
