@@ -106,7 +106,7 @@ def test_any_json_body_validates_or_names_its_field(model: type[ChatParams | Tex
     try:
         params = _validate_params(body, model)
     except BadRequestError as exc:
-        assert exc.param, exc
+        assert exc.param is not None, exc
         top = exc.param.split(".")[0].split("[")[0]
         assert top in body or model.model_fields[top].is_required(), (exc.param, body)
     else:
