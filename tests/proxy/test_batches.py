@@ -441,3 +441,42 @@ def test_config_without_a_batch_plugin_is_refused(resources: dict[str, EmulatorS
         from modelyard import plugins
 
         plugins.reset_plugins()
+
+
+def test_sigkill_between_create_and_retrieve_loses_nothing(
+    resources: dict[str, EmulatorServer], east_west: dict[str, Emulator], store_settings: dict[str, Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The restart is a real second OS process, and the first one dies by SIGKILL: no shutdown
+    hook runs, so only what the store had committed when create answered carries over."""
+    import signal
+
+    import yaml
+
+    from .test_lifecycle import serve
+
+    config = lb_config(resources, store_settings, master_key=MASTER_KEY)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    created: list[tuple[str, str]] = []
+    with serve("--config", str(path)) as (proc, url):
+        c = openai.OpenAI(base_url=url + "/v1", api_key=MASTER_KEY, max_retries=0)
+        for i in range(3):
+            uploaded = c.files.create(file=("requests.jsonl", io.BytesIO(batch_jsonl(4, model=GROUP))), purpose="batch")
+            batch = c.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h", metadata={"n": str(i)})  # fmt: skip
+            created.append((uploaded.id, batch.id))
+        c.close()
+        proc.send_signal(signal.SIGKILL)  # at once, right after the last create answered
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    with serve("--config", str(path)) as (_, url):
+        c = openai.OpenAI(base_url=url + "/v1", api_key=MASTER_KEY, max_retries=0)
+        try:
+            for i, (file_id, batch_id) in enumerate(created):
+                done = wait(c, batch_id)
+                assert done.status == "completed" and done.input_file_id == file_id and done.metadata == {"n": str(i)}
+                assert done.output_file_id is not None
+                assert custom_ids(c.files.content(done.output_file_id).content) == [f"task-{j}" for j in range(4)]
+                assert c.files.retrieve(file_id).id == file_id
+        finally:
+            c.close()

@@ -22,13 +22,13 @@ GIVE_UP = 8 * 1024 * 1024  # an unbounded proxy never refuses: stop streaming he
 
 @pytest.fixture(scope="module")
 def proxy_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``modelyard serve`` with the default 16 KiB head limit and a 2 s header timeout."""
+    """``modelyard serve`` with the default 16 KiB head limit and 2 s header and body timeouts."""
     config = Path(tmp_path_factory.mktemp("limits")) / "config.yaml"
     config.write_text(f"""
 model_list:
   - model_name: m
     litellm_params: {{model: azure/gpt-4o, api_base: "http://127.0.0.1:9", api_key: "{KEY}"}}
-general_settings: {{master_key: "{MASTER_KEY}", request_header_timeout: 2}}
+general_settings: {{master_key: "{MASTER_KEY}", request_header_timeout: 2, request_body_timeout: 2}}
 """)
     with serve("--config", str(config)) as (_, url):
         yield url
@@ -135,3 +135,61 @@ def test_slow_header_times_out(proxy_url: str) -> None:
     with _connect(proxy_url) as idle:
         idle.settimeout(20)
         assert idle.recv(1) == b""
+
+
+def _slow_body(url: str, outcome: list[tuple[float, bytes]]) -> None:
+    """POST a chat request whose 1,000-byte body comes a byte every 50 ms; record when and how it ended."""
+    started = time.monotonic()
+    answer = b""
+    with _connect(url) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\nContent-Length: 1000\r\n\r\n")  # fmt: skip
+        sock.settimeout(0.05)
+        deadline = started + 30  # the proxy's body timeout is 2 s
+        while time.monotonic() < deadline:
+            try:
+                sock.send(b" ")
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+    outcome.append((time.monotonic() - started, answer))
+
+
+def _probe_latencies(url: str, count: int = 20) -> list[float]:
+    latencies = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(count):
+            started = time.perf_counter()
+            assert http.get("/health/liveliness").status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+    return latencies
+
+
+def test_slow_body_is_cut_off_and_others_unaffected(proxy_url: str) -> None:
+    quiet = _probe_latencies(proxy_url)
+    outcomes: list[tuple[float, bytes]] = []
+    slow = [threading.Thread(target=_slow_body, args=(proxy_url, outcomes)) for _ in range(20)]
+    for t in slow:
+        t.start()
+    try:
+        time.sleep(0.2)
+        busy = _probe_latencies(proxy_url)
+    finally:
+        for t in slow:
+            t.join(timeout=60)
+    print(f"\nliveliness p50 quiet {statistics.median(quiet) * 1000:.1f} ms, with 20 byte-a-time bodies "
+          f"{statistics.median(busy) * 1000:.1f} ms; slow clients cut off after "
+          f"{min(o[0] for o in outcomes):.2f}-{max(o[0] for o in outcomes):.2f} s")  # fmt: skip
+    assert len(outcomes) == 20
+    for took, answer in outcomes:
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b"general_settings.request_body_timeout" in answer
+        assert took < 25  # cut off after the 2 s timeout, not after the 1,000 bytes trickled in (50 s)
+    # Generous: a loaded 2-core box; a held event loop would make these seconds.
+    assert statistics.median(busy) < 0.25, busy

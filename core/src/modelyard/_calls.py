@@ -157,10 +157,8 @@ def _retry_on_timeout(control: dict[str, Any]) -> bool:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    # By position, not by what came before: a key may be "" (``{"": {"0": NaN}}`` is ``.0``).
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" if i else str(part) for i, part in enumerate(loc))
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

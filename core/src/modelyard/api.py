@@ -23,6 +23,7 @@ A family whose operation is ``completions`` answers in the legacy text shape
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
 
 def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams, model: str | None = None) -> dict[str, Any]:
     try:
-        return schema.model_validate(params).model_dump(exclude_unset=True)
+        valid = schema.model_validate(params).model_dump(exclude_unset=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         # A union's errors carry the member tried in their location ("input.str",
@@ -120,6 +121,26 @@ def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParam
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p)))
         field = _field(loc)
         raise BadRequestError(f"Invalid value for {field!r}: {err['msg']}.", param=field, model=model) from None
+    # Parameters the model does not know are sent as they are; NaN and Infinity are not JSON.
+    for name, value in valid.items():
+        where = _non_finite(value, (name,))
+        if where is not None:
+            field = _field(where)
+            raise BadRequestError(f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",
+                                  param=field, model=model)  # fmt: skip
+    return valid
+
+
+def _non_finite(value: Any, loc: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Where in ``value`` a NaN or infinite float sits, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else loc
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", "function-after"})

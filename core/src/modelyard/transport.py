@@ -34,6 +34,7 @@ import email.utils
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -634,7 +635,7 @@ def set_transport(transport: Transport | None) -> Transport | None:
 
 
 # ---------------------------------------------------------------------- server-sent events
-# A dozen lines of our own rather than a dependency: chat streams only use ``data:`` fields.
+# Our own rather than a dependency: chat streams only use ``data:`` fields.
 
 
 def _event(data: list[str]) -> Any:
@@ -644,35 +645,93 @@ def _event(data: list[str]) -> Any:
     return json.loads(payload)
 
 
+class _SSELines:
+    """Lines of an event stream from text chunks cut anywhere.
+
+    The SSE spec ends a line at CRLF, LF or CR only. httpx's ``iter_lines`` also splits at the
+    other Unicode line breaks (U+2028, U+0085 ...), which a model's reply may hold unescaped
+    inside the JSON of a ``data:`` line: that cut the event in two and broke its JSON.
+    """
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def feed(self, text: str) -> list[str]:
+        buffer = self._partial + text
+        # A CR at the end may be the first half of a CRLF: keep it for the next chunk.
+        hold = buffer.endswith("\r")
+        lines = _LINE_BREAK.split(buffer[:-1] if hold else buffer)
+        self._partial = lines.pop() + ("\r" if hold else "")
+        return lines
+
+    def close(self) -> list[str]:
+        """The last line, when the body did not end with a line break."""
+        rest, self._partial = self._partial.removesuffix("\r"), ""
+        return [rest] if rest else []
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class _SSEEvents:
+    """Events (parsed JSON ``data``) from lines; None marks ``[DONE]``."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def line(self, line: str) -> tuple[bool, Any]:
+        """Take one line; returns (an event is complete, the event or None for ``[DONE]``)."""
+        if not line:
+            if self._data:
+                event, self._data = _event(self._data), []
+                return True, event
+        elif line.startswith("data:"):
+            self._data.append(line[6:] if line[5:6] == " " else line[5:])
+        return False, None
+
+    def end(self) -> tuple[bool, Any]:
+        if self._data:
+            return True, _event(self._data)
+        return False, None
+
+
 def iter_sse(response: httpx.Response) -> Iterator[Any]:
     """Parsed JSON ``data`` of each event until ``[DONE]`` or the end of the body."""
-    data: list[str] = []
-    for line in response.iter_lines():
-        if not line:
-            if data:
-                event = _event(data)
+    lines, events = _SSELines(), _SSEEvents()
+    for text in response.iter_text():
+        for line in lines.feed(text):
+            done, event = events.line(line)
+            if done:
                 if event is None:
                     return
                 yield event
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line[5:6] == " " else line[5:])
-    if data and (event := _event(data)) is not None:
+    for line in lines.close():
+        done, event = events.line(line)
+        if done:
+            if event is None:
+                return
+            yield event
+    done, event = events.end()
+    if done and event is not None:
         yield event
 
 
 async def aiter_sse(response: httpx.Response) -> AsyncIterator[Any]:
     """The async twin of :func:`iter_sse`."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                event = _event(data)
+    lines, events = _SSELines(), _SSEEvents()
+    async for text in response.aiter_text():
+        for line in lines.feed(text):
+            done, event = events.line(line)
+            if done:
                 if event is None:
                     return
                 yield event
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line[5:6] == " " else line[5:])
-    if data and (event := _event(data)) is not None:
+    for line in lines.close():
+        done, event = events.line(line)
+        if done:
+            if event is None:
+                return
+            yield event
+    done, event = events.end()
+    if done and event is not None:
         yield event

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -152,6 +153,16 @@ class Connection(ConnectionSettings):
             yield name, value
 
 
+def _one_to_four(value: str | list[str]) -> str | list[str]:
+    if isinstance(value, list) and not 1 <= len(value) <= 4:
+        raise ValueError(f"give a string or 1 to 4 stop sequences, got {len(value)}")
+    return value
+
+
+# Checked after the union, so that a fifth stop word names ``stop``, not a branch of the union.
+_Stop = Annotated[str | list[str], AfterValidator(_one_to_four)]
+
+
 class ChatParams(BaseModel):
     """OpenAI chat-completion parameters, typed so that a wrong value names its field.
 
@@ -162,23 +173,25 @@ class ChatParams(BaseModel):
     # NaN and Infinity are not JSON: sent on, they make the upstream body invalid.
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    temperature: float | None = None
-    top_p: float | None = None
-    n: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
+    # Ranges and lengths are the spec's (inference-2025-04-01-preview createChatCompletionRequest):
+    # Azure refuses anything outside them, so the SDK does before sending, naming the field.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: _Stop | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     user: str | None = None
     seed: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    functions: list[dict[str, Any]] | None = None
+    functions: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=128)] | None = None
     function_call: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
@@ -207,12 +220,13 @@ class TextParams(BaseModel):
     best_of: int | None = Field(default=None, ge=0, le=20)
     logprobs: int | None = Field(default=None, ge=0, le=5)
     max_tokens: int | None = Field(default=None, ge=0)
-    temperature: float | None = None
-    top_p: float | None = None
-    n: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # The spec's ranges (createCompletionRequest), as in ChatParams.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: _Stop | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     seed: int | None = None

@@ -212,11 +212,18 @@ class GeneralSettings(_Section):
     max_request_size_mb: float = Field(default=32.0, gt=0)
     max_upload_size_mb: float = Field(default=200.0, gt=0)
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)
+    """Seconds requests in flight get to finish after SIGTERM before the proxy exits anyway."""
+    shutdown_delay: float = Field(default=0.0, ge=0)
+    """Seconds the proxy keeps serving after SIGTERM, ``/health/readiness`` answering 503, before
+    it stops accepting connections: time for a load balancer to take it out of rotation."""
     http_backend: str = Field(default="aiohttp", pattern="^(aiohttp|httpx)$")
     max_header_size_kb: float = Field(default=16.0, gt=0)
     """The most a request line and its headers may take together, in KiB (16: h11's and Node's default)."""
     request_header_timeout: float = Field(default=10.0, gt=0)
     """Seconds a client has to send a whole request line and headers (a slow-loris bound)."""
+    request_body_timeout: float = Field(default=120.0, gt=0)
+    """Seconds a client has, once its headers are in, to send the whole body (a slow-loris bound
+    on bodies; raise it for large ``/files`` uploads over slow links)."""
 
     _secrets = field_validator("master_key", "database_url")(_one_line)
 
@@ -369,7 +376,7 @@ def parse_config(
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}.")
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}.", key=source)
     environment = dict(os.environ if env is None else env)
     extra_env = raw.get("environment_variables")
     if isinstance(extra_env, Mapping):

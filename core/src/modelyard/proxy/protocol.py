@@ -13,8 +13,12 @@ every other client, before any authentication. h11 refuses at 16 KB, but costs t
 - **time**: a request head (or the first one on a new connection) must arrive within
   ``head_timeout`` seconds; otherwise the connection is answered ``408`` and closed
   (a slow-loris client holds a connection open with a byte now and then).
+- **body time**: a request body must arrive whole within ``body_timeout`` seconds of its head;
+  otherwise the connection is answered ``408`` (when no response has started) and closed. A
+  client sending its body a byte at a time costs one timer and one socket, never a worker, and
+  is gone after the timeout.
 
-The body is bounded by the app (``general_settings.max_request_size_mb``).
+The body's size is bounded by the app (``general_settings.max_request_size_mb``).
 """
 
 from __future__ import annotations
@@ -51,14 +55,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         app_state: uvicorn's app state (given by uvicorn).
         max_head_bytes: the most bytes a request line and its headers may take together.
         head_timeout: seconds a client has to send a whole request head (None: no limit).
+        body_timeout: seconds a client has, after the head, to send the whole body (None: no limit).
     """
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *, max_head_bytes: int = 16384,
-                 head_timeout: float | None = 10.0) -> None:  # fmt: skip
+                 head_timeout: float | None = 10.0, body_timeout: float | None = 120.0) -> None:  # fmt: skip
         super().__init__(config, server_state, app_state, _loop)
         self.max_head_bytes = max_head_bytes
         self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self._body_timer: asyncio.TimerHandle | None = None
         self._in_head = True  # a new connection owes a request head
         self._head_bytes = 0  # bytes received while in a head (approximate: whole socket reads)
         self._head_timer: asyncio.TimerHandle | None = None
@@ -71,6 +78,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_body()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -100,6 +108,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size <= self.max_head_bytes:
             super().on_headers_complete()
+            if self.body_timeout is not None and self._body_timer is None:
+                # Disarmed by on_message_complete, at once for a request without a body.
+                self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
             return
         # The whole head came in one read: answer through uvicorn's own request cycle, as it
         # does for limit_concurrency, with an app that refuses it and closes the connection.
@@ -110,9 +121,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         finally:
             self.app = app
 
+    def on_message_complete(self) -> None:
+        self._disarm_body()
+        super().on_message_complete()
+
     # ------------------------------------------------------------------ refusals
 
     def _message(self, status: int) -> str:
+        if status == 408 and not self._in_head:
+            return (f"The request body did not arrive within {self.body_timeout:g} s "
+                    "(general_settings.request_body_timeout).")  # fmt: skip
         if status == 408:
             return (f"The request line and headers did not arrive within {self.head_timeout:g} s "
                     "(general_settings.request_header_timeout).")  # fmt: skip
@@ -163,3 +181,28 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408)
         else:  # a connection that never sent a byte gets no answer, as uvicorn's keep-alive timeout does
             self.transport.close()
+
+    # ------------------------------------------------------------------ body timer
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
+            return
+        if cycle.response_started:  # an answer is going out (or went out): only stop the upload
+            self.transport.close()
+            return
+        # The app is waiting in receive(): it gets a disconnect, and whatever it sends next is
+        # dropped, so the 408 written here is the only response on this connection.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        body, headers = _response(408, self._message(408))
+        head = [b"HTTP/1.1 408 Request Timeout\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in [*self.server_state.default_headers, *headers]]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()

@@ -15,9 +15,11 @@ The master key is ``general_settings.master_key``, else ``MODELYARD_MASTER_KEY``
 printed. With a config and no key, or a publicly known one, the proxy refuses to start unless
 ``--dev`` is given.
 
-Shutdown: on SIGTERM or SIGINT, uvicorn stops accepting connections, lets requests in flight
-finish for up to ``general_settings.graceful_shutdown_timeout`` seconds (30 by default), then
-exits.
+Shutdown: on SIGTERM or SIGINT, ``/health/readiness`` answers 503 at once; after
+``general_settings.shutdown_delay`` seconds (0 by default) of serving on, uvicorn stops accepting
+connections, lets requests in flight finish for up to
+``general_settings.graceful_shutdown_timeout`` seconds (30 by default), then exits. (With
+``--num_workers`` above 1, uvicorn's own workers shut down without the readiness flip or the delay.)
 """
 
 from __future__ import annotations
@@ -216,7 +218,40 @@ def http_options(config: ProxyConfig) -> dict[str, Any]:
 
     # A partial of a module-level class pickles, so the limits reach --num_workers processes too.
     return {"http": functools.partial(BoundedHttpToolsProtocol, max_head_bytes=general.max_header_bytes,
-                                      head_timeout=general.request_header_timeout)}  # fmt: skip
+                                      head_timeout=general.request_header_timeout,
+                                      body_timeout=general.request_body_timeout)}  # fmt: skip
+
+
+def _draining_server(config: Any, app: Any, delay: float) -> Any:
+    """A ``uvicorn.Server`` whose app reports not ready as soon as SIGTERM or SIGINT arrives.
+
+    ``app.shutting_down`` turns ``/health/readiness`` to 503 at the signal, before uvicorn
+    stops listening. With ``delay`` (``general_settings.shutdown_delay``) the proxy then keeps
+    serving for that many seconds, so a load balancer polling readiness stops sending new
+    requests before connections are refused; then uvicorn drains the requests in flight. A
+    second signal skips the delay.
+    """
+    import time
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        _drain_until: float | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.shutting_down = True
+            if delay > 0 and self._drain_until is None:
+                self._drain_until = time.monotonic() + delay
+                self._captured_signals.append(sig)  # re-raised after the drain, as uvicorn does
+                return
+            super().handle_exit(sig, frame)
+
+        async def on_tick(self, counter: int) -> bool:
+            if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                self.should_exit = True
+            return bool(await super().on_tick(counter))
+
+    return DrainingServer(config)
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:
@@ -269,7 +304,11 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
                 os.environ[_ENV_UPSTREAM_KEY] = deployment.kwargs["api_key"].get_secret_value()
             uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
         else:
-            uvicorn.run(built.app, **options)
+            server = _draining_server(uvicorn.Config(built.app, **options), built.app,
+                                      config.general_settings.shutdown_delay)  # fmt: skip
+            server.run()
+            if not server.started:
+                return 3  # uvicorn's STARTUP_FAILURE (the port is taken ...); it logged why
     finally:
         if built.emulator is not None:
             built.emulator.stop()

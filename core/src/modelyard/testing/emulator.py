@@ -7,6 +7,9 @@ and SSE streams that open with Azure's empty, annotation-only chunk. Replies are
 deterministic, so tests can assert on them.
 
 It imports nothing of what it tests (no plugin, no proxy, no router): only Starlette.
+Every chat request is validated against Azure's published request schema, as Azure does: a
+wrong type, a value out of range, a message without a role or a tool without a function is a
+400 ``invalid_request_error`` naming the field in ``param`` (:mod:`._schema`).
 Each deployment's ``model`` decides what it accepts, as on Azure (reasoning, instruct and
 audio models: see :mod:`modelyard.testing.families`).
 
@@ -34,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import embeddings, families, vision
+from . import _schema, embeddings, families, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -281,7 +284,7 @@ class Emulator:
         try:
             body: Any = json.loads(raw) if raw else None
             bad = None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
             body, bad = raw.decode("utf-8", "replace"), _error(
                 400, "BadRequest", "The request body is not valid JSON.", type="invalid_request_error"
             )
@@ -416,13 +419,20 @@ class Emulator:
                 "The API deployment for this resource does not exist. If you created the deployment "
                 "within the last 5 minutes, please wait a moment and try again.",
             )
+        # As Azure, every request is checked against the published schema (a 400 naming the
+        # field); the model's own refusals come first when the messages are a list, as they
+        # carry Azure's more specific codes (``invalid_image_url``, ``unsupported_parameter``).
+        invalid = _schema.first_error("createChatCompletionRequest", body)
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return _error(400, None, "'messages' is a required property", type="invalid_request_error", param="messages")
+        if invalid is not None and not (isinstance(messages, list) and messages):
+            return _error(400, None, invalid.message, type="invalid_request_error", param=invalid.param)
         refused = families.check_chat(d, body, None if v1 else request.query_params.get("api-version"))
         refused = refused or vision.check_chat(body, d, request.query_params.get("api-version"), extension=extension)
         if refused is not None:
             return refused
+        if invalid is not None:
+            return _error(400, None, invalid.message, type="invalid_request_error", param=invalid.param)
+        assert isinstance(messages, list)  # the schema requires it
         fault = await self._faults(d, request)
         if fault is not None:
             return fault

@@ -1,0 +1,31 @@
+"""Faults under load (bench/chaos.py, ``./dev chaos``) at CI size (issue 18)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+CHAOS = Path(__file__).parents[2] / "bench" / "chaos.py"
+
+
+def test_chaos_small() -> None:
+    spec = importlib.util.spec_from_file_location("modelyard_bench_chaos", CHAOS)
+    assert spec is not None and spec.loader is not None
+    chaos = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("modelyard_bench_chaos", chaos)  # dataclasses look their module up
+    spec.loader.exec_module(chaos)
+    phases = {p.name: p for p in chaos.run(int(os.environ.get("MODELYARD_CHAOS_REQUESTS", "120")), concurrency=32)}
+    print("\n" + chaos.table(list(phases.values())))
+    for p in phases.values():
+        assert p.silent_truncations == 0 and p.client_duplicates == 0, p
+    for name in ("baseline", "429 storm", "5xx burst", "timeouts", "stream drops", "recovery"):
+        p = phases[name]
+        # with one deployment healthy, only streams already partly delivered may fail, with an error event
+        assert p.failed == p.stream_error_events, p
+        assert p.run_twice_upstream == 0 or name == "timeouts", p
+    assert phases["stream drops"].stream_error_events > 0  # the fault did hit streams
+    both = phases["both failing"]
+    assert both.succeeded == 0 and set(both.statuses) <= {429, 503}, both.statuses
+    assert phases["recovery"].succeeded == phases["recovery"].sent  # traffic resumed by itself
