@@ -36,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
+from .observe import CallScope, current_scope, trace_id_of
 from .plugins import Plugins, get_plugins
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
@@ -59,6 +60,7 @@ __all__ = [
     "AsyncChatStream",
     "AsyncTextStream",
     "CallRecord",
+    "CallStarted",
     "ChatStream",
     "TextStream",
     "acompletion",
@@ -84,6 +86,13 @@ class CallRecord:
         resent: of those, retries of a request the upstream may already have received (a
             read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
             each may have run, and been billed, twice.
+        scope: the logical call around this one (:class:`~modelyard.observe.CallScope`), or None.
+        state: the dict ``on_call_start`` got for this call.
+        started: when the call started (``time.time()``).
+        attempt_log: ``(start, end, status or error name)`` per retried attempt (``time.time()``).
+        response_headers: the upstream's response headers, when there was a response.
+        response: the normalized result of a call that was not streamed.
+        response_model, response_id, finish_reasons: from the result or the stream's chunks.
     """
 
     route: Route
@@ -93,6 +102,27 @@ class CallRecord:
     error: APIError | None = None
     retries: int = 0
     resent: int = 0
+    scope: CallScope | None = None
+    state: dict[str, Any] | None = None
+    started: float = 0.0
+    attempt_log: list[tuple[float, float, str]] | None = None
+    response_headers: Any = None
+    response: Any = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] | None = None
+
+
+@dataclass
+class CallStarted:
+    """One pipeline call about to be sent, as ``on_call_start`` sees it (see ``hookspecs.CallStart``)."""
+
+    route: Route
+    request: ChatRequest
+    url: str
+    stream: bool
+    scope: CallScope | None
+    state: dict[str, Any]
 
 
 @dataclass
@@ -110,6 +140,9 @@ class _Call:
     text: bool = False
     retry_on_timeout: bool = False
     attempts: Attempts | None = None
+    scope: CallScope | None = None
+    state: dict[str, Any] | None = None
+    started_at: float = 0.0
 
 
 # --------------------------------------------------------------------------- prepare
@@ -310,6 +343,11 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     retries = _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries")
     timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
     auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout))
+    scope = current_scope()
+    state: dict[str, Any] | None = None
+    if hook.on_call_start.get_hookimpls():
+        state = {}
+        provider_request = _call_started(hook, route, request, provider_request, scope, state)
     return _Call(
         plugins=plugins,
         route=route,
@@ -323,7 +361,34 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         started=started,
         text=text,
         retry_on_timeout=_retry_on_timeout(control),
+        scope=scope,
+        state=state,
+        started_at=time.time() - (time.perf_counter() - started),
     )
+
+
+def _call_started(hook: Any, route: Route, request: ChatRequest, provider_request: ProviderRequest,
+                  scope: CallScope | None, state: dict[str, Any]) -> ProviderRequest:  # fmt: skip
+    """Run ``on_call_start``; the request with the headers its observers add (never replacing one)."""
+    event = CallStarted(route, request, provider_request.url, provider_request.stream, scope, state)
+    try:
+        answers = hook.on_call_start(call=event)
+    except Exception:  # observers must not break a call
+        import logging
+
+        logging.getLogger("modelyard").exception("an on_call_start observer raised")
+        return provider_request
+    extra: dict[str, str] = {}
+    for answer in answers:
+        if isinstance(answer, dict):
+            extra.update((str(k), str(v)) for k, v in answer.items())
+    if not extra:
+        return provider_request
+    have = {k.lower() for k in provider_request.headers}
+    headers = {**provider_request.headers, **{k: v for k, v in extra.items() if k.lower() not in have}}
+    if scope is not None:
+        scope.trace_id = trace_id_of(headers.get("traceparent")) or scope.trace_id
+    return provider_request.model_copy(update={"headers": headers})
 
 
 # --------------------------------------------------------------------------- finish
@@ -356,21 +421,39 @@ def _annotate(call: _Call, err: APIError) -> APIError:
     return err
 
 
-def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None) -> None:
+def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None,
+             headers: Any = None, response: Any = None, ids: tuple[str | None, str | None, list[str] | None] | None = None) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
-    if not hook.get_hookimpls():
+    scope = call.scope
+    if scope is None and not hook.get_hookimpls():
         return
     usage_dict = usage.model_dump() if isinstance(usage, Usage) else usage
     attempts = call.attempts or Attempts()
+    duration = time.perf_counter() - call.started
+    if ids is None:
+        ids = (getattr(response, "model", None), getattr(response, "id", None), _finish_reasons(response))
     record = CallRecord(
-        call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent
-    )
+        call.route, duration, status, usage_dict, error, attempts.retries, attempts.resent,
+        scope, call.state, call.started_at, attempts.log, headers, response, *ids,
+    )  # fmt: skip
+    if scope is not None:
+        scope.upstream_seconds += duration
+        scope.calls.append((scope.deployment_id, record))
+    if not hook.get_hookimpls():
+        return
     try:
         hook(event=record)
     except Exception:  # observers must not break a call
         import logging
 
         logging.getLogger("modelyard").exception("an on_success/on_failure observer raised")
+
+
+def _finish_reasons(result: Any) -> list[str] | None:
+    choices = getattr(result, "choices", None)
+    if not choices:
+        return None
+    return [c.finish_reason for c in choices if getattr(c, "finish_reason", None)]
 
 
 def _normalize(call: _Call, response: httpx.Response) -> Any:
@@ -385,12 +468,13 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         private = result.__pydantic_private__
         if private is not None:
             private["_response_headers"] = response.headers
-    _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
+    _observe(call, status=response.status_code, usage=getattr(result, "usage", None), headers=response.headers,
+             response=result)  # fmt: skip
     return result
 
 
-def _fail(call: _Call, err: APIError) -> APIError:
-    _observe(call, status=err.status_code, error=err)
+def _fail(call: _Call, err: APIError, headers: Any = None) -> APIError:
+    _observe(call, status=err.status_code, error=err, headers=headers)
     return err
 
 
@@ -412,6 +496,9 @@ class _ChunkAssembler:
         self._pending_filters = False
         self.usage: Usage | None = None
         self._started: set[int] = set()
+        self.model: str | None = None
+        self.id: str | None = None
+        self.finish_reasons: list[str] = []
 
     def feed(self, event: dict[str, Any]) -> Any:
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
@@ -431,7 +518,16 @@ class _ChunkAssembler:
             self._pending_filters = False
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if self.model is None:
+            self.model, self.id = chunk.model or None, chunk.id or None
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self.finish_reasons.append(choice.finish_reason)
         return chunk
+
+    def ids(self) -> tuple[str | None, str | None, list[str] | None]:
+        """The stream's (model, id, finish reasons) for observers."""
+        return self.model, self.id, self.finish_reasons or None
 
 
 def _chat_choice_logprobs(choice: dict[str, Any]) -> None:
@@ -546,7 +642,8 @@ class _SyncStream(_Stream[_ChunkT]):
             raise _fail(self._call, _stream_broken(exc)) from exc
         finally:
             self._response.close()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
+                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -578,7 +675,8 @@ class _AsyncStream(_Stream[_ChunkT]):
             raise _fail(self._call, _stream_broken(exc)) from exc
         finally:
             await self._response.aclose()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
+                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
@@ -631,7 +729,7 @@ def _send(call: _Call) -> httpx.Response:
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+        raise _fail(call, _error(call, response), response.headers)
     return response
 
 
@@ -646,7 +744,7 @@ async def _asend(call: _Call) -> httpx.Response:
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+        raise _fail(call, _error(call, response), response.headers)
     return response
 
 

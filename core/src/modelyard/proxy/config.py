@@ -212,6 +212,10 @@ class GeneralSettings(_Section):
     """The most a request line and its headers may take together, in KiB (16: h11's and Node's default)."""
     request_header_timeout: float = Field(default=10.0, gt=0)
     """Seconds a client has to send a whole request line and headers (a slow-loris bound)."""
+    metrics: bool | None = None
+    """``GET /metrics`` in Prometheus format: None (default) on when ``prometheus-client`` is installed."""
+    public_metrics: bool = False
+    """Serve ``/metrics`` without the master key (for a scraper on a private network)."""
 
     _secrets = field_validator("master_key", "database_url")(_one_line)
 
