@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from modelyard.testing import Deployment, Emulator, Faults
 from prometheus_client.parser import text_string_to_metric_families
 
