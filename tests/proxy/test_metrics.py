@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from modelyard.testing import Deployment, Emulator, Faults
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,3 +155,17 @@ def test_metrics_with_two_workers_are_one_view(api_base: str, emulator: Emulator
         assert total(found, "modelyard_tokens_total", kind="completion") == usage_sum(replies, "completion_tokens")
     assert not list(tmp.glob("modelyard-metrics-*"))  # removed at exit
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_the_access_log_has_the_incoming_trace_id(api_base: str, everything_logged: pytest.LogCaptureFixture) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    cfg = {"model_list": [{"model_name": "m", "litellm_params": azure(api_base, "gpt-4o")}],
+           "general_settings": {"master_key": MASTER_KEY}}  # fmt: skip
+    with running_proxy(cfg) as proxy:
+        for parent in (f"00-{trace_id}-00f067aa0ba902b7-01", "not-a-traceparent", None):
+            headers = {**AUTH, **({"traceparent": parent} if parent else {})}
+            r = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "m", "messages": HELLO}, headers=headers)
+            assert r.status_code == 200
+    lines = {(line := json.loads(rec.getMessage()))["request_id"]: line for rec in everything_logged.records
+             if rec.name == "modelyard.proxy.access"}  # fmt: skip
+    assert [line.get("trace_id") for line in lines.values()] == [trace_id, None, None]

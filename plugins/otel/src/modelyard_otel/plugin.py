@@ -14,9 +14,11 @@ prompt or completion is put in an attribute unless
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard import hookimpl
 from opentelemetry import context as otel_context
@@ -80,14 +82,34 @@ def on_call_start(call: Any) -> dict[str, str] | None:
         return None
     route = call.route
     operation = _operation(route)
-    attributes: dict[str, Any] = {
+    # What a sampler may look at (the conventions' "at span creation" set); the rest only when
+    # the span records, so an unsampled call costs little.
+    first: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.system": _SYSTEMS.get(route.provider, route.provider),
         "gen_ai.provider.name": _PROVIDERS.get(route.provider, route.provider),
         "gen_ai.request.model": route.deployment,
-        "modelyard.stream": bool(call.stream),
-        "modelyard.family": route.family,
     }
+    host, port = _server(call.url.partition("?")[0])
+    if host:
+        first["server.address"] = host
+        if port:
+            first["server.port"] = port
+    span = tracer.start_span(f"{operation} {route.deployment}", context=_parent(call), kind=SpanKind.CLIENT,
+                             attributes=first)  # fmt: skip
+    scope = call.scope
+    call.state[_KEY] = span
+    if scope is not None and _KEY not in scope.state:
+        scope.state[_KEY] = span
+    if span.is_recording():
+        span.set_attributes(_request_attributes(call))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier or None
+
+
+def _request_attributes(call: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"modelyard.stream": bool(call.stream), "modelyard.family": call.route.family}
     params = call.request.params
     for name, attribute in _REQUEST_PARAMS.items():
         value = params.get(name)
@@ -96,11 +118,6 @@ def on_call_start(call: Any) -> dict[str, str] | None:
     stop = params.get("stop")
     if stop:
         attributes["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-    host, port = _server(call.url)
-    if host:
-        attributes["server.address"] = host
-        if port:
-            attributes["server.port"] = port
     scope = call.scope
     if scope is not None:
         if scope.model_group:
@@ -113,19 +130,12 @@ def on_call_start(call: Any) -> dict[str, str] | None:
     if capture_content():
         messages = call.request.messages or [{"role": "user", "content": params.get("prompt")}]
         attributes["gen_ai.input.messages"] = json.dumps(messages, default=str, ensure_ascii=False)
-    span = tracer.start_span(f"{operation} {route.deployment}", context=_parent(call), kind=SpanKind.CLIENT,
-                             attributes=attributes)  # fmt: skip
-    call.state[_KEY] = span
-    if scope is not None and _KEY not in scope.state:
-        scope.state[_KEY] = span
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    return carrier or None
+    return attributes
 
 
+@functools.lru_cache(maxsize=256)
 def _server(url: str) -> tuple[str | None, int | None]:
-    from urllib.parse import urlsplit
-
+    """``server.address`` / ``server.port`` of an upstream URL (cached: a proxy calls a few bases)."""
     try:
         parts = urlsplit(url)
         return parts.hostname, parts.port
@@ -138,8 +148,10 @@ def _end(event: Any) -> Any:
     span = state.get(_KEY)
     if span is None:
         return None
-    retries = getattr(event, "retries", 0)
-    span.set_attribute("modelyard.retries", retries)
+    if not span.is_recording():
+        span.end()
+        return None
+    attributes: dict[str, Any] = {"modelyard.retries": getattr(event, "retries", 0)}
     tracer = _get_tracer()
     log = getattr(event, "attempt_log", None) or []
     if tracer is not None and log:
@@ -157,24 +169,25 @@ def _end(event: Any) -> Any:
         last.end()
     status = getattr(event, "status_code", None)
     if status is not None:
-        span.set_attribute("http.response.status_code", status)
+        attributes["http.response.status_code"] = status
     for attribute, value in (("gen_ai.response.model", getattr(event, "response_model", None)),
                              ("gen_ai.response.id", getattr(event, "response_id", None))):  # fmt: skip
         if value:
-            span.set_attribute(attribute, value)
+            attributes[attribute] = value
     reasons = getattr(event, "finish_reasons", None)
     if reasons:
-        span.set_attribute("gen_ai.response.finish_reasons", list(reasons))
+        attributes["gen_ai.response.finish_reasons"] = list(reasons)
     usage = event.usage or {}
     for key, attribute in (("prompt_tokens", "gen_ai.usage.input_tokens"), ("completion_tokens", "gen_ai.usage.output_tokens")):
         if isinstance(usage.get(key), int):
-            span.set_attribute(attribute, usage[key])
+            attributes[attribute] = usage[key]
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-    if isinstance(cached, int):
-        span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
-    cost = getattr(event, "cost", None)
+    if isinstance(cached, int) and cached:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = cached
+    cost = getattr(event, "cost", None)  # set by a core that computes costs
     if isinstance(cost, int | float):
-        span.set_attribute("modelyard.cost_usd", float(cost))
+        attributes["modelyard.cost_usd"] = float(cost)
+    span.set_attributes(attributes)  # one lock and one pass, not one per attribute
     return span
 
 
