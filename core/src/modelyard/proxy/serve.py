@@ -32,8 +32,8 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
