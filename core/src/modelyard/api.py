@@ -23,6 +23,7 @@ A family whose operation is ``completions`` answers in the legacy text shape
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -93,6 +94,8 @@ class CallRecord:
         response_headers: the upstream's response headers, when there was a response.
         response: the normalized result of a call that was not streamed.
         response_model, response_id, finish_reasons: from the result or the stream's chunks.
+        cancelled: a stream its reader closed, dropped or cancelled before the end (an
+            ``on_success`` with the usage read so far, usually None).
     """
 
     route: Route
@@ -111,6 +114,7 @@ class CallRecord:
     response_model: str | None = None
     response_id: str | None = None
     finish_reasons: list[str] | None = None
+    cancelled: bool = False
 
 
 @dataclass
@@ -422,7 +426,8 @@ def _annotate(call: _Call, err: APIError) -> APIError:
 
 
 def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None,
-             headers: Any = None, response: Any = None, ids: tuple[str | None, str | None, list[str] | None] | None = None) -> None:  # fmt: skip
+             headers: Any = None, response: Any = None, ids: tuple[str | None, str | None, list[str] | None] | None = None,
+             cancelled: bool = False) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     scope = call.scope
     if scope is None and not hook.get_hookimpls():
@@ -434,7 +439,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
         ids = (getattr(response, "model", None), getattr(response, "id", None), _finish_reasons(response))
     record = CallRecord(
         call.route, duration, status, usage_dict, error, attempts.retries, attempts.resent,
-        scope, call.state, call.started_at, attempts.log, headers, response, *ids,
+        scope, call.state, call.started_at, attempts.log, headers, response, *ids, cancelled,
     )  # fmt: skip
     if scope is not None:
         scope.upstream_seconds += duration
@@ -640,6 +645,9 @@ class _SyncStream(_Stream[_ChunkT]):
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except GeneratorExit:  # closed or dropped before its end: observers still see the call end
+            _observe_cancelled(self._call, self._response, self._assembler)
+            raise
         finally:
             self._response.close()
         _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
@@ -673,6 +681,9 @@ class _AsyncStream(_Stream[_ChunkT]):
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except (GeneratorExit, asyncio.CancelledError):  # closed, dropped or cancelled (a client left)
+            _observe_cancelled(self._call, self._response, self._assembler)
+            raise
         finally:
             await self._response.aclose()
         _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
@@ -710,6 +721,12 @@ class TextStream(_SyncStream[TextCompletion]):
 
 class AsyncTextStream(_AsyncStream[TextCompletion]):
     """The async twin of :class:`TextStream`."""
+
+
+def _observe_cancelled(call: _Call, response: httpx.Response, assembler: _ChunkAssembler) -> None:
+    """``on_success`` for a stream its reader stopped before the end (``cancelled``, usage so far)."""
+    _observe(call, status=response.status_code, usage=assembler.usage, headers=response.headers,
+             ids=assembler.ids(), cancelled=True)  # fmt: skip
 
 
 def _stream_broken(exc: Exception) -> APIError:

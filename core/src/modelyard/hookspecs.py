@@ -110,7 +110,8 @@ class CallEvent(Protocol):
     (``(start, end, status or error name)`` per attempt that was retried, ``time.time()``
     values), ``response_headers`` (the upstream's, or None), ``response`` (the normalized
     result of a call that was not streamed), ``response_model``, ``response_id`` and
-    ``finish_reasons`` (also for streams).
+    ``finish_reasons`` (also for streams), ``cancelled`` (a stream closed or dropped
+    before its end: it ends in ``on_success`` with ``cancelled`` True).
     """
 
     route: Route
@@ -272,7 +273,9 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
 def on_success(event: CallEvent) -> None:
     """Observe a call that succeeded (step 8): route, duration, usage.
 
-    Called once per call, after the response (or the last stream chunk). Must not raise;
+    Called once per call, after the response (or the last stream chunk; for a stream its
+    reader closed, dropped or cancelled before the end, then, with ``event.cancelled`` True,
+    since HOOK_API 1.6). Must not raise;
     an exception is logged and ignored. Since HOOK_API 1.0.
     """
 

@@ -108,6 +108,15 @@ async def test_a_streamed_call(api_base: str, emulator: Emulator, exporter: InMe
     assert text and text not in everything(span)
 
 
+def test_a_stream_closed_early_still_ends_its_span(api_base: str, emulator: Emulator, exporter: InMemorySpanExporter) -> None:
+    with modelyard.completion(messages=MESSAGES, stream=True, **sdk(api_base, "gpt-4o")) as stream:
+        for _ in stream:
+            break  # the reader stops after the first chunk
+    (span,) = calls(exporter)
+    assert (span.attributes or {})["modelyard.cancelled"] is True
+    assert span.status.status_code is StatusCode.UNSET
+
+
 def test_content_capture_is_opt_in(api_base: str, emulator: Emulator, exporter: InMemorySpanExporter,
                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     modelyard.completion(messages=MESSAGES, **sdk(api_base, "gpt-4o"))

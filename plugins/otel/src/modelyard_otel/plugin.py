@@ -184,6 +184,8 @@ def _end(event: Any) -> Any:
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
     if isinstance(cached, int) and cached:
         attributes["gen_ai.usage.cache_read.input_tokens"] = cached
+    if getattr(event, "cancelled", False):
+        attributes["modelyard.cancelled"] = True  # a stream closed before its end
     cost = getattr(event, "cost", None)  # set by a core that computes costs
     if isinstance(cost, int | float):
         attributes["modelyard.cost_usd"] = float(cost)
