@@ -69,6 +69,7 @@ def test_metrics_count_a_known_mix_of_requests(api_base: str, emulator: Emulator
             replies.append(r.json())
         assert http.post("/v1/chat/completions", json={"model": "pool", "messages": HELLO}).status_code == 401
         assert http.get("/metrics").status_code == 401  # the master key protects it by default
+        assert http.get("/health", headers=AUTH).json()["unhealthy_count"] == 1  # mx-down
         page = http.get("/metrics", headers=AUTH)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/plain")
@@ -94,6 +95,10 @@ def test_metrics_count_a_known_mix_of_requests(api_base: str, emulator: Emulator
     assert total(found, "modelyard_deployment_remaining_requests", deployment="mx-b") > 0
     assert total(found, "modelyard_tokens_total", kind="prompt") == usage_sum(replies, "prompt_tokens")
     assert total(found, "modelyard_tokens_total", kind="completion") == usage_sum(replies, "completion_tokens")
+    # /health's probes set the health gauges; they are not counted as calls (mx-down's stayed 2 above)
+    healthy = {d: total(found, "modelyard_deployment_healthy", deployment=d) for d in ("mx-a", "mx-b", "mx-down")}
+    assert healthy == {"mx-a": 1, "mx-b": 1, "mx-down": 0}
+    assert total(found, "modelyard_requests_total", endpoint="/health", status="200") == 1
     assert total(found, "modelyard_request_duration_seconds_count", model_group="pool", **chat) == 4
     assert total(found, "modelyard_proxy_overhead_seconds_count", model_group="pool", **chat) == 4
     assert 0 <= total(found, "modelyard_proxy_overhead_seconds_sum") < total(found, "modelyard_request_duration_seconds_sum")

@@ -153,22 +153,28 @@ def test_the_proxy_passes_the_incoming_trace_on(api_base: str, emulator: Emulato
             r = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "solo", "messages": MESSAGES},
                            headers={"Authorization": f"Bearer {MASTER}", "traceparent": INCOMING}, timeout=30)  # fmt: skip
             assert r.status_code == 200, r.text
+            r = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "pool", "messages": MESSAGES},
+                           headers={"Authorization": f"Bearer {MASTER}"}, timeout=30)  # fmt: skip
+            assert r.status_code == 200, r.text
     finally:
         access.removeHandler(caplog.handler)
-    spans = calls(exporter)
+    *spans, own = calls(exporter)  # the last request came without a traceparent: a trace of its own
     trace_id = int(INCOMING.split("-")[1], 16)
     assert {s.context.trace_id for s in spans} == {trace_id}
+    assert own.context.trace_id != trace_id and own.parent is None
     first, fallback = spans[-2:]  # the second request: solo's ot-down fails, then pool's ot-a answers
     assert first.parent is not None and first.parent.span_id == int(INCOMING.split("-")[2], 16)
     assert fallback.parent is not None and fallback.parent.span_id == first.context.span_id
     assert (fallback.attributes or {})["modelyard.router.fallback_from"] == "solo"
     assert (fallback.attributes or {})["modelyard.router.attempt"] == 1
     upstream = [rq.headers["traceparent"] for rq in emulator.requests if rq.path.split("/")[3] == "ot-a"]
-    assert upstream[-1].split("-")[2] == format(fallback.context.span_id, "016x")
+    assert upstream[-2].split("-")[2] == format(fallback.context.span_id, "016x")
+    assert upstream[-1].split("-")[2] == format(own.context.span_id, "016x")
     assert all(SECRET_PROMPT not in everything(s) for s in exporter.get_finished_spans())
     lines = {(line := json.loads(rec.getMessage()))["request_id"]: line for rec in caplog.records
              if rec.name == "modelyard.proxy.access"}  # fmt: skip
-    assert [line["trace_id"] for line in lines.values()] == [INCOMING.split("-")[1]] * 2
+    # the incoming trace id, or the one the plugin started and sent upstream
+    assert [line["trace_id"] for line in lines.values()] == [INCOMING.split("-")[1]] * 2 + [format(own.context.trace_id, "032x")]
 
 
 def test_nothing_is_recorded_or_sent_without_a_tracer_provider(api_base: str, emulator: Emulator) -> None:
