@@ -58,11 +58,11 @@ def main() -> None:
 
     def scope_only() -> None:
         scope = CallScope()
-        scope.calls.append(("gpt-4o", CallRecord(ROUTE, 0.01, 200, USAGE, response_headers=HEADERS)))
+        scope.calls.append(("gpt-4o", "gpt-4o", CallRecord(ROUTE, 0.01, 200, USAGE, response_headers=HEADERS)))
 
     def with_metrics() -> None:
         scope = CallScope()
-        scope.calls.append(("gpt-4o", CallRecord(ROUTE, 0.01, 200, USAGE, response_headers=HEADERS)))
+        scope.calls.append(("gpt-4o", "gpt-4o", CallRecord(ROUTE, 0.01, 200, USAGE, response_headers=HEADERS)))
         scope.upstream_seconds = 0.01
         metrics.request(path="/v1/chat/completions", status=200, model="gpt-4o", deployment="gpt-4o",
                         seconds=0.012, scope=scope)  # fmt: skip

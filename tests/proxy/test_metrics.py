@@ -85,6 +85,9 @@ def test_metrics_count_a_known_mix_of_requests(api_base: str, emulator: Emulator
     assert total(found, "modelyard_deployment_calls_total", deployment="mx-a", status="200") == 2
     assert total(found, "modelyard_deployment_calls_total", deployment="mx-b", status="200") == 3
     assert total(found, "modelyard_deployment_calls_total", deployment="mx-down", status="503") == 2
+    # each call under the group of its own try: solo's mx-down, then the fallback group's mx-b
+    assert total(found, "modelyard_deployment_calls_total", model_group="solo") == 2
+    assert total(found, "modelyard_deployment_calls_total", model_group="pool", deployment="mx-b") == 3
     assert total(found, "modelyard_router_retries_total", model_group="pool") == 1
     assert total(found, "modelyard_router_retries_total", model_group="solo") == 1
     assert total(found, "modelyard_router_fallbacks_total", model_group="solo", fallback_group="pool") == 1

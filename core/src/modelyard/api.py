@@ -443,7 +443,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     )  # fmt: skip
     if scope is not None:
         scope.upstream_seconds += duration
-        scope.calls.append((scope.deployment_id, record))
+        scope.calls.append((scope.model_group, scope.deployment_id, record))
     if not hook.get_hookimpls():
         return
     try:

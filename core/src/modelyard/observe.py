@@ -42,7 +42,8 @@ class CallScope:
         retries: the Router's retries in this call (tries after the first, in any group).
         fallbacks: ``(from group, to group)`` per fallback group tried.
         cooldowns: ``(deployment id, until as a UNIX time)`` per deployment cooled down.
-        calls: ``(deployment id, CallRecord)`` per finished pipeline call.
+        calls: ``(model group, deployment id, CallRecord)`` per finished pipeline call (the
+            Router's group and deployment of that try, None outside the Router).
         state: scratch space for plugins, shared by the pipeline calls of this scope: key it
             by your distribution's name.
     """
@@ -57,7 +58,7 @@ class CallScope:
     retries: int = 0
     fallbacks: list[tuple[str, str]] = field(default_factory=list)
     cooldowns: list[tuple[str, float]] = field(default_factory=list)
-    calls: list[tuple[str | None, Any]] = field(default_factory=list)
+    calls: list[tuple[str | None, str | None, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -120,8 +120,8 @@ class ProxyMetrics:
             return
         if scope.calls:
             child(self.overhead, group, endpoint).observe(max(0.0, seconds - scope.upstream_seconds))
-            for dep_id, event in scope.calls:
-                self._call(scope.model_group or group, dep_id or "", event)
+            for call_group, dep_id, event in scope.calls:
+                self._call(call_group or group, dep_id or "", event)
         if scope.retries:
             child(self.retries, group).inc(scope.retries)
         for source, target in scope.fallbacks:
