@@ -4,6 +4,7 @@
     ./dev bench --duration 10        # seconds per load level (default 5, after 1 s of warm-up)
     ./dev bench --skip-litellm       # only modelyard (no install)
     ./dev bench --only proxy|sdk
+    ./dev bench --observability      # also modelyard with metrics off and with tracing on
 
 What it does:
 
@@ -134,8 +135,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def write_config(upstream: str, master_key: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="modelyard-bench-")) / "config.yaml"
+def write_config(upstream: str, master_key: str, extra: str = "", name: str = "config.yaml") -> Path:
+    path = Path(tempfile.mkdtemp(prefix="modelyard-bench-")) / name
     path.write_text(f"""model_list:
   - model_name: gpt-4o
     litellm_params:
@@ -153,7 +154,7 @@ def write_config(upstream: str, master_key: str) -> Path:
       mode: embedding
 general_settings:
   master_key: {master_key}
-""")
+{extra}""")
     return path
 
 
@@ -161,7 +162,7 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
 
-def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[str, Any]:
+def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False) -> dict[str, Any]:
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key)
     direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -171,6 +172,12 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[st
     emb_direct = f"{upstream}/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
     results["direct"]["embeddings"] = load(emb_direct, EMBEDDINGS_LEVEL, duration, UPSTREAM_KEY, body="embeddings")
     servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}
+    if observability:
+        # The default above has /metrics on (prometheus-client is installed) and modelyard-otel
+        # loaded without a tracer provider (it records nothing); these two change one thing each.
+        off = write_config(upstream, master_key, "  metrics: false\n")
+        servers["no-metrics"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(off)]
+        servers["+tracing"] = [PY, str(HERE / "otel_serve.py"), "serve", "--config", str(config)]
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
@@ -203,7 +210,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool) -> dict[st
 
 
 def print_proxies(results: dict[str, Any]) -> None:
-    names = [n for n in ("modelyard", "litellm") if n in results]
+    names = [n for n in ("modelyard", "no-metrics", "+tracing", "litellm") if n in results]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
     print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
@@ -273,6 +280,7 @@ def main() -> None:
     parser.add_argument("--sdk-duration", type=float, default=3.0)
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--only", choices=("proxy", "sdk"))
+    parser.add_argument("--observability", action="store_true", help="also modelyard with metrics off and with tracing on")
     args = parser.parse_args()
     with_litellm = not args.skip_litellm
     if with_litellm:
@@ -287,7 +295,7 @@ def main() -> None:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
         report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
         if args.only in (None, "proxy"):
-            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm)
+            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability)
             print_proxies(report["proxy"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REAL_PLUGINS = [
     "plugins/azure_auth", "plugins/azure_batch", "plugins/azure_chat", "plugins/azure_common",
-    "plugins/azure_embeddings", "plugins/azure_vision",
+    "plugins/azure_embeddings", "plugins/azure_vision", "plugins/otel",
 ]  # fmt: skip
 TEST_PLUGIN = "tests/plugins/acme_family"
 
@@ -76,11 +76,13 @@ def test_dev_test_installs_the_test_only_plugins_and_runs_a_plugin_alone(tmp_pat
     calls = _uv_calls(tmp_path, "test")
     (sync,) = [args for args, _ in calls if args[0] == "sync"]
     assert f"-e ./{TEST_PLUGIN}\n" in _installed(sync)
-    (alone,) = [(args, env) for args, env in calls if args[0] == "run"]
-    args, environment = alone
-    assert "--exact" in args and args[args.index("--package") + 1] == "modelyard-azure-chat"
-    assert args[-2:] == ["pytest", "plugins/azure_chat/tests"]
-    assert environment and not environment.startswith(str(ROOT))  # a fresh environment, not .venv
+    alone = [(args, env) for args, env in calls if args[0] == "run"]
+    packages = [args[args.index("--package") + 1] for args, _ in alone]
+    assert packages == ["modelyard-azure-chat", "modelyard-otel"]
+    for (args, environment), tests in zip(alone, ("plugins/azure_chat/tests", "plugins/otel/tests"), strict=True):
+        assert "--exact" in args
+        assert args[-2:] == ["pytest", tests]
+        assert environment and not environment.startswith(str(ROOT))  # a fresh environment, not .venv
 
 
 def test_dev_test_checks_the_release_and_the_wheels(tmp_path: Path) -> None:

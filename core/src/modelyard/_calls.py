@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .errors import APIError, BadRequestError, PluginError
 from .plugins import get_plugins
 from .types import Connection, ConnectionSettings, Route
+
+if TYPE_CHECKING:
+    from .observe import CallScope
 
 DEFAULT_NUM_RETRIES = 2
 _CONNECTION_KEYS = frozenset(Connection.model_fields)
@@ -37,6 +40,15 @@ class CallRecord:
         resent: of those, retries of a request the upstream may already have received (a
             read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
             each may have run, and been billed, twice.
+        scope: the logical call around this one (:class:`~modelyard.observe.CallScope`), or None.
+        state: the dict ``on_call_start`` got for this call.
+        started: when the call started (``time.time()``).
+        attempt_log: ``(start, end, status or error name)`` per retried attempt (``time.time()``).
+        response_headers: the upstream's response headers, when there was a response.
+        response: the normalized result of a call that was not streamed.
+        response_model, response_id, finish_reasons: from the result or the stream's chunks.
+        cancelled: a stream its reader closed, dropped or cancelled before the end (an
+            ``on_success`` with the usage read so far, usually None).
     """
 
     route: Route
@@ -46,6 +58,16 @@ class CallRecord:
     error: APIError | None = None
     retries: int = 0
     resent: int = 0
+    scope: CallScope | None = None
+    state: dict[str, Any] | None = None
+    started: float = 0.0
+    attempt_log: list[tuple[float, float, str]] | None = None
+    response_headers: Any = None
+    response: Any = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] | None = None
+    cancelled: bool = False
 
 
 # Module settings (``modelyard.api_key = ...``, as ``litellm.api_key``) fill what a call leaves

@@ -23,6 +23,7 @@ A family whose operation is ``completions`` answers in the legacy text shape
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -47,6 +48,7 @@ from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
+from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
@@ -70,6 +72,7 @@ __all__ = [
     "AsyncChatStream",
     "AsyncTextStream",
     "CallRecord",
+    "CallStarted",
     "ChatStream",
     "TextStream",
     "acompletion",
@@ -79,6 +82,18 @@ __all__ = [
     "embedding",
     "text_completion",
 ]
+
+@dataclass
+class CallStarted:
+    """One pipeline call about to be sent, as ``on_call_start`` sees it (see ``hookspecs.CallStart``)."""
+
+    route: Route
+    request: ChatRequest
+    url: str
+    stream: bool
+    scope: CallScope | None
+    state: dict[str, Any]
+
 
 @dataclass
 class _Call:
@@ -95,6 +110,9 @@ class _Call:
     text: bool = False
     retry_on_timeout: bool = False
     attempts: Attempts | None = None
+    scope: CallScope | None = None
+    state: dict[str, Any] | None = None
+    started_at: float = 0.0
 
 
 # --------------------------------------------------------------------------- prepare
@@ -198,6 +216,11 @@ def _build_call(
     retries = _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries")
     timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
     auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout))
+    scope = current_scope()
+    state: dict[str, Any] | None = None
+    if hook.on_call_start.get_hookimpls():
+        state = {}
+        provider_request = _call_started(hook, route, request, provider_request, scope, state)
     return _Call(
         plugins=plugins,
         route=route,
@@ -210,6 +233,9 @@ def _build_call(
         include_usage=False,
         started=started,
         retry_on_timeout=_retry_on_timeout(control),
+        scope=scope,
+        state=state,
+        started_at=time.time() - (time.perf_counter() - started),
     )
 
 
@@ -243,6 +269,30 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     return _build_call(plugins, route, family, request, connection, control, settings, started)
 
 
+def _call_started(hook: Any, route: Route, request: ChatRequest, provider_request: ProviderRequest,
+                  scope: CallScope | None, state: dict[str, Any]) -> ProviderRequest:  # fmt: skip
+    """Run ``on_call_start``; the request with the headers its observers add (never replacing one)."""
+    event = CallStarted(route, request, provider_request.url, provider_request.stream, scope, state)
+    try:
+        answers = hook.on_call_start(call=event)
+    except Exception:  # observers must not break a call
+        import logging
+
+        logging.getLogger("modelyard").exception("an on_call_start observer raised")
+        return provider_request
+    extra: dict[str, str] = {}
+    for answer in answers:
+        if isinstance(answer, dict):
+            extra.update((str(k), str(v)) for k, v in answer.items())
+    if not extra:
+        return provider_request
+    have = {k.lower() for k in provider_request.headers}
+    headers = {**provider_request.headers, **{k: v for k, v in extra.items() if k.lower() not in have}}
+    if scope is not None:
+        scope.trace_id = trace_id_of(headers.get("traceparent")) or scope.trace_id
+    return provider_request.model_copy(update={"headers": headers})
+
+
 # --------------------------------------------------------------------------- finish
 
 
@@ -273,21 +323,40 @@ def _annotate(call: _Call, err: APIError) -> APIError:
     return err
 
 
-def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None) -> None:
+def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None,
+             headers: Any = None, response: Any = None, ids: tuple[str | None, str | None, list[str] | None] | None = None,
+             cancelled: bool = False) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
-    if not hook.get_hookimpls():
+    scope = call.scope
+    if scope is None and not hook.get_hookimpls():
         return
     usage_dict = usage.model_dump() if isinstance(usage, BaseModel) else usage
     attempts = call.attempts or Attempts()
+    duration = time.perf_counter() - call.started
+    if ids is None:
+        ids = (getattr(response, "model", None), getattr(response, "id", None), _finish_reasons(response))
     record = CallRecord(
-        call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent
-    )
+        call.route, duration, status, usage_dict, error, attempts.retries, attempts.resent,
+        scope, call.state, call.started_at, attempts.log, headers, response, *ids, cancelled,
+    )  # fmt: skip
+    if scope is not None:
+        scope.upstream_seconds += duration
+        scope.calls.append((scope.model_group, scope.deployment_id, record))
+    if not hook.get_hookimpls():
+        return
     try:
         hook(event=record)
     except Exception:  # observers must not break a call
         import logging
 
         logging.getLogger("modelyard").exception("an on_success/on_failure observer raised")
+
+
+def _finish_reasons(result: Any) -> list[str] | None:
+    choices = getattr(result, "choices", None)
+    if not choices:
+        return None
+    return [c.finish_reason for c in choices if getattr(c, "finish_reason", None)]
 
 
 def _normalize(call: _Call, response: httpx.Response) -> Any:
@@ -302,12 +371,13 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         private = result.__pydantic_private__
         if private is not None:
             private["_response_headers"] = response.headers
-    _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
+    _observe(call, status=response.status_code, usage=getattr(result, "usage", None), headers=response.headers,
+             response=result)  # fmt: skip
     return result
 
 
-def _fail(call: _Call, err: APIError) -> APIError:
-    _observe(call, status=err.status_code, error=err)
+def _fail(call: _Call, err: APIError, headers: Any = None) -> APIError:
+    _observe(call, status=err.status_code, error=err, headers=headers)
     return err
 
 
@@ -329,6 +399,9 @@ class _ChunkAssembler:
         self._pending_filters = False
         self.usage: Usage | None = None
         self._started: set[int] = set()
+        self.model: str | None = None
+        self.id: str | None = None
+        self.finish_reasons: list[str] = []
 
     def feed(self, event: dict[str, Any]) -> Any:
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
@@ -348,7 +421,16 @@ class _ChunkAssembler:
             self._pending_filters = False
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if self.model is None:
+            self.model, self.id = chunk.model or None, chunk.id or None
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self.finish_reasons.append(choice.finish_reason)
         return chunk
+
+    def ids(self) -> tuple[str | None, str | None, list[str] | None]:
+        """The stream's (model, id, finish reasons) for observers."""
+        return self.model, self.id, self.finish_reasons or None
 
 
 def _chat_choice_logprobs(choice: dict[str, Any]) -> None:
@@ -461,9 +543,13 @@ class _SyncStream(_Stream[_ChunkT]):
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except GeneratorExit:  # closed or dropped before its end: observers still see the call end
+            _observe_cancelled(self._call, self._response, self._assembler)
+            raise
         finally:
             self._response.close()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
+                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -493,9 +579,13 @@ class _AsyncStream(_Stream[_ChunkT]):
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except (GeneratorExit, asyncio.CancelledError):  # closed, dropped or cancelled (a client left)
+            _observe_cancelled(self._call, self._response, self._assembler)
+            raise
         finally:
             await self._response.aclose()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
+                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
@@ -531,6 +621,12 @@ class AsyncTextStream(_AsyncStream[TextCompletion]):
     """The async twin of :class:`TextStream`."""
 
 
+def _observe_cancelled(call: _Call, response: httpx.Response, assembler: _ChunkAssembler) -> None:
+    """``on_success`` for a stream its reader stopped before the end (``cancelled``, usage so far)."""
+    _observe(call, status=response.status_code, usage=assembler.usage, headers=response.headers,
+             ids=assembler.ids(), cancelled=True)  # fmt: skip
+
+
 def _stream_broken(exc: Exception) -> APIError:
     from .errors import APIConnectionError
 
@@ -548,7 +644,7 @@ def _send(call: _Call) -> httpx.Response:
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+        raise _fail(call, _error(call, response), response.headers)
     return response
 
 
@@ -563,7 +659,7 @@ async def _asend(call: _Call) -> httpx.Response:
     except APIError as err:
         raise _fail(call, _annotate(call, err)) from err.__cause__
     if response.status_code >= 400:
-        raise _fail(call, _error(call, response))
+        raise _fail(call, _error(call, response), response.headers)
     return response
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .families import Family, Provider
     from .file_types import FilesRequest
     from .files_router import FilesDeployment, FilesRouter
+    from .observe import CallScope
     from .store import Store
     from .types import (
         ChatRequest,
@@ -35,6 +36,7 @@ __all__ = [
     "HOOK_API",
     "Authenticator",
     "CallEvent",
+    "CallStart",
     "RegisterCommand",
     "RegisterFamily",
     "RegisterProvider",
@@ -42,7 +44,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 4)
+HOOK_API: tuple[int, int] = (1, 5)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -101,6 +103,15 @@ class CallEvent(Protocol):
     failure after the request was sent (possible duplicates upstream, only with
     ``retry_on_timeout``). Both are attributes added after HOOK_API 1.2 without a new argument:
     read them with ``getattr(event, "retries", 0)`` to support an older core.
+
+    Since HOOK_API 1.5 (read them with ``getattr`` too): ``scope`` (the
+    :class:`~modelyard.observe.CallScope` or None), ``state`` (the dict ``on_call_start``
+    got for this call), ``started`` (the call's start, ``time.time()``), ``attempt_log``
+    (``(start, end, status or error name)`` per attempt that was retried, ``time.time()``
+    values), ``response_headers`` (the upstream's, or None), ``response`` (the normalized
+    result of a call that was not streamed), ``response_model``, ``response_id`` and
+    ``finish_reasons`` (also for streams), ``cancelled`` (a stream closed or dropped
+    before its end: it ends in ``on_success`` with ``cancelled`` True).
     """
 
     route: Route
@@ -110,6 +121,30 @@ class CallEvent(Protocol):
     error: APIError | None
     retries: int
     resent: int
+
+
+class CallStart(Protocol):
+    """What ``on_call_start`` receives: one pipeline call about to be sent (since HOOK_API 1.5).
+
+    Attributes:
+        route: where the call goes.
+        request: the prepared request (messages and parameters, family rules applied); it
+            holds the prompt: never put it in logs or telemetry unless the user asked for it.
+        url: the upstream URL the call is sent to (no credentials in it).
+        stream: whether the upstream answers as a stream.
+        scope: the logical call around this one (:class:`modelyard.observe.CallScope`: the
+            proxy request's trace context, the Router's try), or None.
+        state: a dict private to this pipeline call, handed again to ``on_success`` /
+            ``on_failure`` as ``event.state``: keep your per-call objects (a span) there, under
+            your distribution's name.
+    """
+
+    route: Route
+    request: ChatRequest
+    url: str
+    stream: bool
+    scope: CallScope | None
+    state: dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- resolve
@@ -246,7 +281,9 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
 def on_success(event: CallEvent) -> None:
     """Observe a call that succeeded (step 8): route, duration, usage.
 
-    Called once per call, after the response (or the last stream chunk). Must not raise;
+    Called once per call, after the response (or the last stream chunk; for a stream its
+    reader closed, dropped or cancelled before the end, then, with ``event.cancelled`` True,
+    since HOOK_API 1.5). Must not raise;
     an exception is logged and ignored. Since HOOK_API 1.0.
     """
 
@@ -257,6 +294,21 @@ def on_failure(event: CallEvent) -> None:
 
     Called once per call that raised, after retries are spent. Must not raise; an exception
     is logged and ignored. Since HOOK_API 1.0.
+    """
+
+
+@hookspec
+def on_call_start(call: CallStart) -> dict[str, str] | None:
+    """Observe a pipeline call about to be sent; return headers to add to the upstream request.
+
+    Called once per chat / text completion call, after ``transform_request`` and
+    ``resolve_auth`` and before the first attempt (in the caller's thread and context). Return
+    a dict of extra upstream request headers (a ``traceparent``), or None. All answers are
+    collected and merged; a header the request already has (the credential, the content type)
+    is never replaced. When a ``traceparent`` is added, its trace id becomes
+    ``call.scope.trace_id`` (the proxy's access log shows it). The call ends in exactly one
+    ``on_success`` or ``on_failure`` with ``event.state is call.state``. Must not raise; an
+    exception is logged and ignored. Since HOOK_API 1.5.
     """
 
 

@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -91,6 +91,12 @@ class Attempts:
 
     retries: int = 0
     resent: int = 0
+    log: list[tuple[float, float, str]] = field(default_factory=list)
+    """``(start, end, status or error name)`` per attempt that was retried (``time.time()``)."""
+
+    def retried(self, started: float, what: str) -> None:
+        """Note an attempt begun at ``started`` that ended in ``what`` and is retried."""
+        self.log.append((started, time.time(), what))
 
 
 def retry_delay(attempt: int, headers: httpx.Headers | None) -> float:
@@ -358,6 +364,7 @@ class Transport:
         refreshed = False
         attempt = 0
         while True:
+            tried = time.time()
             headers = request.headers if auth is None else {**request.headers, **auth.headers()}
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
@@ -384,6 +391,8 @@ class Transport:
             except httpx.TransportError as exc:
                 if not _retry_transport_error(exc, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(exc, request) from exc
+                if attempts is not None:
+                    attempts.retried(tried, type(exc).__name__)
                 time.sleep(retry_delay(attempt, None))
                 attempt += 1
                 continue
@@ -394,10 +403,11 @@ class Transport:
                 refreshed = True
                 continue
             if status in RETRYABLE_STATUS and attempt < num_retries:
-                time.sleep(retry_delay(attempt, response.headers))
-                attempt += 1
                 if attempts is not None:
                     attempts.retries += 1
+                    attempts.retried(tried, str(status))
+                time.sleep(retry_delay(attempt, response.headers))
+                attempt += 1
                 continue
             return _scrubbed(response, headers, request)
 
@@ -419,6 +429,7 @@ class Transport:
         refreshed = False
         attempt = 0
         while True:
+            tried = time.time()
             headers = request.headers if auth is None else {**request.headers, **await auth.aheaders()}
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
@@ -432,12 +443,16 @@ class Transport:
                 err = _past_deadline(total)
                 if not _retry_transport_error(err, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(err, request) from exc
+                if attempts is not None:
+                    attempts.retried(tried, type(err).__name__)
                 await asyncio.sleep(retry_delay(attempt, None))
                 attempt += 1
                 continue
             except httpx.TransportError as exc:
                 if not _retry_transport_error(exc, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(exc, request) from exc
+                if attempts is not None:
+                    attempts.retried(tried, type(exc).__name__)
                 await asyncio.sleep(retry_delay(attempt, None))
                 attempt += 1
                 continue
@@ -448,10 +463,11 @@ class Transport:
                 refreshed = True
                 continue
             if status in RETRYABLE_STATUS and attempt < num_retries:
-                await asyncio.sleep(retry_delay(attempt, response.headers))
-                attempt += 1
                 if attempts is not None:
                     attempts.retries += 1
+                    attempts.retried(tried, str(status))
+                await asyncio.sleep(retry_delay(attempt, response.headers))
+                attempt += 1
                 continue
             return _scrubbed(response, headers, request)
 

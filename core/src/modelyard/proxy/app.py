@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import SecretStr
 
 from ..errors import APIError, ConfigError, ModelyardError
+from ..observe import CallScope, enter_scope, leave_scope, no_scope
 from ..operations import OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
@@ -127,9 +128,10 @@ def _dumps(obj: Any) -> bytes:
 class _Ctx:
     """Per-request state for the access log."""
 
-    __slots__ = ("deployment", "error", "method", "model", "path", "request_id", "started", "status", "stream")
+    __slots__ = ("deployment", "error", "method", "model", "path", "request_id", "scope", "started", "status", "stream")
 
-    def __init__(self, method: str, path: str, request_id: str) -> None:
+    def __init__(self, method: str, path: str, request_id: str, scope: CallScope) -> None:
+        self.scope = scope
         self.method = method
         self.path = path
         self.request_id = request_id
@@ -185,11 +187,32 @@ class ProxyApp:
             self._routes[f"GET {path}"] = self._liveliness
         self._routes["GET /health/readiness"] = self._readiness
         self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
+        self.metrics = self._metrics()
+        if self.metrics is not None:
+            self._routes["GET /metrics"] = self._metrics_page
+            if config.general_settings.public_metrics:
+                self._public.add("/metrics")
         from .files import FilesEndpoints
 
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+
+    def _metrics(self) -> Any:
+        """The Prometheus metrics (``general_settings.metrics``), or None when off."""
+        from . import metrics
+
+        wanted = self.config.general_settings.metrics
+        if wanted is False:
+            return None
+        if not metrics.available():
+            if wanted:
+                raise ConfigError(
+                    "general_settings.metrics is on, but prometheus-client is not installed: "
+                    "pip install 'modelyard[server]'.", key="general_settings.metrics",
+                )  # fmt: skip
+            return None
+        return metrics.ProxyMetrics(self.deployments.model_names())
 
     def _files_router(self) -> Any:
         """The plugin's files router over the ``mode: batch`` deployments, when batch load balancing is on."""
@@ -317,7 +340,18 @@ class ProxyApp:
             return
         headers: dict[bytes, bytes] = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")
-        ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex)
+        call_scope = CallScope()
+        parent = headers.get(b"traceparent")
+        if parent is not None:
+            # Only well-formed W3C trace context is passed on (to the tracing plugin, the log).
+            call_scope.trace_headers["traceparent"] = parent.decode("latin-1")[:128]
+            call_scope.__post_init__()
+            if call_scope.trace_id is None:
+                call_scope.trace_headers.clear()
+            elif (state := headers.get(b"tracestate")) is not None:
+                call_scope.trace_headers["tracestate"] = state.decode("latin-1")[:512]
+        ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex, call_scope)
+        _, token = enter_scope(call_scope)
         try:
             handler = self._route(ctx, scope)
             if ctx.path not in self._public and not self.keys.allows(extract_key(headers)):
@@ -351,6 +385,7 @@ class ProxyApp:
                                   "type": "api_error", "param": None, "code": "500"}}  # fmt: skip
                 await self._send_json(ctx, send, 500, body)
         finally:
+            leave_scope(token)
             self._log(ctx)
 
     def _route(self, ctx: _Ctx, scope: Scope) -> Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]:
@@ -435,6 +470,13 @@ class ProxyApp:
                        "(general_settings.max_request_size_mb).", code="request_too_large")  # fmt: skip
 
     def _log(self, ctx: _Ctx) -> None:
+        seconds = time.perf_counter() - ctx.started
+        if self.metrics is not None:
+            try:
+                self.metrics.request(path=ctx.path, status=ctx.status, model=ctx.model, deployment=ctx.deployment,
+                                     seconds=seconds, scope=ctx.scope)  # fmt: skip
+            except Exception:  # metrics must not break a request
+                log.exception("recording the metrics of request %s failed", ctx.request_id)
         if not access_log.isEnabledFor(logging.INFO):
             return
         record = {
@@ -443,10 +485,12 @@ class ProxyApp:
             "method": ctx.method,
             "path": ctx.path,
             "status": ctx.status,
-            "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+            "latency_ms": round(seconds * 1000, 2),
             "model": ctx.model,
             "deployment": ctx.deployment,
         }
+        if ctx.scope.trace_id is not None:
+            record["trace_id"] = ctx.scope.trace_id
         if ctx.stream:
             record["stream"] = True
         if ctx.error:
@@ -601,6 +645,14 @@ class ProxyApp:
             raise self._unknown_model(name)
         await self._send_json(ctx, send, 200, _model_object(name))
 
+    async def _metrics_page(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        payload, content_type = await asyncio.to_thread(self.metrics.render)  # multiprocess: reads files
+        ctx.status = 200
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode()),
+                                (b"x-request-id", ctx.request_id.encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
     async def _liveliness(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         await self._send_json(ctx, send, 200, "I'm alive!")
 
@@ -614,6 +666,9 @@ class ProxyApp:
     async def _health(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """Probe every deployment concurrently (chat: a one-token request; batch: a files listing)."""
         results = await asyncio.gather(*(self._probe(d) for d in self.deployments))
+        if self.metrics is not None:
+            for d, (ok, _) in zip(self.deployments, results, strict=True):
+                self.metrics.health(d.id, ok)
         healthy = [r for ok, r in results if ok]
         unhealthy = [r for ok, r in results if not ok]
         body = {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
@@ -621,8 +676,6 @@ class ProxyApp:
         await self._send_json(ctx, send, 200, body)
 
     async def _probe(self, d: Deployment) -> tuple[bool, dict[str, Any]]:
-        from .. import api
-
         info = d.describe()
         probe = operation_for_mode(d.mode)
         if probe is None and d.mode != "batch":
@@ -630,6 +683,14 @@ class ProxyApp:
             return True, info
         started = time.perf_counter()
         kwargs = {**d.kwargs, "timeout": min(float(d.kwargs.get("timeout") or 30), 30.0), "num_retries": 0}
+        with no_scope():  # a probe is not part of the /health request's upstream time
+            return await self._probe_call(d, probe, info, kwargs, started)
+
+    async def _probe_call(
+        self, d: Deployment, probe: Operation | None, info: dict[str, Any], kwargs: dict[str, Any], started: float
+    ) -> tuple[bool, dict[str, Any]]:
+        from .. import api
+
         try:
             if d.mode == "batch":
                 # A batch-only deployment refuses chat; listing its resource's files spends no tokens.

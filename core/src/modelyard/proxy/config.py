@@ -224,6 +224,10 @@ class GeneralSettings(_Section):
     request_body_timeout: float = Field(default=120.0, gt=0)
     """Seconds a client has, once its headers are in, to send the whole body (a slow-loris bound
     on bodies; raise it for large ``/files`` uploads over slow links)."""
+    metrics: bool | None = None
+    """``GET /metrics`` in Prometheus format: None (default) on when ``prometheus-client`` is installed."""
+    public_metrics: bool = False
+    """Serve ``/metrics`` without the master key (for a scraper on a private network)."""
 
     _secrets = field_validator("master_key", "database_url")(_one_line)
 

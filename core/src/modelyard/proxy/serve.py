@@ -15,6 +15,11 @@ The master key is ``general_settings.master_key``, else ``MODELYARD_MASTER_KEY``
 printed. With a config and no key, or a publicly known one, the proxy refuses to start unless
 ``--dev`` is given.
 
+Metrics with several workers: ``GET /metrics`` must show every worker's counts, so
+``--num_workers`` > 1 puts prometheus-client in multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR``
+is set to a fresh temporary directory (removed at exit) unless it is set already (then it is
+used as is and left in place: empty it before each start).
+
 Shutdown: on SIGTERM or SIGINT, ``/health/readiness`` answers 503 at once; after
 ``general_settings.shutdown_delay`` seconds (0 by default) of serving on, uvicorn stops accepting
 connections, lets requests in flight finish for up to
@@ -27,8 +32,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,9 +268,25 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, num_workers: int = 1,
         dev: bool = False, log_level: str = "info", access_log: bool = True) -> int:  # fmt: skip
     """Serve until SIGTERM / SIGINT; returns the exit status."""
+    _configure_logging(log_level, access_log)
+    metrics_dir = None
+    if num_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Set before anything imports prometheus_client: it picks its storage at import.
+        metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _run(config_path, host=host, port=port, num_workers=num_workers, dev=dev, log_level=log_level,
+                    access_log=access_log)  # fmt: skip
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev: bool, log_level: str,
+         access_log: bool) -> int:  # fmt: skip
     import uvicorn
 
-    _configure_logging(log_level, access_log)
     built = build(config_path, dev=dev)
     config: ProxyConfig = built.app.config
     options: dict[str, Any] = {

@@ -55,6 +55,7 @@ from ..errors import (
     ContextWindowExceededError,
     RateLimitError,
 )
+from ..observe import CallScope, current_scope, enter_scope, leave_scope
 from ..operations import OPERATIONS, Operation
 from ..types import ChatCompletion, TextCompletion
 from .deployments import Deployment, parse_model_list
@@ -95,13 +96,33 @@ class _Request:
     stream: bool
     metadata: dict[str, Any] | None = None
     retry_on_timeout: bool = False
+    scope: CallScope | None = None
+    tries: int = 0
+    fallback_from: str | None = None
 
     def routed_to(self, d: Deployment) -> None:
-        """Tell the caller, through its ``metadata`` dict, which deployment this try uses."""
+        """Tell the caller, through its ``metadata`` dict, and observers, through the
+        :class:`~modelyard.observe.CallScope`, which deployment this try uses."""
         if self.metadata is not None:
             self.metadata["model_group"] = d.model_name
             self.metadata["model_id"] = d.id
             self.metadata["deployment"] = d.model
+        scope = self.scope
+        if scope is not None:
+            scope.model_group, scope.deployment_id = d.model_name, d.id
+            scope.attempt, scope.fallback_from = self.tries, self.fallback_from
+        self.tries += 1
+
+    def retrying(self) -> None:
+        """Count a retry of the Router (another try in the same group)."""
+        if self.scope is not None:
+            self.scope.retries += 1
+
+    def falling_back(self, group: str, fallback: str) -> None:
+        """Count a fallback from ``group`` to ``fallback``; the next tries are the fallback's."""
+        self.fallback_from = group
+        if self.scope is not None:
+            self.scope.fallbacks.append((group, fallback))
 
 
 def _fallback_map(value: Any, name: str) -> dict[str, list[str]]:
@@ -640,6 +661,9 @@ class Router:
         return 0.0
 
     def _cooled(self, d: Deployment, err: APIError, seconds: float) -> None:
+        scope = current_scope()
+        if scope is not None:
+            scope.cooldowns.append((d.id, time.time() + seconds))
         log.info(
             "Router cools deployment %s (%s) down for %.1fs after %s %s.",
             d.id, d.model, seconds, type(err).__name__, err.status_code,
@@ -692,16 +716,20 @@ class Router:
 
     def _route(self, model: str, req: _Request, operation: Callable[..., Any]) -> Any:
         """Run one call of ``operation`` (an SDK pipeline function) with retries and fallbacks."""
+        req.scope, token = enter_scope()
         try:
             return self._run_group(model, req, operation)
         except APIError as err:
             for group in self._fallback_groups(model, err, req):
                 try:
                     log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
+                    req.falling_back(model, group)
                     return self._run_group(group, req, operation)
                 except APIError as later:
                     err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
             raise
+        finally:
+            leave_scope(token)
 
     def _run_group(self, group: str, req: _Request, operation: Callable[..., Any]) -> Any:
         deps = self._group(group)
@@ -712,6 +740,8 @@ class Router:
             picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None)
             if picked is None:
                 break
+            if attempt:
+                req.retrying()
             d, lease = picked
             try:
                 return self._checked(group, req, self._call(d, lease, req, operation))
@@ -778,16 +808,20 @@ class Router:
 
     async def _aroute(self, model: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         """The async twin of :meth:`_route`."""
+        req.scope, token = enter_scope()
         try:
             return await self._arun_group(model, req, operation)
         except APIError as err:
             for group in self._fallback_groups(model, err, req):
                 try:
                     log.info("Router falls back from %r to %r after %s.", model, group, type(err).__name__)
+                    req.falling_back(model, group)
                     return await self._arun_group(group, req, operation)
                 except APIError as later:
                     err.add_note(f"fallback {group!r} failed too: {type(later).__name__}: {later}")
             raise
+        finally:
+            leave_scope(token)
 
     async def _arun_group(self, group: str, req: _Request, operation: Callable[..., Awaitable[Any]]) -> Any:
         deps = self._group(group)
@@ -799,6 +833,8 @@ class Router:
             picked = await self._apick(group, deps, tried, cooled, req, delay)
             if picked is None:
                 break
+            if attempt:
+                req.retrying()
             d, lease = picked
             try:
                 return self._checked(group, req, await self._acall(d, lease, req, operation))
