@@ -38,9 +38,13 @@ if TYPE_CHECKING:
         TextStream,
         acompletion,
         aembedding,
+        aimage_edit,
+        aimage_generation,
         atext_completion,
         completion,
         embedding,
+        image_edit,
+        image_generation,
         text_completion,
     )
     from .errors import (
@@ -90,6 +94,7 @@ if TYPE_CHECKING:
         ChatCompletion,
         ChatCompletionChunk,
         EmbeddingResponse,
+        ImageResponse,
         TextCompletion,
     )
 
@@ -110,6 +115,7 @@ __all__ = [
     "ContentFilterError",
     "ContextWindowExceededError",
     "EmbeddingResponse",
+    "ImageResponse",
     "InternalServerError",
     "ModelyardError",
     "NotFoundError",
@@ -128,6 +134,8 @@ __all__ = [
     "acreate_batch",
     "acreate_file",
     "aembedding",
+    "aimage_edit",
+    "aimage_generation",
     "afile_content",
     "afile_delete",
     "afile_list",
@@ -155,6 +163,8 @@ __all__ = [
     "create_file",
     "drop_params",
     "embedding",
+    "image_edit",
+    "image_generation",
     "enable_azure_ad_token_refresh",
     "file_content",
     "file_delete",
@@ -208,6 +218,11 @@ _LAZY = {
     "EmbeddingResponse": "types",
     "embedding": "api",
     "aembedding": "api",
+    "ImageResponse": "types",
+    "image_generation": "api",
+    "aimage_generation": "api",
+    "image_edit": "api",
+    "aimage_edit": "api",
     "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})

@@ -73,9 +73,13 @@ __all__ = [
     "TextStream",
     "acompletion",
     "aembedding",
+    "aimage_edit",
+    "aimage_generation",
     "atext_completion",
     "completion",
     "embedding",
+    "image_edit",
+    "image_generation",
     "text_completion",
 ]
 
@@ -733,3 +737,5 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
 
 
 embedding, aembedding = operation_functions(OPERATIONS["embeddings"])
+image_generation, aimage_generation = operation_functions(OPERATIONS["image_generation"])
+image_edit, aimage_edit = operation_functions(OPERATIONS["image_edit"])

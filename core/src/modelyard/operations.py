@@ -29,6 +29,9 @@ from .types import (
     ChatParams,
     EmbeddingParams,
     EmbeddingResponse,
+    ImageEditParams,
+    ImageParams,
+    ImageResponse,
     TextCompletion,
     TextParams,
 )
@@ -120,6 +123,29 @@ OPERATIONS: dict[str, Operation] = {
             modes=frozenset({"embedding"}),
             description="embeddings",
         ),
+        Operation(
+            name="image_generation",
+            sdk="image_generation",
+            request=ImageParams,
+            response=ImageResponse,
+            payload=("prompt",),
+            paths=("/images/generations",),
+            azure_path="images/generations",
+            modes=frozenset({"image_generation"}),
+            description="image generation",
+        ),
+        Operation(
+            name="image_edit",
+            sdk="image_edit",
+            request=ImageEditParams,
+            response=ImageResponse,
+            body="multipart",
+            payload=("image", "prompt"),
+            paths=("/images/edits",),
+            azure_path="images/edits",
+            modes=frozenset({"image_generation"}),
+            description="image edits",
+        ),
     )
 }
 """Every operation, by ``Route.operation`` name."""
@@ -128,6 +154,7 @@ MODE_PROBES: dict[str, str] = {
     "chat": "chat",
     "completion": "chat",
     "embedding": "embeddings",
+    "image_generation": "image_generation",
 }
 """Which operation ``/health`` calls to probe a deployment of each ``model_info.mode``."""
 

@@ -663,6 +663,10 @@ class Router:
 
     embedding = _operation_method(OPERATIONS["embeddings"])
     aembedding = _operation_method(OPERATIONS["embeddings"], asynchronous=True)
+    image_generation = _operation_method(OPERATIONS["image_generation"])
+    aimage_generation = _operation_method(OPERATIONS["image_generation"], asynchronous=True)
+    image_edit = _operation_method(OPERATIONS["image_edit"])
+    aimage_edit = _operation_method(OPERATIONS["image_edit"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes
