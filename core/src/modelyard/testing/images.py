@@ -140,12 +140,14 @@ def _refused(headers: dict[str, str]) -> JSONResponse:
 
 
 async def _answer(emulator: Emulator, request: Request, d: Deployment, body: dict[str, Any], edit: bool) -> Response:
-    refused = _check(d, body, edit)
-    if refused is not None:
-        return refused
+    # An injected fault is the service failing, before it reads the body (so /health's probe,
+    # which Azure refuses for its size, still sees a deployment that is down).
     fault = await emulator._faults(d, request)
     if fault is not None:
         return fault
+    refused = _check(d, body, edit)
+    if refused is not None:
+        return refused
     prompt: str = body["prompt"]
     tokens = _emu._tokens(prompt)
     limited, rl_headers = emulator._quota(d, tokens)
