@@ -39,7 +39,7 @@ def config(api_base: str, **settings: Any) -> dict[str, Any]:
             {"model_name": "gpt-4o", "litellm_params": litellm_params(api_base, "gpt-4o")},
             {"model_name": "dall-e-3", "litellm_params": litellm_params(api_base, DALLE),
              "model_info": {"mode": "image_generation"}},
-        ],  # fmt: skip
+        ],
         "router_settings": {"num_retries": 0},
         **settings,
     }

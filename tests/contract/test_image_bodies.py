@@ -44,12 +44,12 @@ def img(emulator: Emulator) -> Iterator[Emulator]:
 DALLE_CASES = {
     "prompt": {"prompt": "a corgi"},
     "all": {"prompt": "a corgi", "n": 1, "size": "1792x1024", "quality": "hd", "style": "natural",
-            "response_format": "b64_json", "user": "u-1"},  # fmt: skip
+            "response_format": "b64_json", "user": "u-1"},
     "url": {"prompt": "x", "response_format": "url", "size": "1024x1792", "quality": "standard", "style": "vivid"},
 }
 GPT_IMAGE_CASES = {
     "all": {"prompt": "two dogs", "n": 3, "size": "1536x1024", "quality": "low", "background": "opaque",
-            "output_format": "jpeg", "output_compression": 50, "user": "u-2"},  # fmt: skip
+            "output_format": "jpeg", "output_compression": 50, "user": "u-2"},
     "auto": {"prompt": "x", "size": "auto", "quality": "auto"},
 }
 
@@ -145,7 +145,7 @@ def assert_v1_form(form: dict[str, Any]) -> None:
 EDIT_CASES: dict[str, dict[str, Any]] = {
     "one": {"image": png("a"), "prompt": "add a hat"},
     "several_and_mask": {"image": [png("a"), io.BytesIO(png("b"))], "mask": png("m"), "prompt": "merge",
-                         "n": 2, "size": "1024x1536", "quality": "high", "response_format": "b64_json", "user": "u"},  # fmt: skip
+                         "n": 2, "size": "1024x1536", "quality": "high", "response_format": "b64_json", "user": "u"},
 }
 
 
