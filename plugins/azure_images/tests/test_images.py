@@ -220,3 +220,24 @@ def test_azure_refuses_a_file_that_is_not_an_image(api_base: str, img: Emulator)
     with pytest.raises(errors.BadRequestError) as info:
         modelyard.image_edit(model=f"azure/{GPT_IMAGE}", image=b"hello", prompt="x", **_kw(api_base, api_version=PREVIEW))
     assert info.value.param == "image" and info.value.status_code == 400
+
+
+def test_a_large_edit_upload_streams_with_bounded_memory(api_base: str, img: Emulator, tmp_path: Path) -> None:
+    """A 24 MiB image goes up in chunks from its path: the peak of Python allocations (client and
+    the in-process emulator together) stays far below its size."""
+    import tracemalloc
+
+    size = 24 * 1024 * 1024
+    path = tmp_path / "big.png"
+    with path.open("wb") as f:
+        f.write(png("big"))
+        f.truncate(size)
+    tracemalloc.start()
+    try:
+        modelyard.image_edit(model=f"azure/{GPT_IMAGE}", image=path, prompt="x", **_kw(api_base, api_version=PREVIEW))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"24 MiB edit upload: peak Python allocations {peak / 2**20:.1f} MiB")
+    assert img.requests[-1].body["image"]["size"] == size
+    assert peak < 8 * 1024 * 1024, peak
