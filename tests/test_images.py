@@ -61,7 +61,7 @@ def test_router_image_generation_fails_over_to_the_next_deployment(api_base: str
         ],
         num_retries=1,
     )
-    r = router.image_generation("i", prompt="a boat", response_format="b64_json")
+    r = router.image_generation(prompt="a boat", model="i", response_format="b64_json")
     assert base64.b64decode(r.data[0].b64_json or "") == png("0:a boat")
     body = {"prompt": "a boat", "response_format": "b64_json"}
     assert [(q.method, q.path, q.query, q.body) for q in img.requests] == [
@@ -76,15 +76,15 @@ async def test_router_aimage_generation_and_aimage_edit(api_base: str, img: Emul
         {"model_name": "i", "litellm_params": litellm_params(api_base, DALLE)},
         {"model_name": "g", "litellm_params": {**litellm_params(api_base, GPT_IMAGE), "api_version": "2025-04-01-preview"}},
     ])  # fmt: skip
-    r = await router.aimage_generation("i", "hi")
+    r = await router.aimage_generation("hi", "i")  # LiteLLM's order: prompt, model
     assert r.data[0].url and img.requests[-1].body == {"prompt": "hi"}
-    e = await router.aimage_edit("g", png("x"), "edit it")
+    e = await router.aimage_edit(png("x"), "edit it", "g")
     seen = img.requests[-1]
     assert (seen.path, seen.body["prompt"], seen.body["image"]["size"]) == (
         f"/openai/deployments/{GPT_IMAGE}/images/edits", "edit it", len(png("x"))
     )
     assert e.data[0].b64_json
-    sync = router.image_edit("g", image=io.BytesIO(png("y")), prompt="again")
+    sync = router.image_edit(image=io.BytesIO(png("y")), prompt="again", model="g")
     assert sync.data[0].b64_json and img.requests[-1].body["image"]["size"] == len(png("y"))
     await router.aclose()
 

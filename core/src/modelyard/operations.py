@@ -62,6 +62,8 @@ class Operation:
         azure_path: the path after ``/openai/deployments/{model}/`` for ``AzureOpenAI`` clients.
         modes: the ``model_info.mode`` values of deployments that may serve it.
         description: one line for docs and errors.
+        positional: the SDK function's positional parameters in order, ``model`` among them,
+            when LiteLLM's order is not ``(model, *payload)`` (``image_generation(prompt, model)``).
     """
 
     name: str
@@ -75,11 +77,17 @@ class Operation:
     azure_path: str = ""
     modes: frozenset[str] = frozenset()
     description: str = ""
+    positional: tuple[str, ...] = ()
 
     @property
     def async_sdk(self) -> str:
         """The async twin's name (``aembedding``)."""
         return "a" + self.sdk
+
+    @property
+    def signature(self) -> tuple[str, ...]:
+        """The SDK function's positional parameters: :attr:`positional`, else ``("model", *payload)``."""
+        return self.positional or ("model", *self.payload)
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -133,6 +141,7 @@ OPERATIONS: dict[str, Operation] = {
             azure_path="images/generations",
             modes=frozenset({"image_generation"}),
             description="image generation",
+            positional=("prompt", "model"),  # LiteLLM's image_generation(prompt, model, ...)
         ),
         Operation(
             name="image_edit",
@@ -145,6 +154,7 @@ OPERATIONS: dict[str, Operation] = {
             azure_path="images/edits",
             modes=frozenset({"image_generation"}),
             description="image edits",
+            positional=("image", "prompt", "model"),  # LiteLLM's image_edit(image, prompt, model, ...)
         ),
     )
 }

@@ -55,7 +55,8 @@ def test_generation_classic_path_query_exact_body_and_url_answer(api_base: str, 
 
 
 def test_generation_b64_positional_prompt_and_v1(api_base: str, img: Emulator) -> None:
-    r = modelyard.image_generation(f"azure/{DALLE}", "a cat", response_format="b64_json", **_kw(api_base, api_version="v1"))
+    # LiteLLM's order: image_generation(prompt, model, ...).
+    r = modelyard.image_generation("a cat", f"azure/{DALLE}", response_format="b64_json", **_kw(api_base, api_version="v1"))
     seen = img.requests[-1]
     assert (seen.method, seen.path, seen.query) == ("POST", "/openai/v1/images/generations", {})
     assert seen.body == {"prompt": "a cat", "response_format": "b64_json", "model": DALLE}
@@ -74,7 +75,7 @@ def test_gpt_image_parameters_and_usage(api_base: str, img: Emulator) -> None:
 
 
 async def test_aimage_generation(api_base: str, img: Emulator) -> None:
-    r = await modelyard.aimage_generation(model=f"azure/{DALLE}", prompt="async", **_kw(api_base))
+    r = await modelyard.aimage_generation(prompt="async", model=f"azure/{DALLE}", **_kw(api_base))
     assert img.requests[-1].body == {"prompt": "async"}
     assert img.requests[-1].path == f"/openai/deployments/{DALLE}/images/generations"
     assert r.data[0].url
@@ -196,6 +197,16 @@ def test_edit_upload_is_sent_again_on_a_retry(api_base: str, img: Emulator, tmp_
     modelyard.image_edit(model=f"azure/{GPT_IMAGE}", image=path, prompt="x", **_kw(api_base, api_version=PREVIEW))
     first, second = img.requests
     assert first.body == second.body and second.body["image"]["size"] == len(png("retry"))
+
+
+def test_positional_arguments_follow_litellm(api_base: str, img: Emulator) -> None:
+    modelyard.image_edit(png("p"), "positional", f"azure/{GPT_IMAGE}", **_kw(api_base, api_version=PREVIEW))
+    assert img.requests[-1].body["prompt"] == "positional"
+    with pytest.raises(TypeError, match="model"):
+        modelyard.image_generation("no model", **_kw(api_base))
+    with pytest.raises(TypeError, match="multiple values for argument 'prompt'"):
+        modelyard.image_generation("a", prompt="b", model=f"azure/{DALLE}", **_kw(api_base))
+    assert len(img.requests) == 1
 
 
 @pytest.mark.parametrize(

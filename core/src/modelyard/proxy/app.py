@@ -495,7 +495,8 @@ class ProxyApp:
                 return await self.router.atext_completion(model, stream=stream, **params)
             if operation == "chat":
                 return await self.router.acompletion(model, stream=stream, **params)
-            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model, **params)
+            # By name: an operation's positional order may not start with model (image_generation).
+            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model=model, **params)
         finally:
             ctx.deployment = routed.get("model_id")
 
