@@ -46,6 +46,7 @@ def test_public_surface_is_pinned() -> None:
             "client_certificate_path", "client_certificate_password", "azure_scope", "azure_authority_host",
             "num_retries", "request_timeout",
             "EmbeddingResponse", "embedding", "aembedding",
+            "ImageResponse", "image_generation", "aimage_generation", "image_edit", "aimage_edit",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

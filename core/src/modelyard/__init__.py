@@ -38,9 +38,13 @@ if TYPE_CHECKING:
         TextStream,
         acompletion,
         aembedding,
+        aimage_edit,
+        aimage_generation,
         atext_completion,
         completion,
         embedding,
+        image_edit,
+        image_generation,
         text_completion,
     )
     from .errors import (
@@ -90,6 +94,7 @@ if TYPE_CHECKING:
         ChatCompletion,
         ChatCompletionChunk,
         EmbeddingResponse,
+        ImageResponse,
         TextCompletion,
     )
 
@@ -110,6 +115,7 @@ __all__ = [
     "ContentFilterError",
     "ContextWindowExceededError",
     "EmbeddingResponse",
+    "ImageResponse",
     "InternalServerError",
     "ModelyardError",
     "NotFoundError",
@@ -132,6 +138,8 @@ __all__ = [
     "afile_delete",
     "afile_list",
     "afile_retrieve",
+    "aimage_edit",
+    "aimage_generation",
     "alist_batches",
     "api_base",
     "api_key",
@@ -161,6 +169,8 @@ __all__ = [
     "file_list",
     "file_retrieve",
     "hookimpl",
+    "image_edit",
+    "image_generation",
     "list_batches",
     "num_retries",
     "request_timeout",
@@ -208,6 +218,11 @@ _LAZY = {
     "EmbeddingResponse": "types",
     "embedding": "api",
     "aembedding": "api",
+    "ImageResponse": "types",
+    "image_generation": "api",
+    "aimage_generation": "api",
+    "image_edit": "api",
+    "aimage_edit": "api",
     "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})

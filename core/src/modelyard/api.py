@@ -77,9 +77,13 @@ __all__ = [
     "TextStream",
     "acompletion",
     "aembedding",
+    "aimage_edit",
+    "aimage_generation",
     "atext_completion",
     "completion",
     "embedding",
+    "image_edit",
+    "image_generation",
     "text_completion",
 ]
 
@@ -766,15 +770,18 @@ async def atext_completion(
 # --------------------------------------------------------------------------- table-driven operations
 
 
-def _payload(op: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The call's keyword arguments with its positional ones named by ``op.payload``."""
-    if len(args) > len(op.payload):
-        raise TypeError(f"{op.sdk}() takes model and at most {len(op.payload)} positional argument(s) ({', '.join(op.payload)})")
-    for name, value in zip(op.payload, args, strict=False):
+def _bind(op: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The call's model and its other arguments by name, positional ones named by ``op.signature``."""
+    names = op.signature
+    if len(args) > len(names):
+        raise TypeError(f"{op.sdk}() takes at most {len(names)} positional argument(s) ({', '.join(names)})")
+    for name, value in zip(names, args, strict=False):
         if name in kwargs:
             raise TypeError(f"{op.sdk}() got multiple values for argument {name!r}")
         kwargs[name] = value
-    return kwargs
+    if "model" not in kwargs:
+        raise TypeError(f"{op.sdk}() missing required argument 'model'")
+    return kwargs.pop("model"), kwargs
 
 
 def _result(call: _Call, op: Operation, response: httpx.Response) -> Any:
@@ -802,11 +809,14 @@ def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
 def _doc(op: Operation, twin: bool) -> str:
     if twin:
         return f"The async twin of :func:`{op.sdk}`."
-    args = "\n".join(f"        {name}: the operation's ``{name}`` (see :class:`~modelyard.types.{op.request.__name__}`)." for name in op.payload)
+    model = "        model: ``azure/<deployment>`` (a model string any provider plugin serves)."
+    args = "\n".join(
+        model if name == "model" else f"        {name}: the operation's ``{name}`` (see :class:`~modelyard.types.{op.request.__name__}`)."
+        for name in op.signature
+    )
     return f"""Call the {op.description} operation, as LiteLLM's ``{op.sdk}`` (driven by its row in :mod:`modelyard.operations`).
 
     Args:
-        model: ``azure/<deployment>`` (a model string any provider plugin serves).
 {args}
         **kwargs: the fields of :class:`~modelyard.types.{op.request.__name__}`, and the same
             connection and control settings as :func:`completion` (``api_key``, ``api_base``,
@@ -830,14 +840,14 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
     ``map_error`` and the observers (7, 8).
     """
 
-    def call(model: str, *args: Any, **kwargs: Any) -> Any:
-        prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+    def call(*args: Any, **kwargs: Any) -> Any:
+        prepared = _prepare_operation(op, *_bind(op, args, kwargs))
         if op.answer == "binary":
             return _binary(prepared, _send(_streamed(prepared)))
         return _result(prepared, op, _send(prepared))
 
-    async def acall(model: str, *args: Any, **kwargs: Any) -> Any:
-        prepared = _prepare_operation(op, model, _payload(op, args, kwargs))
+    async def acall(*args: Any, **kwargs: Any) -> Any:
+        prepared = _prepare_operation(op, *_bind(op, args, kwargs))
         if op.answer == "binary":
             return _binary(prepared, await _asend(_streamed(prepared)))
         return _result(prepared, op, await _asend(prepared))
@@ -850,3 +860,5 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
 
 
 embedding, aembedding = operation_functions(OPERATIONS["embeddings"])
+image_generation, aimage_generation = operation_functions(OPERATIONS["image_generation"])
+image_edit, aimage_edit = operation_functions(OPERATIONS["image_edit"])

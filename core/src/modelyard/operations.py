@@ -29,6 +29,9 @@ from .types import (
     ChatParams,
     EmbeddingParams,
     EmbeddingResponse,
+    ImageEditParams,
+    ImageParams,
+    ImageResponse,
     TextCompletion,
     TextParams,
 )
@@ -59,6 +62,8 @@ class Operation:
         azure_path: the path after ``/openai/deployments/{model}/`` for ``AzureOpenAI`` clients.
         modes: the ``model_info.mode`` values of deployments that may serve it.
         description: one line for docs and errors.
+        positional: the SDK function's positional parameters in order, ``model`` among them,
+            when LiteLLM's order is not ``(model, *payload)`` (``image_generation(prompt, model)``).
     """
 
     name: str
@@ -72,11 +77,17 @@ class Operation:
     azure_path: str = ""
     modes: frozenset[str] = frozenset()
     description: str = ""
+    positional: tuple[str, ...] = ()
 
     @property
     def async_sdk(self) -> str:
         """The async twin's name (``aembedding``)."""
         return "a" + self.sdk
+
+    @property
+    def signature(self) -> tuple[str, ...]:
+        """The SDK function's positional parameters: :attr:`positional`, else ``("model", *payload)``."""
+        return self.positional or ("model", *self.payload)
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -120,6 +131,31 @@ OPERATIONS: dict[str, Operation] = {
             modes=frozenset({"embedding"}),
             description="embeddings",
         ),
+        Operation(
+            name="image_generation",
+            sdk="image_generation",
+            request=ImageParams,
+            response=ImageResponse,
+            payload=("prompt",),
+            paths=("/images/generations",),
+            azure_path="images/generations",
+            modes=frozenset({"image_generation"}),
+            description="image generation",
+            positional=("prompt", "model"),  # LiteLLM's image_generation(prompt, model, ...)
+        ),
+        Operation(
+            name="image_edit",
+            sdk="image_edit",
+            request=ImageEditParams,
+            response=ImageResponse,
+            body="multipart",
+            payload=("image", "prompt"),
+            paths=("/images/edits",),
+            azure_path="images/edits",
+            modes=frozenset({"image_generation"}),
+            description="image edits",
+            positional=("image", "prompt", "model"),  # LiteLLM's image_edit(image, prompt, model, ...)
+        ),
     )
 }
 """Every operation, by ``Route.operation`` name."""
@@ -128,6 +164,7 @@ MODE_PROBES: dict[str, str] = {
     "chat": "chat",
     "completion": "chat",
     "embedding": "embeddings",
+    "image_generation": "image_generation",
 }
 """Which operation ``/health`` calls to probe a deployment of each ``model_info.mode``."""
 

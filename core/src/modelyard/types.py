@@ -15,6 +15,7 @@ Three groups:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -256,6 +257,86 @@ class EmbeddingParams(BaseModel):
         return value
 
 
+class ImageParams(BaseModel):
+    """Image generation parameters (``image_generation``), dall-e-3 and gpt-image-1, typed: a wrong type names its field.
+
+    ``size``, ``quality`` and ``style`` differ per model (dall-e-3: ``1024x1024`` ...,
+    ``standard``/``hd``, ``vivid``/``natural``; gpt-image-1: ``1536x1024`` ..., ``low`` ...
+    ``auto``), so their values are left to the upstream, which answers 400 naming the field.
+    """
+
+    # strict: "2" is not a number of images (the upstream would refuse it; say so before sending).
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+
+    prompt: str = Field(min_length=1)
+    n: int | None = Field(default=None, ge=1, le=10)
+    size: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    background: Literal["transparent", "opaque", "auto"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    user: str | None = None
+
+
+ImageFile = Any
+"""An image to upload: ``bytes``, a path (``str`` / ``os.PathLike``), a binary file object, or
+a ``(filename, content[, content_type])`` tuple, as the openai SDK takes them."""
+
+
+class Upload:
+    """One file to upload, as the caller gave it (``value``): the validated request holds files
+    wrapped in it, so they reach the provider's ``transform_request`` untouched (never read,
+    copied or serialized on the way). Since HOOK_API 1.4."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Upload({type(self.value).__name__})"
+
+
+class ImageEditParams(ImageParams):
+    """Image edit parameters (``image_edit``): :class:`ImageParams` plus the files.
+
+    ``image`` is one image or a list of them (gpt-image-1 takes up to 16), ``mask`` an optional
+    PNG whose transparent areas say where to edit; each becomes an :class:`Upload`. Files are
+    streamed from disk or from the file object while sending, never read whole.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True, arbitrary_types_allowed=True)
+
+    image: ImageFile
+    mask: ImageFile | None = None
+
+    @field_validator("image", "mask")
+    @classmethod
+    def _a_file(cls, value: Any, info: Any) -> Any:
+        if value is None and info.field_name == "mask":
+            return value
+        several = isinstance(value, list) and info.field_name == "image"
+        items = value if several else [value]
+        if not items:
+            raise ValueError("must name at least one image")
+        for item in items:
+            if not _is_file(item):
+                raise ValueError(f"expected bytes, a file path or a binary file object, got {type(item).__name__}")
+        uploads = [v if isinstance(v, Upload) else Upload(v) for v in items]
+        return uploads if several else uploads[0]
+
+
+def _is_file(value: Any) -> bool:
+    """Whether ``value`` is something the openai SDK uploads as a file."""
+    if isinstance(value, Upload | bytes | str | os.PathLike):
+        return True
+    if isinstance(value, tuple) and 2 <= len(value) <= 4:
+        return isinstance(value[1], bytes) or hasattr(value[1], "read")
+    return hasattr(value, "read")
+
+
 class Route(BaseModel):
     """Where a model string leads: which provider plugin, which family, which deployment.
 
@@ -318,9 +399,10 @@ class ProviderRequest(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = None
-    files: dict[str, Any] | None = None
-    """Multipart file parts, as httpx's ``files=`` (``{"file": (name, fileobj, type)}``);
-    file objects are streamed, not read whole. Since HOOK_API 1.1."""
+    files: dict[str, Any] | list[tuple[str, Any]] | None = None
+    """Multipart file parts, as httpx's ``files=`` (``{"file": (name, fileobj, type)}``, or a
+    list of ``(field, (name, fileobj, type))`` pairs when a field repeats, as ``image[]``);
+    file objects are streamed, not read whole. Since HOOK_API 1.1 (the list form since 1.4)."""
     data: dict[str, str] | None = None
     """Multipart form fields sent with ``files``. Since HOOK_API 1.1."""
     stream: bool = False
@@ -841,3 +923,37 @@ class EmbeddingResponse(_Response):
     data: list[EmbeddingData] = Field(default_factory=list)
     model: str = ""
     usage: EmbeddingUsage | None = None
+
+
+class ImageUsageDetails(_Open):
+    """How the input tokens of a gpt-image-1 call split."""
+
+    text_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+class ImageUsage(_Open):
+    """Token counts of a gpt-image-1 call (dall-e-3 sends none)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: ImageUsageDetails | None = None
+
+
+class ImageObject(_Open):
+    """One image of an answer: ``url`` (dall-e-3 by default) or ``b64_json``, and the prompt dall-e-3 used."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+    content_filter_results: dict[str, Any] | None = None
+    prompt_filter_results: dict[str, Any] | None = None
+
+
+class ImageResponse(_Response):
+    """An OpenAI-shaped images answer, as LiteLLM's ``ImageResponse`` (``r.data[0].b64_json``)."""
+
+    created: int = 0
+    data: list[ImageObject] = Field(default_factory=list)
+    usage: ImageUsage | None = None

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 
-from ..errors import APIError, ConfigError, ModelyardError
+from ..errors import APIError, BadRequestError, ConfigError, ModelyardError
 from ..observe import CallScope, enter_scope, leave_scope, no_scope
 from ..operations import OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
@@ -539,7 +539,8 @@ class ProxyApp:
                 return await self.router.atext_completion(model, stream=stream, **params)
             if operation == "chat":
                 return await self.router.acompletion(model, stream=stream, **params)
-            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model, **params)
+            # By name: an operation's positional order may not start with model (image_generation).
+            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model=model, **params)
         finally:
             ctx.deployment = routed.get("model_id")
 
@@ -568,6 +569,10 @@ class ProxyApp:
 
     async def _operation(self, op: Operation, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """Any JSON-in, JSON-out operation of :data:`modelyard.operations.OPERATIONS` (``/embeddings`` ...)."""
+        if op.body == "multipart":
+            # Not read from JSON: a string there would be taken as a file path on this host.
+            raise _Reject(415, f"{op.paths[0]} takes a multipart upload, not served by this proxy yet.",
+                          code="unsupported_media_type")  # fmt: skip
         body = await self._read_json(scope, receive)
         model, stream, params = self._request(ctx, scope, body)
         if stream:
@@ -703,6 +708,16 @@ class ProxyApp:
             elif probe is not None and probe.name == "embeddings":
                 # The cheapest real call: one one-word input, one token billed.
                 await api.aembedding(model=d.model, input="ping", **kwargs)
+            elif probe is not None and probe.name == "image_generation":
+                # A picture costs money (dall-e-3: $0.04 at 1024x1024); a size no image model
+                # makes is checked by the deployment and refused with a 400 naming ``size``
+                # before anything is generated or billed. That answer proves the endpoint, the
+                # credentials, the deployment, its api-version and that it serves images.
+                try:
+                    await api.aimage_generation(model=d.model, prompt="ping", size=_PROBE_SIZE, **kwargs)
+                except BadRequestError as err:
+                    if not _refused_size(err):
+                        raise
             else:
                 await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
         except APIError as err:
@@ -716,6 +731,15 @@ class ProxyApp:
 
 
 _ALWAYS = ("id", "object", "created", "model", "choices")
+_PROBE_SIZE = "1x1"
+"""The image size ``/health`` asks an image deployment for: refused before generation, free."""
+
+
+def _refused_size(err: BadRequestError) -> bool:
+    """Whether a probe's 400 is the deployment refusing :data:`_PROBE_SIZE` (healthy), not another fault."""
+    if err.status_code != 400 or err.code in ("OperationNotSupported", "DeploymentNotFound"):
+        return False
+    return err.param == "size" or "size" in (err.code or "").lower() or "size" in err.message.lower()
 
 
 def _serves(op: Operation, mode: str) -> bool:

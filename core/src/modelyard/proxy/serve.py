@@ -49,6 +49,7 @@ DEMO_DEPLOYMENTS = (
     ("gpt-4o", "gpt-4o-westus", "gpt-4o-2024-08-06", "chat"),
     ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
     ("text-embedding-3-small", "text-embedding-3-small", "text-embedding-3-small", "embedding"),
+    ("dall-e-3", "dall-e-3", "dall-e-3", "image_generation"),
     # image_generation / audio_speech / audio_transcription deployments join here with their operations.
 )
 """(public model name, emulator deployment, its model, ``model_info.mode``) of the embedded

@@ -290,22 +290,24 @@ def _operation_method(op: Operation, *, asynchronous: bool = False) -> Callable[
     ``num_retries`` and ``fallbacks``.
     """
 
-    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        kwargs = api._payload(op, args, dict(kwargs))
-        return {name: kwargs.pop(name) for name in op.payload if name in kwargs}, kwargs
+    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        # Positional arguments in the SDK function's order (``op.signature``: model first, or
+        # LiteLLM's ``image_generation(prompt, model)``).
+        model, kwargs = api._bind(op, args, dict(kwargs))
+        return model, {name: kwargs.pop(name) for name in op.payload if name in kwargs}, kwargs
 
     if asynchronous:
 
-        async def amethod(self: Router, /, model: str, *args: Any, **kwargs: Any) -> Any:
-            payload, rest = split(args, kwargs)
+        async def amethod(self: Router, /, *args: Any, **kwargs: Any) -> Any:
+            model, payload, rest = split(args, kwargs)
             return await self._aroute(model, self._request(payload, rest), getattr(api, op.async_sdk))
 
         amethod.__name__ = amethod.__qualname__ = op.async_sdk
         amethod.__doc__ = f"The async twin of :meth:`{op.sdk}`."
         return amethod
 
-    def method(self: Router, /, model: str, *args: Any, **kwargs: Any) -> Any:
-        payload, rest = split(args, kwargs)
+    def method(self: Router, /, *args: Any, **kwargs: Any) -> Any:
+        model, payload, rest = split(args, kwargs)
         return self._route(model, self._request(payload, rest), getattr(api, op.sdk))
 
     method.__name__ = method.__qualname__ = op.sdk
@@ -687,6 +689,10 @@ class Router:
 
     embedding = _operation_method(OPERATIONS["embeddings"])
     aembedding = _operation_method(OPERATIONS["embeddings"], asynchronous=True)
+    image_generation = _operation_method(OPERATIONS["image_generation"])
+    aimage_generation = _operation_method(OPERATIONS["image_generation"], asynchronous=True)
+    image_edit = _operation_method(OPERATIONS["image_edit"])
+    aimage_edit = _operation_method(OPERATIONS["image_edit"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

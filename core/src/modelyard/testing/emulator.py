@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import _schema, embeddings, families, vision
+from . import _schema, embeddings, families, images, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -274,6 +274,11 @@ class Emulator:
             Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/openai/deployments/{deployment}/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
             Route("/openai/v1/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
+            Route("/openai/deployments/{deployment}/images/generations", functools.partial(images.generations, self), methods=["POST"]),
+            Route("/openai/v1/images/generations", functools.partial(images.generations, self), methods=["POST"]),
+            Route("/openai/deployments/{deployment}/images/edits", functools.partial(images.edits, self), methods=["POST"]),
+            Route("/openai/v1/images/edits", functools.partial(images.edits, self), methods=["POST"]),
+            Route("/emulator/images/{image}.png", functools.partial(images.image_file, self), methods=["GET"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 

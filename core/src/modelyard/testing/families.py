@@ -20,6 +20,8 @@ deployment whatever it is called. Kinds, from the model name:
   model is.
 * ``embedding`` (``text-embedding-3-small`` ...): serves only ``/embeddings``
   (:mod:`modelyard.testing.embeddings`); chat on it is 400 ``OperationNotSupported``.
+* ``image`` (``dall-e-3``, ``gpt-image-1``): serves only ``/images/*``
+  (:mod:`modelyard.testing.images`); chat on it is 400 ``OperationNotSupported``.
 * ``audio`` (``gpt-4o-audio-preview`` ...): ``modalities: ["text", "audio"]`` needs ``audio``
   ``{voice, format}`` and answers with ``message.audio`` {id, data (base64 WAV), transcript,
   expires_at} (``delta.audio`` in streams); other models refuse audio output.
@@ -81,6 +83,8 @@ def model_kind(model: str) -> str:
         return "audio"
     if "embedding" in m:
         return "embedding"
+    if m.startswith(("dall-e", "gpt-image")):
+        return "image"
     return "chat"
 
 
@@ -129,7 +133,7 @@ def check_chat(d: Deployment, body: dict[str, Any], api_version: str | None = No
                     f"'function', and 'tool'. (The developer role needs api-version {DEVELOPER_ROLE_SINCE}-preview "
                     "or later.)",
                 )
-    if kind in ("instruct", "embedding"):
+    if kind in ("instruct", "embedding", "image"):
         return _bad(
             "OperationNotSupported",
             None,

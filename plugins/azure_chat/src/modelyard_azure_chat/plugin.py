@@ -28,6 +28,8 @@ OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
 EMBEDDINGS_PLUGIN = "modelyard-azure-embeddings"
 """The distribution that serves the ``embeddings`` operation for ``azure``."""
+IMAGES_PLUGIN = "modelyard-azure-images"
+"""The distribution that serves the ``image_generation`` and ``image_edit`` operations for ``azure``."""
 VISION_PLUGIN = "modelyard-azure-vision"
 """The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
 AUTH_PLUGIN = "modelyard-azure-auth"
@@ -121,6 +123,8 @@ def register_providers(register: RegisterProvider) -> None:
             served_by={
                 "transform_request": "modelyard-azure-chat",
                 "transform_request:embeddings": EMBEDDINGS_PLUGIN,
+                "transform_request:image_generation": IMAGES_PLUGIN,
+                "transform_request:image_edit": IMAGES_PLUGIN,
                 "resolve_auth": AUTH_PLUGIN,
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,

@@ -20,7 +20,8 @@ __all__ = ["map_azure_error"]
 def map_azure_error(route: Route, response: ProviderResponse, provider: str = "azure") -> APIError:
     """The :class:`APIError` for an Azure error response (both the ``error`` wrapper and the bare shape).
 
-    ``content_filter`` -> :class:`ContentFilterError` (with the filter results),
+    ``content_filter`` (and the images operations' ``content_policy_violation`` /
+    ``contentFilter``) -> :class:`ContentFilterError` (with the filter results),
     ``context_length_exceeded`` -> :class:`ContextWindowExceededError`, 429 ->
     :class:`RateLimitError` with ``retry_after``; otherwise the class for the status code.
     ``param`` (the field Azure names) is kept.
@@ -42,7 +43,10 @@ def map_azure_error(route: Route, response: ProviderResponse, provider: str = "a
         "request_id": response.request_id,
         "body": body,
     }
-    if code == "content_filter":
+    # Chat's shape is ``content_filter`` + ``innererror.content_filter_result``; the images
+    # operations' (``dalleErrorResponse``) is ``content_policy_violation`` + ``inner_error.
+    # content_filter_results``, and the older ``contentFilter`` with no details.
+    if code in ("content_filter", "content_policy_violation", "contentFilter"):
         inner = detail.get("innererror") or detail.get("inner_error") or {}
         result = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
         return ContentFilterError(message, content_filter_result=result, **common)
