@@ -46,6 +46,8 @@ def test_public_surface_is_pinned() -> None:
             "client_certificate_path", "client_certificate_password", "azure_scope", "azure_authority_host",
             "num_retries", "request_timeout",
             "EmbeddingResponse", "embedding", "aembedding",
+            "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
+            "translation", "atranslation",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

@@ -38,11 +38,18 @@ if TYPE_CHECKING:
         TextStream,
         acompletion,
         aembedding,
+        aspeech,
         atext_completion,
+        atranscription,
+        atranslation,
         completion,
         embedding,
+        speech,
         text_completion,
+        transcription,
+        translation,
     )
+    from .binary import BinaryResponse
     from .errors import (
         APIConnectionError,
         APIError,
@@ -91,6 +98,7 @@ if TYPE_CHECKING:
         ChatCompletionChunk,
         EmbeddingResponse,
         TextCompletion,
+        TranscriptionResponse,
     )
 
 __all__ = [
@@ -103,6 +111,7 @@ __all__ = [
     "AuthenticationError",
     "AzureHeaders",
     "BadRequestError",
+    "BinaryResponse",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatStream",
@@ -121,6 +130,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TextCompletion",
     "TextStream",
+    "TranscriptionResponse",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acancel_batch",
@@ -137,7 +147,10 @@ __all__ = [
     "api_key",
     "api_version",
     "aretrieve_batch",
+    "aspeech",
     "atext_completion",
+    "atranscription",
+    "atranslation",
     "azure_ad_token",
     "azure_authority_host",
     "azure_key",
@@ -165,8 +178,11 @@ __all__ = [
     "num_retries",
     "request_timeout",
     "retrieve_batch",
+    "speech",
     "tenant_id",
     "text_completion",
+    "transcription",
+    "translation",
 ]
 
 # Module settings (read by api._prepare at each call; plain attributes so that import stays free).
@@ -208,6 +224,14 @@ _LAZY = {
     "EmbeddingResponse": "types",
     "embedding": "api",
     "aembedding": "api",
+    "speech": "api",
+    "aspeech": "api",
+    "transcription": "api",
+    "atranscription": "api",
+    "translation": "api",
+    "atranslation": "api",
+    "TranscriptionResponse": "types",
+    "BinaryResponse": "binary",
     "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})

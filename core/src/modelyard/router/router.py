@@ -663,6 +663,12 @@ class Router:
 
     embedding = _operation_method(OPERATIONS["embeddings"])
     aembedding = _operation_method(OPERATIONS["embeddings"], asynchronous=True)
+    speech = _operation_method(OPERATIONS["speech"])
+    aspeech = _operation_method(OPERATIONS["speech"], asynchronous=True)
+    transcription = _operation_method(OPERATIONS["transcriptions"])
+    atranscription = _operation_method(OPERATIONS["transcriptions"], asynchronous=True)
+    translation = _operation_method(OPERATIONS["translations"])
+    atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes
