@@ -569,9 +569,9 @@ class ProxyApp:
         limit_mb, setting = general.max_upload_size_mb, "general_settings.max_upload_size_mb"
         if op.max_upload_mb is not None and op.max_upload_mb < limit_mb:
             limit_mb, setting = op.max_upload_mb, f"the provider's limit for {op.paths[0]}"
-        names = {n.removesuffix("[]") for n in op.files}
+        names = tuple(dict.fromkeys(n.removesuffix("[]") for n in op.files))
         form = await read_multipart(
-            scope, receive, limit=int(limit_mb * 1024 * 1024), limit_mb=limit_mb, files={*names, *(f"{n}[]" for n in names)},
+            scope, receive, limit=int(limit_mb * 1024 * 1024), limit_mb=limit_mb, files=(*names, *(f"{n}[]" for n in names)),
             required=None, endpoint=f"POST {op.paths[0]}", setting=setting,
         )  # fmt: skip
         try:
