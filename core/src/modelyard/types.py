@@ -72,10 +72,10 @@ __all__ = [
     "TextParams",
     "TokenLogprob",
     "TokenProvider",
-    "TranscriptionParams",
-    "TranscriptionResponse",
     "ToolCall",
     "TopLogprob",
+    "TranscriptionParams",
+    "TranscriptionResponse",
     "URLCitation",
     "Usage",
 ]

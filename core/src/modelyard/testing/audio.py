@@ -28,6 +28,7 @@ file part, ``{"filename", "content_type", "size", "sha256"}``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from . import emulator as _emu
 from .families import _OPERATION_HELP, _bad, model_kind
@@ -65,6 +67,16 @@ _NO_TRANSCRIPTION = frozenset({
 """Dated api-versions from before whisper (2023-09-01-preview): no transcriptions or translations."""
 _SPEECH_FROM = "2024-02-15-preview"
 _SAMPLE_RATE = 24000
+
+
+def routes(emulator: Emulator) -> list[Route]:
+    """The three operations on the classic and the v1 paths."""
+    handlers = {"speech": speech, "transcriptions": transcriptions, "translations": transcriptions}
+    return [
+        Route(f"{base}/audio/{op}", functools.partial(handler, emulator), methods=["POST"])
+        for base in ("/openai/deployments/{deployment}", "/openai/v1")
+        for op, handler in handlers.items()
+    ]
 
 
 def speech_versions() -> frozenset[str]:
@@ -191,14 +203,14 @@ def _is_audio(head: bytes) -> bool:
 def _duration(head: bytes, size: int) -> float:
     """Seconds of audio: from a WAV header's byte rate, else as if 16 kB/s."""
     if head[:4] == b"RIFF" and len(head) >= 32:
-        byte_rate = struct.unpack("<I", head[28:32])[0]
+        byte_rate: int = struct.unpack("<I", head[28:32])[0]
         if byte_rate:
             return round(max(0, size - 44) / byte_rate, 2)
     return round(size / 16000, 2)
 
 
 def _stamp(seconds: float, sep: str) -> str:
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
 

@@ -271,10 +271,7 @@ class Emulator:
             Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/openai/deployments/{deployment}/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
             Route("/openai/v1/embeddings", functools.partial(embeddings.embeddings, self), methods=["POST"]),
-            *(Route(f"{base}/audio/{op}", functools.partial(handler, self), methods=["POST"])
-              for base in ("/openai/deployments/{deployment}", "/openai/v1")
-              for op, handler in (("speech", audio.speech), ("transcriptions", audio.transcriptions),
-                                  ("translations", audio.transcriptions))),  # fmt: skip
+            *audio.routes(self),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
