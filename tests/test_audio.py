@@ -123,7 +123,8 @@ def test_translation_sync_and_v1(api_base: str, audio: Emulator) -> None:
     assert r.text == TRANSLATION
     [sent] = audio.requests
     assert (sent.method, sent.path, sent.query) == ("POST", "/openai/v1/audio/translations", {})
-    assert sent.body == {"model": WHISPER, "file": {"filename": "upload", "content_type": "application/octet-stream",
+    # An unnamed upload is named by its first bytes: Azure tells the audio format by the extension.
+    assert sent.body == {"model": WHISPER, "file": {"filename": "upload.wav", "content_type": "audio/wav",
                                                      "size": len(WAV), "sha256": _sha(WAV)}}  # fmt: skip
 
 
@@ -273,6 +274,20 @@ def test_proxy_streams_speech_as_it_arrives(api_base: str, audio: Emulator) -> N
     assert first + rest == expected
     assert len(first) < len(expected)
     assert done_at - first_at > 1.5  # ten pieces 0.4 s apart: the first arrived well before the end
+
+
+def test_proxy_audio_on_the_aiohttp_backend(api_base: str, audio: Emulator) -> None:
+    """Speech streams through aiohttp's reader; uploads go over httpx, which streams them."""
+    audio.deployments[MINI_TTS].faults = Faults(drip=2.0)
+    with running_proxy(config(api_base, general_settings={"http_backend": "aiohttp"})) as proxy:
+        with httpx.stream("POST", f"{proxy.url}/v1/audio/speech", headers=AUTH,
+                          json={"model": "tts", "input": "aio", "voice": "alloy", "response_format": "wav"}) as r:  # fmt: skip
+            pieces = list(r.iter_raw())
+        text = _form(proxy, "/v1/audio/transcriptions", {"model": "whisper", "response_format": "vtt"})
+    assert b"".join(pieces) == speech_audio("aio", "wav")
+    assert len(pieces) > 1  # passed on piece by piece, not read whole first
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert text.text == f"WEBVTT\n\n00:00:00.000 --> 00:00:00.500\n{TRANSCRIPT}\n\n"
 
 
 def _wav_file(path: Path, size: int) -> Path:

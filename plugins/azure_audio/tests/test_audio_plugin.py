@@ -57,8 +57,18 @@ def test_azure_errors_are_mapped_with_param(api_base: str, audio: Emulator) -> N
     with pytest.raises(errors.BadRequestError) as bad_file:
         modelyard.transcription("azure/p-whisper", ("notes.txt", b"not audio"), **_kw(api_base))
     assert bad_file.value.param == "file"
+    with pytest.raises(errors.BadRequestError) as misnamed:  # Azure tells the format by the name
+        modelyard.transcription("azure/p-whisper", ("clip.txt", WAV), **_kw(api_base))
+    assert misnamed.value.param == "file"
     audio.deployments["p-whisper"].faults = Faults(script=[429], retry_after=0)
     with pytest.raises(errors.RateLimitError):
         modelyard.transcription("azure/p-whisper", WAV, num_retries=0, **_kw(api_base))
     with pytest.raises(errors.NotFoundError):
         modelyard.translation("azure/p-whisper", WAV, **_kw(api_base, api_version="2023-05-15"))
+
+
+@pytest.mark.parametrize(("content", "name"), [(WAV, "upload.wav"), (b"ID3\x04" + bytes(64), "upload.mp3"),
+                                              (b"fLaC" + bytes(64), "upload.flac"), (b"OggS" + bytes(64), "upload.ogg")])  # fmt: skip
+def test_an_unnamed_upload_is_named_by_its_first_bytes(api_base: str, audio: Emulator, content: bytes, name: str) -> None:
+    assert modelyard.transcription("azure/p-whisper", content, **_kw(api_base)).text == TRANSCRIPT
+    assert audio.requests[-1].body["file"]["filename"] == name

@@ -9,7 +9,8 @@
   with ``param``. It exists in the preview api-versions from 2024-02-15-preview (not in the GA
   ones: 404).
 * transcriptions and translations take a multipart upload: the ``file`` part is required and
-  must be audio (WAV, MP3, FLAC, OGG, M4A/MP4 or WebM by its first bytes) of at most 25 MB
+  must be audio (WAV, MP3, FLAC, OGG, M4A/MP4 or WebM by its first bytes, and named with one of
+  those extensions, as Azure tells the format by the name) of at most 25 MB
   (413 above, as Azure); ``response_format`` json/text/srt/verbose_json/vtt, ``temperature``
   from 0 to 1, ``timestamp_granularities[]`` word/segment (with ``verbose_json`` only). They
   exist from 2023-09-01-preview (404 before).
@@ -60,6 +61,8 @@ SPEECH_FORMATS = {
     "flac": "audio/flac", "wav": "audio/wav", "pcm": "audio/pcm",
 }  # fmt: skip
 TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+AUDIO_EXTENSIONS = frozenset({"flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"})
+"""The file name extensions Azure takes (it tells the format by the name)."""
 _NO_TRANSCRIPTION = frozenset({
     "2022-12-01", "2023-05-15", "2022-03-01-preview", "2022-06-01-preview", "2023-03-15-preview",
     "2023-06-01-preview", "2023-07-01-preview", "2023-08-01-preview",
@@ -283,7 +286,7 @@ async def transcriptions(emulator: Emulator, request: Request) -> Response:
         return _bad("invalid_value", "file", "Send one 'file' part.")
     if upload["size"] > MAX_AUDIO_BYTES:
         return _emu._error(413, "RequestEntityTooLarge", f"Maximum content size limit ({MAX_AUDIO_BYTES}) exceeded.")
-    if not _is_audio(upload["_head"]):
+    if not _is_audio(upload["_head"]) or str(upload["filename"] or "").rpartition(".")[2].lower() not in AUDIO_EXTENSIONS:
         return _bad("invalid_file_format", "file", "Invalid file format. Supported formats: "
                     "['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']")  # fmt: skip
     fmt = fields.get("response_format", "json")

@@ -16,7 +16,7 @@ plugin leaves every other operation working and makes its own fail before sendin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
 from modelyard.families import Provider
@@ -53,9 +53,38 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         params["model"] = route.deployment
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     if op.body == "multipart":
+        if isinstance(params.get("file"), tuple):
+            params["file"] = _named(params["file"])
         files, data = multipart_parts(op, params)
         return ProviderRequest(url=url, params=query, headers=headers, files=files, data=data)
     return ProviderRequest(url=url, params=query, headers=headers, json_body=params)
+
+
+# Azure tells the audio format by the file name's extension: an upload without one (bytes, an
+# unnamed stream) is named by its first bytes, which every audio container starts with.
+_MAGIC = ((b"fLaC", "flac"), (b"OggS", "ogg"), (b"ID3", "mp3"), (b"\xff\xfb", "mp3"), (b"\xff\xf3", "mp3"),
+          (b"\x1a\x45\xdf\xa3", "webm"))  # fmt: skip
+
+
+def _named(part: tuple[str, Any, str]) -> tuple[str, Any, str]:
+    """``(filename, fileobj, content_type)`` with an audio extension when the name has none
+    (a name the caller gave with an extension is theirs: Azure judges it)."""
+    filename, fileobj, ctype = part
+    if "." in filename or not hasattr(fileobj, "seek"):
+        return part
+    start = fileobj.tell()
+    head = fileobj.read(12)
+    fileobj.seek(start)
+    ext = next((e for magic, e in _MAGIC if head.startswith(magic)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        ext = "wav"
+    elif head[4:8] == b"ftyp":
+        ext = "m4a"
+    if ext is None:
+        return part
+    if ctype == "application/octet-stream":
+        ctype = {"mp3": "audio/mpeg", "m4a": "audio/mp4"}.get(ext, f"audio/{ext}")
+    return (f"{filename or 'audio'}.{ext}", fileobj, ctype)
 
 
 @hookimpl
