@@ -47,6 +47,8 @@ def test_public_surface_is_pinned() -> None:
             "num_retries", "request_timeout",
             "EmbeddingResponse", "embedding", "aembedding",
             "ImageResponse", "image_generation", "aimage_generation", "image_edit", "aimage_edit",
+            "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
+            "translation", "atranslation",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

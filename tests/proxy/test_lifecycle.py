@@ -85,7 +85,7 @@ def test_embedded_defaults_quickstart() -> None:
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"].endswith("You said: Hello")
         models = {m["id"] for m in httpx.get(f"{url}/v1/models", headers=auth).json()["data"]}
-        assert models == {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "dall-e-3"}
+        assert models == {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "dall-e-3", "gpt-4o-mini-tts", "whisper"}
 
 
 def test_refuses_a_public_master_key(tmp_path: Path, api_base: str) -> None:

@@ -40,13 +40,20 @@ if TYPE_CHECKING:
         aembedding,
         aimage_edit,
         aimage_generation,
+        aspeech,
         atext_completion,
+        atranscription,
+        atranslation,
         completion,
         embedding,
         image_edit,
         image_generation,
+        speech,
         text_completion,
+        transcription,
+        translation,
     )
+    from .binary import BinaryResponse
     from .errors import (
         APIConnectionError,
         APIError,
@@ -96,6 +103,7 @@ if TYPE_CHECKING:
         EmbeddingResponse,
         ImageResponse,
         TextCompletion,
+        TranscriptionResponse,
     )
 
 __all__ = [
@@ -108,6 +116,7 @@ __all__ = [
     "AuthenticationError",
     "AzureHeaders",
     "BadRequestError",
+    "BinaryResponse",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatStream",
@@ -127,6 +136,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TextCompletion",
     "TextStream",
+    "TranscriptionResponse",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acancel_batch",
@@ -145,7 +155,10 @@ __all__ = [
     "api_key",
     "api_version",
     "aretrieve_batch",
+    "aspeech",
     "atext_completion",
+    "atranscription",
+    "atranslation",
     "azure_ad_token",
     "azure_authority_host",
     "azure_key",
@@ -175,8 +188,11 @@ __all__ = [
     "num_retries",
     "request_timeout",
     "retrieve_batch",
+    "speech",
     "tenant_id",
     "text_completion",
+    "transcription",
+    "translation",
 ]
 
 # Module settings (read by api._prepare at each call; plain attributes so that import stays free).
@@ -223,6 +239,14 @@ _LAZY = {
     "aimage_generation": "api",
     "image_edit": "api",
     "aimage_edit": "api",
+    "speech": "api",
+    "aspeech": "api",
+    "transcription": "api",
+    "atranscription": "api",
+    "translation": "api",
+    "atranslation": "api",
+    "TranscriptionResponse": "types",
+    "BinaryResponse": "binary",
     "Router": "router",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})

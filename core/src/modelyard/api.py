@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import mimetypes
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from dataclasses import dataclass, field
+from typing import IO, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -79,12 +80,18 @@ __all__ = [
     "aembedding",
     "aimage_edit",
     "aimage_generation",
+    "aspeech",
     "atext_completion",
+    "atranscription",
+    "atranslation",
     "completion",
     "embedding",
     "image_edit",
     "image_generation",
+    "speech",
     "text_completion",
+    "transcription",
+    "translation",
 ]
 
 @dataclass
@@ -117,6 +124,8 @@ class _Call:
     scope: CallScope | None = None
     state: dict[str, Any] | None = None
     started_at: float = 0.0
+    owned: list[IO[bytes]] = field(default_factory=list)
+    """Files this call opened for a multipart upload (paths, bytes): closed when it is done."""
 
 
 # --------------------------------------------------------------------------- prepare
@@ -266,11 +275,52 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     settings = _module_settings()
     connection = _connection(conn_kw, settings, model)
     for name in op.payload:
-        if name not in params:
+        if params.get(name) is None:
             raise BadRequestError(f"{op.sdk}() needs {name!r}.", param=name, model=model)
+    # File fields are not the request model's to copy (pydantic would turn a file object into
+    # an iterator): they are set aside, and become streamed multipart parts after validation.
+    uploads = {name: params.pop(name) for name in op.files if params.get(name) is not None}
     params = _validate_params(params, op.request, model)
-    request = ChatRequest(messages=[], params=params)
-    return _build_call(plugins, route, family, request, connection, control, settings, started)
+    owned: list[IO[bytes]] = []
+    try:
+        for name, value in uploads.items():
+            params[name] = _upload_parts(value, name, owned)
+        request = ChatRequest(messages=[], params=params)
+        call = _build_call(plugins, route, family, request, connection, control, settings, started)
+    except BaseException:
+        _close(owned)
+        raise
+    call.owned = owned
+    return call
+
+
+def _upload_parts(value: Any, name: str, owned: list[IO[bytes]]) -> Any:
+    """A file field's value as httpx multipart part(s): ``(filename, fileobj, content_type)``.
+
+    Takes what the openai SDK takes (bytes, a path, a binary file object, ``(filename,
+    content[, content_type])``), or a list of them (one part each). File objects are streamed
+    from where they are, never read whole; what this opens is added to ``owned``.
+    """
+    from .files import _coerce_upload
+
+    if isinstance(value, list):
+        return [_upload_parts(v, f"{name}[{i}]", owned) for i, v in enumerate(value)]
+    try:
+        upload, opened = _coerce_upload(value, "")
+    except BadRequestError as err:
+        raise BadRequestError(err.message.replace("'file'", repr(name)), param=name) from None
+    if opened is not None:
+        owned.append(opened)
+    content_type = upload.content_type
+    if not (isinstance(value, tuple) and len(value) == 3):  # no type given: by the file name, as httpx does
+        content_type = mimetypes.guess_type(upload.filename)[0] or content_type
+    return (upload.filename, upload.file, content_type)
+
+
+def _close(owned: list[IO[bytes]]) -> None:
+    for f in owned:
+        f.close()
+    owned.clear()
 
 
 def _call_started(hook: Any, route: Route, request: ChatRequest, provider_request: ProviderRequest,
@@ -842,15 +892,21 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
 
     def call(*args: Any, **kwargs: Any) -> Any:
         prepared = _prepare_operation(op, *_bind(op, args, kwargs))
-        if op.answer == "binary":
-            return _binary(prepared, _send(_streamed(prepared)))
-        return _result(prepared, op, _send(prepared))
+        try:
+            if op.answer == "binary":
+                return _binary(prepared, _send(_streamed(prepared)))
+            return _result(prepared, op, _send(prepared))
+        finally:
+            _close(prepared.owned)  # the upload is sent once the answer has started
 
     async def acall(*args: Any, **kwargs: Any) -> Any:
         prepared = _prepare_operation(op, *_bind(op, args, kwargs))
-        if op.answer == "binary":
-            return _binary(prepared, await _asend(_streamed(prepared)))
-        return _result(prepared, op, await _asend(prepared))
+        try:
+            if op.answer == "binary":
+                return _binary(prepared, await _asend(_streamed(prepared)))
+            return _result(prepared, op, await _asend(prepared))
+        finally:
+            _close(prepared.owned)
 
     for fn, name, twin in ((call, op.sdk, False), (acall, op.async_sdk, True)):
         fn.__name__ = fn.__qualname__ = name
@@ -862,3 +918,6 @@ def operation_functions(op: Operation) -> tuple[Callable[..., Any], Callable[...
 embedding, aembedding = operation_functions(OPERATIONS["embeddings"])
 image_generation, aimage_generation = operation_functions(OPERATIONS["image_generation"])
 image_edit, aimage_edit = operation_functions(OPERATIONS["image_edit"])
+speech, aspeech = operation_functions(OPERATIONS["speech"])
+transcription, atranscription = operation_functions(OPERATIONS["transcriptions"])
+translation, atranslation = operation_functions(OPERATIONS["translations"])

@@ -19,8 +19,9 @@ This module is contract: it imports :mod:`modelyard.types` and nothing of the pi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -32,14 +33,20 @@ from .types import (
     ImageEditParams,
     ImageParams,
     ImageResponse,
+    SpeechParams,
     TextCompletion,
     TextParams,
+    TranscriptionParams,
+    TranscriptionResponse,
 )
 
-__all__ = ["OPERATIONS", "Operation", "operation_for_mode", "operation_named"]
+__all__ = ["OPERATIONS", "Operation", "multipart_parts", "operation_for_mode", "operation_named"]
 
 BodyKind = Literal["json", "multipart"]
 AnswerKind = Literal["json", "sse", "binary"]
+
+
+_TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,16 @@ class Operation:
         description: one line for docs and errors.
         positional: the SDK function's positional parameters in order, ``model`` among them,
             when LiteLLM's order is not ``(model, *payload)`` (``image_generation(prompt, model)``).
+        files: for a ``multipart`` body, the request fields that are file parts (``("file",)``;
+            a name ending in ``[]`` may repeat). The SDK turns each value (bytes, a path, a file
+            object, a ``(filename, content[, type])`` tuple, or a list of them) into a streamed
+            ``(filename, fileobj, content_type)`` part; the proxy reads these parts of an upload
+            into spooled temporary files and hands them on the same way.
+        max_upload_mb: the largest upload the proxy accepts for it (the provider's limit, such
+            as Azure's 25 MB for audio files), enforced while reading: 413, nothing sent
+            upstream. None: ``general_settings.max_upload_size_mb`` alone.
+        text_formats: ``response_format`` values whose answer is plain text (subtitles ...):
+            the proxy answers them as ``text/plain`` with the response's ``text``.
     """
 
     name: str
@@ -78,6 +95,9 @@ class Operation:
     modes: frozenset[str] = frozenset()
     description: str = ""
     positional: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    max_upload_mb: float | None = None
+    text_formats: frozenset[str] = frozenset()
 
     @property
     def async_sdk(self) -> str:
@@ -156,6 +176,48 @@ OPERATIONS: dict[str, Operation] = {
             description="image edits",
             positional=("image", "prompt", "model"),  # LiteLLM's image_edit(image, prompt, model, ...)
         ),
+        Operation(
+            name="speech",
+            sdk="speech",
+            request=SpeechParams,
+            response=TranscriptionResponse,  # unused: the answer is a streamed BinaryResponse
+            answer="binary",
+            payload=("input",),
+            paths=("/audio/speech",),
+            azure_path="audio/speech",
+            modes=frozenset({"audio_speech"}),
+            description="text-to-speech",
+        ),
+        Operation(
+            name="transcriptions",
+            sdk="transcription",
+            request=TranscriptionParams,
+            response=TranscriptionResponse,
+            body="multipart",
+            payload=("file",),
+            paths=("/audio/transcriptions",),
+            azure_path="audio/transcriptions",
+            modes=frozenset({"audio_transcription"}),
+            description="speech-to-text transcription",
+            files=("file",),
+            max_upload_mb=25,
+            text_formats=_TEXT_FORMATS,
+        ),
+        Operation(
+            name="translations",
+            sdk="translation",
+            request=TranscriptionParams,
+            response=TranscriptionResponse,
+            body="multipart",
+            payload=("file",),
+            paths=("/audio/translations",),
+            azure_path="audio/translations",
+            modes=frozenset({"audio_transcription"}),
+            description="speech-to-English translation",
+            files=("file",),
+            max_upload_mb=25,
+            text_formats=_TEXT_FORMATS,
+        ),
     )
 }
 """Every operation, by ``Route.operation`` name."""
@@ -165,6 +227,8 @@ MODE_PROBES: dict[str, str] = {
     "completion": "chat",
     "embedding": "embeddings",
     "image_generation": "image_generation",
+    "audio_speech": "speech",
+    "audio_transcription": "transcriptions",
 }
 """Which operation ``/health`` calls to probe a deployment of each ``model_info.mode``."""
 
@@ -182,3 +246,41 @@ def operation_for_mode(mode: str) -> Operation | None:
     """The operation ``/health`` calls to probe a deployment of ``mode`` (None: not probed)."""
     name = MODE_PROBES.get(mode)
     return OPERATIONS[name] if name else None
+
+
+def multipart_parts(op: Operation, params: dict[str, Any]) -> tuple[list[tuple[str, Any]], dict[str, str | list[str]]]:
+    """A ``multipart`` operation's validated parameters as ``ProviderRequest.files`` and ``.data``.
+
+    The fields in ``op.files`` become file parts (a list value: one part each, under
+    ``name[]`` as OpenAI's SDKs send arrays); every other field a form field, encoded as
+    OpenAI's API reads forms: strings as they are, numbers as text, booleans ``true`` /
+    ``false``, lists repeated under ``name[]`` (``timestamp_granularities[]``), objects as JSON.
+    ``None`` values are left out. A provider plugin serving a multipart row calls this from its
+    ``transform_request``.
+    """
+    files: list[tuple[str, Any]] = []
+    data: dict[str, str | list[str]] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if name in op.files:
+            if isinstance(value, list):
+                key = name if name.endswith("[]") else f"{name}[]"
+                files += [(key, part) for part in value]
+            else:
+                files.append((name, value))
+        elif isinstance(value, list):
+            data[name if name.endswith("[]") else f"{name}[]"] = [_form_value(v) for v in value]
+        else:
+            data[name] = _form_value(value)
+    return files, data
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value, separators=(",", ":"))

@@ -67,6 +67,7 @@ __all__ = [
     "ProviderResponse",
     "RetrievedDocument",
     "Route",
+    "SpeechParams",
     "TextChoice",
     "TextCompletion",
     "TextLogprobs",
@@ -75,6 +76,8 @@ __all__ = [
     "TokenProvider",
     "ToolCall",
     "TopLogprob",
+    "TranscriptionParams",
+    "TranscriptionResponse",
     "URLCitation",
     "Usage",
 ]
@@ -337,6 +340,45 @@ def _is_file(value: Any) -> bool:
     return hasattr(value, "read")
 
 
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+TranscriptionFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+
+
+class SpeechParams(BaseModel):
+    """Text-to-speech parameters (``speech``), typed: a wrong type names its field.
+
+    ``voice`` is a string (Azure's six voices and the newer ones gpt-4o-mini-tts takes);
+    ``instructions`` steers gpt-4o-mini-tts.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str = Field(min_length=1)
+    response_format: SpeechFormat | None = None
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    instructions: str | None = None
+
+
+class TranscriptionParams(BaseModel):
+    """Transcription and translation parameters (``transcription`` / ``translation``).
+
+    ``file`` is the audio (bytes, a path, a binary file object, or ``(filename, content[,
+    content_type])`` as the openai SDK takes it); the pipeline turns it into a streamed
+    multipart part before the provider sees it. ``language`` and ``timestamp_granularities``
+    are for transcriptions.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True, arbitrary_types_allowed=True)
+
+    file: Any = None  # required: checked (and turned into a part) by the pipeline
+    response_format: TranscriptionFormat | None = None
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    timestamp_granularities: list[Literal["word", "segment"]] | None = None
+
+
 class Route(BaseModel):
     """Where a model string leads: which provider plugin, which family, which deployment.
 
@@ -401,10 +443,11 @@ class ProviderRequest(BaseModel):
     json_body: dict[str, Any] | None = None
     files: dict[str, Any] | list[tuple[str, Any]] | None = None
     """Multipart file parts, as httpx's ``files=`` (``{"file": (name, fileobj, type)}``, or a
-    list of ``(field, (name, fileobj, type))`` pairs when a field repeats, as ``image[]``);
-    file objects are streamed, not read whole. Since HOOK_API 1.1 (the list form since 1.4)."""
-    data: dict[str, str] | None = None
-    """Multipart form fields sent with ``files``. Since HOOK_API 1.1."""
+    list of ``(field, part)`` pairs to repeat a field such as ``image[]``); file objects are
+    streamed, not read whole. Since HOOK_API 1.1 (the list form since 1.4)."""
+    data: dict[str, str | list[str]] | None = None
+    """Multipart form fields sent with ``files``; a list repeats the field
+    (``timestamp_granularities[]``). Since HOOK_API 1.1 (lists since 1.4)."""
     stream: bool = False
 
     def __repr_args__(self) -> Any:
@@ -914,6 +957,17 @@ class EmbeddingUsage(_Open):
 
     prompt_tokens: int = 0
     total_tokens: int = 0
+
+
+class TranscriptionResponse(_Response):
+    """A transcription or translation, as LiteLLM's ``TranscriptionResponse``: ``.text`` always.
+
+    ``response_format`` ``json`` gives ``text``; ``verbose_json`` adds ``task``, ``language``,
+    ``duration``, ``segments`` and ``words`` (kept as sent); ``text``, ``srt`` and ``vtt`` answer
+    plain text upstream, which is ``text`` here unchanged (subtitles keep their cue lines).
+    """
+
+    text: str = ""
 
 
 class EmbeddingResponse(_Response):

@@ -568,20 +568,132 @@ class ProxyApp:
             await self._send_json(ctx, send, 200, _wire(result))
 
     async def _operation(self, op: Operation, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
-        """Any JSON-in, JSON-out operation of :data:`modelyard.operations.OPERATIONS` (``/embeddings`` ...)."""
-        if op.body == "multipart":
-            # Not read from JSON: a string there would be taken as a file path on this host.
+        """Any operation of :data:`modelyard.operations.OPERATIONS` but chat (``/embeddings`` ...), from its row.
+
+        The body is JSON or, for a ``multipart`` row, an upload read as it arrives into spooled
+        temporary files (:meth:`_read_upload`); the answer is JSON, plain text for the row's
+        ``text_formats``, or binary streamed through as it arrives (:meth:`_send_binary`).
+        """
+        form = None
+        if op.body == "multipart" and not op.files:
+            # A row whose file fields the proxy does not know (image edits, for now): never read
+            # from JSON, where a string would be taken as a file path on this host.
             raise _Reject(415, f"{op.paths[0]} takes a multipart upload, not served by this proxy yet.",
                           code="unsupported_media_type")  # fmt: skip
-        body = await self._read_json(scope, receive)
-        model, stream, params = self._request(ctx, scope, body)
-        if stream:
-            raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
-        for name in op.payload:
-            if params.get(name) is None:
-                raise _Reject(400, f"{name!r} is required for {op.paths[0]}.", param=name, code="missing_required_parameter")
-        result = await self._until_disconnect(receive, self._call(ctx, model, False, params, op.name))
-        await self._send_json(ctx, send, 200, _wire(result))
+        if op.body == "multipart":
+            form, body = await self._read_upload(op, scope, receive)
+        else:
+            body = await self._read_json(scope, receive)
+        try:
+            model, stream, params = self._request(ctx, scope, body)
+            if stream:
+                raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
+            for name in op.payload:
+                if params.get(name) is None:
+                    raise _Reject(400, f"{name!r} is required for {op.paths[0]}.", param=name, code="missing_required_parameter")
+            result = await self._until_disconnect(receive, self._call(ctx, model, False, params, op.name))
+        finally:
+            if form is not None:
+                form.close()  # the upload has been sent: the answer has started
+        if op.answer == "binary":
+            await self._send_binary(ctx, receive, send, result)
+        elif params.get("response_format") in op.text_formats:
+            await self._send_text(ctx, send, str(result.text))
+        else:
+            await self._send_json(ctx, send, 200, _wire(result))
+
+    async def _read_upload(self, op: Operation, scope: Scope, receive: Receive) -> tuple[Any, dict[str, Any]]:
+        """A ``multipart`` row's upload as the request body its operation takes, and the form to close.
+
+        The limit is the row's ``max_upload_mb`` (Azure's 25 MB for audio) within
+        ``general_settings.max_upload_size_mb``, enforced while reading (413, nothing sent
+        upstream). Text fields are typed by the row's request model (``temperature`` "0.2" is
+        0.2; a repeated ``name[]`` a list under ``name``); file parts become ``(filename, file,
+        content_type)`` under their field name (a list for ``name[]``).
+        """
+        from pydantic import ValidationError
+
+        from .files import read_multipart
+
+        general = self.config.general_settings
+        limit_mb, setting = general.max_upload_size_mb, "general_settings.max_upload_size_mb"
+        if op.max_upload_mb is not None and op.max_upload_mb < limit_mb:
+            limit_mb, setting = op.max_upload_mb, f"the provider's limit for {op.paths[0]}"
+        names = tuple(dict.fromkeys(n.removesuffix("[]") for n in op.files))
+        form = await read_multipart(
+            scope, receive, limit=int(limit_mb * 1024 * 1024), limit_mb=limit_mb, files=(*names, *(f"{n}[]" for n in names)),
+            required=None, endpoint=f"POST {op.paths[0]}", setting=setting,
+        )  # fmt: skip
+        try:
+            fields: dict[str, Any] = {}
+            for name, value in form.items:
+                if name.endswith("[]"):
+                    fields.setdefault(name[:-2], []).append(value)
+                else:
+                    fields[name] = value
+            if fields.get("stream") in ("true", "false"):
+                fields["stream"] = fields["stream"] == "true"
+            typed = {k: v for k, v in fields.items() if k in op.request.model_fields}
+            try:  # form fields are text: typed as the request model reads them (lax), then sent on strictly
+                typed = op.request.model_validate(typed, strict=False).model_dump(exclude_unset=True)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"][:1]) or "(form)"
+                raise _Reject(400, f"Invalid value for {field!r}: {err['msg']}.", param=field, code="invalid_value") from None
+            for name in names:
+                if name in fields:  # a text field where a file part belongs would be read as a path here
+                    raise _Reject(400, f"{name!r} must be a file part of the upload, not a text field.",
+                                  param=name, code="invalid_value")  # fmt: skip
+            body: dict[str, Any] = {**fields, **typed}
+            for field, filename, ctype, fileobj in form.parts:
+                part = (filename or "upload", fileobj, ctype)
+                if field.endswith("[]"):
+                    body.setdefault(field[:-2], []).append(part)
+                else:
+                    body[field] = part
+        except BaseException:
+            form.close()
+            raise
+        return form, body
+
+    async def _send_text(self, ctx: _Ctx, send: Send, text: str) -> None:
+        payload = text.encode()
+        ctx.status = 200
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(payload)).encode()),
+            (b"x-request-id", ctx.request_id.encode()),
+        ]})  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _send_binary(self, ctx: _Ctx, receive: Receive, send: Send, result: Any) -> None:
+        """Stream a :class:`~modelyard.binary.BinaryResponse` to the client piece by piece as it arrives.
+
+        Never read whole: each chunk the upstream sends is passed on at once (a slow speech
+        answer starts playing before it is finished). A client disconnect stops the upstream
+        read; an upstream that breaks off mid-body leaves the response incomplete, so the client
+        sees a cut transfer rather than a short file taken for whole.
+        """
+        ctx.status = 200
+        ctype = result.content_type or "application/octet-stream"
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", ctype.encode("latin-1")), (b"x-request-id", ctx.request_id.encode()),
+        ]})  # fmt: skip
+
+        async def pump() -> None:
+            async for chunk in result.aiter_bytes():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            await self._until_disconnect(receive, pump())
+        except _Disconnected:
+            ctx.status, ctx.error = 499, "client_disconnected"
+        except APIError as err:
+            ctx.error = type(err).__name__
+            log.warning("request %s: the upstream broke off a binary answer: %s", ctx.request_id, err.message)
+        finally:
+            await result.aclose()
 
     async def _until_disconnect(self, receive: Receive, work: Awaitable[_T]) -> _T:
         """Await ``work`` (a model call, a stream being forwarded) unless the client leaves first.
@@ -718,6 +830,13 @@ class ProxyApp:
                 except BadRequestError as err:
                     if not _refused_size(err):
                         raise
+            elif probe is not None and probe.name == "speech":
+                # One character of speech (tts-1: $15 per million characters), read and dropped.
+                audio = await api.aspeech(model=d.model, input=".", voice="alloy", response_format="wav", **kwargs)
+                await audio.aread()
+            elif probe is not None and probe.name == "transcriptions":
+                # A tenth of a second of generated silence (billed as the shortest audio).
+                await api.atranscription(model=d.model, file=("probe.wav", _probe_wav()), response_format="text", **kwargs)
             else:
                 await api.acompletion(model=d.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1, **kwargs)
         except APIError as err:
@@ -740,6 +859,21 @@ def _refused_size(err: BadRequestError) -> bool:
     if err.status_code != 400 or err.code in ("OperationNotSupported", "DeploymentNotFound"):
         return False
     return err.param == "size" or "size" in (err.code or "").lower() or "size" in err.message.lower()
+
+
+@functools.cache
+def _probe_wav() -> bytes:
+    """A tenth of a second of 16 kHz mono silence as a WAV file: the transcription probe's upload."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 1600)
+    return out.getvalue()
 
 
 def _serves(op: Operation, mode: str) -> bool:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -62,17 +62,26 @@ _BATCH_PROXY_FIELDS = frozenset({"model", "custom_llm_provider"})
 
 
 class _Form:
-    """A parsed multipart upload: the text fields and the one file part."""
+    """A parsed multipart upload: the text fields and the file parts.
+
+    Attributes:
+        fields: each text field's last value.
+        items: every text field in order, ``(name, value)`` (a repeated ``name[]`` appears once per value).
+        parts: every file part in order, ``(field, filename, content_type, spooled file)``.
+        file, filename, content_type: the first file part (``POST /files`` takes one).
+    """
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
+        self.items: list[tuple[str, str]] = []
+        self.parts: list[tuple[str, str, str, IO[bytes]]] = []
         self.file: IO[bytes] | None = None
         self.filename = ""
         self.content_type = "application/octet-stream"
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        for part in self.parts:
+            part[3].close()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -87,14 +96,32 @@ def _query(scope: Scope) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
 
-def _too_large(limit_mb: float) -> BadRequestError:
-    return BadRequestError(f"The upload is larger than the proxy's limit of {limit_mb:g} MB "
-                           "(general_settings.max_upload_size_mb).", status_code=413,
-                           code="request_too_large")  # fmt: skip
+_LIMIT_SETTING = "general_settings.max_upload_size_mb"
 
 
-async def read_multipart(scope: Scope, receive: Receive, *, limit: int, limit_mb: float) -> _Form:
-    """Parse a ``multipart/form-data`` body as it arrives; the file part goes to a spooled temp file.
+def _too_large(limit_mb: float, setting: str = _LIMIT_SETTING) -> BadRequestError:
+    return BadRequestError(f"The upload is larger than the proxy's limit of {limit_mb:g} MB ({setting}).",
+                           status_code=413, code="request_too_large")  # fmt: skip
+
+
+async def read_multipart(
+    scope: Scope, receive: Receive, *, limit: int, limit_mb: float, files: Collection[str] = ("file",),
+    required: str | None = "file", endpoint: str = "POST /files", setting: str = _LIMIT_SETTING,
+) -> _Form:  # fmt: skip
+    """Parse a ``multipart/form-data`` body as it arrives; each file part goes to a spooled temp file.
+
+    Nothing is held whole: file parts are written to temporary files (in memory up to 1 MB, then
+    on disk) as the body arrives, and the body is refused with 413 as soon as it passes ``limit``.
+
+    Args:
+        scope, receive: the ASGI request.
+        limit: the most bytes the file parts may hold together.
+        limit_mb: ``limit`` as the user configured it, for the 413 message.
+        files: the field names whose file parts are kept (others are skipped); a name ending in
+            ``[]`` may repeat, any other may come once.
+        required: the file field that must be present (None: none is).
+        endpoint: the endpoint, for the message when the body is not multipart.
+        setting: what sets the limit, for the 413 message.
 
     Raises:
         BadRequestError: not multipart (400), or larger than ``limit`` bytes (413).
@@ -107,16 +134,18 @@ async def read_multipart(scope: Scope, receive: Receive, *, limit: int, limit_mb
     kind, options = parse_options_header(ctype)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise BadRequestError("POST /files takes multipart/form-data with a 'file' part and a 'purpose' field "
-                              f"(got content-type {kind.decode('latin-1') or 'none'!r}).", param="file")  # fmt: skip
+        what = " with a 'file' part and a 'purpose' field" if endpoint == "POST /files" else ""
+        raise BadRequestError(f"{endpoint} takes multipart/form-data{what} "
+                              f"(got content-type {kind.decode('latin-1') or 'none'!r}).",
+                              param=required or next(iter(files), None))  # fmt: skip
     length = _header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit + _MAX_FIELD:
-        raise _too_large(limit_mb)
+        raise _too_large(limit_mb, setting)
     form = _Form()
-    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "name": None, "file": False, "skip": False, "buf": []}
+    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "name": None, "file": None, "skip": False, "buf": []}
 
     def on_part_begin() -> None:
-        state.update(headers={}, name=None, file=False, skip=False, buf=[])
+        state.update(headers={}, name=None, file=None, skip=False, buf=[])
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["field"] += data[start:end]
@@ -132,30 +161,34 @@ async def read_multipart(scope: Scope, receive: Receive, *, limit: int, limit_mb
         _, disposition = parse_options_header(state["headers"].get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         state["name"] = name
-        if b"filename" in disposition and name != "file":
+        if b"filename" in disposition and name not in files:
             state["skip"] = True  # another file part: not ours to forward
         elif b"filename" in disposition:
-            if form.file is not None:
-                raise BadRequestError("Send one file per upload.", param="file")
-            state["file"] = True
-            form.file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115  (closed by _Form)
-            form.filename = disposition[b"filename"].decode("utf-8", "replace").rsplit("/", 1)[-1]
-            form.content_type = state["headers"].get(b"content-type", b"application/octet-stream").decode("latin-1")
+            if not name.endswith("[]") and any(part[0] == name for part in form.parts):
+                raise BadRequestError(f"Send one file per upload in the field {name!r}.", param=name)
+            spooled = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115  (closed by _Form)
+            filename = disposition[b"filename"].decode("utf-8", "replace").rsplit("/", 1)[-1]
+            ctype = state["headers"].get(b"content-type", b"application/octet-stream").decode("latin-1")
+            form.parts.append((name, filename, ctype, spooled))
+            state["file"] = spooled
+            if form.file is None:
+                form.file, form.filename, form.content_type = spooled, filename, ctype
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["skip"]:
             return
-        if state["file"]:
-            assert form.file is not None
-            form.file.write(data[start:end])
+        if state["file"] is not None:
+            state["file"].write(data[start:end])
         else:
             state["buf"].append(data[start:end])
             if sum(len(b) for b in state["buf"]) > _MAX_FIELD:
                 raise BadRequestError(f"The form field {state['name']!r} is too long.", param=state["name"])
 
     def on_part_end() -> None:
-        if not state["file"] and not state["skip"] and state["name"]:
-            form.fields[state["name"]] = b"".join(state["buf"]).decode("utf-8", "replace")
+        if state["file"] is None and not state["skip"] and state["name"]:
+            value = b"".join(state["buf"]).decode("utf-8", "replace")
+            form.fields[state["name"]] = value
+            form.items.append((state["name"], value))
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
@@ -171,17 +204,18 @@ async def read_multipart(scope: Scope, receive: Receive, *, limit: int, limit_mb
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit + _MAX_FIELD:
-                raise _too_large(limit_mb)
+                raise _too_large(limit_mb, setting)
             if chunk:
                 parser.write(chunk)
             if not message.get("more_body"):
                 break
         parser.finalize()
-        if form.file is None:
-            raise BadRequestError("The multipart field 'file' is required.", param="file")
-        if form.file.tell() > limit:
-            raise _too_large(limit_mb)
-        form.file.seek(0)
+        if required is not None and not any(part[0] == required for part in form.parts):
+            raise BadRequestError(f"The multipart field {required!r} is required.", param=required)
+        if sum(part[3].tell() for part in form.parts) > limit:
+            raise _too_large(limit_mb, setting)
+        for part in form.parts:
+            part[3].seek(0)
     except BadRequestError:
         form.close()
         raise

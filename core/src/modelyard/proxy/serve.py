@@ -50,12 +50,17 @@ DEMO_DEPLOYMENTS = (
     ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
     ("text-embedding-3-small", "text-embedding-3-small", "text-embedding-3-small", "embedding"),
     ("dall-e-3", "dall-e-3", "dall-e-3", "image_generation"),
+    ("gpt-4o-mini-tts", "gpt-4o-mini-tts", "gpt-4o-mini-tts", "audio_speech"),
+    ("whisper", "whisper", "whisper", "audio_transcription"),
     # image_generation / audio_speech / audio_transcription deployments join here with their operations.
 )
 """(public model name, emulator deployment, its model, ``model_info.mode``) of the embedded
 defaults: gpt-4o is spread over two deployments to show the load balancing; one deployment per
 other operation. The files and batches endpoints use the same emulator (``litellm_settings``
 ``api_base`` / ``api_key``)."""
+
+_DEMO_VERSIONS = {"audio_speech": "2025-04-01-preview"}
+"""api-versions of demo deployments whose operation the GA 2024-10-21 lacks (speech is preview-only on Azure)."""
 
 _ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
 _ENV_DEV = "MODELYARD_PROXY_DEV"
@@ -88,7 +93,7 @@ def _demo_config(upstream: str, upstream_key: str) -> dict[str, Any]:
     return {
         "model_list": [
             {"model_name": name, "litellm_params": {"model": f"azure/{dep}", "api_base": upstream,
-                                                    "api_key": upstream_key, "api_version": "2024-10-21"},
+                                                    "api_key": upstream_key, "api_version": _DEMO_VERSIONS.get(mode, "2024-10-21")},
              "model_info": {"id": dep, "mode": mode}}
             for name, dep, _, mode in DEMO_DEPLOYMENTS
         ],

@@ -693,6 +693,12 @@ class Router:
     aimage_generation = _operation_method(OPERATIONS["image_generation"], asynchronous=True)
     image_edit = _operation_method(OPERATIONS["image_edit"])
     aimage_edit = _operation_method(OPERATIONS["image_edit"], asynchronous=True)
+    speech = _operation_method(OPERATIONS["speech"])
+    aspeech = _operation_method(OPERATIONS["speech"], asynchronous=True)
+    transcription = _operation_method(OPERATIONS["transcriptions"])
+    atranscription = _operation_method(OPERATIONS["transcriptions"], asynchronous=True)
+    translation = _operation_method(OPERATIONS["translations"])
+    atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import _schema, embeddings, families, images, vision
+from . import _schema, audio, embeddings, families, images, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -279,6 +279,7 @@ class Emulator:
             Route("/openai/deployments/{deployment}/images/edits", functools.partial(images.edits, self), methods=["POST"]),
             Route("/openai/v1/images/edits", functools.partial(images.edits, self), methods=["POST"]),
             Route("/emulator/images/{image}.png", functools.partial(images.image_file, self), methods=["GET"]),
+            *audio.routes(self),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 

@@ -22,6 +22,9 @@ deployment whatever it is called. Kinds, from the model name:
   (:mod:`modelyard.testing.embeddings`); chat on it is 400 ``OperationNotSupported``.
 * ``image`` (``dall-e-3``, ``gpt-image-1``): serves only ``/images/*``
   (:mod:`modelyard.testing.images`); chat on it is 400 ``OperationNotSupported``.
+* ``speech`` (``tts-1``, ``gpt-4o-mini-tts``) and ``transcription`` (``whisper``,
+  ``gpt-4o-transcribe``): serve only ``/audio/...`` (:mod:`modelyard.testing.audio`); chat on
+  them is 400 ``OperationNotSupported``.
 * ``audio`` (``gpt-4o-audio-preview`` ...): ``modalities: ["text", "audio"]`` needs ``audio``
   ``{voice, format}`` and answers with ``message.audio`` {id, data (base64 WAV), transcript,
   expires_at} (``delta.audio`` in streams); other models refuse audio output.
@@ -79,6 +82,10 @@ def model_kind(model: str) -> str:
         return "gpt5"
     if "instruct" in m or m.startswith(("davinci", "babbage")):
         return "instruct"
+    if m.startswith("tts") or "-tts" in m:
+        return "speech"
+    if "whisper" in m or "transcribe" in m:
+        return "transcription"
     if "audio" in m:
         return "audio"
     if "embedding" in m:
@@ -133,7 +140,7 @@ def check_chat(d: Deployment, body: dict[str, Any], api_version: str | None = No
                     f"'function', and 'tool'. (The developer role needs api-version {DEVELOPER_ROLE_SINCE}-preview "
                     "or later.)",
                 )
-    if kind in ("instruct", "embedding", "image"):
+    if kind in ("instruct", "embedding", "image", "speech", "transcription"):
         return _bad(
             "OperationNotSupported",
             None,

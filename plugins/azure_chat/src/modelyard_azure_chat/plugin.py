@@ -27,6 +27,7 @@ PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
 EMBEDDINGS_PLUGIN = "modelyard-azure-embeddings"
+AUDIO_PLUGIN = "modelyard-azure-audio"
 """The distribution that serves the ``embeddings`` operation for ``azure``."""
 IMAGES_PLUGIN = "modelyard-azure-images"
 """The distribution that serves the ``image_generation`` and ``image_edit`` operations for ``azure``."""
@@ -125,6 +126,9 @@ def register_providers(register: RegisterProvider) -> None:
                 "transform_request:embeddings": EMBEDDINGS_PLUGIN,
                 "transform_request:image_generation": IMAGES_PLUGIN,
                 "transform_request:image_edit": IMAGES_PLUGIN,
+                "transform_request:speech": AUDIO_PLUGIN,
+                "transform_request:transcriptions": AUDIO_PLUGIN,
+                "transform_request:translations": AUDIO_PLUGIN,
                 "resolve_auth": AUTH_PLUGIN,
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,
