@@ -45,6 +45,7 @@ def test_public_surface_is_pinned() -> None:
             "tenant_id", "client_id", "client_secret", "azure_username", "azure_password",
             "client_certificate_path", "client_certificate_password", "azure_scope", "azure_authority_host",
             "num_retries", "request_timeout",
+            "completion_cost", "register_model",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

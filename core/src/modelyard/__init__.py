@@ -82,6 +82,7 @@ if TYPE_CHECKING:
         retrieve_batch,
     )
     from .hookspecs import HOOK_API, hookimpl
+    from .pricing import completion_cost, register_model
     from .router import Router
     from .types import AzureHeaders, ChatCompletion, ChatCompletionChunk, TextCompletion
 
@@ -141,6 +142,7 @@ __all__ = [
     "client_id",
     "client_secret",
     "completion",
+    "completion_cost",
     "create_batch",
     "create_file",
     "drop_params",
@@ -152,6 +154,7 @@ __all__ = [
     "hookimpl",
     "list_batches",
     "num_retries",
+    "register_model",
     "request_timeout",
     "retrieve_batch",
     "tenant_id",
@@ -195,6 +198,8 @@ _LAZY = {
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
     "Router": "router",
+    "completion_cost": "pricing",
+    "register_model": "pricing",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})

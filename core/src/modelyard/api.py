@@ -37,6 +37,7 @@ from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
+from .pricing import PRICE_KEYS, Units, price_overrides
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     AzureHeaders,
@@ -72,7 +73,7 @@ _CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset(
     {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
      "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
-)  # fmt: skip
+) | PRICE_KEYS  # fmt: skip
 
 
 @dataclass
@@ -84,6 +85,8 @@ class CallRecord:
         resent: of those, retries of a request the upstream may already have received (a
             read timeout, a connection dropped after sending; only with ``retry_on_timeout``):
             each may have run, and been billed, twice.
+        cost: what the call cost in USD (docs/spend.md); None when no price is known or the
+            call failed.
     """
 
     route: Route
@@ -93,6 +96,7 @@ class CallRecord:
     error: APIError | None = None
     retries: int = 0
     resent: int = 0
+    cost: float | None = None
 
 
 @dataclass
@@ -110,6 +114,24 @@ class _Call:
     text: bool = False
     retry_on_timeout: bool = False
     attempts: Attempts | None = None
+    base_model: str | None = None
+    price_overrides: dict[str, Any] | None = None
+
+    def cost(self, usage: Any, reported_model: str | None) -> float | None:
+        """The call's cost from its usage (docs/spend.md); None when no price is known."""
+        from .pricing import cost
+
+        usage_dict = usage.model_dump() if isinstance(usage, BaseModel) else usage
+        return cost(
+            Units(usage=usage_dict if isinstance(usage_dict, dict) else None),
+            overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
+            deployment=self.route.deployment, provider=self.route.provider,
+        )  # fmt: skip
+
+    def hidden_params(self, cost: float | None) -> dict[str, Any]:
+        """LiteLLM's ``_hidden_params`` of a result: its cost and what it was priced with."""
+        return {"response_cost": cost, "base_model": self.base_model, "price_overrides": self.price_overrides,
+                "model_id": None, "api_base": None}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- prepare
@@ -302,7 +324,8 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
     if simulate:
         params.pop("stream_options", None)
-    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate)
+    # A real stream asks for its usage (to price it); the chunk is dropped for callers who did not.
+    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate, stream_usage=stream and not simulate)
     hook = plugins.hook
     provider_request = _first(
         hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
@@ -323,6 +346,8 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
         started=started,
         text=text,
         retry_on_timeout=_retry_on_timeout(control),
+        base_model=base_model,
+        price_overrides=price_overrides(control, model_info) or None,
     )
 
 
@@ -356,14 +381,17 @@ def _annotate(call: _Call, err: APIError) -> APIError:
     return err
 
 
-def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None) -> None:
+def _observe(
+    call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None, cost: float | None = None
+) -> None:
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     if not hook.get_hookimpls():
         return
     usage_dict = usage.model_dump() if isinstance(usage, Usage) else usage
     attempts = call.attempts or Attempts()
     record = CallRecord(
-        call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent
+        call.route, time.perf_counter() - call.started, status, usage_dict, error, attempts.retries, attempts.resent,
+        cost,
     )
     try:
         hook(event=record)
@@ -385,7 +413,13 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         private = result.__pydantic_private__
         if private is not None:
             private["_response_headers"] = response.headers
-    _observe(call, status=response.status_code, usage=getattr(result, "usage", None))
+    usage = getattr(result, "usage", None)
+    cost = call.cost(usage, getattr(result, "model", None))
+    if isinstance(result, BaseModel) and "_hidden_params" in type(result).__private_attributes__:
+        private = result.__pydantic_private__
+        if private is not None:
+            private["_hidden_params"] = call.hidden_params(cost)
+    _observe(call, status=response.status_code, usage=usage, cost=cost)
     return result
 
 
@@ -411,6 +445,7 @@ class _ChunkAssembler:
         self.prompt_filter_results: list[Any] | None = None
         self._pending_filters = False
         self.usage: Usage | None = None
+        self.model: str | None = None
         self._started: set[int] = set()
 
     def feed(self, event: dict[str, Any]) -> Any:
@@ -429,8 +464,12 @@ class _ChunkAssembler:
         if self._pending_filters:
             chunk.prompt_filter_results = self.prompt_filter_results
             self._pending_filters = False
+        if chunk.model and self.model is None:
+            self.model = chunk.model
         if chunk.usage is not None:
             self.usage = chunk.usage
+            if not chunk.choices and not self.call.include_usage:
+                return None  # asked for pricing only (ChatRequest.stream_usage): not the caller's
         return chunk
 
 
@@ -449,6 +488,7 @@ def _chat_from_text(text: TextCompletion) -> ChatCompletion:
         _chat_choice_logprobs(choice)
     chat = ChatCompletion.model_validate(data)
     chat.__pydantic_private__["_response_headers"] = text._response_headers  # type: ignore[index]
+    chat.__pydantic_private__["_hidden_params"] = text._hidden_params  # type: ignore[index]
     return chat
 
 
@@ -496,6 +536,8 @@ class _Stream(Generic[_ChunkT]):
 
     Attributes:
         headers: the upstream response headers (``httpx.Headers``, case-insensitive).
+        usage: the stream's usage, once its last chunk is read (None before).
+        _hidden_params: LiteLLM's name; ``response_cost`` is set when the stream ends.
     """
 
     def __init__(
@@ -504,6 +546,7 @@ class _Stream(Generic[_ChunkT]):
         response: httpx.Response | None,
         replay: list[_ChunkT] | None = None,
         headers: httpx.Headers | None = None,
+        hidden_params: dict[str, Any] | None = None,
     ):
         self._call = call
         self._response = response
@@ -512,6 +555,33 @@ class _Stream(Generic[_ChunkT]):
         if response is not None:
             headers = response.headers
         self.headers: httpx.Headers = headers if headers is not None else httpx.Headers()
+        self._hidden_params: dict[str, Any] = hidden_params if hidden_params is not None else {}
+
+    @property
+    def cost(self) -> float | None:
+        """What the call cost in USD, known once the stream is read to its end (None before, or
+        when no price is known). Priced from the usage chunk, which the SDK asks the upstream
+        for even when the caller did not (and then does not yield)."""
+        value = self._hidden_params.get("response_cost")
+        return value if isinstance(value, float | int) else None
+
+    @property
+    def usage(self) -> Usage | None:
+        """The stream's token usage, once its last chunk is read."""
+        return self._assembler.usage
+
+    @property
+    def model(self) -> str | None:
+        """The model the upstream reported in the stream's chunks."""
+        return self._assembler.model
+
+    def _finished(self) -> None:
+        """Price the stream from its usage chunk and tell the observers."""
+        assert self._response is not None
+        usage = self._assembler.usage
+        cost = self._call.cost(usage, self._assembler.model)
+        self._hidden_params = self._call.hidden_params(cost)
+        _observe(self._call, status=self._response.status_code, usage=usage, cost=cost)
 
     @property
     def prompt_filter_results(self) -> list[Any] | None:
@@ -546,7 +616,7 @@ class _SyncStream(_Stream[_ChunkT]):
             raise _fail(self._call, _stream_broken(exc)) from exc
         finally:
             self._response.close()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        self._finished()
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -578,7 +648,7 @@ class _AsyncStream(_Stream[_ChunkT]):
             raise _fail(self._call, _stream_broken(exc)) from exc
         finally:
             await self._response.aclose()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage)
+        self._finished()
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
@@ -687,7 +757,9 @@ def completion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return ChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
+        return ChatStream(
+            call, None, _simulated_chunks(result, call.include_usage), result._response_headers, result._hidden_params
+        )
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -703,7 +775,9 @@ async def acompletion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return AsyncChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
+        return AsyncChatStream(
+            call, None, _simulated_chunks(result, call.include_usage), result._response_headers, result._hidden_params
+        )
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -732,7 +806,7 @@ def text_completion(prompt: Any, model: str, *, stream: bool = False, **kwargs: 
         return TextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return TextStream(call, None, [result], result._response_headers)
+        return TextStream(call, None, [result], result._response_headers, result._hidden_params)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -746,5 +820,5 @@ async def atext_completion(
         return AsyncTextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return AsyncTextStream(call, None, [result], result._response_headers)
+        return AsyncTextStream(call, None, [result], result._response_headers, result._hidden_params)
     return result  # type: ignore[no-any-return]  # checked by _first

@@ -71,6 +71,10 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         body["model"] = route.deployment
     if request.stream:
         body["stream"] = True
+        # The core wants the usage chunk to price the stream (HOOK_API 1.5; getattr for older
+        # cores); API versions older than stream_options would answer 400 to it.
+        if getattr(request, "stream_usage", False) and urls.takes_stream_options(urls.api_version(connection)):
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
 
