@@ -119,11 +119,10 @@ class _Call:
 
     def cost(self, usage: Any, reported_model: str | None) -> float | None:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
-        from .pricing import cost
+        from .pricing import cost, usage_dict
 
-        usage_dict = usage.model_dump() if isinstance(usage, BaseModel) else usage
         return cost(
-            Units(usage=usage_dict if isinstance(usage_dict, dict) else None),
+            Units(usage=usage_dict(usage)),
             overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
             deployment=self.route.deployment, provider=self.route.provider,
         )  # fmt: skip

@@ -41,6 +41,7 @@ __all__ = [
     "register_model",
     "reset_prices",
     "resolve",
+    "usage_dict",
 ]
 
 log = logging.getLogger("modelyard.pricing")
@@ -148,6 +149,7 @@ def register_model(model_cost: Mapping[str, Mapping[str, Any]] | str) -> None:
         _merge(_registered, entries, "register_model")
         if _table is not None:
             _merge(_table, entries, "register_model")
+        _resolved.clear()
         _warned.clear()
 
 
@@ -157,6 +159,7 @@ def reset_prices() -> None:
     with _lock:
         _table = None
         _registered.clear()
+        _resolved.clear()
         _warned.clear()
 
 
@@ -201,6 +204,20 @@ def price_overrides(*sources: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+_resolved: dict[tuple[Any, ...], tuple[str | None, dict[str, Any] | None, bool]] = {}
+
+
+def _cache_key(*parts: Any, overrides: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    if not overrides:
+        return parts
+    try:
+        items = tuple(sorted(overrides.items()))
+        hash(items)
+    except TypeError:  # a per-size price mapping: not cached
+        return None
+    return (*parts, items)
+
+
 def resolve(
     *,
     overrides: Mapping[str, Any] | None = None,
@@ -221,6 +238,43 @@ def resolve(
     Returns:
         ``(name, prices)``; ``(name_tried_first, None)`` when no price is known.
     """
+    name, prices, _ = _lookup(overrides, base_model, reported_model, deployment, provider, size, quality)
+    return name, prices
+
+
+def _lookup(
+    overrides: Mapping[str, Any] | None,
+    base_model: str | None,
+    reported_model: str | None,
+    deployment: str | None,
+    provider: str | None,
+    size: str | None,
+    quality: str | None,
+) -> tuple[str | None, dict[str, Any] | None, bool]:
+    """:func:`resolve`, cached per argument set, with whether the prices have tiers (``*_above_*``)."""
+    key = _cache_key(base_model, reported_model, deployment, provider, size, quality, overrides=overrides)
+    if key is not None:
+        found = _resolved.get(key)
+        if found is not None:
+            return found
+    name, prices = _resolve(overrides, base_model, reported_model, deployment, provider, size, quality)
+    result = (name, prices, prices is not None and any("_above_" in k for k in prices))
+    if key is not None:
+        if len(_resolved) > 4096:  # bounded: model names come from config and upstream answers
+            _resolved.clear()
+        _resolved[key] = result
+    return result
+
+
+def _resolve(
+    overrides: Mapping[str, Any] | None,
+    base_model: str | None,
+    reported_model: str | None,
+    deployment: str | None,
+    provider: str | None,
+    size: str | None,
+    quality: str | None,
+) -> tuple[str | None, dict[str, Any] | None]:
     names = [n for n in (base_model, reported_model, deployment) if n]
     for name in names:
         entry = None
@@ -293,7 +347,23 @@ def _rate(prices: Mapping[str, Any], key: str, *, batch: bool, tokens: int = 0, 
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if type(value) is int else 0
+
+
+def usage_dict(usage: Any) -> dict[str, Any] | None:
+    """A usage object (a pydantic ``Usage``, a dict) as the plain dict pricing reads.
+
+    A pydantic model's fields are read from its ``__dict__`` (one level of nesting is all usage
+    has): a tenth of ``model_dump``'s cost, on every call.
+    """
+    if usage is None:
+        return None
+    if isinstance(usage, Mapping):
+        return dict(usage)
+    fields = getattr(usage, "__dict__", None)
+    if not isinstance(fields, dict):
+        return None
+    return {k: (v.__dict__ if hasattr(v, "__pydantic_fields__") else v) for k, v in fields.items()}
 
 
 def _details(usage: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
@@ -304,7 +374,7 @@ def _details(usage: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
     return {}
 
 
-def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool) -> float:
+def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool, tiered: bool = True) -> float:
     prompt = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
     output = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
     din = _details(usage, "prompt_tokens_details", "input_tokens_details")
@@ -317,7 +387,7 @@ def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool
     image_out = _int(dout.get("image_tokens"))
     text_in = max(prompt - cached - audio_in - image_in, 0)
     text_out = max(output - reasoning - audio_out - image_out, 0)
-    tier = prompt
+    tier = prompt if tiered else 0  # tiered prices (``*_above_200k_tokens``) are rare: skip the search
 
     def part(n: int, key: str, fallback: str | None = None) -> float:
         return n * _rate(prices, key, batch=batch, tokens=tier, fallback=fallback) if n else 0.0
@@ -367,7 +437,7 @@ def _has_tokens(usage: Mapping[str, Any] | None) -> bool:
     return any(_int(usage.get(k)) for k in keys)
 
 
-def cost_of(prices: Mapping[str, Any], units: Units) -> float:
+def cost_of(prices: Mapping[str, Any], units: Units, *, tiered: bool = True) -> float:
     """The cost of ``units`` at ``prices`` (a LiteLLM-keyed price dict), in USD.
 
     One kind of unit prices a call: tokens when the usage counts any and the model has token
@@ -378,7 +448,7 @@ def cost_of(prices: Mapping[str, Any], units: Units) -> float:
     """
     token_priced = any(k in prices for k in ("input_cost_per_token", "output_cost_per_token", "input_cost_per_image_token"))
     if units.usage is not None and _has_tokens(units.usage) and (token_priced or units.images is None):
-        return _token_cost(prices, units.usage, units.batch)
+        return _token_cost(prices, units.usage, units.batch, tiered)
     if units.images is not None:
         return _image_cost(prices, units)
     if units.characters is not None:
@@ -405,14 +475,11 @@ def cost(
     """
     name = base_model or reported_model or deployment
     try:
-        name, prices = resolve(
-            overrides=overrides, base_model=base_model, reported_model=reported_model, deployment=deployment,
-            provider=provider, size=(units.size or "1024x1024") if units.images is not None else None,
-            quality=units.quality,
-        )  # fmt: skip
+        size = (units.size or "1024x1024") if units.images is not None else None
+        name, prices, tiered = _lookup(overrides, base_model, reported_model, deployment, provider, size, units.quality)
         if prices is None:
             raise _Unpriced("no price")
-        return cost_of(prices, units)
+        return cost_of(prices, units, tiered=tiered)
     except _Unpriced as exc:
         tried = [n for n in dict.fromkeys((base_model, reported_model, deployment)) if n]
         _warn_once(name, str(exc), tried)
