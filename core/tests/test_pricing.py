@@ -319,3 +319,19 @@ def test_import_does_not_load_prices() -> None:
     code = "import sys, modelyard; print('modelyard.pricing' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_text_completion_stream_priced_like_the_plain_call(api_base: str, emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("spend-instruct", model="gpt-35-turbo-instruct"))
+    rate_in, rate_out = _rates("azure/gpt-35-turbo-instruct")
+    kw: dict[str, Any] = {"model": "azure_text/spend-instruct", "api_base": api_base, "api_key": KEY, "max_tokens": 20}
+    plain = modelyard.text_completion("Once upon a time", **kw)
+    p, c = plain.usage.prompt_tokens, plain.usage.completion_tokens
+    assert plain.cost == pytest.approx(p * rate_in + c * rate_out, rel=1e-12)
+    stream = modelyard.text_completion("Once upon a time", stream=True, **kw)
+    chunks = list(stream)
+    assert chunks and all(ch.choices for ch in chunks)  # the usage chunk was asked for, not handed on
+    assert stream.cost == plain.cost
+    # completion() on the same deployment (chat shape) carries the same cost
+    chat = modelyard.completion(messages=[{"role": "user", "content": "Once upon a time"}], **kw)
+    assert chat.cost == pytest.approx(chat.usage.prompt_tokens * rate_in + chat.usage.completion_tokens * rate_out)

@@ -129,8 +129,7 @@ class _Call:
 
     def hidden_params(self, cost: float | None) -> dict[str, Any]:
         """LiteLLM's ``_hidden_params`` of a result: its cost and what it was priced with."""
-        return {"response_cost": cost, "base_model": self.base_model, "price_overrides": self.price_overrides,
-                "model_id": None, "api_base": None}  # fmt: skip
+        return {"response_cost": cost, "base_model": self.base_model, "price_overrides": self.price_overrides}
 
 
 # --------------------------------------------------------------------------- prepare
