@@ -11,6 +11,7 @@ import httpx
 import modelyard
 import pytest
 from modelyard import pricing
+from modelyard.errors import ConfigError
 from modelyard.plugins import reset_plugins
 from modelyard.testing import Deployment, Emulator
 
@@ -81,3 +82,29 @@ def test_stream_client_gets_usage_chunk_only_when_it_asked(costs: tuple[str, _Co
     assert plain and all(e["choices"] for e in plain) and not any(e.get("usage") for e in plain)
     assert asked[-1]["choices"] == [] and asked[-1]["usage"]["total_tokens"] > 0
     assert [e.cost for e in recorder.events] == [recorder.events[1].cost] * 2 and recorder.events[0].cost is not None
+
+
+def test_prices_file_from_config_loaded_at_start(api_base: str, emulator: Emulator, tmp_path: Any) -> None:
+    emulator.add_deployment(Deployment("spend-gpt4", model="gpt-4"))
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"azure/gpt-4": {"input_cost_per_token": 1e-03, "output_cost_per_token": 2e-03}}))
+    recorder = _Costs()
+    reset_plugins(extra=[recorder])
+    config: dict[str, Any] = {
+        "model_list": [{"model_name": "gpt-4", "litellm_params": azure(api_base, "spend-gpt4")}],
+        "modelyard_settings": {"prices": str(prices)},
+    }
+    try:
+        with running_proxy(config) as server:
+            assert pricing._table is not None  # loaded at start-up, not at the first request
+            with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+                usage = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": HELLO}).json()["usage"]
+        [event] = recorder.events
+        assert event.cost == pytest.approx(usage["prompt_tokens"] * 1e-03 + usage["completion_tokens"] * 2e-03)
+        config["modelyard_settings"] = {"prices": str(tmp_path / "missing.json")}
+        with pytest.raises(ConfigError) as exc, running_proxy(config):
+            pass
+        assert exc.value.key == "modelyard_settings.prices" and "missing.json" in exc.value.message
+    finally:
+        reset_plugins()
+        pricing.reset_prices()

@@ -37,6 +37,7 @@ __all__ = [
     "completion_cost",
     "cost",
     "get_model_prices",
+    "load_prices",
     "price_overrides",
     "register_model",
     "reset_prices",
@@ -66,6 +67,7 @@ _lock = threading.Lock()
 _table: dict[str, dict[str, Any]] | None = None
 _registered: dict[str, dict[str, Any]] = {}
 _warned: set[str] = set()
+_configured_source: str | None = None
 
 
 # --------------------------------------------------------------------------- the table
@@ -85,6 +87,16 @@ def _load_source(source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a JSON object of model name -> prices")
     return data
+
+
+def _shown(source: str) -> str:
+    """``source`` fit for a log line: a URL without its query, fragment or user info (tokens)."""
+    if "://" not in source or source.startswith("file://"):
+        return source
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(source)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _merge(table: dict[str, dict[str, Any]], entries: Mapping[str, Any], where: str) -> None:
@@ -116,12 +128,15 @@ def _build() -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     _merge(table, json.loads(_DATA.read_text()), str(_DATA))
     _merge(table, _plugin_prices(), "plugins")
-    source = os.environ.get("MODELYARD_PRICES", "").strip()
+    source = _configured_source or os.environ.get("MODELYARD_PRICES", "").strip()
     if source:
         try:
             _merge(table, _load_source(source), "MODELYARD_PRICES")
         except Exception as exc:  # keep the shipped prices rather than none
-            log.warning("MODELYARD_PRICES=%s could not be loaded (%s); using the shipped prices", source, exc)
+            where = "the configured prices" if _configured_source else "MODELYARD_PRICES"
+            log.warning(
+                "%s %s could not be loaded (%s); using the shipped prices", where, _shown(source), type(exc).__name__
+            )
     _merge(table, _registered, "register_model")
     return table
 
@@ -135,6 +150,35 @@ def _prices() -> dict[str, dict[str, Any]]:
                 _table = _build()
             table = _table
     return table
+
+
+def load_prices(source: str | None = None) -> int:
+    """Build the price table now instead of at the first call (the proxy does, at start-up).
+
+    Args:
+        source: a price file or URL (LiteLLM's format) to lay over the shipped prices, in place
+            of ``MODELYARD_PRICES``; None keeps ``MODELYARD_PRICES``.
+
+    Returns:
+        How many models have a price.
+
+    Raises:
+        ConfigError: ``source`` cannot be read or is not a JSON object of model prices.
+    """
+    global _configured_source, _table
+    if source:
+        try:
+            _load_source(source)
+        except Exception as exc:
+            from .errors import ConfigError
+
+            detail = f"{type(exc).__name__}: {exc}" if "://" not in source or source.startswith("file://") else type(exc).__name__
+            raise ConfigError(f"The price file {_shown(source)!r} cannot be loaded ({detail}).", key="prices") from None
+    with _lock:
+        _configured_source = source or None
+        _table = None
+        _resolved.clear()
+    return len(_prices())
 
 
 def register_model(model_cost: Mapping[str, Mapping[str, Any]] | str) -> None:
@@ -155,9 +199,10 @@ def register_model(model_cost: Mapping[str, Mapping[str, Any]] | str) -> None:
 
 def reset_prices() -> None:
     """Forget the loaded table, :func:`register_model` entries and warnings (tests; a new ``MODELYARD_PRICES``)."""
-    global _table
+    global _table, _configured_source
     with _lock:
         _table = None
+        _configured_source = None
         _registered.clear()
         _resolved.clear()
         _warned.clear()

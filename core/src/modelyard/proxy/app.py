@@ -224,6 +224,7 @@ class ProxyApp:
             if value is not None:
                 self._previous_globals.setdefault(name, getattr(module, name, False))
                 setattr(module, name, value)
+        self._load_prices(ms.prices)
         families = plugins.get_plugins().families
         for d in self.deployments:
             try:
@@ -232,6 +233,17 @@ class ProxyApp:
                 field = "model_family" if exc.param == "model_family" else "model"
                 where = f"model_list (model_name {d.model_name!r}).litellm_params.{field}"
                 raise ConfigError(f"{where}: {exc.message}", key=where) from None
+
+    @staticmethod
+    def _load_prices(source: str | None) -> None:
+        """Load prices at start-up (``modelyard_settings.prices``, else ``MODELYARD_PRICES``), so a
+        bad price file stops the start rather than leaving every request unpriced."""
+        from ..pricing import load_prices
+
+        try:
+            load_prices(source)
+        except ConfigError as exc:
+            raise ConfigError(f"modelyard_settings.prices: {exc.message}", key="modelyard_settings.prices") from None
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -239,6 +239,9 @@ class ModelyardSettings(_Section):
     store_path: str | None = None
     """The SQLite file of the store when ``general_settings.database_url`` is not set (default:
     ``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db``)."""
+    prices: str | None = None
+    """A price file or URL (LiteLLM's ``model_prices_and_context_window.json`` format) laid over
+    the shipped prices at start-up, in place of ``MODELYARD_PRICES`` (docs/spend.md)."""
 
     @field_validator("load_plugins", "block_plugins", mode="before")
     @classmethod
