@@ -94,6 +94,7 @@ def test_stream_and_plain_call_with_the_same_usage_cost_the_same(api_base: str, 
     assert stream.usage is not None and stream.usage.total_tokens == plain.usage.total_tokens
     assert stream.cost is not None and stream.cost == plain.cost
     assert stream._hidden_params["response_cost"] == plain.cost
+    assert completion_cost(completion_response=stream) == plain.cost
     # The SDK asked for the usage chunk, and did not hand it to a caller who did not ask.
     assert gpt4.requests[-1].body["stream_options"] == {"include_usage": True}
     assert chunks and all(ch.choices for ch in chunks) and all(ch.usage is None for ch in chunks)
