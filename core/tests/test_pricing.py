@@ -208,6 +208,23 @@ def test_cached_input_tokens_at_the_cache_read_rate() -> None:
     assert got == pytest.approx(464 * 2.5e-06 + 1536 * 1.25e-06 + 100 * 1e-05, rel=1e-12)
 
 
+def test_cached_prompt_tokens_of_a_repeated_long_prompt_priced_through_the_pipeline(api_base: str, emulator: Emulator) -> None:
+    entry = get_model_prices("azure/gpt-4o-2024-08-06")  # what the emulator's gpt-4o reports
+    assert entry is not None
+    rate_in, rate_cached, rate_out = entry["input_cost_per_token"], entry["cache_read_input_token_cost"], entry["output_cost_per_token"]
+    assert rate_cached < rate_in
+    long_prompt = [{"role": "user", "content": "tell me more " * 500}]
+    call = {"model": "azure/gpt-4o", "messages": long_prompt, "api_base": api_base, "api_key": KEY, "max_tokens": 5}
+    first = modelyard.completion(**call)
+    again = modelyard.completion(**call)
+    cached = again.usage.prompt_tokens_details.cached_tokens
+    assert first.usage.prompt_tokens_details.cached_tokens == 0 and cached >= 1024
+    p, c = again.usage.prompt_tokens, again.usage.completion_tokens
+    assert first.cost == pytest.approx(p * rate_in + c * rate_out, rel=1e-12)
+    assert again.cost == pytest.approx((p - cached) * rate_in + cached * rate_cached + c * rate_out, rel=1e-12)
+    assert again.cost < first.cost
+
+
 def test_audio_tokens_at_the_audio_rates() -> None:
     entry = get_model_prices("azure/gpt-4o-audio-preview-2024-12-17")
     assert entry is not None
