@@ -353,3 +353,25 @@ def test_text_completion_stream_priced_like_the_plain_call(api_base: str, emulat
     # completion() on the same deployment (chat shape) carries the same cost
     chat = modelyard.completion(messages=[{"role": "user", "content": "Once upon a time"}], **kw)
     assert chat.cost == pytest.approx(chat.usage.prompt_tokens * rate_in + chat.usage.completion_tokens * rate_out)
+
+
+def test_simulated_stream_of_a_legacy_o1_model_carries_the_plain_cost(api_base: str, emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("spend-o1-mini", model="o1-mini"))  # its family simulates streams
+    rate_in, rate_out = _rates("azure/o1-mini")
+    plain = _call(api_base, "spend-o1-mini")
+    assert plain.cost == pytest.approx(plain.usage.prompt_tokens * rate_in + plain.usage.completion_tokens * rate_out)
+    stream = _call(api_base, "spend-o1-mini", stream=True)
+    chunks = list(stream)
+    assert chunks and all(ch.usage is None for ch in chunks)
+    assert stream.cost == plain.cost
+
+
+def test_v1_api_and_new_previews_are_asked_for_usage_ga_2024_10_21_is_not(api_base: str, gpt4: Emulator) -> None:
+    sent = {}
+    for version in ("v1", "2025-04-01-preview", "2024-09-01-preview", "2024-10-21", "2024-06-01"):
+        list(_call(api_base, stream=True, api_version=version))
+        sent[version] = gpt4.requests[-1].body.get("stream_options")
+    assert sent == {
+        "v1": {"include_usage": True}, "2025-04-01-preview": {"include_usage": True},
+        "2024-09-01-preview": {"include_usage": True}, "2024-10-21": None, "2024-06-01": None,
+    }  # fmt: skip
