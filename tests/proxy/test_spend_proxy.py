@@ -108,3 +108,20 @@ def test_prices_file_from_config_loaded_at_start(api_base: str, emulator: Emulat
     finally:
         reset_plugins()
         pricing.reset_prices()
+
+
+def test_chat_response_headers_carry_the_cost_and_the_deployment(costs: tuple[str, _Costs]) -> None:
+    url, recorder = costs
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+        plain = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": HELLO})
+        streamed = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": HELLO, "stream": True})
+    usage = plain.json()["usage"]
+    expected = usage["prompt_tokens"] * 1e-05 + usage["completion_tokens"] * 3e-05  # gpt-4-1106-preview's rates
+    assert float(plain.headers["x-modelyard-response-cost"]) == pytest.approx(expected, rel=1e-12)
+    assert plain.headers["x-litellm-response-cost"] == plain.headers["x-modelyard-response-cost"]
+    assert float(plain.headers["x-modelyard-response-cost"]) == recorder.events[0].cost
+    deployment = plain.headers["x-modelyard-deployment-id"]
+    assert deployment and plain.headers["x-litellm-model-id"] == deployment
+    # A stream's headers go out before its usage is known: the deployment, not the cost.
+    assert streamed.headers["x-modelyard-deployment-id"] == deployment
+    assert "x-modelyard-response-cost" not in streamed.headers
