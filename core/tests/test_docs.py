@@ -49,6 +49,7 @@ def test_public_surface_is_pinned() -> None:
             "ImageResponse", "image_generation", "aimage_generation", "image_edit", "aimage_edit",
             "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
             "translation", "atranslation",
+            "completion_cost", "register_model",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

@@ -95,6 +95,7 @@ if TYPE_CHECKING:
         retrieve_batch,
     )
     from .hookspecs import HOOK_API, hookimpl
+    from .pricing import completion_cost, register_model
     from .router import Router
     from .types import (
         AzureHeaders,
@@ -172,6 +173,7 @@ __all__ = [
     "client_id",
     "client_secret",
     "completion",
+    "completion_cost",
     "create_batch",
     "create_file",
     "drop_params",
@@ -186,6 +188,7 @@ __all__ = [
     "image_generation",
     "list_batches",
     "num_retries",
+    "register_model",
     "request_timeout",
     "retrieve_batch",
     "speech",
@@ -248,6 +251,8 @@ _LAZY = {
     "TranscriptionResponse": "types",
     "BinaryResponse": "binary",
     "Router": "router",
+    "completion_cost": "pricing",
+    "register_model": "pricing",
 }
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})

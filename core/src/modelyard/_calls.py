@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .errors import APIError, BadRequestError, PluginError
 from .plugins import get_plugins
+from .pricing import PRICE_KEYS
 from .types import Connection, ConnectionSettings, Route
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ _CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset(
     {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
      "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
-)  # fmt: skip
+) | PRICE_KEYS  # fmt: skip
 
 
 @dataclass
@@ -49,6 +50,8 @@ class CallRecord:
         response_model, response_id, finish_reasons: from the result or the stream's chunks.
         cancelled: a stream its reader closed, dropped or cancelled before the end (an
             ``on_success`` with the usage read so far, usually None).
+        cost: what the call cost in USD (docs/spend.md); None when no price is known or the
+            call failed.
     """
 
     route: Route
@@ -68,6 +71,7 @@ class CallRecord:
     response_id: str | None = None
     finish_reasons: list[str] | None = None
     cancelled: bool = False
+    cost: float | None = None
 
 
 # Module settings (``modelyard.api_key = ...``, as ``litellm.api_key``) fill what a call leaves

@@ -52,6 +52,7 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
+from .pricing import Units, price_overrides
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     AzureHeaders,
@@ -126,6 +127,22 @@ class _Call:
     started_at: float = 0.0
     owned: list[IO[bytes]] = field(default_factory=list)
     """Files this call opened for a multipart upload (paths, bytes): closed when it is done."""
+    base_model: str | None = None
+    price_overrides: dict[str, Any] | None = None
+
+    def cost(self, usage: Any, reported_model: str | None) -> float | None:
+        """The call's cost from its usage (docs/spend.md); None when no price is known."""
+        from .pricing import cost, usage_dict
+
+        return cost(
+            Units(usage=usage_dict(usage)),
+            overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
+            deployment=self.route.deployment, provider=self.route.provider,
+        )  # fmt: skip
+
+    def hidden_params(self, cost: float | None) -> dict[str, Any]:
+        """LiteLLM's ``_hidden_params`` of a result: its cost and what it was priced with."""
+        return {"response_cost": cost, "base_model": self.base_model, "price_overrides": self.price_overrides}
 
 
 # --------------------------------------------------------------------------- prepare
@@ -211,7 +228,8 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
     if simulate:
         params.pop("stream_options", None)
-    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate)
+    # A real stream asks for its usage (to price it); the chunk is dropped for callers who did not.
+    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate, stream_usage=stream and not simulate)
     call = _build_call(plugins, route, family, request, connection, control, settings, started)
     call.simulate_stream, call.include_usage, call.text = simulate, include_usage, text
     return call
@@ -234,6 +252,8 @@ def _build_call(
     if hook.on_call_start.get_hookimpls():
         state = {}
         provider_request = _call_started(hook, route, request, provider_request, scope, state)
+    model_info = control.get("model_info") or {}
+    base_model = control.get("base_model") or model_info.get("base_model")
     return _Call(
         plugins=plugins,
         route=route,
@@ -249,6 +269,8 @@ def _build_call(
         scope=scope,
         state=state,
         started_at=time.time() - (time.perf_counter() - started),
+        base_model=base_model,
+        price_overrides=price_overrides(control, model_info) or None,
     )
 
 
@@ -379,7 +401,7 @@ def _annotate(call: _Call, err: APIError) -> APIError:
 
 def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIError | None = None,
              headers: Any = None, response: Any = None, ids: tuple[str | None, str | None, list[str] | None] | None = None,
-             cancelled: bool = False) -> None:  # fmt: skip
+             cancelled: bool = False, cost: float | None = None) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     scope = call.scope
     if scope is None and not hook.get_hookimpls():
@@ -391,7 +413,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
         ids = (getattr(response, "model", None), getattr(response, "id", None), _finish_reasons(response))
     record = CallRecord(
         call.route, duration, status, usage_dict, error, attempts.retries, attempts.resent,
-        scope, call.state, call.started_at, attempts.log, headers, response, *ids, cancelled,
+        scope, call.state, call.started_at, attempts.log, headers, response, *ids, cancelled, cost,
     )  # fmt: skip
     if scope is not None:
         scope.upstream_seconds += duration
@@ -425,8 +447,13 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         private = result.__pydantic_private__
         if private is not None:
             private["_response_headers"] = response.headers
-    _observe(call, status=response.status_code, usage=getattr(result, "usage", None), headers=response.headers,
-             response=result)  # fmt: skip
+    usage = getattr(result, "usage", None)
+    cost = call.cost(usage, getattr(result, "model", None))
+    if isinstance(result, BaseModel) and "_hidden_params" in type(result).__private_attributes__:
+        private = result.__pydantic_private__
+        if private is not None:
+            private["_hidden_params"] = call.hidden_params(cost)
+    _observe(call, status=response.status_code, usage=usage, headers=response.headers, response=result, cost=cost)
     return result
 
 
@@ -452,8 +479,8 @@ class _ChunkAssembler:
         self.prompt_filter_results: list[Any] | None = None
         self._pending_filters = False
         self.usage: Usage | None = None
-        self._started: set[int] = set()
         self.model: str | None = None
+        self._started: set[int] = set()
         self.id: str | None = None
         self.finish_reasons: list[str] = []
 
@@ -473,10 +500,14 @@ class _ChunkAssembler:
         if self._pending_filters:
             chunk.prompt_filter_results = self.prompt_filter_results
             self._pending_filters = False
+        if chunk.model and self.model is None:
+            self.model = chunk.model
         if chunk.usage is not None:
             self.usage = chunk.usage
-        if self.model is None:
-            self.model, self.id = chunk.model or None, chunk.id or None
+            if not chunk.choices and not self.call.include_usage:
+                return None  # asked for pricing only (ChatRequest.stream_usage): not the caller's
+        if self.id is None:
+            self.id = chunk.id or None
         for choice in chunk.choices:
             if choice.finish_reason:
                 self.finish_reasons.append(choice.finish_reason)
@@ -502,6 +533,7 @@ def _chat_from_text(text: TextCompletion) -> ChatCompletion:
         _chat_choice_logprobs(choice)
     chat = ChatCompletion.model_validate(data)
     chat.__pydantic_private__["_response_headers"] = text._response_headers  # type: ignore[index]
+    chat.__pydantic_private__["_hidden_params"] = text._hidden_params  # type: ignore[index]
     return chat
 
 
@@ -549,6 +581,8 @@ class _Stream(Generic[_ChunkT]):
 
     Attributes:
         headers: the upstream response headers (``httpx.Headers``, case-insensitive).
+        usage: the stream's usage, once its last chunk is read (None before).
+        _hidden_params: LiteLLM's name; ``response_cost`` is set when the stream ends.
     """
 
     def __init__(
@@ -557,6 +591,7 @@ class _Stream(Generic[_ChunkT]):
         response: httpx.Response | None,
         replay: list[_ChunkT] | None = None,
         headers: httpx.Headers | None = None,
+        hidden_params: dict[str, Any] | None = None,
     ):
         self._call = call
         self._response = response
@@ -565,6 +600,34 @@ class _Stream(Generic[_ChunkT]):
         if response is not None:
             headers = response.headers
         self.headers: httpx.Headers = headers if headers is not None else httpx.Headers()
+        self._hidden_params: dict[str, Any] = hidden_params if hidden_params is not None else {}
+
+    @property
+    def cost(self) -> float | None:
+        """What the call cost in USD, known once the stream is read to its end (None before, or
+        when no price is known). Priced from the usage chunk, which the SDK asks the upstream
+        for even when the caller did not (and then does not yield)."""
+        value = self._hidden_params.get("response_cost")
+        return value if isinstance(value, float | int) else None
+
+    @property
+    def usage(self) -> Usage | None:
+        """The stream's token usage, once its last chunk is read."""
+        return self._assembler.usage
+
+    @property
+    def model(self) -> str | None:
+        """The model the upstream reported in the stream's chunks."""
+        return self._assembler.model
+
+    def _finished(self) -> None:
+        """Price the stream from its usage chunk and tell the observers."""
+        assert self._response is not None
+        usage = self._assembler.usage
+        cost = self._call.cost(usage, self._assembler.model)
+        self._hidden_params = self._call.hidden_params(cost)
+        _observe(self._call, status=self._response.status_code, usage=usage, headers=self._response.headers,
+                 ids=self._assembler.ids(), cost=cost)  # fmt: skip
 
     @property
     def prompt_filter_results(self) -> list[Any] | None:
@@ -602,8 +665,7 @@ class _SyncStream(_Stream[_ChunkT]):
             raise
         finally:
             self._response.close()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
-                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
+        self._finished()
 
     def close(self) -> None:
         """Stop reading and release the connection."""
@@ -638,8 +700,7 @@ class _AsyncStream(_Stream[_ChunkT]):
             raise
         finally:
             await self._response.aclose()
-        _observe(self._call, status=self._response.status_code, usage=self._assembler.usage,
-                 headers=self._response.headers, ids=self._assembler.ids())  # fmt: skip
+        self._finished()
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
@@ -754,7 +815,9 @@ def completion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return ChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
+        return ChatStream(
+            call, None, _simulated_chunks(result, call.include_usage), result._response_headers, result._hidden_params
+        )
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -770,7 +833,9 @@ async def acompletion(
     if isinstance(result, TextCompletion):
         result = _chat_from_text(result)
     if call.simulate_stream:
-        return AsyncChatStream(call, None, _simulated_chunks(result, call.include_usage), result._response_headers)
+        return AsyncChatStream(
+            call, None, _simulated_chunks(result, call.include_usage), result._response_headers, result._hidden_params
+        )
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -799,7 +864,7 @@ def text_completion(prompt: Any, model: str, *, stream: bool = False, **kwargs: 
         return TextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return TextStream(call, None, [result], result._response_headers)
+        return TextStream(call, None, [result], result._response_headers, result._hidden_params)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 
@@ -813,7 +878,7 @@ async def atext_completion(
         return AsyncTextStream(call, response)
     result = _normalize(call, response)
     if call.simulate_stream:
-        return AsyncTextStream(call, None, [result], result._response_headers)
+        return AsyncTextStream(call, None, [result], result._response_headers, result._hidden_params)
     return result  # type: ignore[no-any-return]  # checked by _first
 
 

@@ -10,7 +10,7 @@ hook or argument is added, major on a removal, rename or change of meaning.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -39,12 +39,13 @@ __all__ = [
     "CallStart",
     "RegisterCommand",
     "RegisterFamily",
+    "RegisterPrices",
     "RegisterProvider",
     "hookimpl",
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 5)
+HOOK_API: tuple[int, int] = (1, 6)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -62,6 +63,16 @@ class RegisterProvider(Protocol):
     """The callable ``register_providers`` receives: call it once per provider."""
 
     def __call__(self, provider: Provider, /) -> None: ...
+
+
+class RegisterPrices(Protocol):
+    """The callable ``register_prices`` receives: call it once per model.
+
+    ``model`` is the name prices are looked up by (``azure_ai/claude-sonnet-4-5``, or a bare
+    name); ``prices`` uses LiteLLM's keys (``input_cost_per_token`` ...; docs/spend.md).
+    """
+
+    def __call__(self, model: str, prices: Mapping[str, Any], /) -> None: ...
 
 
 class RegisterCommand(Protocol):
@@ -112,6 +123,8 @@ class CallEvent(Protocol):
     result of a call that was not streamed), ``response_model``, ``response_id`` and
     ``finish_reasons`` (also for streams), ``cancelled`` (a stream closed or dropped
     before its end: it ends in ``on_success`` with ``cancelled`` True).
+    ``cost`` is what the call cost in USD (None when no price is known, and on failures);
+    added in HOOK_API 1.6: read it with ``getattr(event, "cost", None)``.
     """
 
     route: Route
@@ -121,6 +134,7 @@ class CallEvent(Protocol):
     error: APIError | None
     retries: int
     resent: int
+    cost: float | None
 
 
 class CallStart(Protocol):
@@ -309,6 +323,22 @@ def on_call_start(call: CallStart) -> dict[str, str] | None:
     ``call.scope.trace_id`` (the proxy's access log shows it). The call ends in exactly one
     ``on_success`` or ``on_failure`` with ``event.state is call.state``. Must not raise; an
     exception is logged and ignored. Since HOOK_API 1.5.
+    """
+
+
+# ---------------------------------------------------------------------------- prices
+
+
+@hookspec
+def register_prices(register: RegisterPrices) -> None:
+    """Contribute model prices (a provider whose prices the shipped table lacks or gets wrong).
+
+    Called once per process, when the first cost is computed (not at import). Call
+    ``register(model, prices)`` per model, with LiteLLM's price keys; return nothing. All
+    plugins' answers are collected and laid over the shipped table, key by key; a user's
+    ``MODELYARD_PRICES`` file and ``register_model`` calls win over them, and a deployment's own
+    ``input_cost_per_token`` ... over everything. An exception is logged and that call's
+    prices are left out. Since HOOK_API 1.6.
     """
 
 

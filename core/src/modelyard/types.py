@@ -402,6 +402,10 @@ class Route(BaseModel):
 class ChatRequest(BaseModel):
     """One prepared chat call: family rules already applied.
 
+    ``stream_usage`` (since HOOK_API 1.6) asks the provider to have a stream end with its usage
+    (Azure's ``stream_options.include_usage``) where the upstream's API version takes it, so that
+    the call can be priced; the core drops that chunk for callers who did not ask for it.
+
     Parameters may carry credentials for other services (``dataSources[].parameters.key``,
     ``data_sources[].parameters.authentication.key``): the repr masks every value whose key
     names a secret (``*key``, ``*token``, ``*secret*``, ``*password*``, ``connection_string``).
@@ -412,6 +416,7 @@ class ChatRequest(BaseModel):
     messages: list[dict[str, Any]]
     params: dict[str, Any] = Field(default_factory=dict)
     stream: bool = False
+    stream_usage: bool = False
 
     def __repr_args__(self) -> Any:
         yield "messages", self.messages
@@ -582,6 +587,20 @@ class _Response(_Open):
     _response_headers: Mapping[str, str] | None = PrivateAttr(default=None)
     """The upstream's HTTP response headers, as LiteLLM keeps them: an ``httpx.Headers``
     (case-insensitive) on results of the pipeline, None on objects built by hand."""
+
+    _hidden_params: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """LiteLLM's name for what the call knows beyond the body: ``response_cost`` (USD, or None
+    when no price is known), and ``base_model`` / ``price_overrides`` it was priced with."""
+
+    @property
+    def cost(self) -> float | None:
+        """What this call cost in USD, from the model's price (docs/spend.md); None when unknown.
+
+        The same number as ``_hidden_params["response_cost"]`` and
+        ``modelyard.completion_cost(response)``.
+        """
+        value = self._hidden_params.get("response_cost")
+        return value if isinstance(value, float | int) else None
 
     @property
     def azure_headers(self) -> AzureHeaders:

@@ -264,6 +264,7 @@ class ProxyApp:
             if value is not None:
                 self._previous_globals.setdefault(name, getattr(module, name, False))
                 setattr(module, name, value)
+        self._load_prices(ms.prices)
         families = plugins.get_plugins().families
         for d in self.deployments:
             try:
@@ -272,6 +273,17 @@ class ProxyApp:
                 field = "model_family" if exc.param == "model_family" else "model"
                 where = f"model_list (model_name {d.model_name!r}).litellm_params.{field}"
                 raise ConfigError(f"{where}: {exc.message}", key=where) from None
+
+    @staticmethod
+    def _load_prices(source: str | None) -> None:
+        """Load prices at start-up (``modelyard_settings.prices``, else ``MODELYARD_PRICES``), so a
+        bad price file stops the start rather than leaving every request unpriced."""
+        from ..pricing import load_prices
+
+        try:
+            load_prices(source)
+        except ConfigError as exc:
+            raise ConfigError(f"modelyard_settings.prices: {exc.message}", key="modelyard_settings.prices") from None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -552,9 +564,9 @@ class ProxyApp:
                           code="missing_required_parameter")  # fmt: skip
         result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "chat"))
         if stream:
-            await self._stream(ctx, receive, send, result)
+            await self._stream(ctx, receive, send, result, _spend_headers(ctx, None))
         else:
-            await self._send_json(ctx, send, 200, _wire(result))
+            await self._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
 
     async def _completions(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_json(scope, receive)
@@ -727,11 +739,13 @@ class ProxyApp:
         finally:
             watcher.cancel()
 
-    async def _stream(self, ctx: _Ctx, receive: Receive, send: Send, stream: Any) -> None:
+    async def _stream(
+        self, ctx: _Ctx, receive: Receive, send: Send, stream: Any, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         """Forward a stream as server-sent events; a client disconnect cancels the upstream read."""
         ctx.status = 200
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_SSE_HEADERS, (b"x-request-id", ctx.request_id.encode())]})  # fmt: skip
+                    "headers": [*_SSE_HEADERS, (b"x-request-id", ctx.request_id.encode()), *(headers or ())]})  # fmt: skip
 
         async def pump() -> None:
             try:
@@ -895,6 +909,24 @@ def _check_mode(op: Operation, model: str, deployments: list[Deployment]) -> Non
             raise _Reject(400, f"The model {model!r} is a {d.mode!r} deployment (model_info.mode: {d.mode}); "
                           f"{op.paths[0]} needs a deployment of mode {wanted}.", param="model",
                           code="invalid_model_mode")  # fmt: skip
+
+
+def _spend_headers(ctx: _Ctx, result: Any) -> list[tuple[bytes, bytes]]:
+    """The deployment that served the call and, once known, its cost (docs/spend.md).
+
+    ``x-modelyard-response-cost`` and LiteLLM's ``x-litellm-response-cost`` carry the USD cost
+    (absent when no price is known, and on streams, whose cost is known only after the headers
+    are sent); ``x-modelyard-deployment-id`` and LiteLLM's ``x-litellm-model-id`` the deployment.
+    """
+    headers: list[tuple[bytes, bytes]] = []
+    if ctx.deployment:
+        deployment = ctx.deployment.encode("ascii", "replace")
+        headers += [(b"x-modelyard-deployment-id", deployment), (b"x-litellm-model-id", deployment)]
+    cost = getattr(result, "cost", None)
+    if isinstance(cost, float | int):
+        value = repr(float(cost)).encode()
+        headers += [(b"x-modelyard-response-cost", value), (b"x-litellm-response-cost", value)]
+    return headers
 
 
 def _wire(result: Any) -> bytes:

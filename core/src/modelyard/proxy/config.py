@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError
+from ..pricing import PRICE_KEYS
 from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted
 
 __all__ = [
@@ -109,10 +110,9 @@ class LiteLLMParams(_Section, ConnectionSettings):
 # LiteLLM settings that configure its router or billing and that modelyard accepts without
 # passing them on to the upstream.
 _LITELLM_ONLY_PARAMS = frozenset(
-    {"region_name", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
-     "output_cost_per_second", "max_parallel_requests", "tags", "custom_llm_provider", "use_in_pass_through",
+    {"region_name", "max_parallel_requests", "tags", "custom_llm_provider", "use_in_pass_through",
      "organization", "merge_reasoning_content_in_choices", "max_budget", "budget_duration"}
-)  # fmt: skip
+) | PRICE_KEYS  # fmt: skip
 # Azure request-body parameters a deployment may carry in config (vision enhancements, On Your
 # Data): sent like default params; keys inside them may be os.environ/ values and stay masked.
 _AZURE_BODY_PARAMS = frozenset({"enhancements", "dataSources", "data_sources"})
@@ -255,6 +255,9 @@ class ModelyardSettings(_Section):
     store_path: str | None = None
     """The SQLite file of the store when ``general_settings.database_url`` is not set (default:
     ``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db``)."""
+    prices: str | None = None
+    """A price file or URL (LiteLLM's ``model_prices_and_context_window.json`` format) laid over
+    the shipped prices at start-up, in place of ``MODELYARD_PRICES`` (docs/spend.md)."""
 
     @field_validator("load_plugins", "block_plugins", mode="before")
     @classmethod
@@ -302,6 +305,8 @@ class ProxyConfig(_Section):
         for name, value in (p.model_extra or {}).items():
             if name in _DEFAULT_PARAMS:
                 defaults[name] = value
+            elif name in PRICE_KEYS:  # the deployment's own price (docs/spend.md), never sent upstream
+                fixed[name] = value
         return fixed, defaults
 
 

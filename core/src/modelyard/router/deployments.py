@@ -24,10 +24,11 @@ __all__ = ["Deployment", "parse_model_list"]
 _ROUTING_KEYS = ("tpm", "rpm", "weight", "order", "priority", "cooldown_time", "allowed_fails")
 _ENV_PREFIX = "os.environ/"
 # LiteLLM settings that live in litellm_params but are about the deployment, not the request:
-# they must not reach the upstream body (Azure refuses unknown fields).
+# they must not reach the upstream body (Azure refuses unknown fields). Prices
+# (input_cost_per_token ...) do go to the pipeline, which prices the call with them and never
+# sends them upstream (docs/spend.md).
 _METADATA_KEYS = frozenset({
-    "region_name", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
-    "output_cost_per_second", "max_budget", "budget_duration", "tags", "max_parallel_requests",
+    "region_name", "max_budget", "budget_duration", "tags", "max_parallel_requests",
     "use_in_pass_through", "configurable_clientside_auth_params", "stream_timeout",
 })  # fmt: skip
 

@@ -145,6 +145,7 @@ class Deployment:
     _window_start: float = 0.0
     _requests: int = 0
     _tokens: int = 0
+    _prompts_seen: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -158,6 +159,23 @@ class RecordedRequest:
     body: Any
     raw_path: str = ""
     """The path as it arrived, still percent-encoded (``path`` is decoded and loses control characters)."""
+
+
+PROMPT_CACHE_MIN_TOKENS = 1024
+"""Azure caches prompts of at least 1,024 tokens, then in steps of 128 tokens."""
+
+
+def _cached_tokens(d: Deployment, messages: list[Any], prompt_tokens: int) -> int:
+    """Azure's prompt caching, simplified: a prompt of 1,024 tokens or more that this deployment
+    has seen before reports its first 1,024 + 128·k tokens as ``cached_tokens``."""
+    if prompt_tokens < PROMPT_CACHE_MIN_TOKENS:
+        return 0
+    key = json.dumps(messages, sort_keys=True, default=str)
+    if key not in d._prompts_seen:
+        if len(d._prompts_seen) < 10_000:
+            d._prompts_seen.add(key)
+        return 0
+    return PROMPT_CACHE_MIN_TOKENS + (prompt_tokens - PROMPT_CACHE_MIN_TOKENS) // 128 * 128
 
 
 def _tokens(text: str) -> int:
@@ -263,6 +281,7 @@ class Emulator:
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
+                d._prompts_seen.clear()
 
     def _routes(self) -> list[Route]:
         return [
@@ -563,7 +582,7 @@ class Emulator:
                 "total_tokens": prompt_tokens + completion_tokens * n,
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": _cached_tokens(d, messages, prompt_tokens), "audio_tokens": 0},
             },
         }  # fmt: skip
 

@@ -14,7 +14,7 @@ from modelyard.types import (
     TextCompletion,
 )
 from modelyard_azure_common.errors import map_azure_error
-from modelyard_azure_common.urls import deployment_url
+from modelyard_azure_common.urls import api_version, deployment_url, takes_stream_options
 
 from . import text
 
@@ -73,6 +73,10 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         body["model"] = route.deployment
     if request.stream:
         body["stream"] = True
+        # The core wants the usage chunk to price the stream (HOOK_API 1.6; getattr for older
+        # cores); API versions older than stream_options would answer 400 to it.
+        if getattr(request, "stream_usage", False) and takes_stream_options(api_version(connection)):
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
 

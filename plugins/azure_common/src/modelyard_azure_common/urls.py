@@ -39,6 +39,14 @@ def api_version(connection: Connection) -> str:
     )
 
 
+def takes_stream_options(version: str) -> bool:
+    """Whether an api-version accepts ``stream_options`` (the v1 API, and dated previews from
+    ``2024-09-01-preview``; the GA ``2024-10-21`` spec lacks it, older versions answer 400)."""
+    if version in V1_VERSIONS:
+        return True
+    return version[:10] >= "2024-09-01" and version != "2024-10-21"
+
+
 def resource_base(connection: Connection) -> str:
     """The resource endpoint without a trailing ``/``, ``/openai`` or ``/openai/v1``.
 
