@@ -237,14 +237,15 @@ def test_proxy_never_reads_an_image_text_field_as_a_file_on_its_host(api_base: s
     secret.write_bytes(png("secret"))  # a file the proxy's host could read and upload if it took the path
     auth = {"Authorization": f"Bearer {MASTER_KEY}"}
     with running_proxy(_edits_config(api_base)) as proxy:
+        cases = [
+            ("image", {"unrelated": ("x.txt", b"x", "text/plain")}),
+            ("image[]", {"unrelated": ("x.txt", b"x", "text/plain")}),
+            ("mask", {"image": ("a.png", png("a"), "image/png")}),
+        ]
         answers = [
-            httpx.post(f"{proxy.url}/v1/images/edits", headers=auth, data={"model": "gpt-image", "prompt": "x", field: str(secret)},
-                       files=files, timeout=30)  # fmt: skip
-            for field, files in [
-                ("image", {"unrelated": ("x.txt", b"x", "text/plain")}),
-                ("image[]", {"unrelated": ("x.txt", b"x", "text/plain")}),
-                ("mask", {"image": ("a.png", png("a"), "image/png")}),
-            ]
+            httpx.post(f"{proxy.url}/v1/images/edits", headers=auth, files=files, timeout=30,
+                       data={"model": "gpt-image", "prompt": "x", field: str(secret)})
+            for field, files in cases
         ]
         good = httpx.post(f"{proxy.url}/v1/images/edits", headers=auth, data={"model": "gpt-image", "prompt": "ok"},
                           files={"image": ("a.png", png("a"), "image/png")}, timeout=30)  # fmt: skip

@@ -82,7 +82,7 @@ def _sniffed(content: Any, default_name: str) -> str:
     ext = next((e for magic, e in _MAGIC if head.startswith(magic)), None)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         ext = ".webp"
-    stem, _, default_ext = default_name.rpartition(".")
+    stem = default_name.rpartition(".")[0]
     return f"{stem}{ext}" if ext else default_name
 
 
