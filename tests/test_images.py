@@ -20,6 +20,7 @@ from modelyard.testing.images import png
 
 DALLE = "dall-e-3-test"  # the deployment name of the Azure page's Spend Tracking example
 GPT_IMAGE = "gpt-image-1"
+PREVIEW = "2025-04-01-preview"  # the first classic api-version serving image edits
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_router_image_generation_fails_over_to_the_next_deployment(api_base: str
 async def test_router_aimage_generation_and_aimage_edit(api_base: str, img: Emulator) -> None:
     router = modelyard.Router(model_list=[
         {"model_name": "i", "litellm_params": litellm_params(api_base, DALLE)},
-        {"model_name": "g", "litellm_params": {**litellm_params(api_base, GPT_IMAGE), "api_version": "2025-04-01-preview"}},
+        {"model_name": "g", "litellm_params": {**litellm_params(api_base, GPT_IMAGE, api_version=PREVIEW), "api_version": "2025-04-01-preview"}},
     ])  # fmt: skip
     r = await router.aimage_generation("hi", "i")  # LiteLLM's order: prompt, model
     assert r.data[0].url and img.requests[-1].body == {"prompt": "hi"}
@@ -165,7 +166,104 @@ def test_proxy_refuses_an_edit_sent_as_json_without_reading_a_path(api_base: str
     """A JSON string in ``image`` would be a file path on the proxy's host: never read."""
     with running_proxy(config(api_base)) as proxy:
         r = _post(proxy, "/v1/images/edits", {"model": "dall-e-3", "image": "/etc/hostname", "prompt": "x"})
-    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+    assert r.json()["error"]["param"] == "image"
+    assert img.requests == []
+
+
+def _file(entry: dict[str, Any], name: str, data: bytes, content_type: str = "image/png") -> None:
+    assert entry == {"filename": name, "content_type": content_type, "size": len(data), "head": data[:8].hex()}
+
+
+def _edits_config(api_base: str, **settings: Any) -> dict[str, Any]:
+    cfg = config(api_base, **settings)
+    cfg["model_list"].append({"model_name": "gpt-image", "litellm_params": litellm_params(api_base, GPT_IMAGE, api_version=PREVIEW),
+                              "model_info": {"mode": "image_generation"}})  # fmt: skip
+    return cfg
+
+
+def test_proxy_image_edit_with_the_openai_sdk(api_base: str, img: Emulator, tmp_path: Any) -> None:
+    room, mask = png("room"), png("mask")
+    path = tmp_path / "room.png"
+    path.write_bytes(room)
+    with running_proxy(_edits_config(api_base)) as proxy:
+        c = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
+        with path.open("rb") as image, io.BytesIO(mask) as m:
+            r = c.images.edit(model="gpt-image", image=image, mask=("mask.png", m, "image/png"), prompt="add a lamp",
+                              n=2, size="1024x1024", quality="low")  # fmt: skip
+    assert len(r.data) == 2 and r.data[0].b64_json
+    seen = img.requests[-1]
+    assert (seen.method, seen.path, seen.query) == (
+        "POST", f"/openai/deployments/{GPT_IMAGE}/images/edits", {"api-version": PREVIEW}
+    )
+    assert seen.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert seen.headers["api-key"] == KEY
+    assert set(seen.body) == {"image", "mask", "prompt", "n", "size", "quality"}
+    assert (seen.body["prompt"], seen.body["n"], seen.body["size"], seen.body["quality"]) == ("add a lamp", "2", "1024x1024", "low")
+    _file(seen.body["image"], "room.png", room)
+    _file(seen.body["mask"], "mask.png", mask)
+
+
+def test_proxy_image_edit_with_several_images_and_unnamed_bytes(api_base: str, img: Emulator) -> None:
+    """``image[]`` parts stay in order; bytes the openai SDK sends unnamed reach Azure named as images."""
+    one, two, jpeg = png("1"), png("2"), b"\xff\xd8\xff" + b"0" * 50
+    with running_proxy(_edits_config(api_base)) as proxy:
+        c = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
+        r = c.images.edit(model="gpt-image", image=[("a.png", one), ("b.png", two, "image/png"), jpeg], prompt="merge")
+    assert r.data
+    seen = img.requests[-1]
+    assert set(seen.body) == {"image[]", "prompt"} and seen.body["prompt"] == "merge"
+    names = [(e["filename"], e["content_type"], e["size"]) for e in seen.body["image[]"]]
+    assert names == [("a.png", "image/png", len(one)), ("b.png", "image/png", len(two)), ("image-2.jpg", "image/jpeg", len(jpeg))]
+
+
+def test_proxy_image_edit_on_the_azure_route(api_base: str, img: Emulator) -> None:
+    with running_proxy(_edits_config(api_base)) as proxy:
+        az = openai.AzureOpenAI(azure_endpoint=proxy.url, api_key=MASTER_KEY, api_version="2025-04-01-preview", max_retries=0)
+        r = az.images.edit(model="gpt-image", image=("photo.png", png("az")), prompt="from azure")
+    assert r.data[0].b64_json
+    sent = img.requests[-1]
+    assert (sent.method, sent.path, sent.query) == (
+        "POST", f"/openai/deployments/{GPT_IMAGE}/images/edits", {"api-version": PREVIEW}
+    )
+    assert set(sent.body) == {"image", "prompt"} and sent.body["prompt"] == "from azure"
+    _file(sent.body["image"], "photo.png", png("az"))
+
+
+def test_proxy_never_reads_an_image_text_field_as_a_file_on_its_host(api_base: str, img: Emulator, tmp_path: Any) -> None:
+    """A form's text field named like a file part (``image``, ``image[]``, ``mask``) is a path to
+    the SDK: the proxy refuses it, sends nothing, and serves the next request."""
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png("secret"))  # a file the proxy's host could read and upload if it took the path
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    with running_proxy(_edits_config(api_base)) as proxy:
+        cases = [
+            ("image", {"unrelated": ("x.txt", b"x", "text/plain")}),
+            ("image[]", {"unrelated": ("x.txt", b"x", "text/plain")}),
+            ("mask", {"image": ("a.png", png("a"), "image/png")}),
+        ]
+        answers = [
+            httpx.post(f"{proxy.url}/v1/images/edits", headers=auth, files=files, timeout=30,
+                       data={"model": "gpt-image", "prompt": "x", field: str(secret)})
+            for field, files in cases
+        ]
+        good = httpx.post(f"{proxy.url}/v1/images/edits", headers=auth, data={"model": "gpt-image", "prompt": "ok"},
+                          files={"image": ("a.png", png("a"), "image/png")}, timeout=30)  # fmt: skip
+    for answer, param in zip(answers, ["image", "image", "mask"], strict=True):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == param and "file part" in answer.json()["error"]["message"]
+    assert good.status_code == 200, good.text
+    assert len(img.requests) == 1 and img.requests[0].body["prompt"] == "ok"
+
+
+def test_proxy_image_edit_upload_limit_is_the_rows(api_base: str, img: Emulator) -> None:
+    """Above ``/images/edits``' 50 MB (Azure's per-image limit): 413 while reading, nothing sent upstream."""
+    big = b"\x89PNG" + b"\0" * (51 * 1024 * 1024)
+    with running_proxy(_edits_config(api_base, general_settings={"max_upload_size_mb": 200})) as proxy:
+        r = httpx.post(f"{proxy.url}/v1/images/edits", headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                       data={"model": "gpt-image", "prompt": "x"}, files={"image": ("big.png", big, "image/png")}, timeout=60)  # fmt: skip
+    assert r.status_code == 413, r.text
+    assert "50" in r.json()["error"]["message"]
     assert img.requests == []
 
 

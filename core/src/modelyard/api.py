@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import mimetypes
+import pathlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -278,8 +279,9 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     """Steps 1-4 for an operation driven by its :class:`~modelyard.operations.Operation` row.
 
     The route is the model's (provider, family, deployment) with ``operation`` set to the row's
-    name; the parameters validate against the row's request model; the family's chat parameter
-    rules do not apply (they are about messages and sampling). The provider's
+    name; the parameters validate against the row's request model, then the family's parameter
+    rules apply as for chat (``unsupported`` / ``fixed`` refused unless ``drop_params``,
+    ``rename``, ``defaults``, ``needs_plugin``). The provider's
     ``transform_request`` gets a :class:`ChatRequest` with no messages and the validated body
     in ``params``.
     """
@@ -302,7 +304,18 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     # File fields are not the request model's to copy (pydantic would turn a file object into
     # an iterator): they are set aside, and become streamed multipart parts after validation.
     uploads = {name: params.pop(name) for name in op.files if params.get(name) is not None}
+    for name, value in uploads.items():
+        if isinstance(value, list) and not value:
+            raise BadRequestError(f"{op.sdk}() needs at least one file in {name!r}.", param=name, model=model)
     params = _validate_params(params, op.request, model)
+    # The family's parameter rules, as for chat: a parameter it refuses is refused here too
+    # (or left out with drop_params), its renames and defaults apply, and a parameter needing
+    # a plugin that is not loaded fails before sending.
+    check_needed_plugins(family, params, missing=plugins.missing, model=model)
+    drop = control.get("drop_params")
+    if drop is None:
+        drop = settings.get("drop_params")
+    _, params = apply_rules(family, [], params, drop_params=bool(drop), model=model)
     owned: list[IO[bytes]] = []
     try:
         for name, value in uploads.items():
@@ -319,7 +332,7 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
 def _upload_parts(value: Any, name: str, owned: list[IO[bytes]]) -> Any:
     """A file field's value as httpx multipart part(s): ``(filename, fileobj, content_type)``.
 
-    Takes what the openai SDK takes (bytes, a path, a binary file object, ``(filename,
+    Takes what the openai SDK takes (bytes, a path (``str`` too), a binary file object, ``(filename,
     content[, content_type])``), or a list of them (one part each). File objects are streamed
     from where they are, never read whole; what this opens is added to ``owned``.
     """
@@ -327,6 +340,8 @@ def _upload_parts(value: Any, name: str, owned: list[IO[bytes]]) -> Any:
 
     if isinstance(value, list):
         return [_upload_parts(v, f"{name}[{i}]", owned) for i, v in enumerate(value)]
+    if isinstance(value, str):  # a path, as LiteLLM takes it (the proxy never passes text here)
+        value = pathlib.Path(value)
     try:
         upload, opened = _coerce_upload(value, "")
     except BadRequestError as err:

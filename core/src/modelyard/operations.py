@@ -175,6 +175,8 @@ OPERATIONS: dict[str, Operation] = {
             modes=frozenset({"image_generation"}),
             description="image edits",
             positional=("image", "prompt", "model"),  # LiteLLM's image_edit(image, prompt, model, ...)
+            files=("image", "mask"),  # several images travel as image[] (gpt-image-1 takes up to 16)
+            max_upload_mb=50,  # Azure's limit per image for gpt-image-1 (a mask: 4 MB, Azure's to judge)
         ),
         Operation(
             name="speech",

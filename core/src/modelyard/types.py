@@ -15,7 +15,6 @@ Three groups:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -306,38 +305,17 @@ class ImageEditParams(ImageParams):
     """Image edit parameters (``image_edit``): :class:`ImageParams` plus the files.
 
     ``image`` is one image or a list of them (gpt-image-1 takes up to 16), ``mask`` an optional
-    PNG whose transparent areas say where to edit; each becomes an :class:`Upload`. Files are
-    streamed from disk or from the file object while sending, never read whole.
+    PNG whose transparent areas say where to edit. They are the ``image_edit`` row's file fields
+    (:attr:`modelyard.operations.Operation.files`): the pipeline checks them and turns each into
+    a streamed ``(filename, fileobj, content_type)`` multipart part before the provider sees it,
+    as for transcriptions; files are streamed from disk or from the file object while sending,
+    never read whole.
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True, arbitrary_types_allowed=True)
 
-    image: ImageFile
+    image: ImageFile = None  # required: checked (and turned into parts) by the pipeline
     mask: ImageFile | None = None
-
-    @field_validator("image", "mask")
-    @classmethod
-    def _a_file(cls, value: Any, info: Any) -> Any:
-        if value is None and info.field_name == "mask":
-            return value
-        several = isinstance(value, list) and info.field_name == "image"
-        items = value if several else [value]
-        if not items:
-            raise ValueError("must name at least one image")
-        for item in items:
-            if not _is_file(item):
-                raise ValueError(f"expected bytes, a file path or a binary file object, got {type(item).__name__}")
-        uploads = [v if isinstance(v, Upload) else Upload(v) for v in items]
-        return uploads if several else uploads[0]
-
-
-def _is_file(value: Any) -> bool:
-    """Whether ``value`` is something the openai SDK uploads as a file."""
-    if isinstance(value, Upload | bytes | str | os.PathLike):
-        return True
-    if isinstance(value, tuple) and 2 <= len(value) <= 4:
-        return isinstance(value[1], bytes) or hasattr(value[1], "read")
-    return hasattr(value, "read")
 
 
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]

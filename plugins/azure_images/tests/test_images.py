@@ -190,6 +190,17 @@ async def test_aimage_edit_single_file_v1_model_in_the_form(api_base: str, img: 
     assert r.data[0].b64_json
 
 
+def test_edit_from_a_str_path_and_mask_as_a_file_part(api_base: str, img: Emulator, tmp_path: Path) -> None:
+    """A ``str`` path is read from disk as LiteLLM takes it; parts come through as the pipeline made them."""
+    path = tmp_path / "shot.png"
+    path.write_bytes(png("str"))
+    modelyard.image_edit(model=f"azure/{GPT_IMAGE}", image=str(path), mask=("m", png("m"), "application/octet-stream"),
+                         prompt="x", **_kw(api_base, api_version=PREVIEW))  # fmt: skip
+    seen = img.requests[-1]
+    _file(seen.body["image"], "shot.png", png("str"))
+    _file(seen.body["mask"], "mask.png", png("m"))  # unnamed and untyped: named and typed by its bytes
+
+
 def test_edit_upload_is_sent_again_on_a_retry(api_base: str, img: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     path.write_bytes(png("retry"))

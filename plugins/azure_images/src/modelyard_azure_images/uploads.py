@@ -66,20 +66,52 @@ def _content_type(filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "image/png"
 
 
+# An upload without a file name (bytes, an unnamed stream: the pipeline calls it "upload") is
+# named by its first bytes, so Azure sees the image format it is; PNG when they tell nothing.
+_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"))
+
+
+def _sniffed(content: Any, default_name: str) -> str:
+    head = b""
+    if isinstance(content, bytes):
+        head = content[:12]
+    elif hasattr(content, "seek") and hasattr(content, "tell"):
+        start = content.tell()
+        head = content.read(12)
+        content.seek(start)
+    ext = next((e for magic, e in _MAGIC if head.startswith(magic)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        ext = ".webp"
+    stem = default_name.rpartition(".")[0]
+    return f"{stem}{ext}" if ext else default_name
+
+
 def file_part(value: Any, default_name: str) -> tuple[str, Any, str]:
-    """One upload as httpx's ``(filename, content, content_type)``; content is streamed, not read."""
+    """One upload as httpx's ``(filename, content, content_type)``; content is streamed, not read.
+
+    Takes what the pipeline hands on (``(filename, fileobj, content_type)`` parts, see
+    :attr:`modelyard.operations.Operation.files`) as well as what the openai SDK takes. A part
+    without an extension in its name is named by its first bytes; one typed
+    ``application/octet-stream`` (or not at all) is typed by its name.
+    """
     if isinstance(value, Upload):
         value = value.value
     if isinstance(value, tuple):
-        name = str(value[0]) if value[0] else default_name
-        return name, value[1], value[2] if len(value) > 2 and value[2] else _content_type(name)
+        name = str(value[0]) if value[0] else ""
+        if "." not in name:
+            name = _sniffed(value[1], default_name)
+        ctype = value[2] if len(value) > 2 and value[2] else ""
+        if not ctype or ctype == "application/octet-stream":
+            ctype = _content_type(name)
+        return name, value[1], ctype
     if isinstance(value, bytes):
-        return default_name, value, _content_type(default_name)
+        name = _sniffed(value, default_name)
+        return name, value, _content_type(name)
     if isinstance(value, str | os.PathLike):
         path = os.fspath(value)
         if not os.path.isfile(path):
             raise FileNotFoundError(path)
         name = os.path.basename(path)
         return name, PathFile(path), _content_type(name)
-    name = os.path.basename(str(getattr(value, "name", "") or "")) or default_name
+    name = os.path.basename(str(getattr(value, "name", "") or "")) or _sniffed(value, default_name)
     return name, value, _content_type(name)
