@@ -697,7 +697,10 @@ def _status(err: APIError) -> int:
 
 
 def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
-    """A ``retry-after`` header for a 429 that says when to come back (an upstream's, or the Router's).
+    """A ``retry-after`` header for an error that says when to come back.
+
+    An upstream's 429, or the Router's 429 / 5xx when no deployment of the group is available
+    (every one cooling down, at its limits or out of quota).
 
     A 501 for a call no loaded plugin serves (``PluginNotLoadedError``) gets ``x-should-retry:
     false`` instead: the openai SDKs honour it rather than retrying a 5xx that cannot change.
@@ -705,6 +708,6 @@ def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
     if err.code == "plugin_not_loaded" and err.status_code >= 500:
         return [(b"x-should-retry", b"false")]
     seconds = getattr(err, "retry_after", None)
-    if err.status_code != 429 or not isinstance(seconds, int | float) or seconds < 0:
+    if (err.status_code != 429 and err.status_code < 500) or not isinstance(seconds, int | float) or seconds < 0:
         return None
     return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]

@@ -47,6 +47,7 @@ from ..api import (
     text_completion,
 )
 from ..errors import (
+    MAX_RETRY_AFTER,
     APIConnectionError,
     APIError,
     BadRequestError,
@@ -54,6 +55,7 @@ from ..errors import (
     ContentFilterError,
     ContextWindowExceededError,
     RateLimitError,
+    ServiceUnavailableError,
 )
 from ..operations import OPERATIONS, Operation
 from ..types import ChatCompletion, TextCompletion
@@ -78,6 +80,15 @@ _IGNORED = frozenset({
     "enable_loadbalancing_on_batch_endpoints", "router_general_settings", "alerting_config",
     "model_group_alias", "redis_db", "stream_timeout", "assistants_config", "provider_budget_config",
 })  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """Why no deployment of a group can take a call now."""
+
+    soonest: float  # when the first one frees up (epoch seconds)
+    cooling: bool  # every one is cooling down after failures (not merely at a limit)
+    rate_limited: bool = False  # ... and each of those this process saw cooled by a 429
 
 
 @dataclass
@@ -402,6 +413,9 @@ class Router:
         else:
             self.state = MemoryState(window)
         self._rng = random.Random()
+        # Deployment id -> whether its last cooldown seen here followed a 429: a call that finds
+        # the whole group cooling answers 429 then, else 503 (another instance's cooldown: 503).
+        self._cooled_by_429: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -536,18 +550,20 @@ class Router:
 
     def _select(
         self, deps: Sequence[Deployment], snaps: Mapping[str, Snapshot], tried: set[str], req: _Request
-    ) -> tuple[Deployment | None, float]:
+    ) -> tuple[Deployment | None, _Blocked]:
         now = time.time()
         available: list[Deployment] = []
         soonest = math.inf
+        cooling = True  # every blocked deployment is cooling down (not at a limit or out of quota)
         for d in deps:
             until = self._blocked_until(d, snaps[d.id], now, req.estimate)
             if until > now:
                 soonest = min(soonest, until)
+                cooling = cooling and snaps[d.id].cooldown_until > now
             else:
                 available.append(d)
         if not available:
-            return None, soonest
+            return None, _Blocked(soonest, cooling, all(self._cooled_by_429.get(d.id, False) for d in deps))
         fresh = [d for d in available if d.id not in tried] or available
         if any(d.order is not None for d in fresh):
             best = min(d.order if d.order is not None else math.inf for d in fresh)
@@ -556,7 +572,7 @@ class Router:
             self.routing_strategy, fresh, snaps, stream=req.stream, rng=self._rng, now=now,
             quota_ttl=self.quota_ttl, args=self.routing_strategy_args,
         )  # fmt: skip
-        return chosen, 0.0
+        return chosen, _Blocked(0.0, False)
 
     def _unavailable(self, group: str, wait: float) -> RateLimitError:
         return RateLimitError(
@@ -566,12 +582,37 @@ class Router:
             model=group,
         )
 
-    def _wait(self, group: str, soonest: float, req: _Request) -> float:
-        """Seconds to sleep before looking again, or raise when that passes the deadline."""
-        wait = max(0.0, soonest - time.time())
+    def _wait(self, group: str, blocked: _Blocked, req: _Request, last: APIError | None) -> float:
+        """Seconds to sleep before looking again, or the error to give up with.
+
+        When every deployment is cooling down, the group is failing: the call gives up at once
+        rather than sleep through the cooldown into more failures. It raises the call's own last
+        error (a deployment failed it just now), else a 429 when every cooldown this process saw
+        followed a 429, else a 503; in each case with ``retry_after`` set to when the first
+        cooldown ends, so clients come back when there is a chance. A deployment at its ``rpm`` /
+        ``tpm`` or out of quota is waited for, within the call's timeout.
+        """
+        wait = max(0.0, blocked.soonest - time.time())
+        if blocked.cooling:
+            if last is None:
+                cls = RateLimitError if blocked.rate_limited else ServiceUnavailableError
+                last = cls(
+                    f"No deployment of model group {group!r} is available: all are cooling down after "
+                    f"{'rate limits' if blocked.rate_limited else 'failures'}; the first is back in {wait:.1f}s.",
+                    model=group,
+                )
+            raise self._come_back(last, blocked)
         if time.monotonic() + wait > req.deadline:
             raise self._unavailable(group, wait)
         return min(max(wait, 0.005), 1.0)
+
+    @staticmethod
+    def _come_back(err: APIError, blocked: _Blocked) -> APIError:
+        """``err``, telling when to come back if every deployment of the group is cooling down."""
+        if blocked.cooling:
+            wait = round(min(max(0.0, blocked.soonest - time.time()), MAX_RETRY_AFTER), 3)
+            err.retry_after = max(wait, err.retry_after or 0.0)
+        return err
 
     @staticmethod
     def _backoff_due(chosen: Deployment, tried: set[str], cooled: set[str], delay: float | None) -> bool:
@@ -580,7 +621,7 @@ class Router:
 
     def _pick(
         self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
-        delay: float | None,
+        delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
         """Choose a deployment and reserve its slot; None when the backoff would pass the deadline.
 
@@ -588,9 +629,9 @@ class Router:
         """
         ids = [d.id for d in deps]
         while True:
-            chosen, soonest = self._select(deps, self.state.snapshot(ids), tried, req)
+            chosen, blocked = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
-                time.sleep(self._wait(group, soonest, req))
+                time.sleep(self._wait(group, blocked, req, last))
             elif self._backoff_due(chosen, tried, cooled, delay):
                 assert delay is not None
                 if time.monotonic() + delay > req.deadline:
@@ -605,14 +646,14 @@ class Router:
 
     async def _apick(
         self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
-        delay: float | None,
+        delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
         """The async twin of :meth:`_pick`."""
         ids = [d.id for d in deps]
         while True:
-            chosen, soonest = self._select(deps, await self.state.asnapshot(ids), tried, req)
+            chosen, blocked = self._select(deps, await self.state.asnapshot(ids), tried, req)
             if chosen is None:
-                await asyncio.sleep(self._wait(group, soonest, req))
+                await asyncio.sleep(self._wait(group, blocked, req, last))
             elif self._backoff_due(chosen, tried, cooled, delay):
                 assert delay is not None
                 if time.monotonic() + delay > req.deadline:
@@ -640,6 +681,7 @@ class Router:
         return 0.0
 
     def _cooled(self, d: Deployment, err: APIError, seconds: float) -> None:
+        self._cooled_by_429[d.id] = isinstance(err, RateLimitError)
         log.info(
             "Router cools deployment %s (%s) down for %.1fs after %s %s.",
             d.id, d.model, seconds, type(err).__name__, err.status_code,
@@ -709,7 +751,7 @@ class Router:
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
-            picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None)
+            picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None, last)
             if picked is None:
                 break
             d, lease = picked
@@ -723,7 +765,8 @@ class Router:
                     raise
                 tried.add(d.id)
         assert last is not None
-        raise last
+        # retries spent: if the group is cooling down meanwhile, say when it is back
+        raise self._come_back(last, self._select(deps, self.state.snapshot([d.id for d in deps]), tried, req)[1])
 
     def _checked(self, group: str, req: _Request, result: Any) -> Any:
         if req.content_policy_fallbacks and self._targets(req.content_policy_fallbacks, group) and _filtered(result):
@@ -796,7 +839,7 @@ class Router:
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
             delay = _backoff(attempt - 1, last) if attempt else None
-            picked = await self._apick(group, deps, tried, cooled, req, delay)
+            picked = await self._apick(group, deps, tried, cooled, req, delay, last)
             if picked is None:
                 break
             d, lease = picked
@@ -810,7 +853,8 @@ class Router:
                     raise
                 tried.add(d.id)
         assert last is not None
-        raise last
+        snaps = await self.state.asnapshot([d.id for d in deps])
+        raise self._come_back(last, self._select(deps, snaps, tried, req)[1])
 
     async def _acall(
         self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]]
