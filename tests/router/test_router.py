@@ -12,6 +12,7 @@ import pytest
 from modelyard import AsyncChatStream, Router
 from modelyard.api import TextStream
 from modelyard.errors import (
+    APIConnectionError,
     BadRequestError,
     ConfigError,
     ContentFilterError,
@@ -229,6 +230,35 @@ def test_a_group_failing_with_503s_fails_fast_with_a_503_and_retry_after(
     for err in (first.value, later.value):
         assert err.retry_after is not None and 25 < err.retry_after <= 30
     assert len(emu.requests) == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_deployment_that_keeps_cutting_streams_cools_down_and_streams_move_to_the_other(
+    emu: Emulator, emu_url: str, asynchronous: bool
+) -> None:
+    emu.add_deployment(Deployment("east", faults=Faults(drop_stream_after=1)))
+    emu.add_deployment(Deployment("west"))
+    router = Router(model_list=[entry("east", emu_url), entry("west", emu_url)], allowed_fails=1, cooldown_time=60)
+
+    async def astream() -> str:
+        stream = await router.acompletion(model="gpt-4o", messages=HELLO, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    def stream() -> str:
+        if asynchronous:
+            return asyncio.run(astream())
+        chunks = router.completion(model="gpt-4o", messages=HELLO, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    outcomes = Counter[str]()
+    for _ in range(30):
+        try:
+            outcomes["west" if stream().startswith("This is west") else "other"] += 1
+        except APIConnectionError:
+            outcomes["cut"] += 1  # a stream east cut after its first chunk
+    # east cuts allowed_fails + 1 = 2 streams (the usage window may roll over once), then cools down
+    assert outcomes["cut"] <= 4 and outcomes["west"] == 30 - outcomes["cut"], outcomes
+    assert Counter(served(emu))["east"] == outcomes["cut"]
 
 
 def test_a_retry_never_reuses_a_failed_deployment_while_another_is_left(emu: Emulator, emu_url: str) -> None:

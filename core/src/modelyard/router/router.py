@@ -756,7 +756,7 @@ class Router:
                 break
             d, lease = picked
             try:
-                return self._checked(group, req, self._call(d, lease, req, operation))
+                return self._checked(group, req, self._call(d, lease, req, operation, len(deps)))
             except APIError as err:
                 last = err
                 if self._failed(d, err, len(deps)):
@@ -773,8 +773,13 @@ class Router:
             raise ContentFilterError("Response output was blocked by the content filter.", model=group)
         return result
 
-    def _call(self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Any]) -> Any:
-        """Call ``d`` holding ``lease``, which is given back when this returns (a stream takes it over)."""
+    def _call(
+        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Any], group_size: int
+    ) -> Any:
+        """Call ``d`` holding ``lease``, which is given back when this returns (a stream takes it over).
+
+        A stream that breaks off later counts as a failure of ``d`` (see :meth:`_failed`).
+        """
         req.routed_to(d)
         started = time.perf_counter()
         stats: dict[str, Any] = {}
@@ -782,7 +787,9 @@ class Router:
         try:
             result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _SYNC_STREAMS):
-                routed = _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(
+                    result, d, started, req.estimate, lease, lambda err: self._failed(d, err, group_size)
+                )
                 streamed = True  # from here the stream holds the slot until it ends
                 return routed
             stats = _result_stats(result, started, req.estimate)
@@ -844,7 +851,7 @@ class Router:
                 break
             d, lease = picked
             try:
-                return self._checked(group, req, await self._acall(d, lease, req, operation))
+                return self._checked(group, req, await self._acall(d, lease, req, operation, len(deps)))
             except APIError as err:
                 last = err
                 if await self._afailed(d, err, len(deps)):
@@ -857,7 +864,7 @@ class Router:
         raise self._come_back(last, self._select(deps, snaps, tried, req)[1])
 
     async def _acall(
-        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]]
+        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]], group_size: int
     ) -> Any:
         """The async twin of :meth:`_call` (the lease is given back on cancellation too)."""
         req.routed_to(d)
@@ -867,7 +874,9 @@ class Router:
         try:
             result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _ASYNC_STREAMS):
-                routed = _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(
+                    result, d, started, req.estimate, lease, lambda err: self._afailed(d, err, group_size)
+                )
                 streamed = True  # from here the stream holds the slot until it ends
                 return routed
             stats = _result_stats(result, started, req.estimate)
@@ -934,6 +943,7 @@ class _Routed:
     _estimate: int
     _first: float | None
     _quota: Quota | None
+    _on_failure: Callable[[APIError], Any]  # counts a break-off against the deployment (async: awaitable)
 
     def _release_kwargs(self) -> dict[str, Any]:
         return {
@@ -952,6 +962,11 @@ class _RoutedSync(_Routed):
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
+        except APIError as err:
+            # A deployment that keeps cutting streams after the first byte is failing like one
+            # that answers 5xx: counted, and cooled down past allowed_fails (only _retryable ones).
+            self._on_failure(err)
+            raise
         finally:
             self._end()
 
@@ -970,6 +985,9 @@ class _RoutedAsync(_Routed):
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
+        except APIError as err:
+            await self._on_failure(err)  # as in _RoutedSync.__iter__
+            raise
         finally:
             await self._end()
 
@@ -981,12 +999,15 @@ class _RoutedAsync(_Routed):
 _ROUTED_CLASSES: dict[type, type] = {}
 
 
-def _routed_stream(stream: Any, d: Deployment, started: float, estimate: int, lease: _Lease) -> Any:
+def _routed_stream(
+    stream: Any, d: Deployment, started: float, estimate: int, lease: _Lease, on_failure: Callable[[APIError], Any]
+) -> Any:
     """The pipeline's stream, as a subclass of its own class that also reports to the Router.
 
     The result is still a ``ChatStream`` (``TextStream`` ...) with the same attributes; when
     it ends (exhausted, closed, or broken) the Router gets its in-flight slot back, its
-    tokens, its latency and its time to first token. A stream dropped without being read or
+    tokens, its latency and its time to first token; when it breaks off with an error,
+    ``on_failure`` counts it against ``d``. A stream dropped without being read or
     closed gives the slot back when it is garbage-collected (a finalizer, no report).
 
     The slot is held from the send, not from the first read: the upstream is already
@@ -1000,7 +1021,7 @@ def _routed_stream(stream: Any, d: Deployment, started: float, estimate: int, le
     routed: Any = object.__new__(cls)
     routed.__dict__.update(stream.__dict__)  # take the open stream over as is
     routed._lease, routed._deployment, routed._started, routed._estimate = lease, d, started, estimate
-    routed._first, routed._quota = None, _quota(stream.headers)
+    routed._first, routed._quota, routed._on_failure = None, _quota(stream.headers), on_failure
     # The finalizer holds the lease, not the stream; once the stream has ended it does nothing.
     weakref.finalize(routed, lease.abandon).atexit = False
     return routed
