@@ -11,7 +11,10 @@ way, then the faults are cleared and the cooldowns let pass:
 - ``5xx burst``: every answer 503;
 - ``timeouts``: ``east`` answers after 3 s, past the deployment's 1 s timeout
   (``retry_on_timeout`` is on, so the request moves to ``west``; ``east`` still runs it);
+- ``resets``: ``east`` resets the connection once it has read the request, answering nothing
+  (``retry_on_timeout`` is on: the request may have reached it, and moves to ``west``);
 - ``stream drops``: ``east`` cuts streams after two chunks (a non-streamed answer is whole);
+  each cut counts as a failure of ``east``, which cools down past ``allowed_fails``;
 - ``both failing``: ``east`` and ``west`` answer 503: every request must fail fast with a
   status and ``retry-after``; then ``recovery``: the faults are cleared and requests succeed
   again without a restart.
@@ -183,6 +186,7 @@ def run(requests: int = 2000, concurrency: int = 32) -> list[Phase]:
                 ("429 storm", {"east": Faults(error_rate=1.0, error_status=429, retry_after=1)}, {"east"}),
                 ("5xx burst", {"east": Faults(error_rate=1.0, error_status=503)}, {"east"}),
                 ("timeouts", {"east": Faults(latency=3.0)}, set()),
+                ("resets", {"east": Faults(reset_rate=1.0)}, {"east"}),
                 ("stream drops", {"east": Faults(drop_stream_after=2)}, set()),
                 ("both failing", {"east": Faults(error_rate=1.0, error_status=503),
                                   "west": Faults(error_rate=1.0, error_status=503)}, {"east", "west"}),

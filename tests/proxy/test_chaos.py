@@ -20,7 +20,7 @@ def test_chaos_small() -> None:
     print("\n" + chaos.table(list(phases.values())))
     for p in phases.values():
         assert p.silent_truncations == 0 and p.client_duplicates == 0, p
-    for name in ("baseline", "429 storm", "5xx burst", "timeouts", "stream drops", "recovery"):
+    for name in ("baseline", "429 storm", "5xx burst", "timeouts", "resets", "stream drops", "recovery"):
         p = phases[name]
         # with one deployment healthy, only streams already partly delivered may fail, with an error event
         assert p.failed == p.stream_error_events, p

@@ -261,6 +261,26 @@ def test_a_deployment_that_keeps_cutting_streams_cools_down_and_streams_move_to_
     assert Counter(served(emu))["east"] == outcomes["cut"]
 
 
+def test_a_connection_reset_before_the_answer_fails_over_only_with_retry_on_timeout(emu: Emulator, emu_url: str) -> None:
+    # The request had left: the upstream may be running it. As documented (docs/router.md), it
+    # is counted against the deployment but not retried elsewhere unless retry_on_timeout.
+    emu.add_deployment(Deployment("east", faults=Faults(reset_rate=1.0)))
+    emu.add_deployment(Deployment("west"))
+    model_list = [entry("east", emu_url, litellm_params={"weight": 1}), entry("west", emu_url, litellm_params={"weight": 0})]
+    cautious = Router(model_list=model_list, allowed_fails=1, cooldown_time=60)
+    with pytest.raises(APIConnectionError, match="reset") as info:
+        cautious.completion(model="gpt-4o", messages=HELLO)
+    assert info.value.request_sent and served(emu) == ["east"]
+    with pytest.raises(APIConnectionError):
+        cautious.completion(model="gpt-4o", messages=HELLO)  # the second failure: east cools down
+    reply = cautious.completion(model="gpt-4o", messages=HELLO)  # steered to west from now on
+    assert reply.choices[0].message.content.startswith("This is west")
+    emu.requests.clear()
+    bold = Router(model_list=model_list, retry_on_timeout=True)
+    reply = bold.completion(model="gpt-4o", messages=HELLO)
+    assert reply.choices[0].message.content.startswith("This is west") and served(emu) == ["east", "west"]
+
+
 def test_a_retry_never_reuses_a_failed_deployment_while_another_is_left(emu: Emulator, emu_url: str) -> None:
     for name in ("a", "b", "c"):
         emu.add_deployment(Deployment(name, faults=Faults(error_rate=1.0, error_status=500)))
