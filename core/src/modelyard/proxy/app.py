@@ -184,6 +184,8 @@ class ProxyApp:
         for path in ("/health/liveliness", "/health/liveness"):
             self._routes[f"GET {path}"] = self._liveliness
         self._routes["GET /health/readiness"] = self._readiness
+        self._routes["GET /openapi.json"] = self._openapi
+        self._openapi_body: bytes | None = None
         self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
         from .files import FilesEndpoints
 
@@ -600,6 +602,17 @@ class ProxyApp:
         if not self.deployments.get(name):
             raise self._unknown_model(name)
         await self._send_json(ctx, send, 200, _model_object(name))
+
+    async def _openapi(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        """The OpenAPI document of these endpoints, built once from the request models (see .openapi)."""
+        if self._openapi_body is None:
+            from importlib.metadata import version
+
+            from .openapi import openapi_document
+
+            document = openapi_document(self.deployments.model_names(), version=version("modelyard"))
+            self._openapi_body = _dumps(document)
+        await self._send_json(ctx, send, 200, self._openapi_body)
 
     async def _liveliness(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         await self._send_json(ctx, send, 200, "I'm alive!")
