@@ -26,6 +26,10 @@ def test_chaos_small() -> None:
         assert p.failed == p.stream_error_events, p
         assert p.run_twice_upstream == 0 or name == "timeouts", p
     assert phases["stream drops"].stream_error_events > 0  # the fault did hit streams
+    # The documented default: a request that may have reached the upstream is not sent again.
+    cautious = phases["resets, no retry"]
+    assert cautious.failed > 0 and set(cautious.statuses) <= {200, 502}, cautious.statuses
+    assert cautious.run_twice_upstream == 0 and cautious.silent_truncations == 0
     both = phases["both failing"]
     assert both.succeeded == 0 and set(both.statuses) <= {429, 503}, both.statuses
     assert both.retry_after_missing == 0, both  # every failure says when to come back
