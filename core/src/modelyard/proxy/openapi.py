@@ -1,7 +1,7 @@
 """The proxy's OpenAPI document (``GET /openapi.json``), built from what validates requests.
 
 Every operation of :data:`modelyard.operations.OPERATIONS` gets its paths (with and without
-``/v1``) and a request body made of its request model's JSON schema (``ChatParams``,
+``/v1``, and Azure's ``/openai/deployments/{model}/...``) and a request body made of its request model's JSON schema (``ChatParams``,
 ``TextParams``, ``EmbeddingParams`` ...) plus ``model`` (one of the configured model groups),
 its payload fields and ``stream`` when it streams: a new row in the table appears here with no
 change to this module. The files and batches endpoints, the models list and the health checks
@@ -111,16 +111,25 @@ def _operation_body(op: Operation, models: list[str], components: dict[str, Any]
     return {"type": "object", "required": required, "properties": properties}
 
 
-def _ops(op: Operation, models: list[str], components: dict[str, Any]) -> dict[str, Any]:
+def _ops(op: Operation, models: list[str], components: dict[str, Any], *, azure: bool = False) -> dict[str, Any]:
+    """``op``'s POST; ``azure``: in the Azure shape, the model group in the path instead of the body."""
     name = op.request.__name__.removesuffix("Params") + "Request"
     components[name] = _operation_body(op, models, components)
+    body: dict[str, Any] = {"$ref": _REF.format(model=name)}
+    parameters: list[dict[str, Any]] = []
+    if azure:
+        body = {**components[name], "required": [r for r in components[name]["required"] if r != "model"]}
+        model = {"type": "string", "enum": models} if models else {"type": "string"}
+        parameters = [{"name": "model", "in": "path", "required": True, "schema": model},
+                      {"name": "api-version", "in": "query", "schema": {"type": "string"}}]  # fmt: skip
     ok = _json({"$ref": _model_ref(op.response, components)["$ref"]})
     if op.answer == "sse":
         ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
     return {
         "post": {
-            "summary": op.description,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}},
+            "summary": op.description + (" (the Azure shape, for AzureOpenAI clients)" if azure else ""),
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": _responses(ok),
         }
     }
@@ -191,6 +200,9 @@ def openapi_document(models: list[str], *, version: str) -> dict[str, Any]:
             "post": {"parameters": [_id("batch_id")], "responses": _responses(_json(_model_ref(Batch, components)))}
         }
         paths[f"{prefix}/health"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
+    for op in OPERATIONS.values():
+        if op.azure_path:
+            paths[f"/openai/deployments/{{model}}/{op.azure_path}"] = _ops(op, models, components, azure=True)
     for path in ("/health/liveliness", "/health/liveness", "/health/readiness"):
         paths[path] = {"get": {"security": [], "responses": _responses(_json({}))}}
     return {
