@@ -143,6 +143,23 @@ def test_batches_of_a_deployment_no_longer_configured_leave_the_list_working(
             later.retrieve_batch(gone.id)
 
 
+def test_a_batch_its_resource_no_longer_has_is_left_out_of_the_list(
+    resources: dict[str, EmulatorServer], deployments: list[BatchDeployment], tmp_path: Path
+) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        balancer = BatchBalancer(deployments, store)
+        batches = [balancer.create_batch(input_file_id=balancer.create_file(("in.jsonl", batch_jsonl(1, model=GROUP))).id)
+                   for _ in range(3)]  # fmt: skip
+        forgotten = store.get_batch(batches[1].id)
+        assert forgotten is not None
+        resources[forgotten.deployment.split("-")[0]].emulator.batches.batches.pop(forgotten.upstream_id)
+        kept = [batches[2].id, batches[0].id]
+        assert [b.id for b in balancer.list_batches().data] == kept  # it was a 404 for the whole list
+        assert [b.id for b in asyncio.run(balancer.alist_batches()).data] == kept
+        with pytest.raises(modelyard.NotFoundError):
+            balancer.retrieve_batch(batches[1].id)  # asked for by id, it is a 404
+
+
 def test_cancel_delete_and_unknown_ids(deployments: list[BatchDeployment], frozen: ManualClock, tmp_path: Path) -> None:
     with Store(path=tmp_path / "s.db") as store:
         balancer = BatchBalancer(deployments, store)

@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import modelyard
 from modelyard.errors import BadRequestError, ConfigError, NotFoundError
@@ -228,6 +228,24 @@ class BatchBalancer:
             )
         return found
 
+    @staticmethod
+    def _known(listable: list[tuple[BatchRecord, BatchDeployment]], found: Sequence[object]) -> list[tuple[BatchRecord, Batch]]:
+        """The listed batches the upstream still has (``found``: each retrieve's result, or its error).
+
+        A resource forgets batches (deleted there, or a store shared with another setup whose
+        deployment has the same id): a listing leaves such a batch (a 404) out rather than fail
+        whole. Any other error fails the listing.
+        """
+        kept: list[tuple[BatchRecord, Batch]] = []
+        for (record, _), result in zip(listable, found, strict=True):
+            if isinstance(result, NotFoundError):
+                log.warning("Batch listings leave out batch %s: its resource no longer has it.", record.id)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                kept.append((record, cast("Batch", result)))
+        return kept
+
     def _listable(self, records: list[BatchRecord]) -> list[tuple[BatchRecord, BatchDeployment]]:
         """The records whose deployment is still configured, each with it.
 
@@ -378,8 +396,14 @@ class BatchBalancer:
         """A page of the recorded batches, newest first, each in its current state."""
         records, more = self.store.list_batches(after=after, limit=limit)
         listable = self._listable(records)
-        batches = [modelyard.retrieve_batch(r.upstream_id, **d.call_params()) for r, d in listable]
-        return self._page([r for r, _ in listable], batches, more, records[-1].id if records else None)
+        found: list[object] = []
+        for r, d in listable:
+            try:
+                found.append(modelyard.retrieve_batch(r.upstream_id, **d.call_params()))
+            except NotFoundError as exc:
+                found.append(exc)
+        kept = self._known(listable, found)
+        return self._page([r for r, _ in kept], [b for _, b in kept], more, records[-1].id if records else None)
 
     # ------------------------------------------------------------------ async
     # The store is synchronous (SQLAlchemy): its reads and writes run in worker threads so that
@@ -439,6 +463,9 @@ class BatchBalancer:
         """The async twin of :meth:`list_batches` (the batches are asked for concurrently)."""
         records, more = await asyncio.to_thread(self.store.list_batches, after=after, limit=limit)
         listable = self._listable(records)
-        batches = await asyncio.gather(*(modelyard.aretrieve_batch(r.upstream_id, **d.call_params()) for r, d in listable))
+        found = await asyncio.gather(
+            *(modelyard.aretrieve_batch(r.upstream_id, **d.call_params()) for r, d in listable), return_exceptions=True
+        )
+        kept = self._known(listable, found)
         cursor = records[-1].id if records else None
-        return await asyncio.to_thread(self._page, [r for r, _ in listable], list(batches), more, cursor)
+        return await asyncio.to_thread(self._page, [r for r, _ in kept], [b for _, b in kept], more, cursor)
