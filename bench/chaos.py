@@ -11,7 +11,13 @@ way, then the faults are cleared and the cooldowns let pass:
 - ``5xx burst``: every answer 503;
 - ``timeouts``: ``east`` answers after 3 s, past the deployment's 1 s timeout
   (``retry_on_timeout`` is on, so the request moves to ``west``; ``east`` still runs it);
+- ``resets``: ``east`` resets the connection once it has read the request, answering nothing
+  (``retry_on_timeout`` is on: the request may have reached it, and moves to ``west``);
+- ``resets, no retry``: the same, with requests that set ``"retry_on_timeout": false``: the
+  documented default policy, under which a request that may have run is not sent again, so
+  those that reach ``east`` fail (502) until it cools down past ``allowed_fails``;
 - ``stream drops``: ``east`` cuts streams after two chunks (a non-streamed answer is whole);
+  each cut counts as a failure of ``east``, which cools down past ``allowed_fails``;
 - ``both failing``: ``east`` and ``west`` answer 503: every request must fail fast with a
   status and ``retry-after``; then ``recovery``: the faults are cleared and requests succeed
   again without a restart.
@@ -44,6 +50,8 @@ import httpx
 from modelyard.testing import KEY, Emulator, EmulatorServer, Faults
 
 MASTER_KEY = "sk-chaos-" + "0" * 24
+# Request body fields some phases add.
+_BODY: dict[str, dict[str, object]] = {"resets, no retry": {"retry_on_timeout": False}}
 
 
 @dataclass
@@ -82,7 +90,8 @@ async def _drive(url: str, phase: Phase, requests: int, concurrency: int) -> set
 
     async def one(http: httpx.AsyncClient, i: int) -> None:
         rid = f"{phase.name.replace(' ', '_')}-{i}"
-        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": rid}], "stream": i % 4 == 0}
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": rid}], "stream": i % 4 == 0,
+                **_BODY.get(phase.name, {})}  # fmt: skip
         started = time.perf_counter()
         phase.sent += 1
         try:
@@ -183,6 +192,8 @@ def run(requests: int = 2000, concurrency: int = 32) -> list[Phase]:
                 ("429 storm", {"east": Faults(error_rate=1.0, error_status=429, retry_after=1)}, {"east"}),
                 ("5xx burst", {"east": Faults(error_rate=1.0, error_status=503)}, {"east"}),
                 ("timeouts", {"east": Faults(latency=3.0)}, set()),
+                ("resets", {"east": Faults(reset_rate=1.0)}, {"east"}),
+                ("resets, no retry", {"east": Faults(reset_rate=1.0)}, {"east"}),
                 ("stream drops", {"east": Faults(drop_stream_after=2)}, set()),
                 ("both failing", {"east": Faults(error_rate=1.0, error_status=503),
                                   "west": Faults(error_rate=1.0, error_status=503)}, {"east", "west"}),
@@ -214,11 +225,11 @@ def run(requests: int = 2000, concurrency: int = 32) -> list[Phase]:
 
 
 def table(phases: list[Phase]) -> str:
-    rows = [f"{'phase':<14}{'sent':>6}{'ok':>6}{'failed':>7}{'err-evt':>8}{'silent':>7}{'twice-up':>9}"
+    rows = [f"{'phase':<17}{'sent':>6}{'ok':>6}{'failed':>7}{'err-evt':>8}{'silent':>7}{'twice-up':>9}"
             f"{'dup':>5}{'no-r-a':>7}{'p50 ms':>8}{'p99 ms':>8}  statuses"]  # fmt: skip
     for p in phases:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(p.statuses.items(), key=str))
-        rows.append(f"{p.name:<14}{p.sent:>6}{p.succeeded:>6}{p.failed:>7}{p.stream_error_events:>8}"
+        rows.append(f"{p.name:<17}{p.sent:>6}{p.succeeded:>6}{p.failed:>7}{p.stream_error_events:>8}"
                     f"{p.silent_truncations:>7}{p.run_twice_upstream:>9}{p.client_duplicates:>5}{p.retry_after_missing:>7}"
                     f"{p.pct(0.5):>8.0f}{p.pct(0.99):>8.0f}  {statuses}")  # fmt: skip
     return "\n".join(rows)

@@ -20,12 +20,21 @@ def test_chaos_small() -> None:
     print("\n" + chaos.table(list(phases.values())))
     for p in phases.values():
         assert p.silent_truncations == 0 and p.client_duplicates == 0, p
-    for name in ("baseline", "429 storm", "5xx burst", "timeouts", "stream drops", "recovery"):
+    for name in ("baseline", "429 storm", "5xx burst", "timeouts", "resets", "stream drops", "recovery"):
         p = phases[name]
         # with one deployment healthy, only streams already partly delivered may fail, with an error event
         assert p.failed == p.stream_error_events, p
         assert p.run_twice_upstream == 0 or name == "timeouts", p
     assert phases["stream drops"].stream_error_events > 0  # the fault did hit streams
+    # The documented default: a request that may have reached the upstream is not sent again.
+    cautious = phases["resets, no retry"]
+    assert cautious.failed > 0 and set(cautious.statuses) <= {200, 502}, cautious.statuses
+    assert cautious.run_twice_upstream == 0 and cautious.silent_truncations == 0
     both = phases["both failing"]
     assert both.succeeded == 0 and set(both.statuses) <= {429, 503}, both.statuses
+    assert both.retry_after_missing == 0, both  # every failure says when to come back
+    # Fast: a group whose deployments all cool down answers at once (it used to sleep through
+    # backoff and cooldowns: p50 about 2 s). Generous for a loaded 2-core machine.
+    print(f"both failing: p50 {both.pct(0.5):.0f} ms, p99 {both.pct(0.99):.0f} ms")
+    assert both.pct(0.5) < 1000, both.pct(0.5)
     assert phases["recovery"].succeeded == phases["recovery"].sent  # traffic resumed by itself

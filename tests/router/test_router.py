@@ -12,6 +12,7 @@ import pytest
 from modelyard import AsyncChatStream, Router
 from modelyard.api import TextStream
 from modelyard.errors import (
+    APIConnectionError,
     BadRequestError,
     ConfigError,
     ContentFilterError,
@@ -181,27 +182,103 @@ def test_least_busy_counts_open_streams_as_in_flight(emu: Emulator, emu_url: str
     assert any(s.ttft is not None for s in snaps.values())
 
 
-def test_when_every_deployment_cools_down_the_call_waits_for_the_first_within_the_timeout(
+def test_when_every_deployment_cools_down_the_call_fails_at_once_with_retry_after(
     emu: Emulator, emu_url: str
 ) -> None:
     emu.add_deployment(Deployment("a", faults=Faults(script=[429], retry_after=1)))
     emu.add_deployment(Deployment("b", faults=Faults(script=[429], retry_after=1)))
     router = Router(model_list=[entry("a", emu_url), entry("b", emu_url)], cooldown_time=0.5, timeout=30)
+    with pytest.raises(RateLimitError) as info:  # the second 429, not a sleep through the cooldowns
+        router.completion(model="gpt-4o", messages=HELLO)
+    assert info.value.retry_after is not None and 0.5 <= info.value.retry_after <= 1.0
+    assert sorted(served(emu)) == ["a", "b"]
+    time.sleep(info.value.retry_after)  # traffic resumes by itself once the cooldown is over
     reply = router.completion(model="gpt-4o", messages=HELLO)
     assert reply.choices[0].message.content.startswith("This is")
-    assert len(emu.requests) == 3 and set(served(emu)[:2]) == {"a", "b"}
 
 
-def test_when_no_deployment_frees_up_within_the_timeout_a_rate_limit_error_says_so(
-    emu: Emulator, emu_url: str
-) -> None:
+def test_a_call_finding_the_whole_group_cooling_down_says_when_to_come_back(emu: Emulator, emu_url: str) -> None:
     emu.add_deployment(Deployment("a", faults=Faults(script=[429], retry_after=30)))
     emu.add_deployment(Deployment("b", faults=Faults(script=[429], retry_after=30)))
-    router = Router(model_list=[entry("a", emu_url), entry("b", emu_url)], timeout=2)
-    with pytest.raises(RateLimitError, match="No deployment of model group 'gpt-4o' is available") as info:
+    router = Router(model_list=[entry("a", emu_url), entry("b", emu_url)], timeout=60)
+    with pytest.raises(RateLimitError, match="Rate limit"):
         router.completion(model="gpt-4o", messages=HELLO)
+    with pytest.raises(RateLimitError, match="No deployment of model group 'gpt-4o' is available") as info:
+        router.completion(model="gpt-4o", messages=HELLO)  # sent nowhere: every deployment cools down
     assert info.value.retry_after is not None and info.value.retry_after > 20
     assert len(emu.requests) == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_group_failing_with_503s_fails_fast_with_a_503_and_retry_after(
+    emu: Emulator, emu_url: str, asynchronous: bool
+) -> None:
+    for name in ("a", "b"):
+        emu.add_deployment(Deployment(name, faults=Faults(error_rate=1.0, error_status=503)))
+    router = Router(model_list=[entry("a", emu_url), entry("b", emu_url)], allowed_fails=0, cooldown_time=30, timeout=60)
+
+    def call() -> None:
+        if asynchronous:
+            asyncio.run(router.acompletion(model="gpt-4o", messages=HELLO))
+        else:
+            router.completion(model="gpt-4o", messages=HELLO)
+
+    with pytest.raises(ServiceUnavailableError) as first:
+        call()  # a and b each fail once and cool down
+    with pytest.raises(ServiceUnavailableError, match="all are cooling down after failures") as later:
+        call()  # nothing left to try: at once, no backoff
+    for err in (first.value, later.value):
+        assert err.retry_after is not None and 25 < err.retry_after <= 30
+    assert len(emu.requests) == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_deployment_that_keeps_cutting_streams_cools_down_and_streams_move_to_the_other(
+    emu: Emulator, emu_url: str, asynchronous: bool
+) -> None:
+    emu.add_deployment(Deployment("east", faults=Faults(drop_stream_after=1)))
+    emu.add_deployment(Deployment("west"))
+    router = Router(model_list=[entry("east", emu_url), entry("west", emu_url)], allowed_fails=1, cooldown_time=60)
+
+    async def astream() -> str:
+        stream = await router.acompletion(model="gpt-4o", messages=HELLO, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    def stream() -> str:
+        if asynchronous:
+            return asyncio.run(astream())
+        chunks = router.completion(model="gpt-4o", messages=HELLO, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    outcomes = Counter[str]()
+    for _ in range(30):
+        try:
+            outcomes["west" if stream().startswith("This is west") else "other"] += 1
+        except APIConnectionError:
+            outcomes["cut"] += 1  # a stream east cut after its first chunk
+    # east cuts allowed_fails + 1 = 2 streams (the usage window may roll over once), then cools down
+    assert outcomes["cut"] <= 4 and outcomes["west"] == 30 - outcomes["cut"], outcomes
+    assert Counter(served(emu))["east"] == outcomes["cut"]
+
+
+def test_a_connection_reset_before_the_answer_fails_over_only_with_retry_on_timeout(emu: Emulator, emu_url: str) -> None:
+    # The request had left: the upstream may be running it. As documented (docs/router.md), it
+    # is counted against the deployment but not retried elsewhere unless retry_on_timeout.
+    emu.add_deployment(Deployment("east", faults=Faults(reset_rate=1.0)))
+    emu.add_deployment(Deployment("west"))
+    model_list = [entry("east", emu_url, litellm_params={"weight": 1}), entry("west", emu_url, litellm_params={"weight": 0})]
+    cautious = Router(model_list=model_list, allowed_fails=1, cooldown_time=60)
+    with pytest.raises(APIConnectionError, match="reset") as info:
+        cautious.completion(model="gpt-4o", messages=HELLO)
+    assert info.value.request_sent and served(emu) == ["east"]
+    with pytest.raises(APIConnectionError):
+        cautious.completion(model="gpt-4o", messages=HELLO)  # the second failure: east cools down
+    reply = cautious.completion(model="gpt-4o", messages=HELLO)  # steered to west from now on
+    assert reply.choices[0].message.content.startswith("This is west")
+    emu.requests.clear()
+    bold = Router(model_list=model_list, retry_on_timeout=True)
+    reply = bold.completion(model="gpt-4o", messages=HELLO)
+    assert reply.choices[0].message.content.startswith("This is west") and served(emu) == ["east", "west"]
 
 
 def test_a_retry_never_reuses_a_failed_deployment_while_another_is_left(emu: Emulator, emu_url: str) -> None:

@@ -14,7 +14,7 @@ ModelyardError
     ├── PermissionDeniedError 403
     ├── NotFoundError 404                   (.code "DeploymentNotFound" kept)
     ├── UnprocessableEntityError 422
-    ├── RateLimitError 429                  (.retry_after in seconds)
+    ├── RateLimitError 429                  (.retry_after in seconds; any APIError may carry one)
     ├── InternalServerError 500 / other 5xx
     │   └── ServiceUnavailableError 503
     ├── PluginNotLoadedError 501            names the distribution to install or unblock
@@ -98,10 +98,13 @@ class APIError(ModelyardError):
         deployment: the upstream deployment.
         request_id: ``apim-request-id`` / ``x-request-id`` of the failed upstream call.
         body: the upstream's parsed error body (never contains credentials; Azure does not echo them).
+        retry_after: seconds to wait before trying again, when known: an upstream's 429, or the
+            Router's answer when every deployment of a group is cooling down (None: unknown).
     """
 
     status_code: ClassVar[int] = 500
     type: ClassVar[str] = "api_error"
+    retry_after: float | None = None
 
     def __init__(
         self,

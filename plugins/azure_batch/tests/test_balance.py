@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -111,6 +112,52 @@ def test_retrieve_and_content_survive_a_restart(deployments: list[BatchDeploymen
         lines = list(second.file_content(done.output_file_id).iter_lines())
         assert sorted(json.loads(line)["custom_id"] for line in lines) == [f"task-{i}" for i in range(4)]
         assert second.retrieve_batch(batch.id).output_file_id == done.output_file_id  # the same proxy id again
+
+
+def test_batches_of_a_deployment_no_longer_configured_leave_the_list_working(
+    deployments: list[BatchDeployment], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        first = BatchBalancer(deployments, store)
+        batches = [first.create_batch(input_file_id=first.create_file(("in.jsonl", batch_jsonl(1, model=GROUP))).id)
+                   for _ in range(4)]  # fmt: skip
+        by_deployment = {b.id: store.get_batch(b.id).deployment for b in batches}  # type: ignore[union-attr]
+        assert set(by_deployment.values()) == {"east-1", "west-1"}
+        kept = [d for d in deployments if d.id == "east-1"]
+        later = BatchBalancer(kept, store)  # west removed from the config, its batches still stored
+        east = [b.id for b in batches[::-1] if by_deployment[b.id] == "east-1"]
+        with caplog.at_level("WARNING", logger="modelyard_azure_batch.balance"):
+            assert [b.id for b in later.list_batches().data] == east
+            assert [b.id for b in asyncio.run(later.alist_batches()).data] == east
+            page = later.list_batches(limit=1)  # the cursor moves on past a batch left out
+            seen = [b.id for b in page.data]
+            while page.has_more:
+                assert page.last_id is not None
+                page = later.list_batches(after=page.last_id, limit=1)
+                seen += [b.id for b in page.data]
+            assert seen == east
+        assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+        assert "'west-1', which is no longer configured" in caplog.records[0].getMessage()
+        gone = next(b for b in batches if by_deployment[b.id] == "west-1")
+        with pytest.raises(modelyard.NotFoundError, match="deployment 'west-1', which is no longer configured"):
+            later.retrieve_batch(gone.id)
+
+
+def test_a_batch_its_resource_no_longer_has_is_left_out_of_the_list(
+    resources: dict[str, EmulatorServer], deployments: list[BatchDeployment], tmp_path: Path
+) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        balancer = BatchBalancer(deployments, store)
+        batches = [balancer.create_batch(input_file_id=balancer.create_file(("in.jsonl", batch_jsonl(1, model=GROUP))).id)
+                   for _ in range(3)]  # fmt: skip
+        forgotten = store.get_batch(batches[1].id)
+        assert forgotten is not None
+        resources[forgotten.deployment.split("-")[0]].emulator.batches.batches.pop(forgotten.upstream_id)
+        kept = [batches[2].id, batches[0].id]
+        assert [b.id for b in balancer.list_batches().data] == kept  # it was a 404 for the whole list
+        assert [b.id for b in asyncio.run(balancer.alist_batches()).data] == kept
+        with pytest.raises(modelyard.NotFoundError):
+            balancer.retrieve_batch(batches[1].id)  # asked for by id, it is a 404
 
 
 def test_cancel_delete_and_unknown_ids(deployments: list[BatchDeployment], frozen: ManualClock, tmp_path: Path) -> None:

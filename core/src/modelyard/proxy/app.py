@@ -186,6 +186,8 @@ class ProxyApp:
         for path in ("/health/liveliness", "/health/liveness"):
             self._routes[f"GET {path}"] = self._liveliness
         self._routes["GET /health/readiness"] = self._readiness
+        self._routes["GET /openapi.json"] = self._openapi
+        self._openapi_body: bytes | None = None
         self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
         self.metrics = self._metrics()
         if self.metrics is not None:
@@ -784,6 +786,17 @@ class ProxyApp:
                                 (b"x-request-id", ctx.request_id.encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
 
+    async def _openapi(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        """The OpenAPI document of these endpoints, built once from the request models (see .openapi)."""
+        if self._openapi_body is None:
+            from importlib.metadata import version
+
+            from .openapi import openapi_document
+
+            document = openapi_document(self.deployments.model_names(), version=version("modelyard"))
+            self._openapi_body = _dumps(document)
+        await self._send_json(ctx, send, 200, self._openapi_body)
+
     async def _liveliness(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         await self._send_json(ctx, send, 200, "I'm alive!")
 
@@ -948,7 +961,10 @@ def _status(err: APIError) -> int:
 
 
 def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
-    """A ``retry-after`` header for a 429 that says when to come back (an upstream's, or the Router's).
+    """A ``retry-after`` header for an error that says when to come back.
+
+    An upstream's 429, or the Router's 429 / 5xx when no deployment of the group is available
+    (every one cooling down, at its limits or out of quota).
 
     A 501 for a call no loaded plugin serves (``PluginNotLoadedError``) gets ``x-should-retry:
     false`` instead: the openai SDKs honour it rather than retrying a 5xx that cannot change.
@@ -956,6 +972,6 @@ def _retry_after(err: APIError) -> list[tuple[bytes, bytes]] | None:
     if err.code == "plugin_not_loaded" and err.status_code >= 500:
         return [(b"x-should-retry", b"false")]
     seconds = getattr(err, "retry_after", None)
-    if err.status_code != 429 or not isinstance(seconds, int | float) or seconds < 0:
+    if (err.status_code != 429 and err.status_code < 500) or not isinstance(seconds, int | float) or seconds < 0:
         return None
     return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]

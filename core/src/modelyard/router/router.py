@@ -47,6 +47,7 @@ from ..api import (
     text_completion,
 )
 from ..errors import (
+    MAX_RETRY_AFTER,
     APIConnectionError,
     APIError,
     BadRequestError,
@@ -54,6 +55,7 @@ from ..errors import (
     ContentFilterError,
     ContextWindowExceededError,
     RateLimitError,
+    ServiceUnavailableError,
 )
 from ..observe import CallScope, current_scope, enter_scope, leave_scope
 from ..operations import OPERATIONS, Operation
@@ -79,6 +81,15 @@ _IGNORED = frozenset({
     "enable_loadbalancing_on_batch_endpoints", "router_general_settings", "alerting_config",
     "model_group_alias", "redis_db", "stream_timeout", "assistants_config", "provider_budget_config",
 })  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """Why no deployment of a group can take a call now."""
+
+    soonest: float  # when the first one frees up (epoch seconds)
+    cooling: bool  # every one is cooling down after failures (not merely at a limit)
+    rate_limited: bool = False  # ... and each of those this process saw cooled by a 429
 
 
 @dataclass
@@ -425,6 +436,9 @@ class Router:
         else:
             self.state = MemoryState(window)
         self._rng = random.Random()
+        # Deployment id -> whether its last cooldown seen here followed a 429: a call that finds
+        # the whole group cooling answers 429 then, else 503 (another instance's cooldown: 503).
+        self._cooled_by_429: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -559,18 +573,20 @@ class Router:
 
     def _select(
         self, deps: Sequence[Deployment], snaps: Mapping[str, Snapshot], tried: set[str], req: _Request
-    ) -> tuple[Deployment | None, float]:
+    ) -> tuple[Deployment | None, _Blocked]:
         now = time.time()
         available: list[Deployment] = []
         soonest = math.inf
+        cooling = True  # every blocked deployment is cooling down (not at a limit or out of quota)
         for d in deps:
             until = self._blocked_until(d, snaps[d.id], now, req.estimate)
             if until > now:
                 soonest = min(soonest, until)
+                cooling = cooling and snaps[d.id].cooldown_until > now
             else:
                 available.append(d)
         if not available:
-            return None, soonest
+            return None, _Blocked(soonest, cooling, all(self._cooled_by_429.get(d.id, False) for d in deps))
         fresh = [d for d in available if d.id not in tried] or available
         if any(d.order is not None for d in fresh):
             best = min(d.order if d.order is not None else math.inf for d in fresh)
@@ -579,7 +595,7 @@ class Router:
             self.routing_strategy, fresh, snaps, stream=req.stream, rng=self._rng, now=now,
             quota_ttl=self.quota_ttl, args=self.routing_strategy_args,
         )  # fmt: skip
-        return chosen, 0.0
+        return chosen, _Blocked(0.0, False)
 
     def _unavailable(self, group: str, wait: float) -> RateLimitError:
         return RateLimitError(
@@ -589,12 +605,37 @@ class Router:
             model=group,
         )
 
-    def _wait(self, group: str, soonest: float, req: _Request) -> float:
-        """Seconds to sleep before looking again, or raise when that passes the deadline."""
-        wait = max(0.0, soonest - time.time())
+    def _wait(self, group: str, blocked: _Blocked, req: _Request, last: APIError | None) -> float:
+        """Seconds to sleep before looking again, or the error to give up with.
+
+        When every deployment is cooling down, the group is failing: the call gives up at once
+        rather than sleep through the cooldown into more failures. It raises the call's own last
+        error (a deployment failed it just now), else a 429 when every cooldown this process saw
+        followed a 429, else a 503; in each case with ``retry_after`` set to when the first
+        cooldown ends, so clients come back when there is a chance. A deployment at its ``rpm`` /
+        ``tpm`` or out of quota is waited for, within the call's timeout.
+        """
+        wait = max(0.0, blocked.soonest - time.time())
+        if blocked.cooling:
+            if last is None:
+                cls = RateLimitError if blocked.rate_limited else ServiceUnavailableError
+                last = cls(
+                    f"No deployment of model group {group!r} is available: all are cooling down after "
+                    f"{'rate limits' if blocked.rate_limited else 'failures'}; the first is back in {wait:.1f}s.",
+                    model=group,
+                )
+            raise self._come_back(last, blocked)
         if time.monotonic() + wait > req.deadline:
             raise self._unavailable(group, wait)
         return min(max(wait, 0.005), 1.0)
+
+    @staticmethod
+    def _come_back(err: APIError, blocked: _Blocked) -> APIError:
+        """``err``, telling when to come back if every deployment of the group is cooling down."""
+        if blocked.cooling:
+            wait = round(min(max(0.0, blocked.soonest - time.time()), MAX_RETRY_AFTER), 3)
+            err.retry_after = max(wait, err.retry_after or 0.0)
+        return err
 
     @staticmethod
     def _backoff_due(chosen: Deployment, tried: set[str], cooled: set[str], delay: float | None) -> bool:
@@ -603,7 +644,7 @@ class Router:
 
     def _pick(
         self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
-        delay: float | None,
+        delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
         """Choose a deployment and reserve its slot; None when the backoff would pass the deadline.
 
@@ -611,9 +652,9 @@ class Router:
         """
         ids = [d.id for d in deps]
         while True:
-            chosen, soonest = self._select(deps, self.state.snapshot(ids), tried, req)
+            chosen, blocked = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
-                time.sleep(self._wait(group, soonest, req))
+                time.sleep(self._wait(group, blocked, req, last))
             elif self._backoff_due(chosen, tried, cooled, delay):
                 assert delay is not None
                 if time.monotonic() + delay > req.deadline:
@@ -628,14 +669,14 @@ class Router:
 
     async def _apick(
         self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
-        delay: float | None,
+        delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
         """The async twin of :meth:`_pick`."""
         ids = [d.id for d in deps]
         while True:
-            chosen, soonest = self._select(deps, await self.state.asnapshot(ids), tried, req)
+            chosen, blocked = self._select(deps, await self.state.asnapshot(ids), tried, req)
             if chosen is None:
-                await asyncio.sleep(self._wait(group, soonest, req))
+                await asyncio.sleep(self._wait(group, blocked, req, last))
             elif self._backoff_due(chosen, tried, cooled, delay):
                 assert delay is not None
                 if time.monotonic() + delay > req.deadline:
@@ -666,6 +707,7 @@ class Router:
         scope = current_scope()
         if scope is not None:
             scope.cooldowns.append((d.id, time.time() + seconds))
+        self._cooled_by_429[d.id] = isinstance(err, RateLimitError)
         log.info(
             "Router cools deployment %s (%s) down for %.1fs after %s %s.",
             d.id, d.model, seconds, type(err).__name__, err.status_code,
@@ -749,14 +791,14 @@ class Router:
         cooled: set[str] = set()  # waiting out their cooldown already honoured retry-after
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
-            picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None)
+            picked = self._pick(group, deps, tried, cooled, req, _backoff(attempt - 1, last) if attempt else None, last)
             if picked is None:
                 break
             if attempt:
                 req.retrying()
             d, lease = picked
             try:
-                return self._checked(group, req, self._call(d, lease, req, operation))
+                return self._checked(group, req, self._call(d, lease, req, operation, len(deps)))
             except APIError as err:
                 last = err
                 if self._failed(d, err, len(deps)):
@@ -765,15 +807,21 @@ class Router:
                     raise
                 tried.add(d.id)
         assert last is not None
-        raise last
+        # retries spent: if the group is cooling down meanwhile, say when it is back
+        raise self._come_back(last, self._select(deps, self.state.snapshot([d.id for d in deps]), tried, req)[1])
 
     def _checked(self, group: str, req: _Request, result: Any) -> Any:
         if req.content_policy_fallbacks and self._targets(req.content_policy_fallbacks, group) and _filtered(result):
             raise ContentFilterError("Response output was blocked by the content filter.", model=group)
         return result
 
-    def _call(self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Any]) -> Any:
-        """Call ``d`` holding ``lease``, which is given back when this returns (a stream takes it over)."""
+    def _call(
+        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Any], group_size: int
+    ) -> Any:
+        """Call ``d`` holding ``lease``, which is given back when this returns (a stream takes it over).
+
+        A stream that breaks off later counts as a failure of ``d`` (see :meth:`_failed`).
+        """
         req.routed_to(d)
         started = time.perf_counter()
         stats: dict[str, Any] = {}
@@ -781,7 +829,9 @@ class Router:
         try:
             result = operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _SYNC_STREAMS):
-                routed = _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(
+                    result, d, started, req.estimate, lease, lambda err: self._failed(d, err, group_size)
+                )
                 streamed = True  # from here the stream holds the slot until it ends
                 return routed
             stats = _result_stats(result, started, req.estimate)
@@ -842,14 +892,14 @@ class Router:
         last: APIError | None = None
         for attempt in range(req.num_retries + 1):
             delay = _backoff(attempt - 1, last) if attempt else None
-            picked = await self._apick(group, deps, tried, cooled, req, delay)
+            picked = await self._apick(group, deps, tried, cooled, req, delay, last)
             if picked is None:
                 break
             if attempt:
                 req.retrying()
             d, lease = picked
             try:
-                return self._checked(group, req, await self._acall(d, lease, req, operation))
+                return self._checked(group, req, await self._acall(d, lease, req, operation, len(deps)))
             except APIError as err:
                 last = err
                 if await self._afailed(d, err, len(deps)):
@@ -858,10 +908,11 @@ class Router:
                     raise
                 tried.add(d.id)
         assert last is not None
-        raise last
+        snaps = await self.state.asnapshot([d.id for d in deps])
+        raise self._come_back(last, self._select(deps, snaps, tried, req)[1])
 
     async def _acall(
-        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]]
+        self, d: Deployment, lease: _Lease, req: _Request, operation: Callable[..., Awaitable[Any]], group_size: int
     ) -> Any:
         """The async twin of :meth:`_call` (the lease is given back on cancellation too)."""
         req.routed_to(d)
@@ -871,7 +922,9 @@ class Router:
         try:
             result = await operation(model=d.model, **req.payload, **self._call_kwargs(d, req))
             if isinstance(result, _ASYNC_STREAMS):
-                routed = _routed_stream(result, d, started, req.estimate, lease)
+                routed = _routed_stream(
+                    result, d, started, req.estimate, lease, lambda err: self._afailed(d, err, group_size)
+                )
                 streamed = True  # from here the stream holds the slot until it ends
                 return routed
             stats = _result_stats(result, started, req.estimate)
@@ -938,6 +991,7 @@ class _Routed:
     _estimate: int
     _first: float | None
     _quota: Quota | None
+    _on_failure: Callable[[APIError], Any]  # counts a break-off against the deployment (async: awaitable)
 
     def _release_kwargs(self) -> dict[str, Any]:
         return {
@@ -956,6 +1010,11 @@ class _RoutedSync(_Routed):
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
+        except APIError as err:
+            # A deployment that keeps cutting streams after the first byte is failing like one
+            # that answers 5xx: counted, and cooled down past allowed_fails (only _retryable ones).
+            self._on_failure(err)
+            raise
         finally:
             self._end()
 
@@ -974,6 +1033,9 @@ class _RoutedAsync(_Routed):
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk
+        except APIError as err:
+            await self._on_failure(err)  # as in _RoutedSync.__iter__
+            raise
         finally:
             await self._end()
 
@@ -985,12 +1047,15 @@ class _RoutedAsync(_Routed):
 _ROUTED_CLASSES: dict[type, type] = {}
 
 
-def _routed_stream(stream: Any, d: Deployment, started: float, estimate: int, lease: _Lease) -> Any:
+def _routed_stream(
+    stream: Any, d: Deployment, started: float, estimate: int, lease: _Lease, on_failure: Callable[[APIError], Any]
+) -> Any:
     """The pipeline's stream, as a subclass of its own class that also reports to the Router.
 
     The result is still a ``ChatStream`` (``TextStream`` ...) with the same attributes; when
     it ends (exhausted, closed, or broken) the Router gets its in-flight slot back, its
-    tokens, its latency and its time to first token. A stream dropped without being read or
+    tokens, its latency and its time to first token; when it breaks off with an error,
+    ``on_failure`` counts it against ``d``. A stream dropped without being read or
     closed gives the slot back when it is garbage-collected (a finalizer, no report).
 
     The slot is held from the send, not from the first read: the upstream is already
@@ -1004,7 +1069,7 @@ def _routed_stream(stream: Any, d: Deployment, started: float, estimate: int, le
     routed: Any = object.__new__(cls)
     routed.__dict__.update(stream.__dict__)  # take the open stream over as is
     routed._lease, routed._deployment, routed._started, routed._estimate = lease, d, started, estimate
-    routed._first, routed._quota = None, _quota(stream.headers)
+    routed._first, routed._quota, routed._on_failure = None, _quota(stream.headers), on_failure
     # The finalizer holds the lease, not the stream; once the stream has ended it does nothing.
     weakref.finalize(routed, lease.abandon).atexit = False
     return routed

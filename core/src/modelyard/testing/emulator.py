@@ -21,10 +21,13 @@ Triggers in the last user message:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import random
 import re
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -104,6 +107,10 @@ class Faults:
         headers: response headers for the scripted / injected error answers, over the
             defaults (``{"retry-after": "soon"}``; a value of None removes a default header).
         drop_stream_after: cut a stream's connection after this many chunks.
+        reset_rate: probability (0-1) of closing the connection with a TCP reset once the request
+            has been read, answering nothing (a crashed upstream or a middlebox): the client
+            cannot know whether the request ran, so modelyard retries it only with
+            ``retry_on_timeout``. Checked before ``error_rate``; uvicorn servers only.
         echo_headers: injected errors quote the request's headers in their message, as some
             gateways and debugging proxies do (a client must not pass the credential on).
         drip: spread a reply over this many seconds: a JSON body is sent in ten pieces, a
@@ -117,6 +124,7 @@ class Faults:
     retry_after: float = 1.0
     headers: dict[str, str | None] = field(default_factory=dict)
     drop_stream_after: int | None = None
+    reset_rate: float = 0.0
     echo_headers: bool = False
     drip: float = 0.0
 
@@ -222,6 +230,54 @@ def _dripped(response: Response, seconds: float, pieces: int = 10) -> Response:
     return StreamingResponse(drip(), status_code=response.status_code, headers=headers)
 
 
+class _KeepServerSend:
+    """The emulator's ASGI app: its Starlette routes, with the server's own ``send`` in the scope.
+
+    Starlette wraps ``send``; a reset (``Faults.reset_rate``) needs the server's to reach the
+    connection. A class with an async ``__call__`` so that uvicorn sees ASGI 3.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope["modelyard.server_send"] = send
+        await self.app(scope, receive, send)
+
+
+class _NoAnswer(Response):
+    """Sends nothing: the connection was reset (:func:`_reset_connection`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+
+async def _reset_connection(send: Any) -> bool:
+    """Close the client's connection with a TCP reset, before any answer; False when not possible.
+
+    uvicorn's ``send`` is a method of its request cycle, which holds the transport: with
+    ``SO_LINGER`` 0 the abort sends a RST, as a crashed upstream does. Waits until uvicorn has
+    seen the connection go, so it does not answer a 500 on it when the app returns.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    with contextlib.suppress(AttributeError, OSError):  # still aborted then, only without the RST
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    for _ in range(200):
+        if getattr(cycle, "disconnected", True):
+            break
+        await asyncio.sleep(0.005)
+    return True
+
+
 def _error(status: int, code: str | None, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
@@ -263,7 +319,7 @@ class Emulator:
         from .batches import BatchService
 
         self.batches = BatchService(self)  # files and batches; .step_seconds sets their speed
-        self.app = Starlette(routes=self._routes())
+        self.app = _KeepServerSend(Starlette(routes=self._routes()))
 
     # ------------------------------------------------------------------ configuration
 
@@ -382,11 +438,16 @@ class Emulator:
         if f.latency:
             await asyncio.sleep(f.latency)
         status = None
+        reset = False
         with self._lock:
             if f.script:
                 status = f.script.pop(0)
+            elif f.reset_rate and self._random.random() < f.reset_rate:
+                reset = True
             elif f.error_rate and self._random.random() < f.error_rate:
                 status = f.error_status
+        if reset and request is not None and await _reset_connection(request.scope.get("modelyard.server_send")):
+            return _NoAnswer()
         if status is None or status < 400:
             return None
         if status == 429:

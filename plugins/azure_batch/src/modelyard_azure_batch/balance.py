@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import logging
 import os
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import modelyard
 from modelyard.errors import BadRequestError, ConfigError, NotFoundError
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from modelyard.store import BatchRecord, FileRecord, Store
 
 __all__ = ["BatchBalancer", "BatchDeployment", "batch_deployments", "round_robin"]
+
+log = logging.getLogger(__name__)
 
 _PASSED = frozenset(Connection.model_fields) | {"model", "timeout", "num_retries", "max_retries", "custom_llm_provider"}
 
@@ -196,6 +199,7 @@ class BatchBalancer:
         self.store = store
         self.pick = pick or round_robin()
         self._by_id = {d.id: d for d in self.deployments}
+        self._gone_logged: set[str] = set()  # deployments whose batches a listing skipped (logged once each)
 
     # ------------------------------------------------------------------ lookups
 
@@ -217,8 +221,49 @@ class BatchBalancer:
     def _deployment(self, key: str, what: str) -> BatchDeployment:
         found = self._by_id.get(key)
         if found is None:
-            raise NotFoundError(f"{what} belongs to deployment {key!r}, which is no longer configured.")
+            configured = ", ".join(sorted(self._by_id)) or "none"
+            raise NotFoundError(
+                f"{what} belongs to deployment {key!r}, which is no longer configured (configured batch "
+                f"deployments: {configured}); add it back to model_list to reach it."
+            )
         return found
+
+    @staticmethod
+    def _known(listable: list[tuple[BatchRecord, BatchDeployment]], found: Sequence[object]) -> list[tuple[BatchRecord, Batch]]:
+        """The listed batches the upstream still has (``found``: each retrieve's result, or its error).
+
+        A resource forgets batches (deleted there, or a store shared with another setup whose
+        deployment has the same id): a listing leaves such a batch (a 404) out rather than fail
+        whole. Any other error fails the listing.
+        """
+        kept: list[tuple[BatchRecord, Batch]] = []
+        for (record, _), result in zip(listable, found, strict=True):
+            if isinstance(result, NotFoundError):
+                log.warning("Batch listings leave out batch %s: its resource no longer has it.", record.id)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                kept.append((record, cast("Batch", result)))
+        return kept
+
+    def _listable(self, records: list[BatchRecord]) -> list[tuple[BatchRecord, BatchDeployment]]:
+        """The records whose deployment is still configured, each with it.
+
+        A batch of a deployment removed from the config cannot be asked for its state; a listing
+        leaves it out (and logs that once per deployment) rather than failing for every batch.
+        """
+        out = []
+        for r in records:
+            found = self._by_id.get(r.deployment)
+            if found is not None:
+                out.append((r, found))
+            elif r.deployment not in self._gone_logged:
+                self._gone_logged.add(r.deployment)
+                log.warning(
+                    "Batch listings leave out the batches of deployment %r, which is no longer configured "
+                    "(first: %s).", r.deployment, r.id,
+                )  # fmt: skip
+        return out
 
     def _file(self, file_id: str) -> tuple[FileRecord, BatchDeployment]:
         record = self.store.get_file(file_id)
@@ -285,12 +330,13 @@ class BatchBalancer:
                 update[attr] = stored.id
         return upstream.model_copy(update=update)
 
-    def _page(self, records: list[BatchRecord], batches: list[Batch], more: bool) -> BatchList:
+    def _page(self, records: list[BatchRecord], batches: list[Batch], more: bool, cursor: str | None) -> BatchList:
         from modelyard.file_types import BatchList
 
         data = [self._translate(r, b) for r, b in zip(records, batches, strict=True)]
-        return BatchList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None,
-                         has_more=more)  # fmt: skip
+        # last_id is the cursor for the next page: the last record read, also when it was left out
+        return BatchList(data=data, first_id=data[0].id if data else None,
+                         last_id=data[-1].id if data else cursor, has_more=more)  # fmt: skip
 
     # ------------------------------------------------------------------ sync
 
@@ -349,9 +395,15 @@ class BatchBalancer:
     def list_batches(self, after: str | None = None, limit: int = 20) -> BatchList:
         """A page of the recorded batches, newest first, each in its current state."""
         records, more = self.store.list_batches(after=after, limit=limit)
-        batches = [modelyard.retrieve_batch(r.upstream_id, **self._deployment(r.deployment, r.id).call_params())
-                   for r in records]  # fmt: skip
-        return self._page(records, batches, more)
+        listable = self._listable(records)
+        found: list[object] = []
+        for r, d in listable:
+            try:
+                found.append(modelyard.retrieve_batch(r.upstream_id, **d.call_params()))
+            except NotFoundError as exc:
+                found.append(exc)
+        kept = self._known(listable, found)
+        return self._page([r for r, _ in kept], [b for _, b in kept], more, records[-1].id if records else None)
 
     # ------------------------------------------------------------------ async
     # The store is synchronous (SQLAlchemy): its reads and writes run in worker threads so that
@@ -410,8 +462,10 @@ class BatchBalancer:
     async def alist_batches(self, after: str | None = None, limit: int = 20) -> BatchList:
         """The async twin of :meth:`list_batches` (the batches are asked for concurrently)."""
         records, more = await asyncio.to_thread(self.store.list_batches, after=after, limit=limit)
-        batches = await asyncio.gather(
-            *(modelyard.aretrieve_batch(r.upstream_id, **self._deployment(r.deployment, r.id).call_params())
-              for r in records)
-        )  # fmt: skip
-        return await asyncio.to_thread(self._page, records, list(batches), more)
+        listable = self._listable(records)
+        found = await asyncio.gather(
+            *(modelyard.aretrieve_batch(r.upstream_id, **d.call_params()) for r, d in listable), return_exceptions=True
+        )
+        kept = self._known(listable, found)
+        cursor = records[-1].id if records else None
+        return await asyncio.to_thread(self._page, [r for r, _ in kept], [b for _, b in kept], more, cursor)
