@@ -87,15 +87,6 @@ def speech_versions() -> frozenset[str]:
     return frozenset(v for v in _emu.API_VERSIONS if v.endswith("-preview") and v >= _SPEECH_FROM)
 
 
-def _deployment_not_found() -> JSONResponse:
-    return _emu._error(
-        404,
-        "DeploymentNotFound",
-        "The API deployment for this resource does not exist. If you created the deployment "
-        "within the last 5 minutes, please wait a moment and try again.",
-    )
-
-
 # --------------------------------------------------------------------------- speech
 
 
@@ -148,7 +139,7 @@ async def speech(emulator: Emulator, request: Request) -> Response:
     name = body.get("model") if v1 else request.path_params["deployment"]
     d = emulator.deployments.get(name) if isinstance(name, str) else None
     if d is None:
-        return _deployment_not_found()
+        return _emu._deployment_not_found()
     if model_kind(d.model) != "speech":
         return _bad("OperationNotSupported", None,
                     f"The audioSpeech operation does not work with the specified model, {d.model}. {_OPERATION_HELP}")  # fmt: skip
@@ -274,7 +265,7 @@ async def transcriptions(emulator: Emulator, request: Request) -> Response:
     name = fields.get("model") if v1 else request.path_params["deployment"]
     d = emulator.deployments.get(name) if isinstance(name, str) else None
     if d is None:
-        return _deployment_not_found()
+        return _emu._deployment_not_found()
     if model_kind(d.model) != "transcription":
         what = "audioTranslation" if translate else "audioTranscription"
         return _bad("OperationNotSupported", None,

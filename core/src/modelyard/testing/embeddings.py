@@ -89,12 +89,7 @@ async def embeddings(emulator: Emulator, request: Request) -> Response:
     name = body.get("model") if v1 else request.path_params["deployment"]
     d = emulator.deployments.get(name) if isinstance(name, str) else None
     if d is None:
-        return _emu._error(
-            404,
-            "DeploymentNotFound",
-            "The API deployment for this resource does not exist. If you created the deployment "
-            "within the last 5 minutes, please wait a moment and try again.",
-        )
+        return _emu._deployment_not_found()
     if model_kind(d.model) != "embedding":
         return _bad(
             "OperationNotSupported",

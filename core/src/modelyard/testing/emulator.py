@@ -278,6 +278,16 @@ async def _reset_connection(send: Any) -> bool:
     return True
 
 
+def _deployment_not_found() -> JSONResponse:
+    """Azure's 404 for a deployment name the resource does not have."""
+    return _error(
+        404,
+        "DeploymentNotFound",
+        "The API deployment for this resource does not exist. If you created the deployment "
+        "within the last 5 minutes, please wait a moment and try again.",
+    )
+
+
 def _error(status: int, code: str | None, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
@@ -499,12 +509,7 @@ class Emulator:
         name = body.get("model") if v1 else deployment
         d = self.deployments.get(name) if isinstance(name, str) else None
         if d is None:
-            return _error(
-                404,
-                "DeploymentNotFound",
-                "The API deployment for this resource does not exist. If you created the deployment "
-                "within the last 5 minutes, please wait a moment and try again.",
-            )
+            return _deployment_not_found()
         # As Azure, every request is checked against the published schema (a 400 naming the
         # field); the model's own refusals come first when the messages are a list, as they
         # carry Azure's more specific codes (``invalid_image_url``, ``unsupported_parameter``).

@@ -200,12 +200,7 @@ def _deployment(emulator: Emulator, request: Request, name: Any, since: str, ope
         return None, _emu._error(404, "404", "Resource not found")
     d = emulator.deployments.get(name) if isinstance(name, str) else None
     if d is None:
-        return None, _emu._error(
-            404,
-            "DeploymentNotFound",
-            "The API deployment for this resource does not exist. If you created the deployment "
-            "within the last 5 minutes, please wait a moment and try again.",
-        )
+        return None, _emu._deployment_not_found()
     if model_kind(d.model) != "image":
         return None, _bad(
             "OperationNotSupported",
