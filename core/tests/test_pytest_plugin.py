@@ -99,3 +99,12 @@ def test_every_name_modelyard_testing_exports_loads() -> None:
     # The plugin module re-exports the helpers too, so one import line serves a test module.
     for name in ("KEY", "AD_TOKEN", "batch_jsonl", "ManualClock", "add_family_deployments", "RedisServer"):
         assert getattr(pytest_plugin, name) is getattr(testing, name)
+
+
+def test_a_missing_postgresql_fails_the_test_instead_of_skipping_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that needs a real server must not pass quietly on a machine without it."""
+    from modelyard.testing import services
+
+    monkeypatch.setattr(services, "_postgres_bin_dir", lambda: None)  # as on a machine without PostgreSQL
+    with pytest.raises(pytest.fail.Exception, match=r"PostgreSQL .* is not installed"), services.postgres_server():
+        pass

@@ -20,7 +20,7 @@ Fixtures (docs/testing.md has examples):
   ``USERNAME`` / ``PASSWORD``, ``WORKLOAD_SUBJECT``. Needs ``modelyard[entra]``.
 * ``redis_server`` (session), ``redis_url`` (that server, emptied for the test) and
   ``fresh_redis`` (a server of the test's own, to kill mid-test): a real ``redis-server``.
-* ``postgres_url`` (session): a database on a real PostgreSQL (skipped when not installed).
+* ``postgres_url`` (session): a database on a real PostgreSQL (fails when not installed).
 * ``proxy_config`` and ``proxy``: a ``modelyard serve`` proxy on loopback in front of the
   emulator (master key ``MASTER_KEY``); override ``proxy_config`` to change its config.yaml, or
   call :func:`running_proxy` for a proxy of your own.
@@ -322,7 +322,7 @@ def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A database on a PostgreSQL server started for this session (skipped when not installed)."""
+    """A database on a PostgreSQL server started for this session (fails when it is not installed)."""
     with postgres_server() as url:
         yield url
 

@@ -120,14 +120,16 @@ def _as_postgres_user() -> list[str]:
 def postgres_server() -> Iterator[str]:
     """Run a throwaway PostgreSQL (initdb into a temp dir, loopback, free port) until the block ends.
 
-    Skips the test (``pytest.skip``, saying why) when ``initdb``/``pg_ctl`` are not installed.
+    Fails the test (``pytest.fail``, saying how to install it) when ``initdb``/``pg_ctl`` are
+    not installed: a missing server must never turn into a quiet skip.
 
     Yields:
         ``postgresql://postgres@127.0.0.1:<port>/modelyard_test`` (trust auth, fsync off).
     """
     bin_dir = _postgres_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed; ./dev test installs it on Debian")
+        pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed; `./dev test` installs it on Debian "
+                    "(apt-get install postgresql).")
     prefix = _as_postgres_user()
     root = tempfile.mkdtemp(prefix="modelyard-pg-")
     data, log = os.path.join(root, "data"), os.path.join(root, "server.log")
