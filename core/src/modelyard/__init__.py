@@ -94,6 +94,20 @@ if TYPE_CHECKING:
         list_batches,
         retrieve_batch,
     )
+    from .fine_tuning import (
+        acancel_fine_tuning_job,
+        acreate_fine_tuning_job,
+        alist_fine_tuning_job_checkpoints,
+        alist_fine_tuning_job_events,
+        alist_fine_tuning_jobs,
+        aretrieve_fine_tuning_job,
+        cancel_fine_tuning_job,
+        create_fine_tuning_job,
+        list_fine_tuning_job_checkpoints,
+        list_fine_tuning_job_events,
+        list_fine_tuning_jobs,
+        retrieve_fine_tuning_job,
+    )
     from .hookspecs import HOOK_API, hookimpl
     from .pricing import completion_cost, register_model
     from .router import Router
@@ -196,6 +210,18 @@ __all__ = [
     "text_completion",
     "transcription",
     "translation",
+    "acancel_fine_tuning_job",
+    "acreate_fine_tuning_job",
+    "alist_fine_tuning_job_checkpoints",
+    "alist_fine_tuning_job_events",
+    "alist_fine_tuning_jobs",
+    "aretrieve_fine_tuning_job",
+    "cancel_fine_tuning_job",
+    "create_fine_tuning_job",
+    "list_fine_tuning_job_checkpoints",
+    "list_fine_tuning_job_events",
+    "list_fine_tuning_jobs",
+    "retrieve_fine_tuning_job",
 ]
 
 # Module settings (read by api._prepare at each call; plain attributes so that import stays free).
@@ -254,7 +280,8 @@ _LAZY = {
     "completion_cost": "pricing",
     "register_model": "pricing",
 }
-_LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
+_LAZY.update({name: "fine_tuning" for name in __all__ if "fine_tuning" in name})
+_LAZY.update({name: "files" for name in __all__ if ("batch" in name or "file" in name) and name not in _LAZY})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 
 
