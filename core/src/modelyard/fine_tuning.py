@@ -41,7 +41,7 @@ __all__ = [
     "retrieve_fine_tuning_job",
 ]
 
-_HYPERPARAMETERS = {"n_epochs": int, "batch_size": int, "learning_rate_multiplier": (int, float)}
+_HYPERPARAMETERS: dict[str, type | tuple[type, ...]] = {"n_epochs": int, "batch_size": int, "learning_rate_multiplier": (int, float)}
 
 
 def _hyperparameters(value: Any) -> dict[str, Any]:
