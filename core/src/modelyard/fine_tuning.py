@@ -55,7 +55,7 @@ def _hyperparameters(value: Any) -> dict[str, Any]:
                        f"hyperparameters.{key}")  # fmt: skip
         if item == "auto":
             continue
-        if isinstance(item, bool) or not isinstance(item, kind) or float(item) <= 0:
+        if isinstance(item, bool) or not isinstance(item, kind) or not isinstance(item, int | float) or item <= 0:
             raise _bad(f"'hyperparameters.{key}' must be a positive number or 'auto', got {item!r}.",
                        f"hyperparameters.{key}")  # fmt: skip
     return dict(value)
