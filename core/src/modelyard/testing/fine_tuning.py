@@ -323,7 +323,7 @@ class FineTuningService:
                data: Any = None) -> None:  # fmt: skip
         job.events.append({"object": "fine_tuning.job.event", "id": f"ftevent-{uuid.uuid4().hex}",
                            "created_at": int(time.time()), "level": level, "message": message, "type": kind,
-                           "data": data})  # fmt: skip
+                           "data": data if data is not None else {}})  # fmt: skip
 
     def _advance(self, job: StoredJob) -> None:
         """Move the job as far as the clock allows (called under the lock when a client looks)."""
