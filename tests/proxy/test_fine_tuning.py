@@ -157,6 +157,10 @@ def test_proxy_checks_and_unknown_ids(plain_proxy: Any, azure_env: Emulator) -> 
     with httpx.Client(base_url=plain_proxy.url, headers=auth) as http:
         r = http.post("/v1/fine_tuning/jobs", json={"model": BASE})
         assert r.status_code == 400 and r.json()["error"]["param"] == "training_file"
+        r = http.post("/fine_tuning/jobs", json={"training_file": "file-1"})  # found by Schemathesis: it was a 500
+        assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+        r = http.post("/fine_tuning/jobs", json={"model": BASE, "training_file": "file-1", "hyperparameters": [1]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "hyperparameters"
         r = http.get("/fine_tuning/jobs", params={"limit": "many"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
         assert http.put("/v1/fine_tuning/jobs/ftjob-1/cancel").status_code == 405
