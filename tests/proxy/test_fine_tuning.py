@@ -213,3 +213,23 @@ def test_a_job_is_found_after_a_restart_without_naming_the_provider(
             c.fine_tuning.jobs.retrieve("ftjob-never-made-here")
         assert len(azure_env.requests) == seen  # refused by the proxy, not sent
 
+
+
+def test_a_job_the_store_cannot_record_is_still_answered(azure_env: Emulator, api_base: str, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The job exists upstream once created: a failing store write is logged, the client gets the job."""
+    import sqlite3
+
+    with running_proxy(plain_config(api_base, tmp_path)) as proxy, \
+            openai.OpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0) as c:  # fmt: skip
+        with pytest.raises(openai.NotFoundError):
+            c.fine_tuning.jobs.retrieve("ftjob-unknown")  # opens the store (no provider named: it is asked)
+        with sqlite3.connect(tmp_path / "store.db") as db:
+            db.execute("DROP TABLE modelyard_fine_tuning_jobs")  # every write now fails
+        uploaded = c.files.create(file=("t.jsonl", io.BytesIO(training(2))), purpose="fine-tune", **AZ)
+        job = c.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id, **AZ)
+        assert job.id in azure_env.fine_tuning.jobs
+        assert c.fine_tuning.jobs.retrieve(job.id, **AZ).id == job.id
+        assert c.fine_tuning.jobs.retrieve(job.id).id == job.id  # unreadable store: the default provider
+    assert f"fine-tuning job {job.id} was created but not recorded" in caplog.text
+    assert f"the store could not be read for fine-tuning job {job.id}" in caplog.text

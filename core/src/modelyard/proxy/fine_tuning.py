@@ -125,7 +125,11 @@ class FineTuningEndpoints:
         if named:
             return provider
         job_id = scope["modelyard.id"]
-        recorded = await asyncio.to_thread(self._recorded, job_id)
+        try:
+            recorded = await asyncio.to_thread(self._recorded, job_id)
+        except Exception as exc:  # a store that cannot be read: decide as if the job were not recorded
+            log.warning("the store could not be read for fine-tuning job %s (%s)", job_id, type(exc).__name__)
+            recorded = None
         if recorded is not None:
             return recorded
         if self.app.files.router is not None:  # as for files: ids the proxy does not know need a provider
@@ -155,7 +159,11 @@ class FineTuningEndpoints:
         args = {k: body.get(k) for k in _CREATE_FIELDS}  # missing ones are None: the SDK names them (400)
         extra = {k: v for k, v in body.items() if k not in _CREATE_FIELDS and k not in _PROXY_FIELDS}
         job = await modelyard.acreate_fine_tuning_job(**args, custom_llm_provider=provider, extra_body=extra or None)
-        await asyncio.to_thread(self._record, job.id, provider)
+        try:
+            await asyncio.to_thread(self._record, job.id, provider)
+        except Exception as exc:  # the job exists upstream: answer with it rather than lose its id
+            log.warning("fine-tuning job %s was created but not recorded in the store (%s); later calls for it "
+                        "need a custom-llm-provider header", job.id, type(exc).__name__)  # fmt: skip
         await self._json(ctx, send, job)
 
     async def list(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
