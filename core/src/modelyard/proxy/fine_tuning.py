@@ -156,7 +156,7 @@ class FineTuningEndpoints:
             raise BadRequestError("'training_file' is required: the id POST /files (purpose 'fine-tune') returned.",
                                   param="training_file", code="missing_required_parameter")  # fmt: skip
         provider, _ = FilesEndpoints._provider(scope, body)
-        args = {k: body.get(k) for k in _CREATE_FIELDS}  # missing ones are None: the SDK names them (400)
+        args: dict[str, Any] = {k: body.get(k) for k in _CREATE_FIELDS}  # missing ones are None: the SDK names them (400)
         extra = {k: v for k, v in body.items() if k not in _CREATE_FIELDS and k not in _PROXY_FIELDS}
         job = await modelyard.acreate_fine_tuning_job(**args, custom_llm_provider=provider, extra_body=extra or None)
         try:
