@@ -50,6 +50,10 @@ def test_public_surface_is_pinned() -> None:
             "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
             "translation", "atranslation",
             "completion_cost", "register_model",
+            "create_fine_tuning_job", "acreate_fine_tuning_job", "list_fine_tuning_jobs", "alist_fine_tuning_jobs",
+            "retrieve_fine_tuning_job", "aretrieve_fine_tuning_job", "cancel_fine_tuning_job", "acancel_fine_tuning_job",
+            "list_fine_tuning_job_events", "alist_fine_tuning_job_events",
+            "list_fine_tuning_job_checkpoints", "alist_fine_tuning_job_checkpoints",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

@@ -94,6 +94,20 @@ if TYPE_CHECKING:
         list_batches,
         retrieve_batch,
     )
+    from .fine_tuning import (
+        acancel_fine_tuning_job,
+        acreate_fine_tuning_job,
+        alist_fine_tuning_job_checkpoints,
+        alist_fine_tuning_job_events,
+        alist_fine_tuning_jobs,
+        aretrieve_fine_tuning_job,
+        cancel_fine_tuning_job,
+        create_fine_tuning_job,
+        list_fine_tuning_job_checkpoints,
+        list_fine_tuning_job_events,
+        list_fine_tuning_jobs,
+        retrieve_fine_tuning_job,
+    )
     from .hookspecs import HOOK_API, hookimpl
     from .pricing import completion_cost, register_model
     from .router import Router
@@ -141,9 +155,11 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acancel_batch",
+    "acancel_fine_tuning_job",
     "acompletion",
     "acreate_batch",
     "acreate_file",
+    "acreate_fine_tuning_job",
     "aembedding",
     "afile_content",
     "afile_delete",
@@ -152,10 +168,14 @@ __all__ = [
     "aimage_edit",
     "aimage_generation",
     "alist_batches",
+    "alist_fine_tuning_job_checkpoints",
+    "alist_fine_tuning_job_events",
+    "alist_fine_tuning_jobs",
     "api_base",
     "api_key",
     "api_version",
     "aretrieve_batch",
+    "aretrieve_fine_tuning_job",
     "aspeech",
     "atext_completion",
     "atranscription",
@@ -168,6 +188,7 @@ __all__ = [
     "azure_username",
     "base_url",
     "cancel_batch",
+    "cancel_fine_tuning_job",
     "client_certificate_password",
     "client_certificate_path",
     "client_id",
@@ -176,6 +197,7 @@ __all__ = [
     "completion_cost",
     "create_batch",
     "create_file",
+    "create_fine_tuning_job",
     "drop_params",
     "embedding",
     "enable_azure_ad_token_refresh",
@@ -187,10 +209,14 @@ __all__ = [
     "image_edit",
     "image_generation",
     "list_batches",
+    "list_fine_tuning_job_checkpoints",
+    "list_fine_tuning_job_events",
+    "list_fine_tuning_jobs",
     "num_retries",
     "register_model",
     "request_timeout",
     "retrieve_batch",
+    "retrieve_fine_tuning_job",
     "speech",
     "tenant_id",
     "text_completion",
@@ -254,7 +280,8 @@ _LAZY = {
     "completion_cost": "pricing",
     "register_model": "pricing",
 }
-_LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
+_LAZY.update({name: "fine_tuning" for name in __all__ if "fine_tuning" in name})
+_LAZY.update({name: "files" for name in __all__ if ("batch" in name or "file" in name) and name not in _LAZY})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 
 

@@ -25,12 +25,20 @@ __all__ = [
     "FileObject",
     "FilesOperation",
     "FilesRequest",
+    "FineTuningJob",
+    "FineTuningJobCheckpoint",
+    "FineTuningJobCheckpointList",
+    "FineTuningJobEvent",
+    "FineTuningJobEventList",
+    "FineTuningJobList",
     "Upload",
 ]
 
 FilesOperation = Literal[
     "create_file", "file_retrieve", "file_list", "file_delete", "file_content",
     "create_batch", "retrieve_batch", "cancel_batch", "list_batches",
+    "create_fine_tuning_job", "list_fine_tuning_jobs", "retrieve_fine_tuning_job", "cancel_fine_tuning_job",
+    "list_fine_tuning_job_events", "list_fine_tuning_job_checkpoints",
 ]  # fmt: skip
 
 
@@ -108,6 +116,81 @@ class BatchList(_Open):
     has_more: bool = False
 
 
+class FineTuningJob(_Open):
+    """A fine-tuning job (``object == "fine_tuning.job"``).
+
+    ``status`` moves ``validating_files -> queued -> running -> succeeded`` (or ``failed`` with
+    ``error``, or ``cancelled``); ``fine_tuned_model`` and ``result_files`` appear on success.
+    """
+
+    id: str
+    object: str = "fine_tuning.job"
+    model: str | None = None
+    status: str | None = None
+    created_at: int | None = None
+    finished_at: int | None = None
+    fine_tuned_model: str | None = None
+    training_file: str | None = None
+    validation_file: str | None = None
+    hyperparameters: dict[str, Any] | None = None
+    result_files: list[str] | None = None
+    trained_tokens: int | None = None
+    error: dict[str, Any] | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    estimated_finish: int | None = None
+
+
+class FineTuningJobList(_Open):
+    """A page of fine-tuning jobs, newest first; page on with ``after=page.data[-1].id``."""
+
+    object: str = "list"
+    data: list[FineTuningJob] = Field(default_factory=list)
+    has_more: bool = False
+
+
+class FineTuningJobEvent(_Open):
+    """One event of a job (``object == "fine_tuning.job.event"``): a state change or a metric."""
+
+    id: str
+    object: str = "fine_tuning.job.event"
+    created_at: int = 0
+    level: str = "info"
+    message: str = ""
+    type: str | None = None
+    data: Any = None
+
+
+class FineTuningJobEventList(_Open):
+    """A page of a job's events, newest first."""
+
+    object: str = "list"
+    data: list[FineTuningJobEvent] = Field(default_factory=list)
+    has_more: bool = False
+
+
+class FineTuningJobCheckpoint(_Open):
+    """A checkpoint a job saved (``object == "fine_tuning.job.checkpoint"``), with its metrics."""
+
+    id: str
+    object: str = "fine_tuning.job.checkpoint"
+    created_at: int = 0
+    fine_tuned_model_checkpoint: str = ""
+    fine_tuning_job_id: str = ""
+    step_number: int = 0
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class FineTuningJobCheckpointList(_Open):
+    """A page of a job's checkpoints, newest first."""
+
+    object: str = "list"
+    data: list[FineTuningJobCheckpoint] = Field(default_factory=list)
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+
 class FileContent:
     """A file's bytes, as ``file_content`` returns them (the shape of openai's binary responses).
 
@@ -162,7 +245,7 @@ class Upload(BaseModel):
 
 
 class FilesRequest(BaseModel):
-    """One files or batches call in OpenAI's shape, relative to the provider's API root.
+    """One files, batches or fine-tuning call in OpenAI's shape, relative to the provider's API root.
 
     Attributes:
         operation: which call (``create_file``, ``retrieve_batch`` ...).

@@ -37,6 +37,10 @@ from .file_types import (
     FileObject,
     FilesOperation,
     FilesRequest,
+    FineTuningJob,
+    FineTuningJobCheckpointList,
+    FineTuningJobEventList,
+    FineTuningJobList,
     Upload,
 )
 from .hookspecs import Authenticator
@@ -326,6 +330,12 @@ _RESULTS: dict[str, type[BaseModel]] = {
     "retrieve_batch": Batch,
     "cancel_batch": Batch,
     "list_batches": BatchList,
+    "create_fine_tuning_job": FineTuningJob,
+    "retrieve_fine_tuning_job": FineTuningJob,
+    "cancel_fine_tuning_job": FineTuningJob,
+    "list_fine_tuning_jobs": FineTuningJobList,
+    "list_fine_tuning_job_events": FineTuningJobEventList,
+    "list_fine_tuning_job_checkpoints": FineTuningJobCheckpointList,
 }
 
 

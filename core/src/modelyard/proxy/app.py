@@ -9,7 +9,7 @@ Endpoints (each with and without ``/v1``): ``POST /chat/completions``, ``POST /c
 every other operation of :data:`modelyard.operations.OPERATIONS` on its paths (``POST
 /embeddings`` ...), each allowed only to deployments whose ``model_info.mode`` serves it,
 ``GET /models``, ``GET /models/{id}``, ``GET /health``, ``GET /health/liveliness`` (and
-``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); and Azure's shape
+``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); fine-tuning jobs (:mod:`.fine_tuning`); and Azure's shape
 ``POST /openai/deployments/{model}/<operation path>?api-version=...`` for ``AzureOpenAI`` clients.
 
 Failures answer OpenAI's error JSON, ``{"error": {"message", "type", "param", "code"}}``.
@@ -199,6 +199,10 @@ class ProxyApp:
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+        from .fine_tuning import FineTuningEndpoints
+
+        self.fine_tuning = FineTuningEndpoints(self)
+        self._routes.update(self.fine_tuning.routes())
 
     def _metrics(self) -> Any:
         """The Prometheus metrics (``general_settings.metrics``), or None when off."""
@@ -424,10 +428,10 @@ class ProxyApp:
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
                 return self._model
-        files = self.files.match(ctx.method, path, scope)
+        files = self.files.match(ctx.method, path, scope) or self.fine_tuning.match(ctx.method, path, scope)
         if files is not None:
             return files
-        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path):
+        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path) or self.fine_tuning.allows(path):
             raise _Reject(405, f"Method {ctx.method} is not allowed on {path}.", code="method_not_allowed")
         raise _Reject(404, f"Unknown path {path}.", code="not_found")
 

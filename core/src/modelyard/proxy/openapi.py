@@ -4,7 +4,7 @@ Every operation of :data:`modelyard.operations.OPERATIONS` gets its paths (with 
 ``/v1``, and Azure's ``/openai/deployments/{model}/...``) and a request body made of its request model's JSON schema (``ChatParams``,
 ``TextParams``, ``EmbeddingParams`` ...) plus ``model`` (one of the configured model groups),
 its payload fields and ``stream`` when it streams: a new row in the table appears here with no
-change to this module. The files and batches endpoints, the models list and the health checks
+change to this module. The files, batches and fine-tuning endpoints, the models list and the health checks
 are declared below with the models of :mod:`modelyard.file_types`. Every answer that is not a
 success is OpenAI's error JSON (``{"error": {message, type, param, code}}``), listed per status.
 """
@@ -15,7 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..file_types import Batch, BatchList, FileDeleted, FileList, FileObject
+from ..file_types import (
+    Batch,
+    BatchList,
+    FileDeleted,
+    FileList,
+    FileObject,
+    FineTuningJob,
+    FineTuningJobCheckpointList,
+    FineTuningJobEventList,
+    FineTuningJobList,
+)
 from ..operations import OPERATIONS, Operation
 
 __all__ = ["openapi_document"]
@@ -160,6 +170,20 @@ def openapi_document(models: list[str], *, version: str) -> dict[str, Any]:
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     }
+    positive_or_auto = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"const": "auto"}]}
+    fine_tuning_body = {
+        "type": "object",
+        "required": ["model", "training_file"],
+        "properties": {
+            "model": {"type": "string"},
+            "training_file": {"type": "string"},
+            "validation_file": {"type": "string"},
+            "hyperparameters": {"type": "object", "additionalProperties": False, "properties": {
+                name: positive_or_auto for name in ("n_epochs", "batch_size", "learning_rate_multiplier")}},
+            "suffix": {"type": "string"},
+            "seed": {"type": "integer"},
+        },
+    }  # fmt: skip
     upload = {
         "type": "object",
         "required": ["file", "purpose"],
@@ -199,6 +223,23 @@ def openapi_document(models: list[str], *, version: str) -> dict[str, Any]:
         paths[f"{prefix}/batches/{{batch_id}}/cancel"] = {
             "post": {"parameters": [_id("batch_id")], "responses": _responses(_json(_model_ref(Batch, components)))}
         }
+        job = _json(_model_ref(FineTuningJob, components))
+        paths[f"{prefix}/fine_tuning/jobs"] = {
+            "post": {"requestBody": {"required": True, "content": {"application/json": {"schema": fine_tuning_body}}},
+                     "responses": _responses(job)},
+            "get": {"parameters": listing, "responses": _responses(_json(_model_ref(FineTuningJobList, components)))},
+        }  # fmt: skip
+        paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}"] = {
+            "get": {"parameters": [_id("fine_tuning_job_id")], "responses": _responses(job)}
+        }
+        paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/cancel"] = {
+            "post": {"parameters": [_id("fine_tuning_job_id")], "responses": _responses(job)}
+        }
+        for tail, model in (("events", FineTuningJobEventList), ("checkpoints", FineTuningJobCheckpointList)):
+            paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/{tail}"] = {
+                "get": {"parameters": [_id("fine_tuning_job_id"), *listing],
+                        "responses": _responses(_json(_model_ref(model, components)))}
+            }  # fmt: skip
         paths[f"{prefix}/health"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
     for op in OPERATIONS.values():
         if op.azure_path:

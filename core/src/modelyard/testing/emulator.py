@@ -305,6 +305,7 @@ class Emulator:
         requests: every request received, in order (:class:`RecordedRequest`).
         batches: the resource's files and batches (``modelyard.testing.batches.BatchService``;
             ``step_seconds`` sets how fast batches run).
+        fine_tuning: the resource's fine-tuning jobs (``modelyard.testing.fine_tuning.FineTuningService``).
         token_validator: a callable ``(token) -> bool`` for bearer tokens that are not in
             ``ad_tokens`` (the Entra emulator installs one).
     """
@@ -329,6 +330,9 @@ class Emulator:
         from .batches import BatchService
 
         self.batches = BatchService(self)  # files and batches; .step_seconds sets their speed
+        from .fine_tuning import FineTuningService
+
+        self.fine_tuning = FineTuningService(self)  # fine-tuning jobs on the same files
         self.app = _KeepServerSend(Starlette(routes=self._routes()))
 
     # ------------------------------------------------------------------ configuration
@@ -344,6 +348,7 @@ class Emulator:
         with self._lock:
             self.requests.clear()
             self.batches.reset()
+            self.fine_tuning.reset()
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
@@ -354,6 +359,7 @@ class Emulator:
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_classic, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._chat_v1, methods=["POST"]),
             *self.batches.routes(),
+            *self.fine_tuning.routes(),
             vision.extensions_route(self),
             Route("/openai/deployments/{deployment}/completions", functools.partial(families.completions, self), methods=["POST"]),
             Route("/openai/v1/completions", functools.partial(families.completions, self), methods=["POST"]),

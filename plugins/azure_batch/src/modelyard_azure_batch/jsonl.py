@@ -66,6 +66,7 @@ class BatchFileReport:
     url: str | None = None
     errors: list[LineError] = field(default_factory=list)
     error_count: int = 0
+    what = "batch file"
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,7 @@ class BatchFileReport:
         more = self.error_count - len(self.errors)
         tail = f"; and {more} more" if more > 0 else ""
         raise BadRequestError(
-            f"Invalid batch file ({self.error_count} problem{'s' if self.error_count != 1 else ''}), "
+            f"Invalid {self.what} ({self.error_count} problem{'s' if self.error_count != 1 else ''}), "
             f"nothing was uploaded: {shown}{tail}.",
             param="file",
             code=self.errors[0].code,

@@ -1,4 +1,4 @@
-"""Azure OpenAI files and batches: the ``transform_files_request``, ``register_commands`` and ``files_router`` hooks.
+"""Azure OpenAI files, batches and fine-tuning jobs: the ``transform_files_request``, ``register_commands`` and ``files_router`` hooks.
 
 Credentials come from the ``resolve_auth`` hook (``modelyard-azure-auth``); errors of the files
 and batches operations are mapped here, with the Azure mapping every Azure plugin shares
@@ -30,7 +30,12 @@ COMPLETION_WINDOWS = frozenset({"24h"})
 
 @hookimpl
 def transform_files_request(route: Route, request: FilesRequest, connection: Connection) -> ProviderRequest | None:
-    """Build the Azure call for a files/batches operation; a ``batch`` upload is validated first."""
+    """Build the Azure call for a files, batches or fine-tuning operation.
+
+    A ``batch`` upload is validated first (:mod:`.jsonl`), and so is a ``fine-tune`` one
+    (:mod:`.training`): nothing is sent when a line is invalid. Fine-tuning paths
+    (``/fine_tuning/jobs...``) are resource paths like ``/files``, classic and v1.
+    """
     if route.provider != PROVIDER:
         return None
     url, query = resource_url(connection, request.path)
@@ -42,6 +47,10 @@ def transform_files_request(route: Route, request: FilesRequest, connection: Con
             from .jsonl import validate_batch_file
 
             validate_batch_file(upload.file).raise_for_errors()
+        elif request.form.get("purpose") == "fine-tune":
+            from .training import validate_training_file
+
+            validate_training_file(upload.file).raise_for_errors()
         return ProviderRequest(
             method="POST",
             url=url,
