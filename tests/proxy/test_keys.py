@@ -406,3 +406,30 @@ def test_budget_header_and_refusal_shape_name_no_key(api_base: str, leaks: Leaks
         body = r.json()
         assert r.status_code == 429 and set(body["error"]) == {"message", "type", "param", "code"}
         assert json.dumps(body).count("sk-") == 0
+
+
+def test_cli_creates_lists_and_revokes_through_the_admin_api(api_base: str, leaks: Leaks, tmp_path: Any,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from modelyard.cli import main
+
+    backend = {"modelyard_settings": {"store_path": str(tmp_path / "s.db")}}
+    monkeypatch.setenv("MODELYARD_MASTER_KEY", MASTER_KEY)
+    with running_proxy(config(api_base, backend)) as server:
+        assert main(["keys", "--url", server.url, "create", "--models", "gpt-4o", "--max-budget", "2",
+                     "--alias", "cli"]) == 0  # fmt: skip
+        key = capsys.readouterr().out.strip()
+        leaks.keys.append(key)
+        assert key.startswith("sk-")
+        with user(server, key, leaks) as u:
+            assert chat(u).status_code == 200 and chat(u, "gpt-4o-mini").status_code == 403
+        assert main(["keys", "--url", server.url, "list"]) == 0
+        listed = capsys.readouterr().out
+        assert info_token(key)[:12] in listed and f"sk-...{key[-4:]}" in listed and " cli " in listed
+        leaks.seen.append(listed)
+        assert main(["keys", "--url", server.url, "revoke", "--alias", "cli"]) == 0
+        assert "revoked 1 key(s)" in capsys.readouterr().out
+        with user(server, key, leaks) as u:
+            assert chat(u).status_code == 401
+        assert main(["keys", "--url", server.url, "revoke", "--alias", "cli"]) == 1
+        assert "404" in capsys.readouterr().err
