@@ -433,3 +433,48 @@ def test_cli_creates_lists_and_revokes_through_the_admin_api(api_base: str, leak
             assert chat(u).status_code == 401
         assert main(["keys", "--url", server.url, "revoke", "--alias", "cli"]) == 1
         assert "404" in capsys.readouterr().err
+
+
+def test_team_budget_holds_for_its_keys_together_and_models_list_is_filtered(
+    api_base: str, emulator: Emulator, backend: dict[str, Any], leaks: Leaks
+) -> None:
+    with running_proxy(config(api_base, backend)) as server:
+        most = _reservation(server)
+        with admin(server, leaks) as a:
+            team = a.post("/team/new", json={"max_budget": 6.5 * most}).json()["team_id"]
+        keys = [generate(server, leaks, team_id=team, models=["gpt-4o"]) for _ in range(2)]
+        before = upstream_calls(emulator)
+
+        async def burst() -> list[int]:
+            clients = [httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {k}"}, timeout=60,
+                                         event_hooks={"response": [leaks.arecord]}) for k in keys]  # fmt: skip
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+            try:
+                answers = await asyncio.gather(*(clients[i % 2].post("/v1/chat/completions", json=body) for i in range(30)))
+            finally:
+                for c in clients:
+                    await c.aclose()
+            return [r.status_code for r in answers]
+
+        statuses = asyncio.run(burst())
+        admitted = statuses.count(200)
+        assert set(statuses) <= {200, 429} and 6 <= admitted < 30
+        assert upstream_calls(emulator) - before == admitted
+        with admin(server, leaks) as a:
+            found = a.get("/team/info", params={"team_id": team}).json()
+        assert found["team_info"]["spend"] <= 6.5 * most
+        assert sum(k["spend"] for k in found["keys"]) == pytest.approx(found["team_info"]["spend"])
+        with user(server, keys[0], leaks) as u:
+            assert [m["id"] for m in u.get("/v1/models").json()["data"]] == ["gpt-4o"]
+
+
+def test_budget_duration_starts_a_new_period(api_base: str, leaks: Leaks, tmp_path: Any) -> None:
+    backend = {"modelyard_settings": {"store_path": str(tmp_path / "s.db")}}
+    with running_proxy(config(api_base, backend)) as server:
+        cost, most = _cost_of_one(server), _reservation(server)
+        key = generate(server, leaks, max_budget=most + cost / 2, budget_duration="2s")
+        with user(server, key, leaks) as u:
+            assert chat(u).status_code == 200
+            assert chat(u).status_code == 429  # the second call's reservation does not fit beside the first's cost
+            time.sleep(2.2)
+            assert chat(u).status_code == 200  # a new period: spend back to 0

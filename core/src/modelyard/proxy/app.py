@@ -795,7 +795,10 @@ class ProxyApp:
     # ------------------------------------------------------------------ other endpoints
 
     async def _models(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
-        data = [_model_object(name) for name in self.deployments.model_names()]
+        names = self.deployments.model_names()
+        if ctx.admission is not None:  # a virtual key sees the models it may use
+            names = [n for n in names if self.virtual_keys.allows_model(ctx.admission, n)]
+        data = [_model_object(name) for name in names]
         await self._send_json(ctx, send, 200, {"object": "list", "data": data})
 
     async def _model(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:

@@ -11,7 +11,7 @@ Per request (:class:`VirtualKeys`):
 
 1. **Authenticate** (every endpoint but the public health paths): the key's row and its team's
    come from a short in-process cache (``general_settings.user_api_key_cache_ttl``, 5 s by
-   default), else from the store in a worker thread. Unknown, deleted, expired or blocked:
+   default; 0 turns the cache off), else from the store in a worker thread. Unknown, deleted, expired or blocked:
    401. A key deleted through any instance is refused by every instance at most that many
    seconds later (at once on the instance that deleted it).
 2. **Rate limits** (:mod:`.key_limits`): ``rpm_limit``, ``tpm_limit``,
@@ -66,7 +66,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-DEFAULT_CACHE_TTL = 5.0
 DEFAULT_OUTPUT_TOKENS = 16384
 """Output tokens reserved for a call that sets no ``max_tokens`` on a model whose output limit is unknown."""
 _CACHE_MAX = 10_000
@@ -317,9 +316,7 @@ class VirtualKeys:
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
         general = app.config.general_settings
-        self.cache_ttl = float(
-            getattr(general, "user_api_key_cache_ttl", None) or DEFAULT_CACHE_TTL
-        )
+        self.cache_ttl = float(general.user_api_key_cache_ttl)
         self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None]] = {}
         self._store: KeyStore | None = None
         self._owned: Any = None
@@ -451,6 +448,14 @@ class VirtualKeys:
         return admission
 
     # ------------------------------------------------------------------ models and budgets
+
+    @staticmethod
+    def allows_model(admission: Admission, model: str) -> bool:
+        """Whether the key and its team may use ``model`` (empty ``models``: every model)."""
+        for allowed in (admission.key.models, admission.team.models if admission.team else []):
+            if allowed and model not in allowed and not _ALL_MODELS.intersection(allowed):
+                return False
+        return True
 
     async def admit_call(self, admission: Admission, model: str, deployments: list[Deployment],
                          params: dict[str, Any], operation: str) -> None:  # fmt: skip
