@@ -318,64 +318,31 @@ class KeyStore:
         now = time.time() if now is None else now
         states: dict[str, tuple[float, float, float]] = {}
         with self._engine.begin() as conn:
-            for table, col, ident, amount, period, name in (
-                (keys_table, keys_table.c.token, token, key_amount, key_period, "key"),
-                (teams_table, teams_table.c.team_id, team_id, team_amount, team_period, "team"),
-            ):
+            for ident, amount, period, name in ((token, key_amount, key_period, "key"),
+                                                (team_id, team_amount, team_period, "team")):  # fmt: skip
                 if amount is None or ident is None:
                     continue
+                stmts = _STATEMENTS[name]
                 if period is not None:
-                    due = sa.and_(
-                        col == ident,
-                        table.c.budget_reset_at.is_not(None),
-                        table.c.budget_reset_at <= now,
-                    )
-                    conn.execute(
-                        table.update().where(due).values(spend=0.0, budget_reset_at=now + period)
-                    )
-                taken = table.c.spend + table.c.reserved
-                fits = (
-                    (taken + amount <= table.c.max_budget)
-                    if amount > 0
-                    else (taken < table.c.max_budget)
-                )
-                row = conn.execute(
-                    table.update().where(col == ident, sa.or_(table.c.max_budget.is_(None), fits))
-                    .values(reserved=table.c.reserved + amount)
-                    .returning(table.c.spend, table.c.reserved, table.c.max_budget)
-                ).first()  # fmt: skip
+                    conn.execute(stmts["reset"], {"ident": ident, "now": now, "next": now + period})
+                take = stmts["reserve"] if amount > 0 else stmts["check"]
+                row = conn.execute(take, {"ident": ident, "amount": amount}).first()
                 if row is None:
-                    now_row = conn.execute(
-                        sa.select(table.c.spend, table.c.reserved, table.c.max_budget).where(
-                            col == ident
-                        )
-                    ).first()
+                    now_row = conn.execute(stmts["state"], {"ident": ident}).first()
                     conn.rollback()
                     spend, held, budget = (float(v or 0) for v in now_row) if now_row else (0.0, 0.0, 0.0)
                     states[name] = (spend, held, budget)
                     return name, states
-                states[name] = (
-                    float(row[0]),
-                    float(row[1]),
-                    float(row[2] if row[2] is not None else math.inf),
-                )
+                states[name] = (float(row[0]), float(row[1]), float(row[2] if row[2] is not None else math.inf))
         return None, states
 
     def settle(self, token: str | None, key_reserved: float, team_id: str | None, team_reserved: float,
                cost: float) -> None:  # fmt: skip
         """Release a reservation and add the call's real ``cost`` to the key's and team's spend."""
         with self._engine.begin() as conn:
-            for table, col, ident, reserved in (
-                (keys_table, keys_table.c.token, token, key_reserved),
-                (teams_table, teams_table.c.team_id, team_id, team_reserved),
-            ):
-                if ident is None:
-                    continue
-                left = table.c.reserved - reserved
-                conn.execute(
-                    table.update().where(col == ident)
-                    .values(spend=table.c.spend + cost, reserved=sa.case((left < 0, 0.0), else_=left))
-                )  # fmt: skip
+            for ident, reserved, name in ((token, key_reserved, "key"), (team_id, team_reserved, "team")):
+                if ident is not None:
+                    conn.execute(_STATEMENTS[name]["settle"], {"ident": ident, "held": reserved, "cost": cost})
 
     def add_spend(self, keys: dict[str, float], teams: dict[str, float]) -> None:
         """Add spend to many keys and teams in one transaction (the batched path, no reservation)."""
@@ -399,3 +366,32 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _statements(table: sa.Table, col: Any) -> dict[str, Any]:
+    """The budget statements of one table, built once (building them costs more than running them)."""
+    ident, amount = sa.bindparam("ident"), sa.bindparam("amount", type_=sa.Float)
+    taken = table.c.spend + table.c.reserved
+    state = (table.c.spend, table.c.reserved, table.c.max_budget)
+    left = table.c.reserved - sa.bindparam("held", type_=sa.Float)
+
+    def take(fits: Any) -> Any:
+        return (
+            table.update().where(col == ident, sa.or_(table.c.max_budget.is_(None), fits))
+            .values(reserved=table.c.reserved + amount).returning(*state)
+        )  # fmt: skip
+
+    return {
+        "reset": table.update().where(col == ident, table.c.budget_reset_at.is_not(None),
+                                      table.c.budget_reset_at <= sa.bindparam("now", type_=sa.Float))
+        .values(spend=0.0, budget_reset_at=sa.bindparam("next", type_=sa.Float)),
+        "reserve": take(taken + amount <= table.c.max_budget),
+        "check": take(taken < table.c.max_budget),
+        "state": sa.select(*state).where(col == ident),
+        "settle": table.update().where(col == ident).values(
+            spend=table.c.spend + sa.bindparam("cost", type_=sa.Float),
+            reserved=sa.case((left < 0, 0.0), else_=left)),
+    }  # fmt: skip
+
+
+_STATEMENTS = {"key": _statements(keys_table, keys_table.c.token), "team": _statements(teams_table, teams_table.c.team_id)}
