@@ -370,7 +370,8 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
 
 def _statements(table: sa.Table, col: Any) -> dict[str, Any]:
     """The budget statements of one table, built once (building them costs more than running them)."""
-    ident, amount = sa.bindparam("ident"), sa.bindparam("amount", type_=sa.Float)
+    ident: Any = sa.bindparam("ident")
+    amount = sa.bindparam("amount", type_=sa.Float)
     taken = table.c.spend + table.c.reserved
     state = (table.c.spend, table.c.reserved, table.c.max_budget)
     left = table.c.reserved - sa.bindparam("held", type_=sa.Float)
