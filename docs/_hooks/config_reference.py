@@ -8,8 +8,9 @@ docstrings under each field), so the page cannot drift from what ``modelyard ser
 from __future__ import annotations
 
 import ast
-import re
 import inspect
+import itertools
+import re
 import textwrap
 import types
 import typing
@@ -66,7 +67,7 @@ def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, following in zip(body, body[1:], strict=False):
+        for node, following in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
