@@ -242,3 +242,28 @@ def _examples_on(path: Path) -> int:
     python = sum(1 for lang, _ in blocks if lang in ("python", "py", "python3", "pycon"))
     curl = sum(1 for lang, body in blocks if lang in ("bash", "sh", "shell", "console") and re.search(r"^\s*curl ", body, re.M))
     return python + curl + hidden
+
+
+def test_the_config_reference_lists_every_key_of_every_section() -> None:
+    """docs/proxy-config.md is generated at build time (docs/_hooks/config_reference.py): every
+    field of every section's pydantic model has its row, with its type, default and bounds."""
+    import importlib.util
+
+    from modelyard.proxy import config
+
+    spec = importlib.util.spec_from_file_location("config_reference", DOCS / "_hooks" / "config_reference.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = hook.render()
+    for model, prefix in [(config.GeneralSettings, "general_settings."), (config.RouterSettings, "router_settings."),
+                          (config.LiteLLMParams, "litellm_params."), (config.ModelyardSettings, "modelyard_settings."),
+                          (config.LiteLLMSettings, "litellm_settings."), (config.ModelInfo, "model_info.")]:  # fmt: skip
+        for name in model.model_fields:
+            assert f"| `{prefix}{name}` |" in page, f"{prefix}{name}"
+    assert "| `general_settings.max_request_size_mb` | number | `32.0` | > `0` |" in page
+    assert "| `model_list[].litellm_params` | mapping | **required** |" in page
+    assert "| `litellm_params.api_key` | string (secret) | unset |" in page
+    # A field's docstring is its note, roles turned into Markdown.
+    assert "Seconds requests in flight get to finish after SIGTERM" in page
+    assert ":class:" not in page and "``" not in page
