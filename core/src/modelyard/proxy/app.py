@@ -128,7 +128,8 @@ def _dumps(obj: Any) -> bytes:
 class _Ctx:
     """Per-request state for the access log."""
 
-    __slots__ = ("deployment", "error", "method", "model", "path", "request_id", "scope", "started", "status", "stream")
+    __slots__ = ("deployment", "error", "key_id", "method", "model", "operation", "path", "request_id", "scope",
+                 "started", "status", "stream", "team_id", "user_id")  # fmt: skip
 
     def __init__(self, method: str, path: str, request_id: str, scope: CallScope) -> None:
         self.scope = scope
@@ -141,6 +142,11 @@ class _Ctx:
         self.deployment: str | None = None
         self.stream = False
         self.error: str | None = None
+        self.operation: str | None = None
+        # Who called: a virtual key's id (hash), its team and user; None for the master key.
+        self.key_id: str | None = None
+        self.team_id: str | None = None
+        self.user_id: str | None = None
 
 
 class ProxyApp:
@@ -199,6 +205,13 @@ class ProxyApp:
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+        self.spend: Any = None  # the SpendRecorder (docs/spend.md), unless general_settings.disable_spend_logs
+        if not config.general_settings.disable_spend_logs:
+            from .spend import SpendEndpoints, make_recorder, open_store
+
+            self.store = self.store or open_store(config)
+            self.spend = make_recorder(config, self.store)
+            self._routes.update(SpendEndpoints(self, self.store).routes())
 
     def _metrics(self) -> Any:
         """The Prometheus metrics (``general_settings.metrics``), or None when off."""
@@ -298,6 +311,8 @@ class ProxyApp:
             if getattr(current, "_async_backend", "httpx") != "aiohttp":
                 self._installed_transport = transport.Transport(async_backend="aiohttp")
                 self._previous_transport = transport.set_transport(self._installed_transport)
+        if self.spend is not None:
+            self.spend.start()
         for handler in access_log.handlers:
             run_flusher = getattr(handler, "run_flusher", None)
             if run_flusher is not None:
@@ -322,6 +337,8 @@ class ProxyApp:
             setattr(module, name, value)
         self._previous_globals.clear()
         await transport.get_transport().aclose()
+        if self.spend is not None:
+            await self.spend.aclose()  # every queued spend row is written before the exit
         if self.store is not None:
             self.store.close()
         if self._installed_transport is not None:
@@ -485,6 +502,14 @@ class ProxyApp:
 
     def _log(self, ctx: _Ctx) -> None:
         seconds = time.perf_counter() - ctx.started
+        if self.spend is not None and ctx.operation is not None:
+            from .spend import record_request
+
+            end = time.time()
+            try:
+                record_request(self.spend, ctx, end - seconds, end)
+            except Exception:  # spend tracking must not break a request
+                log.exception("recording the spend of request %s failed", ctx.request_id)
         if self.metrics is not None:
             try:
                 self.metrics.request(path=ctx.path, status=ctx.status, model=ctx.model, deployment=ctx.deployment,
@@ -543,6 +568,7 @@ class ProxyApp:
         if not deployments:
             raise self._unknown_model(model)
         _check_mode(OPERATIONS[operation], model, deployments)
+        ctx.operation = operation
         # The Router writes the deployment of each try here (a client's own "metadata" is the
         # Router's too, as in LiteLLM: it is not sent upstream).
         assert self.router is not None  # there is a deployment, so there is a Router
@@ -577,9 +603,9 @@ class ProxyApp:
             raise _Reject(400, "'prompt' is required for /completions.", param="prompt", code="missing_required_parameter")
         result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "completions"))
         if stream:
-            await self._stream(ctx, receive, send, result)
+            await self._stream(ctx, receive, send, result, _spend_headers(ctx, None))
         else:
-            await self._send_json(ctx, send, 200, _wire(result))
+            await self._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
 
     async def _operation(self, op: Operation, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """Any operation of :data:`modelyard.operations.OPERATIONS` but chat (``/embeddings`` ...), from its row.
@@ -612,9 +638,9 @@ class ProxyApp:
         if op.answer == "binary":
             await self._send_binary(ctx, receive, send, result)
         elif params.get("response_format") in op.text_formats:
-            await self._send_text(ctx, send, str(result.text))
+            await self._send_text(ctx, send, str(result.text), _spend_headers(ctx, result))
         else:
-            await self._send_json(ctx, send, 200, _wire(result))
+            await self._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
 
     async def _read_upload(self, op: Operation, scope: Scope, receive: Receive) -> tuple[Any, dict[str, Any]]:
         """A ``multipart`` row's upload as the request body its operation takes, and the form to close.
@@ -670,12 +696,12 @@ class ProxyApp:
             raise
         return form, body
 
-    async def _send_text(self, ctx: _Ctx, send: Send, text: str) -> None:
+    async def _send_text(self, ctx: _Ctx, send: Send, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         payload = text.encode()
         ctx.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", ctx.request_id.encode()),
+            (b"x-request-id", ctx.request_id.encode()), *(headers or ()),
         ]})  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
 
