@@ -86,9 +86,9 @@ def spend_emulator(emulator: Emulator) -> Emulator:
 
 @pytest.fixture
 def spend_proxy(tmp_path: Path, api_base: str, spend_emulator: Emulator) -> Iterator[httpx.Client]:
-    with running_proxy(_config(api_base, tmp_path / "spend.db")) as server:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
-            yield client
+    with running_proxy(_config(api_base, tmp_path / "spend.db")) as server, \
+            httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        yield client
 
 
 def _row(client: httpx.Client, request_id: str) -> dict[str, Any]:
@@ -310,3 +310,35 @@ def test_two_proxies_on_one_postgresql_report_both_exactly(postgres_url: str, ap
     assert report["total_requests"] == 5
     assert report["data"][0]["spend"] == pytest.approx(sum(costs), rel=1e-12)
     assert report["total_spend"] == pytest.approx(sum(costs), rel=1e-12)
+
+
+def test_sigterm_writes_every_queued_row_and_a_restart_reads_them(tmp_path: Path, api_base: str, spend_emulator: Emulator) -> None:
+    """A real ``modelyard serve`` process: rows still queued at SIGTERM (the flush interval is an
+    hour) are written by the graceful shutdown; the restarted proxy counts every one."""
+    import signal
+
+    from modelyard.testing import KEY
+
+    from .test_lifecycle import serve
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+model_list:
+  - model_name: gpt-4
+    litellm_params: {{model: azure/spend-gpt4, api_base: "{api_base}", api_key: "{KEY}"}}
+    model_info: {{base_model: azure/gpt-4-1106-preview}}
+general_settings: {{master_key: "{MASTER_KEY}"}}
+modelyard_settings: {{store_path: "{tmp_path / 'sigterm.db'}", spend_flush_interval: 3600, spend_flush_rows: 100000}}
+""")
+    costs: list[float] = []
+    with serve("--config", str(config)) as (proc, url):
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+            for i in range(20):
+                r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": f"n{i}"}]})
+                costs.append(_cost(r))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    with serve("--config", str(config)) as (proc, url):
+        page = httpx.get(f"{url}/spend/logs", params={"page_size": 100}, headers=AUTH, timeout=30).json()
+    assert page["total"] == 20
+    assert sorted(r["spend"] for r in page["data"]) == sorted(costs)
