@@ -143,3 +143,19 @@ def test_recorder_on_postgresql(postgres_url: str, n: int) -> None:
         assert recorder.flush() == n
         (total,) = SpendLog(store).report(SpendQuery(), [])
         assert (total["requests"], total["spend"]) == (n, pytest.approx(0.1 * n))
+
+
+def test_batch_owner_and_a_claim_that_prices_a_batch_once(tmp_path: Path) -> None:
+    from modelyard.store.spend import BatchOwners
+
+    with Store(path=tmp_path / "s.db") as store:
+        owners = BatchOwners(store)
+        owners.created("batch_1", key_id="hash-1", team_id="team-a", user_id="ada")
+        claimed = owners.claim("batch_1")
+        assert claimed is not None and (claimed["key_id"], claimed["team_id"], claimed["user_id"]) == ("hash-1", "team-a", "ada")
+        assert owners.claim("batch_1") is None  # priced once
+        owners.release("batch_1")  # pricing failed: the next retrieve tries again
+        assert owners.claim("batch_1") is not None
+        unknown = owners.claim("batch_elsewhere")  # created outside this store: no owner, still once
+        assert unknown is not None and unknown["key_id"] is None
+        assert owners.claim("batch_elsewhere") is None

@@ -206,11 +206,13 @@ class ProxyApp:
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
         self.spend: Any = None  # the SpendRecorder (docs/spend.md), unless general_settings.disable_spend_logs
+        self.batch_spend: Any = None
         if not config.general_settings.disable_spend_logs:
-            from .spend import SpendEndpoints, make_recorder, open_store
+            from .spend import BatchSpend, SpendEndpoints, make_recorder, open_store
 
             self.store = self.store or open_store(config)
             self.spend = make_recorder(config, self.store)
+            self.batch_spend = BatchSpend(self, self.store)
             self._routes.update(SpendEndpoints(self, self.store).routes())
 
     def _metrics(self) -> Any:

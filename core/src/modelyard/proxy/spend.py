@@ -8,6 +8,7 @@ Filters take LiteLLM's names where it has one (``start_date``, ``end_date``, ``r
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .app import ProxyApp
     from .config import ProxyConfig
 
-__all__ = ["SpendEndpoints", "duration_seconds", "make_recorder", "open_store", "record_request"]
+__all__ = ["BatchSpend", "SpendEndpoints", "duration_seconds", "make_recorder", "open_store", "price_batch_output", "record_request"]
 
 Scope = dict[str, Any]
 Handler = Callable[[Any, Scope, Any, Any], Awaitable[None]]
@@ -223,3 +224,119 @@ class SpendEndpoints:
         recorder = self.app.spend
         if recorder is not None:
             await asyncio.to_thread(recorder.flush)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def price_batch_output(
+    data: bytes, *, base_model: str | None = None, overrides: Mapping[str, Any] | None = None,
+    deployment: str | None = None,
+) -> tuple[float | None, dict[str, Any], str | None]:  # fmt: skip
+    """The cost of a batch's output file (JSONL), each line's usage at the Batch API's price.
+
+    Returns:
+        (the sum of the lines' costs, None when a line with usage has no price; the lines'
+        usage summed, in chat's shape with ``lines``; the model the lines report).
+    """
+    from ..pricing import Units, cost
+    from ..store.spend import usage_columns
+
+    total = 0.0
+    unpriced = False
+    sums: dict[str, int] = {}
+    model: str | None = None
+    lines = 0
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        line = json.loads(raw)
+        response = line.get("response") if isinstance(line, dict) else None
+        body = response.get("body") if isinstance(response, dict) else None
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            continue
+        lines += 1
+        model = body.get("model") or model  # type: ignore[union-attr]
+        price = cost(Units(usage=usage, batch=True), overrides=overrides, base_model=base_model,
+                     reported_model=body.get("model") or None, deployment=deployment)  # type: ignore[union-attr]  # fmt: skip
+        if price is None:
+            unpriced = True
+        else:
+            total += price
+        for name, value in usage_columns(usage).items():
+            sums[name] = sums.get(name, 0) + value
+    usage_out: dict[str, Any] = {
+        "prompt_tokens": sums.get("prompt_tokens", 0), "completion_tokens": sums.get("completion_tokens", 0),
+        "total_tokens": sums.get("total_tokens", 0),
+        "prompt_tokens_details": {"cached_tokens": sums.get("cached_tokens", 0), "audio_tokens": sums.get("audio_input_tokens", 0)},
+        "completion_tokens_details": {"reasoning_tokens": sums.get("reasoning_tokens", 0),
+                                      "audio_tokens": sums.get("audio_output_tokens", 0)},
+        "lines": lines,
+    }  # fmt: skip
+    return (None if unpriced else total), usage_out, model
+
+
+class BatchSpend:
+    """Records a batch's spend once, when a retrieve first sees it ``completed``: its output
+    lines' usage at the batch price, against the batch id and the principal that created it."""
+
+    def __init__(self, app: ProxyApp, store: Store) -> None:
+        from ..store.spend import BatchOwners
+
+        self.app = app
+        self.owners = BatchOwners(store)
+
+    async def created(self, ctx: Any, batch: Any) -> None:
+        """Remember who created ``batch`` (``ctx.key_id`` / ``team_id`` / ``user_id``)."""
+        import asyncio
+
+        batch_id = getattr(batch, "id", None)
+        if isinstance(batch_id, str) and batch_id:
+            await asyncio.to_thread(self.owners.created, batch_id, key_id=ctx.key_id, team_id=ctx.team_id, user_id=ctx.user_id)
+
+    async def retrieved(self, ctx: Any, batch: Any, content: Callable[[str], Awaitable[bytes]]) -> None:
+        """Price and record a batch seen ``completed`` for the first time (any instance)."""
+        import asyncio
+        import logging
+        import time
+
+        recorder = self.app.spend
+        output = getattr(batch, "output_file_id", None)
+        if recorder is None or getattr(batch, "status", None) != "completed" or not output:
+            return
+        batch_id = str(batch.id)
+        owner = await asyncio.to_thread(self.owners.claim, batch_id)
+        if owner is None:
+            return
+        try:
+            deployment = self._deployment(batch_id)
+            kwargs = deployment.kwargs if deployment is not None else {}
+            info = kwargs.get("model_info") or {}
+            from ..pricing import price_overrides
+
+            spend, usage, model = price_batch_output(
+                await content(output), base_model=kwargs.get("base_model") or info.get("base_model"),
+                overrides=price_overrides(kwargs, info) or None,
+                deployment=deployment.model.partition("/")[2] if deployment is not None else None,
+            )  # fmt: skip
+            created = getattr(batch, "created_at", None)
+            recorder.record(
+                request_id=batch_id, call_type="batch", status=200,
+                start_time=float(created) if isinstance(created, int | float) and created else time.time(),
+                end_time=time.time(), model_group=deployment.model_name if deployment is not None else model,
+                model_id=deployment.id if deployment is not None else None, model=model,
+                endpoint=getattr(batch, "endpoint", None), usage=usage, spend=spend, batch_id=batch_id,
+                key_id=owner.get("key_id"), team_id=owner.get("team_id"), user_id=owner.get("user_id"),
+            )  # fmt: skip
+        except Exception:
+            logging.getLogger("modelyard.spend").exception("pricing batch %s failed; tried again at its next retrieve", batch_id)
+            await asyncio.to_thread(self.owners.release, batch_id)
+
+    def _deployment(self, batch_id: str) -> Any:
+        """The ``mode: batch`` deployment a load-balanced batch runs on, or None."""
+        store = self.app.store
+        record = store.get_batch(batch_id) if store is not None else None
+        if record is None:
+            return None
+        return next((d for d in self.app.deployments if d.id == record.deployment), None)

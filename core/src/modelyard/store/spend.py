@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from .sql import Store, _metadata
 
-__all__ = ["GROUPS", "SpendLog", "SpendQuery", "SpendRecorder", "spend_table", "usage_columns"]
+__all__ = ["GROUPS", "BatchOwners", "SpendLog", "SpendQuery", "SpendRecorder", "batch_owners_table", "spend_table", "usage_columns"]
 
 log = logging.getLogger("modelyard.spend")
 
@@ -67,6 +67,19 @@ spend_table = sa.Table(
 """The spend rows; ``spend`` is the cost in USD (None when no price was known), as LiteLLM's
 ``LiteLLM_SpendLogs.spend``; ``model_id`` the deployment (``model_info.id``), ``usage`` the
 usage as the upstream reported it (JSON), ``day`` the UTC date of ``start_time`` (grouping)."""
+
+batch_owners_table = sa.Table(
+    "modelyard_batch_spend",
+    _metadata,
+    sa.Column("batch_id", sa.String(255), primary_key=True),
+    sa.Column("key_id", sa.String(128), nullable=True),
+    sa.Column("team_id", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("priced_at", sa.Float, nullable=True),
+)
+"""Who created each batch (the principal its spend is recorded against) and whether its
+output has been priced (set once, by the first instance to see it completed)."""
 
 _COLUMNS = frozenset(c.name for c in spend_table.columns) - {"id"}
 
@@ -356,3 +369,51 @@ def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     usage = row.get("usage")
     row["usage"] = json.loads(usage) if usage else None
     return row
+
+
+class BatchOwners:
+    """Who created each batch, and a claim so that a completed batch is priced exactly once
+    (across proxy instances sharing a database)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        batch_owners_table.create(store.engine, checkfirst=True)
+
+    def created(self, batch_id: str, *, key_id: str | None = None, team_id: str | None = None,
+                user_id: str | None = None) -> None:  # fmt: skip
+        """Remember the principal that created ``batch_id``."""
+        row = {"batch_id": batch_id, "key_id": key_id, "team_id": team_id, "user_id": user_id, "created_at": time.time()}
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(batch_owners_table.insert().values(**row))
+        except sa.exc.IntegrityError:
+            pass  # known already
+
+    def claim(self, batch_id: str) -> dict[str, Any] | None:
+        """Claim the pricing of a completed batch: its owner row, or None when it was priced already.
+
+        A batch created elsewhere (not through this proxy's store) is claimed with no owner.
+        """
+        t = batch_owners_table
+        now = time.time()
+        with self.store.engine.begin() as conn:
+            claimed = conn.execute(
+                t.update().where(t.c.batch_id == batch_id, t.c.priced_at.is_(None)).values(priced_at=now)
+            ).rowcount
+            if claimed:
+                row = conn.execute(sa.select(t).where(t.c.batch_id == batch_id)).first()
+                return dict(row._mapping) if row is not None else None
+            if conn.execute(sa.select(t.c.batch_id).where(t.c.batch_id == batch_id)).first() is not None:
+                return None  # priced already
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(t.insert().values(batch_id=batch_id, created_at=now, priced_at=now))
+        except sa.exc.IntegrityError:
+            return None  # another instance claimed it in between
+        return {"batch_id": batch_id, "key_id": None, "team_id": None, "user_id": None}
+
+    def release(self, batch_id: str) -> None:
+        """Undo a claim whose pricing failed, so the next retrieve tries again."""
+        t = batch_owners_table
+        with self.store.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.batch_id == batch_id).values(priced_at=None))
