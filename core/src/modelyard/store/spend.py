@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -40,16 +41,16 @@ spend_table = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=False, index=True),
     sa.Column("start_time", sa.Float, nullable=False, index=True),
     sa.Column("end_time", sa.Float, nullable=False),
-    sa.Column("day", sa.String(10), nullable=False, index=True),
+    sa.Column("day", sa.String(10), nullable=False),
     sa.Column("call_type", sa.String(64), nullable=False),
     sa.Column("endpoint", sa.String(255), nullable=True),
     sa.Column("model_group", sa.String(255), nullable=True, index=True),
-    sa.Column("model_id", sa.String(255), nullable=True, index=True),
+    sa.Column("model_id", sa.String(255), nullable=True),
     sa.Column("model", sa.String(255), nullable=True),
-    sa.Column("batch_id", sa.String(128), nullable=True, index=True),
+    sa.Column("batch_id", sa.String(128), nullable=True),
     sa.Column("key_id", sa.String(128), nullable=True, index=True),
-    sa.Column("team_id", sa.String(128), nullable=True, index=True),
-    sa.Column("user_id", sa.String(128), nullable=True, index=True),
+    sa.Column("team_id", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.String(128), nullable=True),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("error", sa.String(128), nullable=True),
     sa.Column("stream", sa.Boolean, nullable=False, default=False),
@@ -126,7 +127,28 @@ def usage_columns(usage: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return _day_of(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_of(days: int) -> str:
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")
+
+
+_INSERTED = tuple(c.name for c in spend_table.columns if c.name != "id")
+_NO_TOKENS = dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                            "reasoning_tokens", "audio_input_tokens", "audio_output_tokens"), 0)  # fmt: skip
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    """A queued row as the table takes it: its day, latency, token columns and usage JSON."""
+    usage = row["usage"]
+    start = row["start_time"]
+    return {
+        **row, **_NO_TOKENS, **usage_columns(usage), "day": _day(start),
+        "latency_ms": round((row["end_time"] - start) * 1000, 3),
+        "usage": json.dumps(usage, separators=(",", ":")) if usage else None,
+    }  # fmt: skip
 
 
 class SpendRecorder:
@@ -157,6 +179,7 @@ class SpendRecorder:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+        self._statement: tuple[str, tuple[str, ...] | None] | None = None
         spend_table.create(store.engine, checkfirst=True)
 
     def __repr__(self) -> str:
@@ -201,18 +224,14 @@ class SpendRecorder:
             key_id, team_id, user_id: the principal that called (a virtual key's hash, its
                 team and user); None for the master key.
         """
-        end = time.time() if end_time is None else end_time
+        # Only what the caller knows goes in now; the day, the token columns and the usage's JSON
+        # are worked out by the writer, off the request path (:func:`_finish`).
         row: dict[str, Any] = {
-            "request_id": request_id, "start_time": start_time, "end_time": end, "day": _day(start_time),
+            "request_id": request_id, "start_time": start_time, "end_time": time.time() if end_time is None else end_time,
             "call_type": call_type, "endpoint": endpoint, "model_group": model_group, "model_id": model_id,
             "model": model, "batch_id": batch_id, "key_id": key_id, "team_id": team_id, "user_id": user_id,
-            "status": status, "error": error, "stream": stream, "latency_ms": round((end - start_time) * 1000, 3),
-            "spend": spend, "usage": json.dumps(usage, separators=(",", ":")) if usage else None,
-            "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0,
-            "reasoning_tokens": 0, "audio_input_tokens": 0, "audio_output_tokens": 0,
+            "status": status, "error": error, "stream": stream, "spend": spend, "usage": usage,
         }  # fmt: skip
-        if usage:
-            row.update(usage_columns(usage))
         queue = self._queue
         if len(queue) == queue.maxlen:
             self.dropped += 1
@@ -258,7 +277,7 @@ class SpendRecorder:
                 rows = [self._queue.popleft() for _ in range(min(len(self._queue), self.flush_rows))]
                 try:
                     with self.store.engine.begin() as conn:
-                        conn.execute(spend_table.insert(), rows)
+                        self._insert(conn, [_finish(row) for row in rows])
                 except sa.exc.SQLAlchemyError as exc:
                     self._queue.extendleft(reversed(rows))
                     log.warning("writing %d spend rows failed (%s); kept for the next try", len(rows), type(exc).__name__)
@@ -269,6 +288,18 @@ class SpendRecorder:
                 self._last_purge = time.monotonic()
                 self.purge()
         return written
+
+    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """One INSERT of ``rows`` through the driver's ``executemany``: the statement is compiled
+        once, and SQLAlchemy's per-row parameter processing (half the CPU of a write) is skipped;
+        the values are plain str / int / float / bool / None, which every driver takes as is."""
+        if self._statement is None:
+            compiled = spend_table.insert().values({n: sa.bindparam(n) for n in _INSERTED}).compile(dialect=conn.dialect)
+            positions = compiled.positiontup
+            self._statement = (str(compiled), tuple(positions) if positions else None)
+        sql, order = self._statement
+        params: Any = [tuple(r[n] for n in order) for r in rows] if order else rows
+        conn.exec_driver_sql(sql, params)
 
     def purge(self, now: float | None = None) -> int:
         """Delete rows that started more than ``retention_days`` ago; returns how many."""
