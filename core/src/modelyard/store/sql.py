@@ -131,6 +131,11 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for the tables of other modules: :mod:`.spend`)."""
+        return self._engine
+
     def close(self) -> None:
         """Release the connection pool."""
         self._engine.dispose()
