@@ -37,6 +37,9 @@ AUTH_PLUGIN = "modelyard-azure-auth"
 """The distribution that answers ``resolve_auth`` for ``azure`` (api key, AD token, Entra ID)."""
 BATCH_PLUGIN = "modelyard-azure-batch"
 """The distribution that serves files and batches for ``azure`` (and balances them in the proxy)."""
+CLAUDE_PLUGIN = "modelyard-azure-anthropic"
+"""The distribution that serves Claude deployments (``azure/claude-*``) on Azure AI Foundry."""
+CLAUDE_PROVIDER = "azure_anthropic"
 
 
 @hookimpl
@@ -50,6 +53,20 @@ def register_families(register: RegisterFamily) -> None:
             description="Azure OpenAI chat deployments (gpt-4o, gpt-4.1, gpt-35-turbo ...)",
             # Vision enhancements go to another endpoint, built by that plugin (hooks only).
             rules=ParamRules(needs_plugin={"enhancements": VISION_PLUGIN, "dataSources": VISION_PLUGIN}),
+        )
+    )
+    # Claude on Foundry speaks Anthropic's Messages API, not this plugin's: ``azure/claude-*``
+    # belongs to modelyard-azure-anthropic's provider (whose own family, of higher priority,
+    # carries the rules). Declared here too so that, with that plugin blocked or missing, such a
+    # call fails before sending, naming it, instead of reaching /openai/deployments/claude-*.
+    register(
+        Family(
+            name="azure_claude",
+            provider=CLAUDE_PROVIDER,
+            prefix="azure/",
+            pattern="claude",
+            priority=50,
+            description=f"Claude on Azure AI Foundry (azure/claude-*): served by {CLAUDE_PLUGIN}",
         )
     )
 
@@ -137,5 +154,12 @@ def register_providers(register: RegisterProvider) -> None:
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,
             },
+        )
+    )
+    register(
+        Provider(
+            name=CLAUDE_PROVIDER,
+            description="Claude on Azure AI Foundry",
+            served_by={"transform_request": CLAUDE_PLUGIN, "resolve_auth": AUTH_PLUGIN},
         )
     )
