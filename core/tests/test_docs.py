@@ -50,6 +50,7 @@ def test_public_surface_is_pinned() -> None:
             "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
             "translation", "atranslation",
             "completion_cost", "register_model",
+            "anthropic_messages", "aanthropic_messages",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:
