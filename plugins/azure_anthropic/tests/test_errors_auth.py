@@ -119,3 +119,23 @@ def test_blocked_claude_fails_before_sending_naming_the_plugin(blocked: Emulator
     assert err.plugin == "modelyard-azure-anthropic"
     assert "modelyard-azure-anthropic" in err.message and "blocked" in err.message
     assert not blocked.requests
+
+
+def test_the_messages_operation_on_an_azure_openai_deployment_is_a_400(azure_env: Emulator) -> None:
+    from modelyard import anthropic_messages
+
+    with pytest.raises(BadRequestError) as caught:
+        anthropic_messages(model="azure/gpt-4o", messages=HELLO, max_tokens=10)
+    assert caught.value.param == "model" and "Messages API" in caught.value.message
+    assert not azure_env.requests
+
+
+def test_anthropic_messages_from_the_sdk(claude: dict[str, Any], emulator: Emulator) -> None:
+    import json
+
+    from modelyard import anthropic_messages
+
+    answer = anthropic_messages(model=MODEL, messages=HELLO, max_tokens=10, **claude)
+    assert answer.content_type.startswith("application/json")
+    assert json.loads(answer.read())["content"] == [{"type": "text", "text": "Claude heard: Hello"}]
+    assert emulator.requests[-1].body == {"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10}

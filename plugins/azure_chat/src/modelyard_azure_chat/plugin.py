@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
-from modelyard.errors import APIError
+from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
 from modelyard.types import (
     ChatCompletion,
@@ -78,6 +78,15 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     The ``completions`` operation (instruct families) gets a ``prompt`` body instead of
     ``messages`` (see :mod:`modelyard_azure_chat.text`).
     """
+    if route.provider == PROVIDER and route.operation == "messages":
+        # Anthropic's native format (the proxy's /v1/messages) goes to Claude deployments only.
+        raise BadRequestError(
+            f"{route.model!r} is an Azure OpenAI deployment: it does not serve Anthropic's Messages API "
+            "(/v1/messages). Use /chat/completions for it, or a Claude deployment (azure/claude-*).",
+            param="model",
+            code="invalid_model_mode",
+            model=route.model,
+        )
     if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
     url, query, model_in_body = deployment_url(connection, route.deployment, OPERATION_PATHS[route.operation])
