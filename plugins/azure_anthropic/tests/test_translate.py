@@ -191,7 +191,12 @@ def test_cache_control_passes_through_and_usage_maps_cache_reads_and_writes(clau
     assert written > 0
     assert first.usage.prompt_tokens == written
     assert first.usage.prompt_tokens_details.cached_tokens == 0
+    prices = PRICES["claude-sonnet-4-5"]
+    assert first.cost == pytest.approx(written * prices["cache_creation_input_token_cost"]
+                                       + first.usage.completion_tokens * prices["output_cost_per_token"])  # fmt: skip
     second = completion(model=MODEL, messages=messages, **claude)
+    assert second.cost == pytest.approx(written * prices["cache_read_input_token_cost"]
+                                        + second.usage.completion_tokens * prices["output_cost_per_token"])  # fmt: skip
     assert second.usage.cache_read_input_tokens == written
     assert second.usage.prompt_tokens_details.cached_tokens == written
     assert second.usage.prompt_tokens == written

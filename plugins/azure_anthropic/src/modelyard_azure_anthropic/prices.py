@@ -1,8 +1,8 @@
 """Claude's prices on Azure AI Foundry, contributed through ``register_prices`` (USD per token).
 
 Foundry bills Claude at Anthropic's list prices (per million tokens: input, output, cache read,
-cache write of 5 minutes). ``cache_creation_input_token_cost`` is listed for spend tools that
-read it; modelyard's own cost prices cache writes at the input price (docs/spend.md).
+cache write of 5 minutes); the chat translation reports cache writes as
+``prompt_tokens_details.cache_write_tokens``, priced with ``cache_creation_input_token_cost``.
 """
 
 from __future__ import annotations
