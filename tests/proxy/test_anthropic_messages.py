@@ -93,9 +93,15 @@ def test_anthropic_paths_and_overload_retry(claude_proxy: Any, emulator: Emulato
     r = httpx.post(f"{claude_proxy.url}/anthropic/v1/messages", json=body, headers={"x-api-key": MASTER_KEY})
     assert r.status_code == 200 and r.json()["content"][0]["text"] == "Claude heard: Hi"
     assert len(emulator.requests) == 2  # the 529 was retried
+    beta = httpx.post(f"{claude_proxy.url}/v1/messages", json=body,
+                      headers={"x-api-key": MASTER_KEY, "anthropic-beta": "interleaved-thinking-2025-05-14", "x-other": "dropped"})  # fmt: skip
+    assert beta.status_code == 200
+    assert emulator.requests[-1].headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert "x-other" not in emulator.requests[-1].headers
+    assert emulator.requests[-1].headers["x-api-key"] == KEY
     denied = httpx.post(f"{claude_proxy.url}/v1/messages", json=body, headers={"x-api-key": "not-the-master-key"})
     assert denied.status_code == 401
-    assert len(emulator.requests) == 2
+    assert len(emulator.requests) == 3
 
 
 def test_openai_sdk_on_chat_completions_sends_the_same_body(claude_proxy: Any, emulator: Emulator) -> None:
@@ -120,3 +126,17 @@ def test_openai_sdk_on_chat_completions_sends_the_same_body(claude_proxy: Any, e
     _same(bodies[0], expected())
     _same(bodies[1], expected(stream=True))
     _same(bodies[2], expected(tools=True))
+
+
+def test_forwarded_headers_join_the_deployments_own(claude_deployment: Deployment, emulator: Emulator, api_base: str) -> None:
+    import httpx
+
+    entry = {"model": "azure/claude-sonnet-4-5", "api_base": api_base, "api_key": KEY,
+             "extra_headers": {"anthropic-beta": "from-config", "x-team": "a"}}  # fmt: skip
+    config = {"model_list": [{"model_name": "claude", "litellm_params": entry}]}
+    body = {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+    with running_proxy(config) as server:
+        r = httpx.post(f"{server.url}/v1/messages", json=body, headers={"x-api-key": MASTER_KEY, "anthropic-beta": "from-client"})
+    assert r.status_code == 200
+    headers = emulator.requests[-1].headers
+    assert (headers["anthropic-beta"], headers["x-team"], headers["x-api-key"]) == ("from-config", "a", KEY)

@@ -85,6 +85,8 @@ class Operation:
         streams_through: a ``binary`` row whose body's ``stream`` is sent on as given, its
             answer (JSON, or the upstream's own server-sent events) passed through unchanged
             (``messages``: a native format the proxy does not translate).
+        forward_headers: request headers (lower case) the proxy passes on to the upstream
+            call (``anthropic-beta``: the beta features a Claude client asks for).
     """
 
     name: str
@@ -103,6 +105,7 @@ class Operation:
     max_upload_mb: float | None = None
     text_formats: frozenset[str] = frozenset()
     streams_through: bool = False
+    forward_headers: tuple[str, ...] = ()
 
     @property
     def async_sdk(self) -> str:
@@ -236,6 +239,7 @@ OPERATIONS: dict[str, Operation] = {
             modes=frozenset({"chat"}),
             description="Anthropic Messages API, native (for Anthropic's SDKs and Claude Code)",
             streams_through=True,
+            forward_headers=("anthropic-beta",),
         ),
     )
 }

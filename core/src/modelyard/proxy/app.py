@@ -604,6 +604,11 @@ class ProxyApp:
                 raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
             if stream:  # a native format (Messages API): its own events are streamed through
                 params["stream"] = True
+            if op.forward_headers:  # the row's headers a client may pass on (anthropic-beta)
+                passed = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"]
+                          if n.decode("latin-1") in op.forward_headers}  # fmt: skip
+                if passed:
+                    params["extra_headers"] = passed
             for name in op.payload:
                 if params.get(name) is None:
                     raise _Reject(400, f"{name!r} is required for {op.paths[0]}.", param=name, code="missing_required_parameter")
