@@ -140,3 +140,28 @@ def test_forwarded_headers_join_the_deployments_own(claude_deployment: Deploymen
     assert r.status_code == 200
     headers = emulator.requests[-1].headers
     assert (headers["anthropic-beta"], headers["x-team"], headers["x-api-key"]) == ("from-config", "a", KEY)
+
+
+def test_the_native_route_is_priced_for_observers(claude_deployment: Deployment, emulator: Emulator, api_base: str) -> None:
+    from modelyard import hookimpl
+    from modelyard.plugins import reset_plugins
+
+    seen: list[Any] = []
+
+    class Recorder:
+        HOOK_API = (1, 0)
+
+        @hookimpl
+        def on_success(self, event: Any) -> None:
+            seen.append(event)
+
+    reset_plugins(extra=[Recorder()])
+    entry = {"model": "azure/claude-sonnet-4-5", "api_base": api_base, "api_key": KEY}
+    with running_proxy({"model_list": [{"model_name": "claude", "litellm_params": entry}]}) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key=MASTER_KEY, max_retries=0)
+        with client.messages.stream(model="claude", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]) as stream:
+            final = stream.get_final_message()
+    [event] = seen
+    assert event.route.operation == "messages"
+    assert event.usage["completion_tokens"] == final.usage.output_tokens
+    assert event.cost is not None and event.cost > 0

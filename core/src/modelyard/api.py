@@ -950,7 +950,17 @@ def _streamed(call: _Call) -> _Call:
 
 
 def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
-    """An open binary answer; the observers run once its body has been read."""
+    """An open binary answer; the observers run once its body has been read.
+
+    A passed-through answer (``Operation.streams_through``) is read on the side for its usage
+    and cost (:mod:`modelyard._passthrough`).
+    """
+    op = OPERATIONS.get(call.route.operation)
+    if op is not None and op.streams_through:
+        from ._passthrough import UsageMeter
+
+        meter = UsageMeter(call, response)
+        return BinaryResponse(response, on_done=meter.done, tap=meter.feed)
     return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code))
 
 

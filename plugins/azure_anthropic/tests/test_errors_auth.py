@@ -12,6 +12,7 @@ from modelyard import (
     ServiceUnavailableError,
     acompletion,
     completion,
+    hookimpl,
 )
 from modelyard.errors import PluginNotLoadedError
 from modelyard.plugins import get_plugins
@@ -139,3 +140,33 @@ def test_anthropic_messages_from_the_sdk(claude: dict[str, Any], emulator: Emula
     assert answer.content_type.startswith("application/json")
     assert json.loads(answer.read())["content"] == [{"type": "text", "text": "Claude heard: Hello"}]
     assert emulator.requests[-1].body == {"model": "claude-sonnet-4-5", "messages": HELLO, "max_tokens": 10}
+
+
+class Recorder:
+    HOOK_API = (1, 0)
+
+    def __init__(self) -> None:
+        self.successes: list[Any] = []
+
+    @hookimpl
+    def on_success(self, event: Any) -> None:
+        self.successes.append(event)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_passed_through_answer_is_priced_and_observed(claude: dict[str, Any], emulator: Emulator, stream: bool) -> None:
+    from modelyard import anthropic_messages
+    from modelyard.plugins import reset_plugins
+    from modelyard_azure_anthropic.prices import PRICES
+
+    recorder = Recorder()
+    reset_plugins(extra=[recorder])
+    answer = anthropic_messages(model=MODEL, messages=HELLO, max_tokens=10, stream=stream, **claude)
+    body = b"".join(answer.iter_bytes())
+    assert (b"event: message_stop" in body) is stream
+    [event] = recorder.successes
+    assert event.route.operation == "messages"
+    assert event.usage["prompt_tokens"] > 0 and event.usage["completion_tokens"] > 0
+    prices = PRICES["claude-sonnet-4-5"]
+    expected = event.usage["prompt_tokens"] * prices["input_cost_per_token"] + event.usage["completion_tokens"] * prices["output_cost_per_token"]
+    assert event.cost == pytest.approx(expected)

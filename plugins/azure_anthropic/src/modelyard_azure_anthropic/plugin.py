@@ -16,12 +16,13 @@ from urllib.parse import urlsplit
 from modelyard import hookimpl
 from modelyard.errors import APIError, ConfigError
 from modelyard.families import Family, ParamRules, Provider
+from modelyard.messages import MessagesResponse
 from modelyard.types import ChatCompletion, ProviderRequest
 
 from .errors import error_from_body
 from .prices import PRICES
 from .stream import MessagesStream
-from .translate import chat_completion, messages_body
+from .translate import chat_completion, messages_body, usage
 
 if TYPE_CHECKING:
     from modelyard.hookspecs import (
@@ -129,19 +130,23 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 @hookimpl
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
-    """A Messages API answer as a :class:`ChatCompletion` (chat only: ``messages`` is passed through)."""
-    if route.provider != PROVIDER or route.operation != "chat":
+    """A Messages API answer as a :class:`ChatCompletion`; for ``messages`` (passed through to the
+    caller unchanged) a :class:`MessagesResponse` whose ``usage`` is in OpenAI's shape, to price it."""
+    if route.provider != PROVIDER or route.operation not in OPERATIONS:
         return None
     body = response.json_body()
     if not isinstance(body, dict):
         raise error_from_body(502, None, provider=PROVIDER, model=route.model, deployment=route.deployment)
+    if route.operation == "messages":
+        return MessagesResponse.model_validate({**body, "usage": usage(body["usage"]) if body.get("usage") else None})
     return ChatCompletion.model_validate(chat_completion(body))
 
 
 @hookimpl
 def translate_stream(route: Route) -> StreamTranslator | None:
-    """One :class:`~modelyard_azure_anthropic.stream.MessagesStream` per streamed chat call."""
-    if route.provider != PROVIDER or route.operation != "chat":
+    """One :class:`~modelyard_azure_anthropic.stream.MessagesStream` per stream (chat; and
+    ``messages``, whose events the core reads on the side for the usage)."""
+    if route.provider != PROVIDER or route.operation not in OPERATIONS:
         return None
     return MessagesStream()
 
