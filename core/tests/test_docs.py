@@ -54,6 +54,7 @@ def test_public_surface_is_pinned() -> None:
             "retrieve_fine_tuning_job", "aretrieve_fine_tuning_job", "cancel_fine_tuning_job", "acancel_fine_tuning_job",
             "list_fine_tuning_job_events", "alist_fine_tuning_job_events",
             "list_fine_tuning_job_checkpoints", "alist_fine_tuning_job_checkpoints",
+            "anthropic_messages", "aanthropic_messages",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

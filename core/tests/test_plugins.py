@@ -143,7 +143,7 @@ def test_blocking_an_absent_plugin_is_a_warning(caplog: pytest.LogCaptureFixture
     [warning] = [r.getMessage() for r in caplog.records]
     assert warning.startswith(
         "Plugin 'modelyard-azure-realtime' in MODELYARD_BLOCK_PLUGINS is not installed; nothing to block. "
-        "Installed: modelyard-acme-family, modelyard-azure-audio, modelyard-azure-auth,"
+        "Installed: modelyard-acme-family, modelyard-azure-anthropic, modelyard-azure-audio, modelyard-azure-auth,"
     )
 
 

@@ -502,15 +502,24 @@ class _ChunkAssembler:
         self._started: set[int] = set()
         self.id: str | None = None
         self.finish_reasons: list[str] = []
+        # A provider whose stream is not OpenAI chunks translates it with per-stream state
+        # (HOOK_API 1.8); Azure and OpenAI-shaped streams answer None and keep normalize_chunk.
+        self.translator: Any = call.plugins.hook.translate_stream(route=call.route)
 
     def feed(self, event: dict[str, Any]) -> Any:
+        """The chunk(s) one event makes: a chunk, a list of chunks (translated streams), or None."""
+        if self.translator is not None:
+            return [c for c in map(self._keep, self.translator.feed(event)) if c is not None]
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
             if "prompt_filter_results" in event:
                 first = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
                 self.prompt_filter_results = getattr(first, "prompt_filter_results", None)
                 self._pending_filters = True
             return None
-        chunk = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
+        return self._keep(self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event))
+
+    def _keep(self, chunk: Any) -> Any:
+        """Check one normalized chunk and note its model, id, usage and finish reasons."""
         if isinstance(chunk, TextCompletion) and not self.call.text:
             chunk = _chunk_from_text(chunk, self._started)
         expected = TextCompletion if self.call.text else ChatCompletionChunk
@@ -675,10 +684,14 @@ class _SyncStream(_Stream[_ChunkT]):
         try:
             for event in iter_sse(self._response):
                 chunk = self._assembler.feed(event)
-                if chunk is not None:
+                if type(chunk) is list:
+                    yield from chunk
+                elif chunk is not None:
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except APIError as err:  # an error event inside the stream, raised by its translator
+            raise _fail(self._call, _annotate(self._call, err)) from err
         except GeneratorExit:  # closed or dropped before its end: observers still see the call end
             _observe_cancelled(self._call, self._response, self._assembler)
             raise
@@ -710,10 +723,15 @@ class _AsyncStream(_Stream[_ChunkT]):
         try:
             async for event in aiter_sse(self._response):
                 chunk = self._assembler.feed(event)
-                if chunk is not None:
+                if type(chunk) is list:
+                    for translated in chunk:
+                        yield translated
+                elif chunk is not None:
                     yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
+        except APIError as err:  # an error event inside the stream, raised by its translator
+            raise _fail(self._call, _annotate(self._call, err)) from err
         except (GeneratorExit, asyncio.CancelledError):  # closed, dropped or cancelled (a client left)
             _observe_cancelled(self._call, self._response, self._assembler)
             raise
@@ -936,7 +954,17 @@ def _streamed(call: _Call) -> _Call:
 
 
 def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
-    """An open binary answer; the observers run once its body has been read."""
+    """An open binary answer; the observers run once its body has been read.
+
+    A passed-through answer (``Operation.streams_through``) is read on the side for its usage
+    and cost (:mod:`modelyard._passthrough`).
+    """
+    op = OPERATIONS.get(call.route.operation)
+    if op is not None and op.streams_through:
+        from ._passthrough import UsageMeter
+
+        meter = UsageMeter(call, response)
+        return BinaryResponse(response, on_done=meter.done, tap=meter.feed)
     return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code, cost=call.cost(None, None)))
 
 
@@ -1005,3 +1033,4 @@ image_edit, aimage_edit = operation_functions(OPERATIONS["image_edit"])
 speech, aspeech = operation_functions(OPERATIONS["speech"])
 transcription, atranscription = operation_functions(OPERATIONS["transcriptions"])
 translation, atranslation = operation_functions(OPERATIONS["translations"])
+anthropic_messages, aanthropic_messages = operation_functions(OPERATIONS["messages"])

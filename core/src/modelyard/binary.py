@@ -35,9 +35,12 @@ class BinaryResponse:
         status_code: the upstream status.
     """
 
-    def __init__(self, response: httpx.Response, on_done: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, response: httpx.Response, on_done: Callable[[], None] | None = None, tap: Callable[[bytes], None] | None = None
+    ) -> None:
         self._response = response
         self._on_done = on_done
+        self._tap = tap  # sees every piece as it is handed on (the usage of a passed-through answer)
         self.headers: httpx.Headers = response.headers
         self.status_code: int = response.status_code
 
@@ -68,6 +71,8 @@ class BinaryResponse:
                 raise APIConnectionError(f"The upstream broke off a binary answer: {type(exc).__name__}.") from exc
             finally:
                 self._response.close()
+            if self._tap is not None:
+                self._tap(self._response.content)
             self._done()
         return self._response.content
 
@@ -78,7 +83,12 @@ class BinaryResponse:
         passing audio through must not wait for 64 KiB); a number re-chunks to that size.
         """
         try:
-            yield from self._response.iter_bytes(chunk_size)
+            if self._tap is None:
+                yield from self._response.iter_bytes(chunk_size)
+            else:
+                for chunk in self._response.iter_bytes(chunk_size):
+                    self._tap(chunk)
+                    yield chunk
         except httpx.TransportError as exc:
             raise APIConnectionError(f"The upstream broke off a binary answer: {type(exc).__name__}.") from exc
         finally:
@@ -116,13 +126,18 @@ class BinaryResponse:
                 raise APIConnectionError(f"The upstream broke off a binary answer: {type(exc).__name__}.") from exc
             finally:
                 await self._response.aclose()
+            if self._tap is not None:
+                self._tap(self._response.content)
             self._done()
         return self._response.content
 
     async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """The async twin of :meth:`iter_bytes`."""
         try:
+            tap = self._tap
             async for chunk in self._response.aiter_bytes(chunk_size):
+                if tap is not None:
+                    tap(chunk)
                 yield chunk
         except httpx.TransportError as exc:
             raise APIConnectionError(f"The upstream broke off a binary answer: {type(exc).__name__}.") from exc

@@ -41,11 +41,12 @@ __all__ = [
     "RegisterFamily",
     "RegisterPrices",
     "RegisterProvider",
+    "StreamTranslator",
     "hookimpl",
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 6)
+HOOK_API: tuple[int, int] = (1, 8)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -105,6 +106,19 @@ class Authenticator(Protocol):
     async def aheaders(self) -> dict[str, str]: ...
 
     def invalidate(self) -> bool: ...
+
+
+class StreamTranslator(Protocol):
+    """What ``translate_stream`` returns: the translation of one upstream stream, with its state.
+
+    ``feed`` gets each parsed server-sent event in order and returns the OpenAI-shaped chunks
+    it makes (none, one or several: an upstream event may carry nothing a caller sees, such as
+    a keep-alive, or more than one chunk's worth). The object lives for one stream only, so it
+    may remember what earlier events said (the message id, which content block is which tool
+    call). An upstream ``error`` event is raised from ``feed`` as an ``APIError``.
+    """
+
+    def feed(self, event: dict[str, Any], /) -> list[Any]: ...
 
 
 class CallEvent(Protocol):
@@ -272,6 +286,19 @@ def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
     not yours. Azure's empty first event (no choices, only ``prompt_filter_results``) comes
     through here too: the core does not yield it but keeps the chunk's
     ``prompt_filter_results`` for the stream and the next chunk. Since HOOK_API 1.0.
+    """
+
+
+@hookspec(firstresult=True)
+def translate_stream(route: Route) -> StreamTranslator | None:
+    """Give a stateful translator for one stream whose events are not OpenAI chunks.
+
+    Called once per streamed call, when its answer starts (step 6). Return a
+    :class:`StreamTranslator` for the (``route.provider``, ``route.operation``) pairs whose
+    upstream streams in another format (Anthropic's ``message_start`` / ``content_block_*``
+    events): the core then feeds it every event instead of calling ``normalize_chunk``, and
+    yields, prices and observes the chunks it returns. Return None to keep ``normalize_chunk``
+    (one OpenAI-shaped event, one chunk); the first non-None answer is used. Since HOOK_API 1.8.
     """
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .messages import MessagesParams, MessagesResponse
 from .types import (
     ChatCompletion,
     ChatParams,
@@ -81,6 +82,11 @@ class Operation:
             upstream. None: ``general_settings.max_upload_size_mb`` alone.
         text_formats: ``response_format`` values whose answer is plain text (subtitles ...):
             the proxy answers them as ``text/plain`` with the response's ``text``.
+        streams_through: a ``binary`` row whose body's ``stream`` is sent on as given, its
+            answer (JSON, or the upstream's own server-sent events) passed through unchanged
+            (``messages``: a native format the proxy does not translate).
+        forward_headers: request headers (lower case) the proxy passes on to the upstream
+            call (``anthropic-beta``: the beta features a Claude client asks for).
     """
 
     name: str
@@ -98,6 +104,8 @@ class Operation:
     files: tuple[str, ...] = ()
     max_upload_mb: float | None = None
     text_formats: frozenset[str] = frozenset()
+    streams_through: bool = False
+    forward_headers: tuple[str, ...] = ()
 
     @property
     def async_sdk(self) -> str:
@@ -219,6 +227,19 @@ OPERATIONS: dict[str, Operation] = {
             files=("file",),
             max_upload_mb=25,
             text_formats=_TEXT_FORMATS,
+        ),
+        Operation(
+            name="messages",
+            sdk="anthropic_messages",
+            request=MessagesParams,
+            response=MessagesResponse,  # unused: the answer is passed through (streams_through)
+            answer="binary",
+            payload=("messages",),
+            paths=("/messages", "/anthropic/v1/messages"),
+            modes=frozenset({"chat"}),
+            description="Anthropic Messages API, native (for Anthropic's SDKs and Claude Code)",
+            streams_through=True,
+            forward_headers=("anthropic-beta",),
         ),
     )
 }

@@ -461,12 +461,13 @@ def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool
     din = _details(usage, "prompt_tokens_details", "input_tokens_details")
     dout = _details(usage, "completion_tokens_details", "output_tokens_details")
     cached = _int(din.get("cached_tokens"))
+    written = _int(din.get("cache_write_tokens"))  # prompt-cache writes (Anthropic bills them apart)
     audio_in = _int(din.get("audio_tokens"))
     image_in = _int(din.get("image_tokens"))
     reasoning = _int(dout.get("reasoning_tokens"))
     audio_out = _int(dout.get("audio_tokens"))
     image_out = _int(dout.get("image_tokens"))
-    text_in = max(prompt - cached - audio_in - image_in, 0)
+    text_in = max(prompt - cached - written - audio_in - image_in, 0)
     text_out = max(output - reasoning - audio_out - image_out, 0)
     tier = prompt if tiered else 0  # tiered prices (``*_above_200k_tokens``) are rare: skip the search
 
@@ -475,6 +476,7 @@ def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool
 
     total = part(text_in, "input_cost_per_token")
     total += part(cached, "cache_read_input_token_cost", "input_cost_per_token")
+    total += part(written, "cache_creation_input_token_cost", "input_cost_per_token")
     total += part(audio_in, "input_cost_per_audio_token")  # no fallback: audio is never billed as text
     total += part(image_in, "input_cost_per_image_token", "input_cost_per_token")
     total += part(text_out, "output_cost_per_token")

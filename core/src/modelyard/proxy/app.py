@@ -63,11 +63,11 @@ _SSE_HEADERS = [
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _AZURE_PATH = re.compile(
-    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values()) + ")$"
+    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values() if op.azure_path) + ")$"
 )
-_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values()}
+_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values() if op.azure_path}
 # Modes some operation other than chat claims: a deployment of one of them serves no chat.
-_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if op.name not in ("chat", "completions")))
+_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if "chat" not in op.modes))
 # Fields a client may not set: they choose where the call goes and with which credential.
 _CLIENT_FORBIDDEN = frozenset(
     {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
@@ -667,8 +667,15 @@ class ProxyApp:
             body = await self._read_json(scope, receive)
         try:
             model, stream, params = self._request(ctx, scope, body)
-            if stream:
+            if stream and not op.streams_through:
                 raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
+            if stream:  # a native format (Messages API): its own events are streamed through
+                params["stream"] = True
+            if op.forward_headers:  # the row's headers a client may pass on (anthropic-beta)
+                passed = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"]
+                          if n.decode("latin-1") in op.forward_headers}  # fmt: skip
+                if passed:
+                    params["extra_headers"] = passed
             for name in op.payload:
                 if params.get(name) is None:
                     raise _Reject(400, f"{name!r} is required for {op.paths[0]}.", param=name, code="missing_required_parameter")

@@ -714,7 +714,11 @@ class Router:
         )  # fmt: skip
 
     def _call_kwargs(self, d: Deployment, req: _Request) -> dict[str, Any]:
-        kw = {**d.call_kwargs(), **req.kwargs}
+        own = d.call_kwargs()
+        kw = {**own, **req.kwargs}
+        if own.get("extra_headers") and req.kwargs.get("extra_headers"):
+            # A call's headers (a proxy client's anthropic-beta) join the deployment's, which win.
+            kw["extra_headers"] = {**req.kwargs["extra_headers"], **own["extra_headers"]}
         if "num_retries" not in d.params and "max_retries" not in d.params:
             kw["num_retries"] = 0  # the Router retries, on another deployment when it can
         kw["retry_on_timeout"] = req.retry_on_timeout  # the same policy for a deployment's own retries
@@ -741,6 +745,8 @@ class Router:
     atranscription = _operation_method(OPERATIONS["transcriptions"], asynchronous=True)
     translation = _operation_method(OPERATIONS["translations"])
     atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
+    anthropic_messages = _operation_method(OPERATIONS["messages"])
+    aanthropic_messages = _operation_method(OPERATIONS["messages"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import _schema, audio, embeddings, families, images, vision
+from . import _schema, anthropic, audio, embeddings, families, images, vision
 
 __all__ = [
     "API_VERSIONS",
@@ -371,6 +371,7 @@ class Emulator:
             Route("/openai/v1/images/edits", functools.partial(images.edits, self), methods=["POST"]),
             Route("/emulator/images/{image}.png", functools.partial(images.image_file, self), methods=["GET"]),
             *audio.routes(self),
+            Route("/anthropic/v1/messages", functools.partial(anthropic.messages, self), methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 

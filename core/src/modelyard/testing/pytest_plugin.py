@@ -67,7 +67,7 @@ from .helpers import (
 from .services import REDIS_PASSWORD, RedisServer, postgres_server
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
+    from .emulator import Deployment, Emulator
     from .entra import EntraEmulator
     from .entra_server import EntraServer
     from .server import EmulatorServer, serve_in_thread
@@ -235,6 +235,17 @@ def emulator(emulator_server: EmulatorServer) -> Emulator:
     served: Emulator = emulator_server.emulator
     served.reset()
     return served
+
+
+@pytest.fixture
+def claude_deployment(emulator: Emulator) -> Iterator[Deployment]:
+    """A Claude deployment, ``claude-sonnet-4-5``, on the emulator's Foundry endpoint
+    (``POST /anthropic/v1/messages``, :mod:`modelyard.testing.anthropic`); removed after the test."""
+    from .emulator import Deployment
+
+    deployment = emulator.add_deployment(Deployment("claude-sonnet-4-5", model="claude-sonnet-4-5"))
+    yield deployment
+    emulator.deployments.pop(deployment.name, None)
 
 
 @pytest.fixture

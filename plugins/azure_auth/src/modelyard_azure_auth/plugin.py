@@ -1,4 +1,9 @@
-"""Credentials for Azure OpenAI calls: the ``resolve_auth`` hook.
+"""Credentials for Azure OpenAI calls (and Claude on Azure AI Foundry): the ``resolve_auth`` hook.
+
+It answers for the ``azure`` provider and for ``azure_anthropic`` (Claude deployments on a
+Foundry resource, ``modelyard-azure-anthropic``), where an api key travels as ``x-api-key``
+(``AZURE_AI_API_KEY``, then ``AZURE_API_KEY``) and Entra ID tokens are for
+``https://ai.azure.com/.default`` unless ``azure_scope`` says otherwise.
 
 Which credential wins, first match (``docs/auth.md`` has the table):
 
@@ -42,7 +47,16 @@ if TYPE_CHECKING:
     from .entra import CredentialSpec
 
 HOOK_API = (1, 3)  # resolve_auth takes the call's timeout
-PROVIDERS = frozenset({"azure"})
+PROVIDERS = frozenset({"azure", "azure_anthropic"})
+KEY_HEADERS = {"azure": "api-key", "azure_anthropic": "x-api-key"}
+"""The header an api key travels in, per provider: Azure OpenAI's ``api-key``; Claude on Foundry
+takes Anthropic's ``x-api-key`` (what Anthropic's own Foundry client sends)."""
+DEFAULT_SCOPES = {"azure_anthropic": "https://ai.azure.com/.default"}
+"""The Entra ID scope per provider when neither ``azure_scope`` nor ``AZURE_SCOPE`` is set (else
+``https://cognitiveservices.azure.com/.default``): Microsoft's Claude-on-Foundry docs ask for
+tokens for ``https://ai.azure.com``, the Foundry data plane's audience."""
+KEY_ENV = {"azure": ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"), "azure_anthropic": ("AZURE_AI_API_KEY", "AZURE_API_KEY")}
+"""The environment variables an api key is read from, per provider, first set wins."""
 
 
 class StaticHeaders:
@@ -212,7 +226,7 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
     )
 
 
-def _entra(kind: str, connection: Connection, timeout: float | None) -> Authenticator:
+def _entra(kind: str, connection: Connection, timeout: float | None, provider: str = "azure") -> Authenticator:
     from .entra import DEFAULT_SCOPE, EntraToken, token_source
 
     spec = _entra_spec(kind, connection)
@@ -222,7 +236,7 @@ def _entra(kind: str, connection: Connection, timeout: float | None) -> Authenti
             "not installed. Install it: pip install 'modelyard-azure-auth[entra]'",
             plugin="modelyard-azure-auth",
         )
-    scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPE
+    scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPES.get(provider, DEFAULT_SCOPE)
     return EntraToken(token_source(spec, scope), timeout=timeout)
 
 
@@ -245,8 +259,10 @@ def resolve_auth(route: Route, connection: Connection, timeout: float | None) ->
     """
     if route.provider not in PROVIDERS:
         return None
+    provider = route.provider
+    key_header = KEY_HEADERS[provider]
     extra = connection.extra_headers or {}
-    if any(k.lower() in ("api-key", "authorization") for k in extra):
+    if any(k.lower() in ("api-key", "x-api-key", "authorization") for k in extra):
         return StaticHeaders({})
     given = sorted(
         {_KINDS[name] for name in connection.model_fields_set & _KINDS.keys() if getattr(connection, name) is not None}
@@ -261,24 +277,24 @@ def resolve_auth(route: Route, connection: Connection, timeout: float | None) ->
     if connection.azure_ad_token is not None:
         return StaticHeaders({"Authorization": f"Bearer {connection.azure_ad_token.get_secret_value()}"})
     if connection.api_key is not None:
-        return StaticHeaders({"api-key": connection.api_key.get_secret_value()})
+        return StaticHeaders({key_header: connection.api_key.get_secret_value()})
     if connection.client_secret is not None:
-        return _entra("client_secret", connection, timeout)
+        return _entra("client_secret", connection, timeout, provider)
     if connection.client_certificate_path is not None:
-        return _entra("certificate", connection, timeout)
+        return _entra("certificate", connection, timeout, provider)
     if connection.azure_username is not None or connection.azure_password is not None:
-        return _entra("username_password", connection, timeout)
+        return _entra("username_password", connection, timeout, provider)
     env = os.environ
     if token := _env_secret("AZURE_AD_TOKEN"):
         return StaticHeaders({"Authorization": f"Bearer {token}"})
-    if key := _env_secret("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"):
-        return StaticHeaders({"api-key": key})
+    if key := _env_secret(*KEY_ENV[provider]):
+        return StaticHeaders({key_header: key})
     if _refresh_enabled(connection):
-        return _entra("default", connection, timeout)
+        return _entra("default", connection, timeout, provider)
     if env.get("AZURE_CLIENT_SECRET"):
-        return _entra("client_secret", connection, timeout)
+        return _entra("client_secret", connection, timeout, provider)
     if env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH"):
-        return _entra("certificate", connection, timeout)
+        return _entra("certificate", connection, timeout, provider)
     if env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD"):
-        return _entra("username_password", connection, timeout)
+        return _entra("username_password", connection, timeout, provider)
     raise AuthenticationError(_NO_CREDENTIAL, provider=route.provider, model=route.model)

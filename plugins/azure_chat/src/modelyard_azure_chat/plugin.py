@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
-from modelyard.errors import APIError
+from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
 from modelyard.types import (
     ChatCompletion,
@@ -37,6 +37,9 @@ AUTH_PLUGIN = "modelyard-azure-auth"
 """The distribution that answers ``resolve_auth`` for ``azure`` (api key, AD token, Entra ID)."""
 BATCH_PLUGIN = "modelyard-azure-batch"
 """The distribution that serves files and batches for ``azure`` (and balances them in the proxy)."""
+CLAUDE_PLUGIN = "modelyard-azure-anthropic"
+"""The distribution that serves Claude deployments (``azure/claude-*``) on Azure AI Foundry."""
+CLAUDE_PROVIDER = "azure_anthropic"
 
 
 @hookimpl
@@ -52,6 +55,20 @@ def register_families(register: RegisterFamily) -> None:
             rules=ParamRules(needs_plugin={"enhancements": VISION_PLUGIN, "dataSources": VISION_PLUGIN}),
         )
     )
+    # Claude on Foundry speaks Anthropic's Messages API, not this plugin's: ``azure/claude-*``
+    # belongs to modelyard-azure-anthropic's provider (whose own family, of higher priority,
+    # carries the rules). Declared here too so that, with that plugin blocked or missing, such a
+    # call fails before sending, naming it, instead of reaching /openai/deployments/claude-*.
+    register(
+        Family(
+            name="azure_claude",
+            provider=CLAUDE_PROVIDER,
+            prefix="azure/",
+            pattern="claude",
+            priority=50,
+            description=f"Claude on Azure AI Foundry (azure/claude-*): served by {CLAUDE_PLUGIN}",
+        )
+    )
 
 
 @hookimpl
@@ -61,6 +78,15 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     The ``completions`` operation (instruct families) gets a ``prompt`` body instead of
     ``messages`` (see :mod:`modelyard_azure_chat.text`).
     """
+    if route.provider == PROVIDER and route.operation == "messages":
+        # Anthropic's native format (the proxy's /v1/messages) goes to Claude deployments only.
+        raise BadRequestError(
+            f"{route.model!r} is an Azure OpenAI deployment: it does not serve Anthropic's Messages API "
+            "(/v1/messages). Use /chat/completions for it, or a Claude deployment (azure/claude-*).",
+            param="model",
+            code="invalid_model_mode",
+            model=route.model,
+        )
     if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
     url, query, model_in_body = deployment_url(connection, route.deployment, OPERATION_PATHS[route.operation])
@@ -137,5 +163,12 @@ def register_providers(register: RegisterProvider) -> None:
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,
             },
+        )
+    )
+    register(
+        Provider(
+            name=CLAUDE_PROVIDER,
+            description="Claude on Azure AI Foundry",
+            served_by={"transform_request": CLAUDE_PLUGIN, "resolve_auth": AUTH_PLUGIN},
         )
     )
