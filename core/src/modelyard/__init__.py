@@ -96,6 +96,21 @@ if TYPE_CHECKING:
     )
     from .hookspecs import HOOK_API, hookimpl
     from .pricing import completion_cost, register_model
+    from .responses_api import (
+        AsyncResponsesStream,
+        ResponsesStream,
+        acancel_responses,
+        adelete_responses,
+        aget_responses,
+        alist_input_items,
+        aresponses,
+        cancel_responses,
+        delete_responses,
+        get_responses,
+        list_input_items,
+        responses,
+    )
+    from .responses_types import ResponsesAPIResponse
     from .router import Router
     from .types import (
         AzureHeaders,
@@ -113,6 +128,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncChatStream",
+    "AsyncResponsesStream",
     "AsyncTextStream",
     "AuthenticationError",
     "AzureHeaders",
@@ -133,6 +149,8 @@ __all__ = [
     "PluginError",
     "PluginNotLoadedError",
     "RateLimitError",
+    "ResponsesAPIResponse",
+    "ResponsesStream",
     "Router",
     "ServiceUnavailableError",
     "TextCompletion",
@@ -141,20 +159,25 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "acancel_batch",
+    "acancel_responses",
     "acompletion",
     "acreate_batch",
     "acreate_file",
+    "adelete_responses",
     "aembedding",
     "afile_content",
     "afile_delete",
     "afile_list",
     "afile_retrieve",
+    "aget_responses",
     "aimage_edit",
     "aimage_generation",
     "alist_batches",
+    "alist_input_items",
     "api_base",
     "api_key",
     "api_version",
+    "aresponses",
     "aretrieve_batch",
     "aspeech",
     "atext_completion",
@@ -168,6 +191,7 @@ __all__ = [
     "azure_username",
     "base_url",
     "cancel_batch",
+    "cancel_responses",
     "client_certificate_password",
     "client_certificate_path",
     "client_id",
@@ -176,6 +200,7 @@ __all__ = [
     "completion_cost",
     "create_batch",
     "create_file",
+    "delete_responses",
     "drop_params",
     "embedding",
     "enable_azure_ad_token_refresh",
@@ -183,13 +208,16 @@ __all__ = [
     "file_delete",
     "file_list",
     "file_retrieve",
+    "get_responses",
     "hookimpl",
     "image_edit",
     "image_generation",
     "list_batches",
+    "list_input_items",
     "num_retries",
     "register_model",
     "request_timeout",
+    "responses",
     "retrieve_batch",
     "speech",
     "tenant_id",
@@ -219,6 +247,11 @@ num_retries: int | None = None
 request_timeout: float | None = None
 enable_azure_ad_token_refresh: bool = False
 
+_RESPONSES = (
+    "responses", "aresponses", "get_responses", "aget_responses", "delete_responses", "adelete_responses",
+    "list_input_items", "alist_input_items", "cancel_responses", "acancel_responses", "ResponsesStream",
+    "AsyncResponsesStream",
+)  # fmt: skip
 _LAZY = {
     "HOOK_API": "hookspecs",
     "hookimpl": "hookspecs",
@@ -254,6 +287,8 @@ _LAZY = {
     "completion_cost": "pricing",
     "register_model": "pricing",
 }
+_LAZY.update({name: "responses_api" for name in _RESPONSES})
+_LAZY["ResponsesAPIResponse"] = "responses_types"
 _LAZY.update({name: "files" for name in __all__ if "batch" in name or "file" in name})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 

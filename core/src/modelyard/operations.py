@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .responses_types import ResponsesAPIResponse, ResponsesParams
 from .types import (
     ChatCompletion,
     ChatParams,
@@ -219,6 +220,21 @@ OPERATIONS: dict[str, Operation] = {
             files=("file",),
             max_upload_mb=25,
             text_formats=_TEXT_FORMATS,
+        ),
+        # The Responses API keeps hand-written functions too (modelyard.responses_api): its typed
+        # event stream, the id-addressed calls (get, delete, input items, cancel) and the bridge
+        # to chat. Its row gives the Router its methods, the proxy its mode check and /openapi.json.
+        # No azure_path: Azure's route is resource-scoped (/openai/responses), not per deployment.
+        Operation(
+            name="responses",
+            sdk="responses",
+            request=ResponsesParams,
+            response=ResponsesAPIResponse,
+            answer="sse",
+            paths=("/responses",),
+            modes=frozenset({"responses", "chat", "completion"}),
+            description="Responses API",
+            positional=("input", "model"),  # LiteLLM's responses(input, model, ...)
         ),
     )
 }

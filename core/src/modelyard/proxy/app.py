@@ -61,11 +61,13 @@ _SSE_HEADERS = [
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _AZURE_PATH = re.compile(
-    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values()) + ")$"
+    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values() if op.azure_path) + ")$"
 )
-_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values()}
+_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values() if op.azure_path}
 # Modes some operation other than chat claims: a deployment of one of them serves no chat.
-_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if op.name not in ("chat", "completions")))
+# (Responses is bridged both ways: its deployments take chat, chat deployments take it.)
+_BRIDGED = ("chat", "completions", "responses")
+_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if op.name not in _BRIDGED))
 # Fields a client may not set: they choose where the call goes and with which credential.
 _CLIENT_FORBIDDEN = frozenset(
     {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
@@ -199,6 +201,10 @@ class ProxyApp:
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+        from .responses import ResponsesEndpoints
+
+        self.responses = ResponsesEndpoints(self)
+        self._routes.update(self.responses.routes())
 
     def _metrics(self) -> Any:
         """The Prometheus metrics (``general_settings.metrics``), or None when off."""
@@ -424,10 +430,10 @@ class ProxyApp:
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
                 return self._model
-        files = self.files.match(ctx.method, path, scope)
+        files = self.files.match(ctx.method, path, scope) or self.responses.match(ctx.method, path, scope)
         if files is not None:
             return files
-        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path):
+        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path) or self.responses.allows(path):
             raise _Reject(405, f"Method {ctx.method} is not allowed on {path}.", code="method_not_allowed")
         raise _Reject(404, f"Unknown path {path}.", code="not_found")
 

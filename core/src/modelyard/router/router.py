@@ -741,6 +741,8 @@ class Router:
     atranscription = _operation_method(OPERATIONS["transcriptions"], asynchronous=True)
     translation = _operation_method(OPERATIONS["translations"])
     atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
+    responses = _operation_method(OPERATIONS["responses"])
+    aresponses = _operation_method(OPERATIONS["responses"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

@@ -7,13 +7,14 @@ modelyard[store,postgres]``). Tables are created on first open.
 
 It holds the id maps that batch load balancing needs: a proxy file id -> (deployment,
 upstream file id), a proxy batch id -> (deployment, upstream batch id), and the batch output
-and error files, so that retrieve, cancel and content always reach the resource that holds them.
+and error files, and which deployment holds each response (:mod:`.responses`), so that retrieve, cancel and content always reach the resource that holds them.
 
 Needs the ``store`` extra (SQLAlchemy).
 """
 
 from __future__ import annotations
 
+from . import responses as _responses  # noqa: F401  (its table is created with the others)
 from .sql import BatchRecord, FileRecord, Store, default_path
 
 __all__ = ["BatchRecord", "FileRecord", "Store", "default_path"]

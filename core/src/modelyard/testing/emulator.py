@@ -305,6 +305,7 @@ class Emulator:
         requests: every request received, in order (:class:`RecordedRequest`).
         batches: the resource's files and batches (``modelyard.testing.batches.BatchService``;
             ``step_seconds`` sets how fast batches run).
+        responses: the resource's stored responses (``modelyard.testing.responses.ResponsesService``).
         token_validator: a callable ``(token) -> bool`` for bearer tokens that are not in
             ``ad_tokens`` (the Entra emulator installs one).
     """
@@ -329,6 +330,9 @@ class Emulator:
         from .batches import BatchService
 
         self.batches = BatchService(self)  # files and batches; .step_seconds sets their speed
+        from .responses import ResponsesService
+
+        self.responses = ResponsesService(self)  # stored responses; .background_polls sets their speed
         self.app = _KeepServerSend(Starlette(routes=self._routes()))
 
     # ------------------------------------------------------------------ configuration
@@ -344,6 +348,7 @@ class Emulator:
         with self._lock:
             self.requests.clear()
             self.batches.reset()
+            self.responses.reset()
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
@@ -365,6 +370,7 @@ class Emulator:
             Route("/openai/v1/images/edits", functools.partial(images.edits, self), methods=["POST"]),
             Route("/emulator/images/{image}.png", functools.partial(images.image_file, self), methods=["GET"]),
             *audio.routes(self),
+            *self.responses.routes(),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 
