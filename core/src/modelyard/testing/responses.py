@@ -500,5 +500,5 @@ def _item_text(item: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return " ".join(str(p["text"]) for p in content if isinstance(p, dict) and p.get("text"))
     return str(item.get("arguments") or item.get("output") or "")
