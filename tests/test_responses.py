@@ -183,7 +183,7 @@ def test_bridge_chat_to_a_responses_deployment_plain(client: openai.OpenAI, code
     assert c.usage is not None and c.usage.prompt_tokens > 0
     assert _sent(codex) == [("POST", "/openai/v1/responses", {}, {
         "model": "codex-mini",
-        "input": [{"role": "system", "content": "Be terse"}, {"role": "user", "content": "Hi"}],
+        "input": [{"type": "message", "role": "system", "content": "Be terse"}, {"type": "message", "role": "user", "content": "Hi"}],
         "max_output_tokens": 40, "temperature": 0.5, "text": {"format": {"type": "json_object"}}, "user": "u1",
     })]  # fmt: skip
 
@@ -201,7 +201,7 @@ def test_bridge_chat_tools_round_trip_to_a_responses_deployment(client: openai.O
     assert codex.requests[0].body["tools"] == [WEATHER]
     assert codex.requests[0].body["tool_choice"] == {"type": "function", "name": "get_weather"}
     assert codex.requests[1].body["input"] == [
-        {"role": "user", "content": "Weather in Lima?"},
+        {"type": "message", "role": "user", "content": "Weather in Lima?"},
         {"type": "function_call", "call_id": call.id, "name": "get_weather", "arguments": call.function.arguments},
         {"type": "function_call_output", "call_id": call.id, "output": "19C"},
     ]
@@ -214,7 +214,8 @@ def test_bridge_chat_stream_with_usage_to_a_responses_deployment(client: openai.
     assert text == "This is codex-mini on the modelyard emulator. You said: go on"
     assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    assert codex.requests[0].body == {"model": "codex-mini", "input": [{"role": "user", "content": "go on"}], "stream": True}
+    assert codex.requests[0].body == {"model": "codex-mini", "input": [{"type": "message", "role": "user", "content": "go on"}],
+                                      "stream": True}  # fmt: skip
 
 
 def test_bridge_chat_stream_with_a_tool_call_to_a_responses_deployment(client: openai.OpenAI, codex: Emulator) -> None:

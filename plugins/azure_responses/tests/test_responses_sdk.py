@@ -84,7 +84,8 @@ def test_every_typed_parameter_passes_through(conn: dict[str, Any], emulator: Em
     }  # fmt: skip
     r = modelyard.responses(model="azure/gpt-4o", **params, **conn)
     assert json.loads(r.output_text) == {"city": "Paris?"[:40]}
-    assert emulator.requests[0].body == {"model": "gpt-4o", **params}
+    # a message written without "type" goes typed, as Azure's v1 spec requires
+    assert emulator.requests[0].body == {"model": "gpt-4o", **params, "input": [{"type": "message", **params["input"][0]}]}
     with pytest.raises(errors.NotFoundError):  # store: false -> not kept
         modelyard.get_responses(r.id, **conn)
 

@@ -67,7 +67,7 @@ def responses_connection(connection: Connection) -> Connection:
 @hookimpl
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """``POST {base}/openai/v1/responses`` (or ``/openai/responses?api-version=V``) with the
-    validated body and ``model`` set to the deployment; the id-addressed operations
+    validated body, ``model`` set to the deployment and input messages typed; the id-addressed operations
     ``GET|DELETE /responses/{id}``, ``GET /responses/{id}/input_items``, ``POST /responses/{id}/cancel``."""
     if not _mine(route):
         return None
@@ -76,6 +76,8 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     if route.operation == "responses":
         url, query = resource_url(conn, "/responses")
         body = {"model": route.deployment, **request.params}
+        if isinstance(body.get("input"), list):
+            body["input"] = _typed_items(body["input"])
         stream = bool(body.get("stream"))
         return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=stream)
     params = dict(request.params)
@@ -85,6 +87,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     extra = params.get("query") or {}
     query = {**query, **{str(k): str(v) for k, v in extra.items()}}
     return ProviderRequest(method=method, url=url, params=query, headers=headers)
+
+
+def _typed_items(items: list[Any]) -> list[Any]:
+    """Input messages written without ``type`` (``{"role", "content"}``, as OpenAI takes them) get
+    ``"type": "message"``, which Azure's v1 spec requires; everything else is sent as it is."""
+    if all(not isinstance(i, dict) or "type" in i or "role" not in i for i in items):
+        return items
+    return [{"type": "message", **i} if isinstance(i, dict) and "type" not in i and "role" in i else i for i in items]
 
 
 @hookimpl
