@@ -50,6 +50,9 @@ def test_public_surface_is_pinned() -> None:
             "BinaryResponse", "TranscriptionResponse", "speech", "aspeech", "transcription", "atranscription",
             "translation", "atranslation",
             "completion_cost", "register_model",
+            "responses", "aresponses", "get_responses", "aget_responses", "delete_responses", "adelete_responses",
+            "list_input_items", "alist_input_items", "cancel_responses", "acancel_responses", "ResponsesStream",
+            "AsyncResponsesStream", "ResponsesAPIResponse",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:
