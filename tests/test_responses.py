@@ -272,3 +272,29 @@ def test_bridge_in_the_sdk_both_ways(api_base: str, codex: Emulator) -> None:
     assert [r.path for r in codex.requests] == ["/openai/v1/responses", "/openai/deployments/gpt-4o-mini/chat/completions"]
     with pytest.raises(errors.BadRequestError):
         modelyard.responses(model="azure/gpt-4o-mini", input="x", previous_response_id="resp_1", model_info={"mode": "chat"}, **conn)
+
+
+def test_background_response_polled_and_another_cancelled_through_the_proxy(client: openai.OpenAI, codex: Emulator) -> None:
+    r = client.responses.create(model="gpt-4o", input="later", background=True)
+    assert r.status == "queued"
+    assert client.responses.retrieve(r.id).status == "in_progress"
+    assert client.responses.retrieve(r.id).output_text.endswith("You said: later")
+    other = client.responses.create(model="gpt-4o", input="never", background=True)
+    assert client.responses.cancel(other.id).status == "cancelled"
+    assert _sent(codex)[-1][:3] == ("POST", f"/openai/v1/responses/{other.id}/cancel", {})
+
+
+def test_a_stream_broken_upstream_ends_with_an_error_event_and_the_next_request_is_served(
+    client: openai.OpenAI, proxy: Any, codex: Emulator
+) -> None:
+    from modelyard.testing.emulator import Faults
+
+    codex.deployments["gpt-4o"].faults = Faults(drop_stream_after=4)
+    body = {"model": "gpt-4o", "input": "a b c d e f", "stream": True}
+    with httpx.stream("POST", f"{proxy.url}/v1/responses", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}) as r:
+        raw = r.read().decode()
+    last = [b for b in raw.split("\n\n") if b][-1].split("\n")
+    assert last[0] == "event: error"
+    assert json.loads(last[1].removeprefix("data: "))["message"].startswith("The upstream stream broke off")
+    codex.deployments["gpt-4o"].faults = Faults()
+    assert client.responses.create(model="gpt-4o", input="fine").status == "completed"

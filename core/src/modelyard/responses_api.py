@@ -266,6 +266,7 @@ class _EventStream:
         headers: the upstream's response headers.
         response: the final response, once ``response.completed`` (or ``response.failed``) is read.
         response_id: the response's id, once ``response.created`` is read.
+        cost: what the call cost in USD, once the stream is read to its end.
     """
 
     def __init__(self, call: api._Call, response: httpx.Response) -> None:
@@ -275,6 +276,7 @@ class _EventStream:
         self.response: ResponsesAPIResponse | None = None
         self.response_id: str | None = None
         self._model: str | None = None
+        self._cost: float | None = None
 
     @property
     def azure_headers(self) -> AzureHeaders:
@@ -292,10 +294,17 @@ class _EventStream:
             self.response = event.response
         return event
 
+    @property
+    def cost(self) -> float | None:
+        """What the call cost in USD, once ``response.completed`` is read (None before, or unpriced)."""
+        return self._cost
+
     def _finished(self, *, cancelled: bool = False) -> None:
         usage = self.response.usage if self.response is not None else None
+        if not cancelled and usage is not None:
+            self._cost = self._call.cost(usage, self._model)
         api._observe(self._call, status=self._response.status_code, usage=usage, headers=self.headers,
-                     ids=(self._model, self.response_id, None), cancelled=cancelled)  # fmt: skip
+                     ids=(self._model, self.response_id, None), cancelled=cancelled, cost=self._cost)  # fmt: skip
 
 
 class ResponsesStream(_EventStream):

@@ -47,6 +47,7 @@ def test_v1_route_by_default_with_the_deployment_as_model(conn: dict[str, Any], 
     assert isinstance(r, ResponsesAPIResponse)
     assert r.output_text == "This is gpt-4o on the modelyard emulator. You said: Hello"
     assert r.status == "completed" and r.usage is not None and r.usage.output_tokens > 0
+    assert r.cost is not None and r.cost > 0  # priced from input/output tokens, as chat is (docs/spend.md)
     [sent] = emulator.requests
     assert (sent.method, sent.path, sent.query) == ("POST", "/openai/v1/responses", {})
     assert sent.body == {"model": "gpt-4o", "input": "Hello", "instructions": "Be brief", "max_output_tokens": 64}
@@ -159,6 +160,7 @@ def test_stream_of_typed_events_sync(conn: dict[str, Any], emulator: Emulator) -
     assert isinstance(events[-1], ResponseCompletedEvent) and events[-1].response.output_text == text
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert stream.response is not None and stream.response.usage is not None
+    assert stream.cost is not None and stream.cost > 0
     assert emulator.requests[0].body == {"model": "gpt-4o", "input": "Stream it", "stream": True}
 
 
