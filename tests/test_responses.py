@@ -243,6 +243,9 @@ def test_bridge_responses_to_a_chat_deployment_plain_and_tools(client: openai.Op
     assert codex.requests[0].body == {"messages": [{"role": "system", "content": "Be kind"}, {"role": "user", "content": "Hi chat"}],
                                       "max_completion_tokens": 30}  # fmt: skip
     assert codex.requests[1].body["tools"] == [CHAT_WEATHER]
+    with pytest.raises(openai.NotFoundError, match=r.id):  # not stored upstream, so not recorded either
+        client.responses.retrieve(r.id)
+    assert len(codex.requests) == 2
 
 
 def test_bridge_responses_stream_to_a_chat_deployment(client: openai.OpenAI, codex: Emulator) -> None:

@@ -328,6 +328,7 @@ class ProxyApp:
             setattr(module, name, value)
         self._previous_globals.clear()
         await transport.get_transport().aclose()
+        await self.responses._persist()  # response ids not committed yet
         if self.store is not None:
             self.store.close()
         if self._installed_transport is not None:

@@ -56,7 +56,9 @@ class ResponsesEndpoints:
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
         self._memory: dict[str, str] = {}  # the id map when no store can be opened (no SQLAlchemy)
+        self._pending: dict[str, str] = {}  # recorded, not yet committed: read before the store
         self._store_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
 
     def routes(self) -> dict[str, Any]:
         """The exact-path routes, with and without ``/v1``."""
@@ -94,18 +96,42 @@ class ResponsesEndpoints:
                 app.store = await asyncio.to_thread(Store, url, path=path)
         return app.store
 
-    async def _remember(self, response_id: str, deployment: str | None) -> None:
-        if not response_id or not deployment:
-            return
-        store = await self._store()
-        if store is None:
-            self._memory[response_id] = deployment
-            return
-        from ..store.responses import put_response
+    def _remember(self, response_id: str, deployment: str | None) -> None:
+        """Note where a response lives; :meth:`_persist` commits it once the client has its answer."""
+        if response_id and deployment:
+            self._pending[response_id] = deployment
 
-        await asyncio.to_thread(put_response, store, response_id, deployment)
+    async def _persist(self) -> None:
+        """Commit every pending id in one transaction (group commit: while one write runs, the ids
+        of the responses finished meanwhile wait and go together in the next). Runs after the
+        answer is sent: a create is not slowed by the database, and this instance reads
+        ``_pending`` first, so an id is found even before its commit. A failed write keeps the
+        ids pending (served from memory here, retried with the next write)."""
+        if not self._pending:
+            return
+        async with self._write_lock:
+            batch = dict(self._pending)
+            if not batch:
+                return
+            try:
+                store = await self._store()
+                if store is None:
+                    self._memory.update(batch)
+                else:
+                    from ..store.responses import put_responses
+
+                    await asyncio.to_thread(put_responses, store, batch)
+            except Exception:  # the database is down: kept in memory, retried later
+                log.exception("recording %d response id(s) in the store failed; kept in memory", len(batch))
+                return
+            for key, value in batch.items():
+                if self._pending.get(key) == value:
+                    del self._pending[key]
 
     async def _holder_id(self, response_id: str) -> str | None:
+        pending = self._pending.get(response_id)
+        if pending is not None:
+            return pending
         store = await self._store()
         if store is None:
             return self._memory.get(response_id)
@@ -114,6 +140,7 @@ class ResponsesEndpoints:
         return await asyncio.to_thread(response_deployment, store, response_id)
 
     async def _forget(self, response_id: str) -> None:
+        self._pending.pop(response_id, None)
         store = await self._store()
         if store is None:
             self._memory.pop(response_id, None)
@@ -164,13 +191,16 @@ class ResponsesEndpoints:
             held = await self._holder_id(previous)
             pinned = next((d for d in deployments if d.id == held), None) if held else None
         result = await app._until_disconnect(receive, self._create(ctx, model, stream, params, pinned))
-        keep = params.get("store") is not False
+        served = next((d for d in deployments if d.id == ctx.deployment), None)
+        # A response bridged from chat (mode: chat) is stored nowhere upstream: nothing to remember.
+        keep = params.get("store") is not False and (served is None or served.declared_mode != "chat")
         if stream:
             await self._stream(ctx, receive, send, result, keep)
-            return
-        if keep:
-            await self._remember(getattr(result, "id", ""), ctx.deployment)
-        await app._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
+        else:
+            if keep:
+                self._remember(getattr(result, "id", ""), ctx.deployment)
+            await app._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
+        await self._persist()
 
     async def _create(self, ctx: _Ctx, model: str, stream: bool, params: dict[str, Any], pinned: Deployment | None) -> Any:
         from .. import responses_api
@@ -203,7 +233,7 @@ class ResponsesEndpoints:
                 async with stream:
                     async for event in stream:
                         if keep and event.type == "response.created":
-                            await self._remember(event.response.id, ctx.deployment)
+                            self._remember(event.response.id, ctx.deployment)
                         data = event.model_dump_json(exclude_unset=True).encode()
                         chunk = b"event: " + event.type.encode() + b"\ndata: " + data + b"\n\n"
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})

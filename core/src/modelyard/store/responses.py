@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .sql import Store, _metadata
 
-__all__ = ["forget_response", "put_response", "response_deployment", "responses_table"]
+__all__ = ["forget_response", "put_response", "put_responses", "response_deployment", "responses_table"]
 
 responses_table = sa.Table(
     "modelyard_responses",
@@ -35,6 +35,19 @@ def put_response(store: Store, response_id: str, deployment: str) -> None:
     except IntegrityError:  # seen again (a retried write): the latest deployment wins
         with store._engine.begin() as conn:
             conn.execute(responses_table.update().where(responses_table.c.id == response_id).values(deployment=deployment))
+
+
+def put_responses(store: Store, records: dict[str, str]) -> None:
+    """Record many ``response id -> deployment`` pairs in one transaction (the proxy's group commit)."""
+    if not records:
+        return
+    now = int(time.time())
+    try:
+        with store._engine.begin() as conn:
+            conn.execute(responses_table.insert(), [{"id": k, "deployment": v, "created_at": now} for k, v in records.items()])
+    except IntegrityError:  # one of them was written already: row by row
+        for response_id, deployment in records.items():
+            put_response(store, response_id, deployment)
 
 
 def response_deployment(store: Store, response_id: str) -> str | None:
