@@ -301,3 +301,15 @@ def test_a_stream_broken_upstream_ends_with_an_error_event_and_the_next_request_
     assert json.loads(last[1].removeprefix("data: "))["message"].startswith("The upstream stream broke off")
     codex.deployments["gpt-4o"].faults = Faults()
     assert client.responses.create(model="gpt-4o", input="fine").status == "completed"
+
+
+def test_azure_openai_client_on_the_proxy(proxy: Any, codex: Emulator) -> None:
+    az = openai.AzureOpenAI(azure_endpoint=proxy.url, api_key=MASTER_KEY, api_version="2025-04-01-preview", max_retries=0)
+    r = az.responses.create(model="gpt-4o", input="from AzureOpenAI")
+    assert az.responses.retrieve(r.id).output_text == r.output_text
+    az.close()
+    # the deployment's own api-version (2024-10-21: no Responses route) decides the upstream route
+    assert [(m, p, q) for m, p, q, _ in _sent(codex)] == [
+        ("POST", "/openai/v1/responses", {}),
+        ("GET", f"/openai/v1/responses/{r.id}", {}),
+    ]

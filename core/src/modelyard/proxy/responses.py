@@ -1,5 +1,6 @@
 """The proxy's Responses API: ``POST /responses`` (JSON or SSE), ``GET`` / ``DELETE /responses/{id}``,
-``GET /responses/{id}/input_items``, ``POST /responses/{id}/cancel``, each with and without ``/v1``.
+``GET /responses/{id}/input_items``, ``POST /responses/{id}/cancel``, each with and without ``/v1``,
+and under ``/openai`` (``/openai/v1``) for ``AzureOpenAI`` clients.
 
 A new response goes through the Router (strategy, cooldowns, retries, fallbacks) to a deployment
 of the model group whose ``model_info.mode`` serves the operation (``responses``, ``chat``,
@@ -34,7 +35,10 @@ log = logging.getLogger("modelyard.proxy")
 _OP = OPERATIONS["responses"]
 _ID = r"([A-Za-z0-9_.\-]{1,200})"
 _PATTERNS: list[tuple[str, re.Pattern[str], str]] = []
-for _prefix in ("", "/v1"):
+# "/openai" and "/openai/v1": where AzureOpenAI clients (and OpenAI clients pointed at Azure's v1
+# API) send the Responses API, which Azure serves per resource, not under /deployments/{model}.
+_PREFIXES = ("", "/v1", "/openai", "/openai/v1")
+for _prefix in _PREFIXES:
     _PATTERNS += [
         ("GET", re.compile(rf"^{_prefix}/responses/{_ID}$"), "retrieve"),
         ("DELETE", re.compile(rf"^{_prefix}/responses/{_ID}$"), "delete"),
@@ -62,7 +66,7 @@ class ResponsesEndpoints:
 
     def routes(self) -> dict[str, Any]:
         """The exact-path routes, with and without ``/v1``."""
-        return {f"POST {prefix}/responses": self.create for prefix in ("", "/v1")}
+        return {f"POST {prefix}/responses": self.create for prefix in _PREFIXES}
 
     def match(self, method: str, path: str, scope: Scope) -> Any:
         """The handler for a path with a response id, or None; the id goes in the scope."""
@@ -140,14 +144,16 @@ class ResponsesEndpoints:
         return await asyncio.to_thread(response_deployment, store, response_id)
 
     async def _forget(self, response_id: str) -> None:
-        self._pending.pop(response_id, None)
-        store = await self._store()
-        if store is None:
+        """Forget a deleted id; after any write in flight, which could otherwise bring it back."""
+        async with self._write_lock:
+            self._pending.pop(response_id, None)
             self._memory.pop(response_id, None)
-            return
-        from ..store.responses import forget_response
+            store = await self._store()
+            if store is None:
+                return
+            from ..store.responses import forget_response
 
-        await asyncio.to_thread(forget_response, store, response_id)
+            await asyncio.to_thread(forget_response, store, response_id)
 
     def _serving(self) -> list[Deployment]:
         return [d for d in self.app.deployments if d.mode in _OP.modes]
@@ -252,7 +258,7 @@ class ResponsesEndpoints:
 
     # ------------------------------------------------------------------ by id
 
-    async def _by_id(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send, name: str, **query: Any) -> Any:
+    async def _by_id(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send, name: str, **query: Any) -> None:
         from .. import responses_api
         from .app import _wire
 
@@ -260,8 +266,9 @@ class ResponsesEndpoints:
         d = await self._holder(ctx, response_id)
         call = getattr(responses_api, name)
         result = await self.app._until_disconnect(receive, call(response_id, **query, **self._call_kwargs(d)))
+        if name == "adelete_responses" and getattr(result, "deleted", False):
+            await self._forget(response_id)  # before the answer: the client's next call must not find it
         await self.app._send_json(ctx, send, 200, _wire(result))
-        return result
 
     async def retrieve(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /responses/{id}`` from the deployment that created it."""
@@ -270,9 +277,7 @@ class ResponsesEndpoints:
 
     async def delete(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """``DELETE /responses/{id}`` on the deployment that created it; the id is forgotten."""
-        result = await self._by_id(ctx, scope, receive, send, "adelete_responses")
-        if getattr(result, "deleted", False):
-            await self._forget(scope["modelyard.id"])
+        await self._by_id(ctx, scope, receive, send, "adelete_responses")
 
     async def input_items(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /responses/{id}/input_items`` (``after``, ``before``, ``limit``, ``order``, ``include``)."""
