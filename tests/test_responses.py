@@ -313,3 +313,12 @@ def test_azure_openai_client_on_the_proxy(proxy: Any, codex: Emulator) -> None:
         ("POST", "/openai/v1/responses", {}),
         ("GET", f"/openai/v1/responses/{r.id}", {}),
     ]
+
+
+def test_health_probes_a_responses_deployment_with_the_smallest_response(proxy: Any, codex: Emulator) -> None:
+    health = httpx.get(f"{proxy.url}/health", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
+    codex_probe = [r for r in codex.requests if r.body and r.body.get("model") == "codex-mini"]
+    assert [(r.path, r.body) for r in codex_probe] == [
+        ("/openai/v1/responses", {"model": "codex-mini", "input": "ping", "max_output_tokens": 16, "store": False}),
+    ]
+    assert "codex" in {e["model_name"] for e in health["healthy_endpoints"]}

@@ -247,6 +247,7 @@ MODE_PROBES: dict[str, str] = {
     "image_generation": "image_generation",
     "audio_speech": "speech",
     "audio_transcription": "transcriptions",
+    "responses": "responses",
 }
 """Which operation ``/health`` calls to probe a deployment of each ``model_info.mode``."""
 

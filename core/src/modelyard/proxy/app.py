@@ -868,6 +868,10 @@ class ProxyApp:
                 # One character of speech (tts-1: $15 per million characters), read and dropped.
                 audio = await api.aspeech(model=d.model, input=".", voice="alloy", response_format="wav", **kwargs)
                 await audio.aread()
+            elif probe is not None and probe.name == "responses":
+                # A deployment serving only the Responses API (codex): the smallest response Azure
+                # takes (max_output_tokens >= 16), not stored.
+                await api.aresponses(model=d.model, input="ping", max_output_tokens=16, store=False, **kwargs)
             elif probe is not None and probe.name == "transcriptions":
                 # A tenth of a second of generated silence (billed as the shortest audio).
                 await api.atranscription(model=d.model, file=("probe.wav", _probe_wav()), response_format="text", **kwargs)
