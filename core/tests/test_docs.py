@@ -55,6 +55,9 @@ def test_public_surface_is_pinned() -> None:
             "list_fine_tuning_job_events", "alist_fine_tuning_job_events",
             "list_fine_tuning_job_checkpoints", "alist_fine_tuning_job_checkpoints",
             "anthropic_messages", "aanthropic_messages",
+            "responses", "aresponses", "get_responses", "aget_responses", "delete_responses", "adelete_responses",
+            "list_input_items", "alist_input_items", "cancel_responses", "acancel_responses", "ResponsesStream",
+            "AsyncResponsesStream", "ResponsesAPIResponse",
         ]
     )  # fmt: skip
     for name in modelyard.__all__:

@@ -112,6 +112,21 @@ if TYPE_CHECKING:
     )
     from .hookspecs import HOOK_API, hookimpl
     from .pricing import completion_cost, register_model
+    from .responses_api import (
+        AsyncResponsesStream,
+        ResponsesStream,
+        acancel_responses,
+        adelete_responses,
+        aget_responses,
+        alist_input_items,
+        aresponses,
+        cancel_responses,
+        delete_responses,
+        get_responses,
+        list_input_items,
+        responses,
+    )
+    from .responses_types import ResponsesAPIResponse
     from .router import Router
     from .types import (
         AzureHeaders,
@@ -129,6 +144,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncChatStream",
+    "AsyncResponsesStream",
     "AsyncTextStream",
     "AuthenticationError",
     "AzureHeaders",
@@ -149,6 +165,8 @@ __all__ = [
     "PluginError",
     "PluginNotLoadedError",
     "RateLimitError",
+    "ResponsesAPIResponse",
+    "ResponsesStream",
     "Router",
     "ServiceUnavailableError",
     "TextCompletion",
@@ -159,25 +177,30 @@ __all__ = [
     "aanthropic_messages",
     "acancel_batch",
     "acancel_fine_tuning_job",
+    "acancel_responses",
     "acompletion",
     "acreate_batch",
     "acreate_file",
     "acreate_fine_tuning_job",
+    "adelete_responses",
     "aembedding",
     "afile_content",
     "afile_delete",
     "afile_list",
     "afile_retrieve",
+    "aget_responses",
     "aimage_edit",
     "aimage_generation",
     "alist_batches",
     "alist_fine_tuning_job_checkpoints",
     "alist_fine_tuning_job_events",
     "alist_fine_tuning_jobs",
+    "alist_input_items",
     "anthropic_messages",
     "api_base",
     "api_key",
     "api_version",
+    "aresponses",
     "aretrieve_batch",
     "aretrieve_fine_tuning_job",
     "aspeech",
@@ -193,6 +216,7 @@ __all__ = [
     "base_url",
     "cancel_batch",
     "cancel_fine_tuning_job",
+    "cancel_responses",
     "client_certificate_password",
     "client_certificate_path",
     "client_id",
@@ -202,6 +226,7 @@ __all__ = [
     "create_batch",
     "create_file",
     "create_fine_tuning_job",
+    "delete_responses",
     "drop_params",
     "embedding",
     "enable_azure_ad_token_refresh",
@@ -209,6 +234,7 @@ __all__ = [
     "file_delete",
     "file_list",
     "file_retrieve",
+    "get_responses",
     "hookimpl",
     "image_edit",
     "image_generation",
@@ -216,9 +242,11 @@ __all__ = [
     "list_fine_tuning_job_checkpoints",
     "list_fine_tuning_job_events",
     "list_fine_tuning_jobs",
+    "list_input_items",
     "num_retries",
     "register_model",
     "request_timeout",
+    "responses",
     "retrieve_batch",
     "retrieve_fine_tuning_job",
     "speech",
@@ -249,6 +277,11 @@ num_retries: int | None = None
 request_timeout: float | None = None
 enable_azure_ad_token_refresh: bool = False
 
+_RESPONSES = (
+    "responses", "aresponses", "get_responses", "aget_responses", "delete_responses", "adelete_responses",
+    "list_input_items", "alist_input_items", "cancel_responses", "acancel_responses", "ResponsesStream",
+    "AsyncResponsesStream",
+)  # fmt: skip
 _LAZY = {
     "HOOK_API": "hookspecs",
     "hookimpl": "hookspecs",
@@ -287,6 +320,8 @@ _LAZY = {
     "register_model": "pricing",
 }
 _LAZY.update({name: "fine_tuning" for name in __all__ if "fine_tuning" in name})
+_LAZY.update({name: "responses_api" for name in _RESPONSES})
+_LAZY["ResponsesAPIResponse"] = "responses_types"
 _LAZY.update({name: "files" for name in __all__ if ("batch" in name or "file" in name) and name not in _LAZY})
 _LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
 

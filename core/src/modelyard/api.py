@@ -818,6 +818,12 @@ async def _asend(call: _Call) -> httpx.Response:
 # --------------------------------------------------------------------------- public API
 
 
+def _mode(kwargs: dict[str, Any]) -> Any:
+    """The deployment's ``model_info.mode`` when the caller (the Router, the proxy) passed it."""
+    info = kwargs.get("model_info")
+    return info.get("mode") if info.__class__ is dict else None
+
+
 def completion(
     model: str, messages: list[dict[str, Any]], *, stream: bool = False, **kwargs: Any
 ) -> ChatCompletion | ChatStream:
@@ -844,6 +850,10 @@ def completion(
         UnsupportedParamsError: a parameter the model family refuses, unless ``drop_params``.
         APIError: the upstream's error, mapped to its class (see :mod:`modelyard.errors`).
     """
+    if _mode(kwargs) == "responses":  # a deployment serving only the Responses API (docs/responses.md)
+        from .responses_bridge import completion_via_responses
+
+        return completion_via_responses(model, messages, stream, kwargs)  # type: ignore[no-any-return]
     call = _prepare(model, messages, stream, kwargs)
     response = _send(call)
     if call.request.stream:
@@ -862,6 +872,10 @@ async def acompletion(
     model: str, messages: list[dict[str, Any]], *, stream: bool = False, **kwargs: Any
 ) -> ChatCompletion | AsyncChatStream:
     """The async twin of :func:`completion`; a stream is an :class:`AsyncChatStream`."""
+    if _mode(kwargs) == "responses":
+        from .responses_bridge import acompletion_via_responses
+
+        return await acompletion_via_responses(model, messages, stream, kwargs)  # type: ignore[no-any-return]
     call = _prepare(model, messages, stream, kwargs)
     response = await _asend(call)
     if call.request.stream:
@@ -1034,3 +1048,13 @@ speech, aspeech = operation_functions(OPERATIONS["speech"])
 transcription, atranscription = operation_functions(OPERATIONS["transcriptions"])
 translation, atranslation = operation_functions(OPERATIONS["translations"])
 anthropic_messages, aanthropic_messages = operation_functions(OPERATIONS["messages"])
+
+
+def __getattr__(name: str) -> Any:
+    # The Responses API has its own functions (typed event streams, id-addressed calls, the
+    # bridge to chat) in modelyard.responses_api; the Router finds them here by the row's SDK name.
+    if name in ("responses", "aresponses"):
+        from . import responses_api
+
+        return getattr(responses_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

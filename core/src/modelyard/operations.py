@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .messages import MessagesParams, MessagesResponse
+from .responses_types import ResponsesAPIResponse, ResponsesParams
 from .types import (
     ChatCompletion,
     ChatParams,
@@ -241,6 +242,21 @@ OPERATIONS: dict[str, Operation] = {
             streams_through=True,
             forward_headers=("anthropic-beta",),
         ),
+        # The Responses API keeps hand-written functions too (modelyard.responses_api): its typed
+        # event stream, the id-addressed calls (get, delete, input items, cancel) and the bridge
+        # to chat. Its row gives the Router its methods, the proxy its mode check and /openapi.json.
+        # No azure_path: Azure's route is resource-scoped (/openai/responses), not per deployment.
+        Operation(
+            name="responses",
+            sdk="responses",
+            request=ResponsesParams,
+            response=ResponsesAPIResponse,
+            answer="sse",
+            paths=("/responses",),
+            modes=frozenset({"responses", "chat", "completion"}),
+            description="Responses API",
+            positional=("input", "model"),  # LiteLLM's responses(input, model, ...)
+        ),
     )
 }
 """Every operation, by ``Route.operation`` name."""
@@ -252,6 +268,7 @@ MODE_PROBES: dict[str, str] = {
     "image_generation": "image_generation",
     "audio_speech": "speech",
     "audio_transcription": "transcriptions",
+    "responses": "responses",
 }
 """Which operation ``/health`` calls to probe a deployment of each ``model_info.mode``."""
 

@@ -67,7 +67,11 @@ _AZURE_PATH = re.compile(
 )
 _AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values() if op.azure_path}
 # Modes some operation other than chat claims: a deployment of one of them serves no chat.
-_NON_CHAT_MODES = frozenset().union(*(op.modes for op in OPERATIONS.values() if "chat" not in op.modes))
+# (Responses is bridged both ways: its deployments take chat, chat deployments take it.)
+_BRIDGED = ("chat", "completions", "responses")
+_NON_CHAT_MODES = frozenset().union(
+    *(op.modes for op in OPERATIONS.values() if op.name not in _BRIDGED and "chat" not in op.modes)
+)
 # Fields a client may not set: they choose where the call goes and with which credential.
 _CLIENT_FORBIDDEN = frozenset(
     {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
@@ -226,6 +230,10 @@ class ProxyApp:
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+        from .responses import ResponsesEndpoints
+
+        self.responses = ResponsesEndpoints(self)
+        self._routes.update(self.responses.routes())
         from .fine_tuning import FineTuningEndpoints
 
         self.fine_tuning = FineTuningEndpoints(self)
@@ -365,6 +373,7 @@ class ProxyApp:
             setattr(module, name, value)
         self._previous_globals.clear()
         await transport.get_transport().aclose()
+        await self.responses._persist()  # response ids not committed yet
         await self.virtual_keys.aclose()
         if self.spend is not None:
             await self.spend.aclose()  # every queued spend row is written before the exit
@@ -473,10 +482,19 @@ class ProxyApp:
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
                 return self._model
-        files = self.files.match(ctx.method, path, scope) or self.fine_tuning.match(ctx.method, path, scope)
+        files = (
+            self.files.match(ctx.method, path, scope)
+            or self.fine_tuning.match(ctx.method, path, scope)
+            or self.responses.match(ctx.method, path, scope)
+        )
         if files is not None:
             return files
-        if any(k.split(" ", 1)[1] == path for k in self._routes) or self.files.allows(path) or self.fine_tuning.allows(path):
+        if (
+            any(k.split(" ", 1)[1] == path for k in self._routes)
+            or self.files.allows(path)
+            or self.fine_tuning.allows(path)
+            or self.responses.allows(path)
+        ):
             raise _Reject(405, f"Method {ctx.method} is not allowed on {path}.", code="method_not_allowed")
         raise _Reject(404, f"Unknown path {path}.", code="not_found")
 
@@ -938,6 +956,10 @@ class ProxyApp:
                 # One character of speech (tts-1: $15 per million characters), read and dropped.
                 audio = await api.aspeech(model=d.model, input=".", voice="alloy", response_format="wav", **kwargs)
                 await audio.aread()
+            elif probe is not None and probe.name == "responses":
+                # A deployment serving only the Responses API (codex): the smallest response Azure
+                # takes (max_output_tokens >= 16), not stored.
+                await api.aresponses(model=d.model, input="ping", max_output_tokens=16, store=False, **kwargs)
             elif probe is not None and probe.name == "transcriptions":
                 # A tenth of a second of generated silence (billed as the shortest audio).
                 await api.atranscription(model=d.model, file=("probe.wav", _probe_wav()), response_format="text", **kwargs)

@@ -51,6 +51,8 @@ class Deployment:
     num_retries: int | None = None
     mode: str = "chat"
     routing: dict[str, Any] = field(default_factory=dict)
+    declared_mode: str | None = None
+    """``model_info.mode`` as written (None when unset): the SDK bridges chat and Responses by it."""
 
     def describe(self) -> dict[str, Any]:
         """A public, secret-free description (for ``/health`` and logs)."""
@@ -64,6 +66,8 @@ class Deployment:
 
 
 DEFAULT_NUM_RETRIES = 2
+_BRIDGED_MODES = frozenset({"chat", "responses"})
+"""Modes the SDK reads from ``model_info`` to bridge chat and Responses (docs/responses.md)."""
 _ROUTING = ("tpm", "rpm", "weight", "order", "priority", "cooldown_time", "allowed_fails", "stream_timeout")
 
 
@@ -109,6 +113,7 @@ class Deployments:
                 num_retries=retries,
                 mode=entry.model_info.mode or "chat",
                 routing=_routing(entry),
+                declared_mode=entry.model_info.mode,
             )
             self._groups.setdefault(entry.model_name, []).append(deployment)
 
@@ -145,7 +150,8 @@ class Deployments:
             routing = dict(d.routing)
             if "stream_timeout" in routing:
                 params["stream_timeout"] = routing.pop("stream_timeout")
-            out.append({"model_name": d.model_name, "litellm_params": params, "model_info": {"id": d.id}, **routing})
+            info = {"id": d.id, "mode": d.declared_mode} if d.declared_mode in _BRIDGED_MODES else {"id": d.id}
+            out.append({"model_name": d.model_name, "litellm_params": params, "model_info": info, **routing})
         return out
 
 

@@ -747,6 +747,8 @@ class Router:
     atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
     anthropic_messages = _operation_method(OPERATIONS["messages"])
     aanthropic_messages = _operation_method(OPERATIONS["messages"], asynchronous=True)
+    responses = _operation_method(OPERATIONS["responses"])
+    aresponses = _operation_method(OPERATIONS["responses"], asynchronous=True)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

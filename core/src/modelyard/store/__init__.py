@@ -7,8 +7,9 @@ modelyard[store,postgres]``). Tables are created on first open.
 
 It holds the id maps that batch load balancing needs: a proxy file id -> (deployment,
 upstream file id), a proxy batch id -> (deployment, upstream batch id), and the batch output
-and error files, so that retrieve, cancel and content always reach the resource that holds them;
-and where each fine-tuning job runs (:mod:`.fine_tuning`).
+and error files, where each fine-tuning job runs (:mod:`.fine_tuning`) and which deployment holds
+each response (:mod:`.responses`), so that retrieve, cancel and content always reach the resource
+that holds them.
 
 Needs the ``store`` extra (SQLAlchemy).
 """
@@ -16,6 +17,7 @@ Needs the ``store`` extra (SQLAlchemy).
 from __future__ import annotations
 
 from .fine_tuning import FineTuningJobRecord  # registers its table before any Store creates them
+from . import responses as _responses  # noqa: F401  (its table is created with the others)
 from .sql import BatchRecord, FileRecord, Store, default_path
 
 __all__ = ["BatchRecord", "FileRecord", "FineTuningJobRecord", "Store", "default_path"]

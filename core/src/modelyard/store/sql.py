@@ -45,7 +45,7 @@ batches_table = sa.Table(
 
 # The store's other tables live beside the code that uses them; every one of them is created
 # when a store is opened, whichever module opened it first.
-_TABLE_MODULES = ("fine_tuning", "keys", "spend")
+_TABLE_MODULES = ("fine_tuning", "keys", "responses", "spend")
 
 
 def _import_table_modules() -> None:

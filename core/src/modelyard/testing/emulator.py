@@ -306,6 +306,7 @@ class Emulator:
         batches: the resource's files and batches (``modelyard.testing.batches.BatchService``;
             ``step_seconds`` sets how fast batches run).
         fine_tuning: the resource's fine-tuning jobs (``modelyard.testing.fine_tuning.FineTuningService``).
+        responses: the resource's stored responses (``modelyard.testing.responses.ResponsesService``).
         token_validator: a callable ``(token) -> bool`` for bearer tokens that are not in
             ``ad_tokens`` (the Entra emulator installs one).
     """
@@ -333,6 +334,9 @@ class Emulator:
         from .fine_tuning import FineTuningService
 
         self.fine_tuning = FineTuningService(self)  # fine-tuning jobs on the same files
+        from .responses import ResponsesService
+
+        self.responses = ResponsesService(self)  # stored responses; .background_polls sets their speed
         self.app = _KeepServerSend(Starlette(routes=self._routes()))
 
     # ------------------------------------------------------------------ configuration
@@ -349,6 +353,7 @@ class Emulator:
             self.requests.clear()
             self.batches.reset()
             self.fine_tuning.reset()
+            self.responses.reset()
             for d in self.deployments.values():
                 d.faults = Faults()
                 d._window_start, d._requests, d._tokens = 0.0, 0, 0
@@ -372,6 +377,7 @@ class Emulator:
             Route("/emulator/images/{image}.png", functools.partial(images.image_file, self), methods=["GET"]),
             *audio.routes(self),
             Route("/anthropic/v1/messages", functools.partial(anthropic.messages, self), methods=["POST"]),
+            *self.responses.routes(),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ]
 

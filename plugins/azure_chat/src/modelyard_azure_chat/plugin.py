@@ -33,6 +33,9 @@ IMAGES_PLUGIN = "modelyard-azure-images"
 """The distribution that serves the ``image_generation`` and ``image_edit`` operations for ``azure``."""
 VISION_PLUGIN = "modelyard-azure-vision"
 """The distribution that turns ``enhancements`` / ``dataSources`` into an ``/extensions`` call."""
+RESPONSES_PLUGIN = "modelyard-azure-responses"
+"""The distribution that serves the Responses API operations for ``azure``."""
+RESPONSES_OPERATIONS = ("responses", "responses.get", "responses.delete", "responses.input_items", "responses.cancel")
 AUTH_PLUGIN = "modelyard-azure-auth"
 """The distribution that answers ``resolve_auth`` for ``azure`` (api key, AD token, Entra ID)."""
 BATCH_PLUGIN = "modelyard-azure-batch"
@@ -159,6 +162,7 @@ def register_providers(register: RegisterProvider) -> None:
                 "transform_request:speech": AUDIO_PLUGIN,
                 "transform_request:transcriptions": AUDIO_PLUGIN,
                 "transform_request:translations": AUDIO_PLUGIN,
+                **{f"transform_request:{op}": RESPONSES_PLUGIN for op in RESPONSES_OPERATIONS},
                 "resolve_auth": AUTH_PLUGIN,
                 "transform_files_request": BATCH_PLUGIN,
                 "files_router": BATCH_PLUGIN,
