@@ -69,6 +69,7 @@ DEPLOYMENTS = [
     Deployment("my-gpt-4o-mini-tts", model="gpt-4o-mini-tts"), Deployment("tts", model="tts-1"),
     Deployment("my-whisper", model="whisper"), Deployment("whisper", model="whisper"),
     Deployment("gpt-4o-mini-batch", model="gpt-4o-mini-2024-07-18"),
+    Deployment("claude-sonnet-4-5", model="claude-sonnet-4-5"),
 ]  # fmt: skip
 MODES = {"tts": "audio_speech", "whisper": "audio_transcription", "my-text-embedding-3-small": "embedding",
          "my-dall-e-3": "image_generation", "my-gpt-image-1": "image_generation"}  # fmt: skip
@@ -192,6 +193,8 @@ def page_env(docs_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.
         ],
         "router_settings": {"num_retries": 0},
     }  # fmt: skip
+    # anthropic.md's proxy example names its Claude deployment "claude".
+    config["model_list"].append({"model_name": "claude", "litellm_params": litellm_params(api_base, "claude-sonnet-4-5")})
     pricing.reset_prices()
     clear_token_cache()
     try:
@@ -199,7 +202,9 @@ def page_env(docs_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.
             _Run.placeholders, _Run.ran, _Run.skipped = _placeholders(api_base, proxy.url), [], []
             try:
                 yield {"KEY": KEY, "MASTER_KEY": MASTER_KEY, "API_BASE": api_base, "png_bytes": png("docs"),
-                       "emulator": docs_emulator.emulator, "Path": Path}
+                       "emulator": docs_emulator.emulator, "Path": Path,
+                       # anthropic.md's names for what the reader has
+                       "api_base": api_base, "api_key": KEY, "proxy_url": proxy.url, "master_key": MASTER_KEY}
             finally:
                 # The SDK calls a page made went through the transport the in-process proxy
                 # installed; its sync connections are the page's to close.

@@ -16,8 +16,7 @@ Needs the ``store`` extra (SQLAlchemy).
 
 from __future__ import annotations
 
-from .fine_tuning import FineTuningJobRecord  # registers its table before any Store creates them
-from . import responses as _responses  # noqa: F401  (its table is created with the others)
+from .fine_tuning import FineTuningJobRecord
 from .sql import BatchRecord, FileRecord, Store, default_path
 
 __all__ = ["BatchRecord", "FileRecord", "FineTuningJobRecord", "Store", "default_path"]
