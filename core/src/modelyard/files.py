@@ -42,7 +42,7 @@ from .file_types import (
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .redact import check_header_values
-from .types import Connection, ProviderRequest, ProviderResponse, Route
+from .types import ProviderRequest, ProviderResponse, Route
 
 if TYPE_CHECKING:
     from .transport import Attempts
@@ -79,7 +79,6 @@ __all__ = [
 
 DEFAULT_PROVIDER = "azure"
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
-_CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
                            "model", "model_info", "base_model", "custom_llm_provider", "retry_on_timeout"})  # fmt: skip
 DEFAULT_NUM_RETRIES = 2
@@ -179,12 +178,15 @@ def _coerce_upload(file: Any, purpose: str) -> tuple[Upload, IO[bytes] | None]:
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .connection import connection_schema
+
+    connection_keys = connection_schema().all_names
     connection: dict[str, Any] = {}
     control: dict[str, Any] = {}
     for key, value in kwargs.items():
         if value is None:
             continue
-        if key in _CONNECTION_KEYS:
+        if key in connection_keys:
             connection[key] = value
         elif key in _CONTROL_KEYS:
             control[key] = value
