@@ -198,7 +198,7 @@ _UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", 
 def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *, text: bool = False) -> _Call:
     started = time.perf_counter()
     if not isinstance(model, str) or not model:
-        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+        raise BadRequestError("'model' must be a non-empty string such as '<provider>/<deployment>'.", param="model")
     plugins = get_plugins()
     conn_kw, control, params = _split(kwargs)
     model_info = control.get("model_info") or {}
@@ -287,7 +287,7 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     """
     started = time.perf_counter()
     if not isinstance(model, str) or not model:
-        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+        raise BadRequestError("'model' must be a non-empty string such as '<provider>/<deployment>'.", param="model")
     plugins = get_plugins()
     conn_kw, control, params = _split(kwargs)
     model_info = control.get("model_info") or {}
@@ -939,7 +939,7 @@ def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
 def _doc(op: Operation, twin: bool) -> str:
     if twin:
         return f"The async twin of :func:`{op.sdk}`."
-    model = "        model: ``azure/<deployment>`` (a model string any provider plugin serves)."
+    model = "        model: ``<provider>/<deployment>`` (a model string any provider plugin serves)."
     args = "\n".join(
         model if name == "model" else f"        {name}: the operation's ``{name}`` (see :class:`~modelyard.types.{op.request.__name__}`)."
         for name in op.signature

@@ -99,7 +99,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
     emulator = Emulator([_deployment(d) for d in args.deployment or ["gpt-4o", "gpt-4o-mini"]], api_keys=[args.api_key])
     print(
-        f"Azure OpenAI emulator on http://{args.host}:{args.port}  "
+        f"modelyard emulator on http://{args.host}:{args.port}  "
         f"deployments: {', '.join(emulator.deployments)}  (api-key: the one you passed with --api-key)",
         flush=True,
     )
@@ -166,11 +166,11 @@ def _plugin_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelyard`` console script."""
-    parser = argparse.ArgumentParser(prog="modelyard", description="Azure OpenAI from Python.")
+    parser = argparse.ArgumentParser(prog="modelyard", description="Model APIs from Python, through provider plugins.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the OpenAI-compatible proxy (LiteLLM's config.yaml)")
-    p.add_argument("--config", "-c", help="config.yaml (default: AZURE_* variables, else the built-in emulator)")
+    p = sub.add_parser("serve", help="run the proxy (LiteLLM's config.yaml)")
+    p.add_argument("--config", "-c", help="config.yaml (default: the providers' environment variables, else the built-in emulator)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=4000)
     p.add_argument("--num_workers", "--num-workers", type=int, default=1, help="worker processes (default 1)")
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's hooks")
     p.set_defaults(func=_plugins)
 
-    p = sub.add_parser("emulator", help="serve the Azure OpenAI emulator")
+    p = sub.add_parser("emulator", help="serve the upstream emulator (modelyard.testing)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--api-key", default="emulator-key", help="the key clients must send (default: emulator-key)")

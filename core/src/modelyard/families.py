@@ -25,6 +25,7 @@ rules cannot say.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -160,6 +161,12 @@ class FamilyRegistry:
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
 
+    def _example(self) -> str:
+        # The prefix most families share (the main provider's), as an example model string.
+        counts = Counter(f.prefix for f in self._by_name.values())
+        first = min(self._prefixes, key=lambda p: (-counts[p], len(p), p), default="<provider>/")
+        return f"'{first}<deployment>'"
+
     def _note(self) -> str:
         return f" {self.not_loaded}" if self.not_loaded else ""
 
@@ -198,7 +205,7 @@ class FamilyRegistry:
             known = ", ".join(self._prefixes) or "none (no model-family plugin is loaded)"
             raise BadRequestError(
                 f"Unknown model {model!r}: it must start with a registered provider prefix "
-                f"({known}), e.g. 'azure/<deployment>'.{self._note()}",
+                f"({known}), e.g. {self._example()}.{self._note()}",
                 param="model",
                 model=model,
             )

@@ -110,7 +110,7 @@ def _id(value: Any, param: str) -> str:
         raise _bad(f"{param!r} must be a non-empty id string without '/', got {value!r}.", param)
     if value in (".", ".."):
         # As a path segment it would climb out of /files or /batches: `GET /files/../content`
-        # would become `GET /openai/content`, sent with the deployment's credentials.
+        # would become `GET <api root>/content`, sent with the deployment's credentials.
         raise _bad(f"{param!r} cannot be {value!r}.", param)
     return value
 
@@ -206,7 +206,7 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
         deployment = model
     provider = provider or DEFAULT_PROVIDER
     if not isinstance(provider, str) or not provider:
-        raise _bad("'custom_llm_provider' must be a provider name such as 'azure'.", "custom_llm_provider")
+        raise _bad("'custom_llm_provider' must be the name of a provider a loaded plugin serves.", "custom_llm_provider")
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
 
 
@@ -425,7 +425,7 @@ def _create_batch_request(
     if not isinstance(endpoint, str) or not endpoint.startswith("/"):
         raise _bad(f"'endpoint' must be a path such as '/v1/chat/completions', got {endpoint!r}.", "endpoint")
     if not isinstance(completion_window, str) or not completion_window:
-        raise _bad("'completion_window' must be a string; Azure accepts only '24h'.", "completion_window")
+        raise _bad("'completion_window' must be a string ('24h').", "completion_window")
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise _bad("'metadata' must map strings to strings.", "metadata")

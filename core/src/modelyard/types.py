@@ -187,7 +187,7 @@ class ChatParams(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     # Ranges and lengths are the spec's (inference-2025-04-01-preview createChatCompletionRequest):
-    # Azure refuses anything outside them, so the SDK does before sending, naming the field.
+    # The upstream refuses anything outside them, so the SDK does before sending, naming the field.
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: int | None = Field(default=None, ge=1, le=128)
@@ -481,9 +481,9 @@ class ProviderResponse(BaseModel):
 
 # --------------------------------------------------------------------------- responses
 #
-# Every nested part of a response is a typed model with the openai SDK's attribute names
+# Every nested part of a response is a typed model with the attribute names of the chat-completions SDKs
 # (``message.tool_calls[0].function.arguments``), and LiteLLM's item access as well
-# (``r["choices"][0]["message"]["content"]``, ``.get()``). Unknown fields are kept (Azure adds
+# (``r["choices"][0]["message"]["content"]``, ``.get()``). Unknown fields are kept (providers add
 # some between api-versions). Only the top-level objects carry private state (the response
 # headers): pydantic runs Python code per instance for private attributes, and a response
 # holds a few dozen nested objects.
@@ -634,7 +634,7 @@ class Usage(_Open):
     prompt_tokens_details: PromptTokensDetails | None = None
 
 
-# ---- Azure content filters
+# ---- content filters
 
 
 class ProtectedMaterialCitation(_Open):
