@@ -447,6 +447,17 @@ class ProviderRequest(BaseModel):
     """Multipart form fields sent with ``files``; a list repeats the field
     (``timestamp_granularities[]``). Since HOOK_API 1.1 (lists since 1.4)."""
     stream: bool = False
+    """Whether the core reads the answer as a stream of server-sent events (``data: {...}``
+    lines, ended by ``data: [DONE]`` or the end of the body), each handed to ``normalize_chunk``.
+    It is the *transport's* reading mode; the upstream's own switch (``"stream": true`` in an
+    OpenAI-shaped body) is the body's business, set by ``transform_request``."""
+    handler: Callable[[Any], Any] | None = None
+    """Perform the call in-process instead of over HTTP: a function taking the built
+    ``httpx.Request`` (headers, credentials and body as they would be sent) and returning an
+    ``httpx.Response`` (an async function also works for async calls). The core wraps it in
+    ``httpx.MockTransport``, so retries on 429/5xx, ``map_error`` on 4xx/5xx, streaming (answer
+    ``text/event-stream`` bytes), timeouts and observers work as for HTTP. ``url`` is still
+    required (it names the call in logs and traces). Since HOOK_API 1.7."""
 
     def __repr_args__(self) -> Any:
         # Headers may carry credentials added later by the auth step: show names only.
@@ -455,6 +466,8 @@ class ProviderRequest(BaseModel):
         yield "params", self.params
         yield "headers", sorted(self.headers)
         yield "stream", self.stream
+        if self.handler is not None:
+            yield "handler", getattr(self.handler, "__qualname__", type(self.handler).__name__)
 
 
 class ProviderResponse(BaseModel):

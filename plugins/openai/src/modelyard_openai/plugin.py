@@ -71,10 +71,11 @@ def register_connection_settings(register: RegisterConnectionSetting) -> None:
     """OpenAI's environment variables for the shared settings, and its own two headers."""
     register(ConnectionSetting(name="api_key", provider=PROVIDER, kind="secret", env=("OPENAI_API_KEY",), credential=True))
     register(ConnectionSetting(name="api_base", provider=PROVIDER, env=("OPENAI_BASE_URL", "OPENAI_API_BASE")))
+    # Per call or per deployment only (no modelyard.organization): one process may serve several.
     register(ConnectionSetting(name="organization", provider=PROVIDER, env=("OPENAI_ORGANIZATION",),
-                               description="the OpenAI-Organization header"))  # fmt: skip
+                               module_setting=False, description="the OpenAI-Organization header"))  # fmt: skip
     register(ConnectionSetting(name="project", provider=PROVIDER, env=("OPENAI_PROJECT",),
-                               description="the OpenAI-Project header"))  # fmt: skip
+                               module_setting=False, description="the OpenAI-Project header"))  # fmt: skip
 
 
 @hookimpl
