@@ -62,6 +62,21 @@ def _missing_extra(command: str, exc: ModuleNotFoundError) -> int:
     return 2
 
 
+def _new_plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .scaffold import new_plugin
+
+    try:
+        target = new_plugin(args.name, Path(args.directory))
+    except ConfigError as exc:
+        print(f"modelyard new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {target}: pip install -e '{target}[test]' && pytest {target}")
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from .hookspecs import HOOK_API
     from .plugins import get_plugins
@@ -178,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", default="info", help="modelyard log level (default info)")
     p.add_argument("--no-access-log", action="store_true", help="do not print one JSON line per request")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("new-plugin", help="write the skeleton of a provider plugin (an in-process echo to start from)")
+    p.add_argument("name", help="the provider's name, e.g. 'echo': model strings will be 'echo/<model>'")
+    p.add_argument("--directory", "-d", default=".", help="where to create modelyard-<name>/ (default: here)")
+    p.set_defaults(func=_new_plugin)
 
     p = sub.add_parser("plugins", help="list discovered plugins, their families and status")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's hooks")
