@@ -118,3 +118,15 @@ def test_module_settings_of_a_provider_fill_the_call(azure_env: Emulator, api_ba
     r = modelyard.completion(model="azure/gpt-4o", messages=HI, api_base=api_base)
     assert r.choices[0].message.content
     assert azure_env.requests[-1].headers["authorization"] == "Bearer module-token"
+
+
+def test_blocking_openai_leaves_azure_chat_working(azure_env: Emulator, api_base: str) -> None:
+    reset_plugins(block=["modelyard-openai"])
+    try:
+        r = modelyard.completion(model="azure/gpt-4o", messages=HI)
+        assert r.choices[0].message.content
+        with pytest.raises(errors.BadRequestError, match="openai of modelyard-openai is blocked"):
+            modelyard.completion(model="gpt-3.5-turbo", messages=HI)
+    finally:
+        reset_plugins()
+    assert [r.path for r in azure_env.requests] == ["/openai/deployments/gpt-4o/chat/completions"]

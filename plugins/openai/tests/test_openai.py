@@ -98,3 +98,40 @@ def test_blocked_openai_fails_before_sending_naming_the_plugin(twin_server: Twin
         assert twin.requests == []
     finally:
         reset_plugins()
+
+
+def test_the_proxy_serves_an_openai_deployment(twin_server: TwinServer, twin: OpenAITwin) -> None:
+    import httpx
+    from modelyard.testing import MASTER_KEY, running_proxy
+
+    config = {"model_list": [{"model_name": "gpt-3.5-turbo", "litellm_params": {
+        "model": "gpt-3.5-turbo", "api_base": twin_server.base, "api_key": KEY, "organization": "org-7"}}]}  # fmt: skip
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    with running_proxy(config) as proxy:
+        r = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "gpt-3.5-turbo", "messages": HI}, headers=auth)
+        with httpx.stream("POST", f"{proxy.url}/chat/completions", headers=auth,
+                          json={"model": "gpt-3.5-turbo", "messages": HI, "stream": True}) as s:  # fmt: skip
+            lines = [line for line in s.iter_lines() if line.startswith("data: ")]
+        refused = httpx.post(f"{proxy.url}/v1/chat/completions", headers=auth,
+                             json={"model": "gpt-3.5-turbo", "messages": HI, "organization": "org-evil"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    assert lines[-1] == "data: [DONE]"
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "organization"
+    assert [(s.path, s.headers["authorization"], s.headers["openai-organization"]) for s in twin.requests] == [
+        ("/v1/chat/completions", f"Bearer {KEY}", "org-7")
+    ] * 2
+
+
+def test_a_config_for_openai_with_openai_blocked_fails_at_start_naming_it(twin_server: TwinServer) -> None:
+    from modelyard.proxy import ProxyApp, parse_config
+    from modelyard.testing import MASTER_KEY
+
+    config = parse_config({
+        "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/gpt-4o", "api_base": twin_server.base}}],
+        "modelyard_settings": {"block_plugins": ["modelyard-openai"]},
+    })  # fmt: skip
+    try:
+        with pytest.raises(errors.ConfigError, match="openai of modelyard-openai is blocked"):
+            ProxyApp(config, master_key=MASTER_KEY)
+    finally:
+        reset_plugins()
