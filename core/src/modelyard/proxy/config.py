@@ -37,12 +37,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..connection import connection_schema
 from ..errors import ConfigError
 from ..pricing import PRICE_KEYS
-from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted
+from ..redact import clean_secret
+from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted, _secret_name
 
 __all__ = [
     "GeneralSettings",
@@ -106,6 +115,18 @@ class LiteLLMParams(_Section, ConnectionSettings):
     model_family: str | None = None
 
     _version = field_validator("api_version", mode="before")(_version_string)
+
+    @model_validator(mode="after")
+    def _secret_settings(self) -> LiteLLMParams:
+        # A provider's secret settings (client_secret, azure_ad_token ...) are extras here: held
+        # as SecretStr from the start, one line, like the declared api_key. Secret by name, or
+        # declared secret by a provider plugin already loaded (parsing never loads plugins).
+        extra = self.__pydantic_extra__
+        if extra:
+            for name, value in extra.items():
+                if isinstance(value, str) and _secret_name(name) and name not in _DEFAULT_PARAMS:
+                    extra[name] = SecretStr(clean_secret(value, f"litellm_params.{name}"))
+        return self
 
 
 # LiteLLM settings that configure its router or billing and that modelyard accepts without
