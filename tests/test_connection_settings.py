@@ -130,3 +130,12 @@ def test_blocking_openai_leaves_azure_chat_working(azure_env: Emulator, api_base
     finally:
         reset_plugins()
     assert [r.path for r in azure_env.requests] == ["/openai/deployments/gpt-4o/chat/completions"]
+
+
+def test_modelyard_plugins_lists_the_declared_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelyard.cli import main
+
+    assert main(["plugins", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "azure_auth, azure: azure_ad_token secret [AZURE_AD_TOKEN]" in out
+    assert "openai, openai: api_key secret [OPENAI_API_KEY]" in out

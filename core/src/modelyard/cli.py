@@ -96,6 +96,12 @@ def _plugins(args: argparse.Namespace) -> int:
         for info in plugins.infos:
             if info.hooks:
                 print(f"{info.name}: hooks {', '.join(info.hooks)}")
+        declared = plugins.connection_settings.declared()
+        if declared:
+            print("connection settings (plugin, provider: name kind [environment]):")
+        for plugin, setting in declared:
+            env = f" [{', '.join(setting.env)}]" if setting.env else ""
+            print(f"  {plugin}, {setting.provider}: {setting.name} {setting.kind}{env}")
     return 0
 
 
