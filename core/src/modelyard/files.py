@@ -213,7 +213,9 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
 def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None:
     """The error for a ``provider`` no loaded plugin knows (the caller's mistake), or None when the
     provider is known and only its files plugin is missing (a :class:`PluginNotLoadedError` then)."""
-    providers = {f.provider for f in plugins.families} | set(plugins.providers)
+    # Known for files: a provider a loaded plugin declares a files distribution for (installed or
+    # not: then a PluginNotLoadedError names it). A provider that serves chat only is unknown here.
+    providers = {name for name, p in plugins.providers.items() if p.distribution_for("transform_files_request")}
     if provider in providers:
         return None
     known = ", ".join(repr(p) for p in sorted(providers)) or "none"

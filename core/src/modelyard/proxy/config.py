@@ -44,7 +44,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from ..connection import connection_schema
@@ -115,18 +114,6 @@ class LiteLLMParams(_Section, ConnectionSettings):
     model_family: str | None = None
 
     _version = field_validator("api_version", mode="before")(_version_string)
-
-    @model_validator(mode="after")
-    def _secret_settings(self) -> LiteLLMParams:
-        # A provider's secret settings (client_secret, azure_ad_token ...) are extras here: held
-        # as SecretStr from the start, one line, like the declared api_key. Secret by name, or
-        # declared secret by a provider plugin already loaded (parsing never loads plugins).
-        extra = self.__pydantic_extra__
-        if extra:
-            for name, value in extra.items():
-                if isinstance(value, str) and _secret_name(name) and name not in _DEFAULT_PARAMS:
-                    extra[name] = SecretStr(clean_secret(value, f"litellm_params.{name}"))
-        return self
 
 
 # LiteLLM settings that configure its router or billing and that modelyard accepts without
@@ -381,6 +368,26 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _secret_settings(config: ProxyConfig) -> None:
+    """Hold a provider's secret settings in ``litellm_params`` (``client_secret``, ``azure_ad_token``
+    ...: extras there) as one-line ``SecretStr`` from the start, like the declared ``api_key``.
+
+    Raises:
+        ConfigError: a secret with a control character inside, naming its path (never the value).
+    """
+    for index, entry in enumerate(config.model_list):
+        extra = entry.litellm_params.__pydantic_extra__
+        if not extra:
+            continue
+        for name, value in extra.items():
+            if isinstance(value, str) and _secret_name(name) and name not in _DEFAULT_PARAMS:
+                where = f"model_list[{index}].litellm_params.{name}"
+                try:
+                    extra[name] = SecretStr(clean_secret(value, name))
+                except ValueError as exc:
+                    raise ConfigError(f"invalid value at {where}: {exc}.", key=where) from None
+
+
 def _warn_unknown(model: BaseModel, loc: list[Any], source: str, declared: frozenset[str] | None) -> None:
     extra = model.model_extra or {}
     for name in extra:
@@ -433,6 +440,7 @@ def parse_config(
         where = _path(err["loc"])
         # Never echo the input: it may be a secret.
         raise ConfigError(f"{source}: invalid value at {where}: {err['msg']}.", key=where) from None
+    _secret_settings(config)
     ms = config.modelyard_settings
     # The settings the providers declare are known from the plugin set this config runs with: the
     # process's, unless the config names its own (then the proxy checks them once it loads it).
