@@ -14,6 +14,9 @@ MODELS = [
     Deployment("gpt-3.5-turbo", model="gpt-35-turbo-0125"),
     Deployment("gpt-3.5-turbo-instruct", model="gpt-35-turbo-instruct-0914"),
     Deployment("text-embedding-3-small", model="text-embedding-3-small"),
+    Deployment("dall-e-3", model="dall-e-3"),
+    Deployment("tts-1", model="tts-1"),
+    Deployment("whisper-1", model="whisper"),
 ]
 
 

@@ -67,6 +67,21 @@ def test_embeddings(twin_server: TwinServer, twin: OpenAITwin) -> None:
     assert twin.requests[-1].body == {"model": "text-embedding-3-small", "input": ["a", "b"]}
 
 
+def test_images_speech_and_transcription_at_openais_paths(twin_server: TwinServer, twin: OpenAITwin) -> None:
+    from modelyard import image_generation, speech, transcription
+
+    kw = {"api_base": twin_server.base, "api_key": KEY}
+    image = image_generation(prompt="a red square", model="dall-e-3", **kw)
+    assert image.data and twin.requests[-1].path == "/v1/images/generations"
+    assert twin.requests[-1].body["model"] == "dall-e-3"
+    audio = speech(model="tts-1", input="hello", voice="alloy", **kw)
+    assert audio.content and twin.requests[-1].path == "/v1/audio/speech"
+    wav = audio.content
+    text = transcription(model="whisper-1", file=("hello.mp3", wav, "audio/mpeg"), **kw)
+    assert isinstance(text.text, str) and twin.requests[-1].path == "/v1/audio/transcriptions"
+    assert twin.requests[-1].headers["content-type"].startswith("multipart/form-data")
+
+
 def test_a_wrong_key_is_an_authentication_error(twin_server: TwinServer, twin: OpenAITwin) -> None:
     with pytest.raises(errors.AuthenticationError) as info:
         completion(model="openai/gpt-4o", messages=HI, api_base=twin_server.base, api_key="wrong", num_retries=0)
