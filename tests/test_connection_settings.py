@@ -139,3 +139,27 @@ def test_modelyard_plugins_lists_the_declared_settings(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "azure_auth, azure: azure_ad_token secret [AZURE_AD_TOKEN]" in out
     assert "openai, openai: api_key secret [OPENAI_API_KEY]" in out
+
+
+class SecondFilesProvider:
+    HOOK_API = (1, 7)
+
+    @staticmethod
+    @hookimpl
+    def register_providers(register: Any) -> None:
+        from modelyard.families import Provider
+
+        register(Provider(name="other", served_by={"transform_files_request": "modelyard-other-files"}))
+
+
+def test_files_default_to_the_one_provider_serving_them(azure_env: Emulator) -> None:
+    """The core names no default provider for files: the only one whose plugins declare files is it."""
+    assert modelyard.file_list().object == "list"  # azure: the only provider declaring files
+    assert azure_env.requests[-1].path == "/openai/files"
+    reset_plugins(extra=[SecondFilesProvider])
+    try:
+        with pytest.raises(errors.BadRequestError, match=r"custom_llm_provider: several providers serve them \(azure, other\)"):
+            modelyard.file_list()
+        assert modelyard.file_list(custom_llm_provider="azure").object == "list"
+    finally:
+        reset_plugins()

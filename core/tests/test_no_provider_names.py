@@ -46,9 +46,6 @@ DEBT: dict[str, dict[str, int]] = {
     # `modelyard demo` calls the built-in emulator, whose deployments are Azure-shaped.
     "cli.py": {'"azure/gpt-4o"': 1},
     "proxy/metrics.py": {'"/openai/deployments/"': 1},
-    # The default provider of files/batches calls (LiteLLM's custom_llm_provider default).
-    "files.py": {'"azure"': 1},
-    "proxy/files.py": {'"azure"': 1},
     # Price lookup by provider prefix (LiteLLM's price table keys). To move: register_prices aliases.
     "pricing.py": {
         '"azure"': 4, 'f"azure/{bare}"': 1, '"azure_text"': 1, '"azure_ai"': 1, '"openai"': 1,

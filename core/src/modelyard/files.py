@@ -77,7 +77,8 @@ __all__ = [
     "retrieve_batch",
 ]
 
-DEFAULT_PROVIDER = "azure"
+DEFAULT_PROVIDER = ""
+"""``custom_llm_provider`` left unset: :func:`default_files_provider` picks the provider."""
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 _CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
                            "model", "model_info", "base_model", "custom_llm_provider", "retry_on_timeout"})  # fmt: skip
@@ -204,10 +205,24 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
         provider = provider or prefix
     elif isinstance(model, str):
         deployment = model
-    provider = provider or DEFAULT_PROVIDER
+    provider = provider or default_files_provider()
     if not isinstance(provider, str) or not provider:
         raise _bad("'custom_llm_provider' must be the name of a provider a loaded plugin serves.", "custom_llm_provider")
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
+
+
+def default_files_provider() -> str:
+    """The provider of a files or batches call that names none: the one provider whose plugins
+    declare a files distribution (``register_providers``).
+
+    Raises:
+        BadRequestError: none or several do; the message asks for ``custom_llm_provider``.
+    """
+    declared = sorted(n for n, p in get_plugins().providers.items() if p.distribution_for("transform_files_request"))
+    if len(declared) == 1:
+        return declared[0]
+    which = f"several providers serve them ({', '.join(declared)})" if declared else "no loaded plugin serves them"
+    raise _bad(f"Name the provider of files and batches with custom_llm_provider: {which}.", "custom_llm_provider")
 
 
 def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None:
