@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REAL_PLUGINS = [
     "plugins/azure_anthropic", "plugins/azure_audio", "plugins/azure_auth", "plugins/azure_batch", "plugins/azure_chat",
     "plugins/azure_common", "plugins/azure_embeddings", "plugins/azure_images", "plugins/azure_responses",
-    "plugins/azure_vision", "plugins/otel",
+    "plugins/azure_vision", "plugins/openai", "plugins/otel",
 ]  # fmt: skip
 TEST_PLUGIN = "tests/plugins/acme_family"
 

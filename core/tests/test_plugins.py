@@ -48,7 +48,7 @@ def test_installed_plugins_are_discovered() -> None:
     names = {i.name: i for i in plugins.infos}
     assert names["azure_chat"].status == "loaded"
     assert names["azure_chat"].distribution == "modelyard-azure-chat"
-    assert names["azure_auth"].hook_api == (1, 3)
+    assert names["azure_auth"].hook_api == (1, 7)  # declares its connection settings since 1.7
     assert "transform_request" in names["azure_chat"].hooks
     assert plugins.families.get("azure") is not None
 

@@ -1,6 +1,6 @@
-"""modelyard: Azure OpenAI from Python.
+"""modelyard: model APIs from Python, through provider plugins.
 
-``from modelyard import completion`` (or ``embedding`` ...) and call ``completion(model="azure/<deployment>", ...)``.
+``from modelyard import completion`` (or ``embedding`` ...) and call ``completion(model="<provider>/<deployment>", ...)``.
 Everything heavy (httpx, pydantic models, plugins) loads on first use, so ``import modelyard``
 stays fast.
 
@@ -9,18 +9,14 @@ read at every call, so a change takes effect on the next one. Precedence: call a
 module settings > environment variables (docs/sdk.md). A call that passes any credential takes
 none from here, and one that passes ``api_base`` or ``base_url`` takes neither from here.
 
-    api_key, azure_key: the API key (``azure_key`` is read when ``api_key`` is None).
-    api_base, base_url: the endpoint (``https://<resource>.openai.azure.com``), or a full base URL.
-    api_version: the api-version (``2024-10-21``, ``v1`` ...).
-    azure_ad_token: a Microsoft Entra ID bearer token.
-    tenant_id, client_id, client_secret, azure_username, azure_password,
-    client_certificate_path, client_certificate_password, azure_scope, azure_authority_host:
-        an Entra ID credential and where to get tokens, as the call arguments of the same names.
+    api_key: the API key.
+    api_base, base_url: the endpoint, or a full base URL.
+    api_version: the upstream API's version.
     drop_params: drop parameters a model family does not support instead of raising.
     num_retries: retries after the first try (None: 2).
     request_timeout: seconds per upstream call (None: 600).
-    enable_azure_ad_token_refresh: fall back to ``DefaultAzureCredential`` when no credential
-        is given (needs the ``modelyard-azure-auth`` plugin and azure-identity).
+    and every connection setting the loaded provider plugins declare (``modelyard plugins``
+    lists them; ``register_connection_settings``), with its declared default until set.
 
 Secrets set here go into ``SecretStr`` fields at each call and never show in reprs, errors or logs.
 """
@@ -28,6 +24,7 @@ Secrets set here go into ``SecretStr`` fields at each call and never show in rep
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -207,20 +204,10 @@ __all__ = [
     "atext_completion",
     "atranscription",
     "atranslation",
-    "azure_ad_token",
-    "azure_authority_host",
-    "azure_key",
-    "azure_password",
-    "azure_scope",
-    "azure_username",
     "base_url",
     "cancel_batch",
     "cancel_fine_tuning_job",
     "cancel_responses",
-    "client_certificate_password",
-    "client_certificate_path",
-    "client_id",
-    "client_secret",
     "completion",
     "completion_cost",
     "create_batch",
@@ -229,7 +216,6 @@ __all__ = [
     "delete_responses",
     "drop_params",
     "embedding",
-    "enable_azure_ad_token_refresh",
     "file_content",
     "file_delete",
     "file_list",
@@ -250,32 +236,26 @@ __all__ = [
     "retrieve_batch",
     "retrieve_fine_tuning_job",
     "speech",
-    "tenant_id",
     "text_completion",
     "transcription",
     "translation",
 ]
 
+# The module settings the provider plugins declare are public names too; they are known only once
+# the plugins load, so ``__all__`` is answered by ``__getattr__`` (the list above is the core's).
+_CORE_ALL = list(__all__)
+del __all__
+
 # Module settings (read by api._prepare at each call; plain attributes so that import stays free).
+# The provider plugins' own settings (``register_connection_settings``) are read from here too
+# once set; until then ``__getattr__`` answers their declared default.
 api_key: str | None = None
-azure_key: str | None = None
 api_base: str | None = None
 base_url: str | None = None
 api_version: str | None = None
-azure_ad_token: str | None = None
-tenant_id: str | None = None
-client_id: str | None = None
-client_secret: str | None = None
-azure_username: str | None = None
-azure_password: str | None = None
-client_certificate_path: str | None = None
-client_certificate_password: str | None = None
-azure_scope: str | None = None
-azure_authority_host: str | None = None
 drop_params: bool = False
 num_retries: int | None = None
 request_timeout: float | None = None
-enable_azure_ad_token_refresh: bool = False
 
 _RESPONSES = (
     "responses", "aresponses", "get_responses", "aget_responses", "delete_responses", "adelete_responses",
@@ -319,16 +299,31 @@ _LAZY = {
     "completion_cost": "pricing",
     "register_model": "pricing",
 }
-_LAZY.update({name: "fine_tuning" for name in __all__ if "fine_tuning" in name})
+_LAZY.update({name: "fine_tuning" for name in _CORE_ALL if "fine_tuning" in name})
 _LAZY.update({name: "responses_api" for name in _RESPONSES})
 _LAZY["ResponsesAPIResponse"] = "responses_types"
-_LAZY.update({name: "files" for name in __all__ if ("batch" in name or "file" in name) and name not in _LAZY})
-_LAZY.update({name: "errors" for name in __all__ if name.endswith("Error")})
+_LAZY.update({name: "files" for name in _CORE_ALL if ("batch" in name or "file" in name) and name not in _LAZY})
+_LAZY.update({name: "errors" for name in _CORE_ALL if name.endswith("Error")})
+
+
+def _module_settings() -> dict[str, Any]:
+    """The module settings the loaded provider plugins declare, with their defaults (loads the plugins)."""
+    from .connection import connection_schema
+
+    return {name: s.default for name, s in connection_schema().module_settings.items()}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":
+        # The public names: the core's, and the module settings the loaded providers declare.
+        return sorted({*_CORE_ALL, *_module_settings()})
     module = _LAZY.get(name)
     if module is None:
+        # ``from . import hookspecs`` asks here first: a submodule is never a setting.
+        if not name.startswith("_") and find_spec(f"{__name__}.{name}") is None:
+            settings = _module_settings()
+            if name in settings:
+                return settings[name]
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -336,4 +331,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*_CORE_ALL, *_module_settings()})

@@ -19,13 +19,12 @@ from pydantic import ValidationError
 from .errors import APIError, BadRequestError, PluginError
 from .plugins import get_plugins
 from .pricing import PRICE_KEYS
-from .types import Connection, ConnectionSettings, Route
+from .types import Connection, Route
 
 if TYPE_CHECKING:
     from .observe import CallScope
 
 DEFAULT_NUM_RETRIES = 2
-_CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset(
     {"timeout", "request_timeout", "num_retries", "max_retries", "drop_params", "model_family",
      "base_model", "model_info", "extra_body", "custom_llm_provider", "retry_on_timeout"}
@@ -79,13 +78,9 @@ class CallRecord:
 # call arguments > module settings > environment. They are read from the module's namespace at
 # each call (a dict lookup per name), so a change takes effect on the next call and no lock is
 # needed. Credentials are one group: a call that passes any credential gets none from the
-# module (a module api_key must not turn a call's azure_ad_token into "two credentials");
-# likewise api_base / base_url.
-_MODULE_CONNECTION_KEYS = tuple(ConnectionSettings.model_fields)
-_CREDENTIAL_KEYS = frozenset(
-    {"api_key", "azure_ad_token", "azure_ad_token_provider", "client_secret", "client_certificate_path",
-     "client_certificate_password", "azure_username", "azure_password"}
-)  # fmt: skip
+# module (a module api_key must not turn a call's token into "two credentials"); likewise
+# api_base / base_url. Which names are credentials the provider plugins declare
+# (modelyard.connection).
 _ENDPOINT_KEYS = frozenset({"api_base", "base_url"})
 
 
@@ -96,21 +91,28 @@ def _module_settings() -> dict[str, Any]:
 
 def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[str]:
     """Add the module's connection settings the call did not pass; return the names added."""
+    from .connection import CORE_SETTINGS, connection_schema
+
+    schema = connection_schema()
     added: set[str] = set()
-    given_credential = not _CREDENTIAL_KEYS.isdisjoint(conn_kw) or any(
+    credentials = schema.credentials
+    given_credential = not credentials.isdisjoint(conn_kw) or any(
         k.lower() in ("api-key", "authorization") for k in conn_kw.get("extra_headers") or ()
     )
     given_endpoint = not _ENDPOINT_KEYS.isdisjoint(conn_kw)
-    for key in _MODULE_CONNECTION_KEYS:
+    aliases = {alias for names in schema.aliases.values() for alias in names}
+    for key in (*CORE_SETTINGS, *schema.module_settings):
         if (
             key in conn_kw
-            or (given_credential and key in _CREDENTIAL_KEYS)
+            or key in aliases
+            or (given_credential and key in credentials)
             or (given_endpoint and key in _ENDPOINT_KEYS)
         ):
             continue
         value = settings.get(key)
-        if key == "api_key" and value is None:
-            value = settings.get("azure_key")  # LiteLLM's second name for it
+        for alias in schema.aliases.get(key, ()):  # LiteLLM's second names (declared with alias_of)
+            if value is None:
+                value = settings.get(alias)
         if value is not None:
             conn_kw[key] = value
             added.add(key)
@@ -126,7 +128,16 @@ def _connection(
         BadRequestError: a value of the wrong type, naming the argument (``api_version``) or
             the module setting (``modelyard.api_version``) it came from.
     """
+    from .connection import connection_schema
+
     from_module = _fill_from_module(conn_kw, settings)
+    schema = connection_schema()
+    for name in schema.names.intersection(conn_kw):
+        try:
+            conn_kw[name] = schema.check(name, conn_kw[name])
+        except ValueError as exc:
+            field = f"modelyard.{name}" if name in from_module else name
+            raise BadRequestError(f"Invalid value for {field!r}: {exc}.", param=field, model=model) from None
     try:
         return Connection(**conn_kw)
     except ValidationError as exc:
@@ -188,13 +199,16 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from .connection import connection_schema
+
+    connection_keys = connection_schema().all_names
     connection: dict[str, Any] = {}
     control: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for key, value in kwargs.items():
         if value is None:
             continue
-        if key in _CONNECTION_KEYS:
+        if key in connection_keys:
             connection[key] = value
         elif key in _CONTROL_KEYS:
             control[key] = value

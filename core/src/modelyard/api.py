@@ -201,7 +201,7 @@ _UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", 
 def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *, text: bool = False) -> _Call:
     started = time.perf_counter()
     if not isinstance(model, str) or not model:
-        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+        raise BadRequestError("'model' must be a non-empty string such as '<provider>/<deployment>'.", param="model")
     plugins = get_plugins()
     conn_kw, control, params = _split(kwargs)
     model_info = control.get("model_info") or {}
@@ -290,7 +290,7 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
     """
     started = time.perf_counter()
     if not isinstance(model, str) or not model:
-        raise BadRequestError("'model' must be a non-empty string such as 'azure/<deployment>'.", param="model")
+        raise BadRequestError("'model' must be a non-empty string such as '<provider>/<deployment>'.", param="model")
     plugins = get_plugins()
     conn_kw, control, params = _split(kwargs)
     model_info = control.get("model_info") or {}
@@ -502,8 +502,8 @@ class _ChunkAssembler:
         self._started: set[int] = set()
         self.id: str | None = None
         self.finish_reasons: list[str] = []
-        # A provider whose stream is not OpenAI chunks translates it with per-stream state
-        # (HOOK_API 1.8); Azure and OpenAI-shaped streams answer None and keep normalize_chunk.
+        # A provider whose stream is not in chat chunks translates it with per-stream state
+        # (HOOK_API 1.8); streams already in chunks answer None and keep normalize_chunk.
         self.translator: Any = call.plugins.hook.translate_stream(route=call.route)
 
     def feed(self, event: dict[str, Any]) -> Any:
@@ -985,7 +985,7 @@ def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
 def _doc(op: Operation, twin: bool) -> str:
     if twin:
         return f"The async twin of :func:`{op.sdk}`."
-    model = "        model: ``azure/<deployment>`` (a model string any provider plugin serves)."
+    model = "        model: ``<provider>/<deployment>`` (a model string any provider plugin serves)."
     args = "\n".join(
         model if name == "model" else f"        {name}: the operation's ``{name}`` (see :class:`~modelyard.types.{op.request.__name__}`)."
         for name in op.signature

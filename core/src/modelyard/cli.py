@@ -62,6 +62,21 @@ def _missing_extra(command: str, exc: ModuleNotFoundError) -> int:
     return 2
 
 
+def _new_plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .scaffold import new_plugin
+
+    try:
+        target = new_plugin(args.name, Path(args.directory))
+    except ConfigError as exc:
+        print(f"modelyard new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {target}: pip install -e '{target}[test]' && pytest {target}")
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from .hookspecs import HOOK_API
     from .plugins import get_plugins
@@ -81,6 +96,12 @@ def _plugins(args: argparse.Namespace) -> int:
         for info in plugins.infos:
             if info.hooks:
                 print(f"{info.name}: hooks {', '.join(info.hooks)}")
+        declared = plugins.connection_settings.declared()
+        if declared:
+            print("connection settings (plugin, provider: name kind [environment]):")
+        for plugin, setting in declared:
+            env = f" [{', '.join(setting.env)}]" if setting.env else ""
+            print(f"  {plugin}, {setting.provider}: {setting.name} {setting.kind}{env}")
     return 0
 
 
@@ -99,7 +120,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
     emulator = Emulator([_deployment(d) for d in args.deployment or ["gpt-4o", "gpt-4o-mini"]], api_keys=[args.api_key])
     print(
-        f"Azure OpenAI emulator on http://{args.host}:{args.port}  "
+        f"modelyard emulator on http://{args.host}:{args.port}  "
         f"deployments: {', '.join(emulator.deployments)}  (api-key: the one you passed with --api-key)",
         flush=True,
     )
@@ -166,11 +187,11 @@ def _plugin_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelyard`` console script."""
-    parser = argparse.ArgumentParser(prog="modelyard", description="Azure OpenAI from Python.")
+    parser = argparse.ArgumentParser(prog="modelyard", description="Model APIs from Python, through provider plugins.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the OpenAI-compatible proxy (LiteLLM's config.yaml)")
-    p.add_argument("--config", "-c", help="config.yaml (default: AZURE_* variables, else the built-in emulator)")
+    p = sub.add_parser("serve", help="run the proxy (LiteLLM's config.yaml)")
+    p.add_argument("--config", "-c", help="config.yaml (default: the providers' environment variables, else the built-in emulator)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=4000)
     p.add_argument("--num_workers", "--num-workers", type=int, default=1, help="worker processes (default 1)")
@@ -179,11 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-access-log", action="store_true", help="do not print one JSON line per request")
     p.set_defaults(func=_serve)
 
+    p = sub.add_parser("new-plugin", help="write the skeleton of a provider plugin (an in-process echo to start from)")
+    p.add_argument("name", help="the provider's name, e.g. 'echo': model strings will be 'echo/<model>'")
+    p.add_argument("--directory", "-d", default=".", help="where to create modelyard-<name>/ (default: here)")
+    p.set_defaults(func=_new_plugin)
+
     p = sub.add_parser("plugins", help="list discovered plugins, their families and status")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's hooks")
     p.set_defaults(func=_plugins)
 
-    p = sub.add_parser("emulator", help="serve the Azure OpenAI emulator")
+    p = sub.add_parser("emulator", help="serve the upstream emulator (modelyard.testing)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--api-key", default="emulator-key", help="the key clients must send (default: emulator-key)")

@@ -25,6 +25,7 @@ rules cannot say.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -72,7 +73,10 @@ class Family(BaseModel):
     Attributes:
         name: unique name, used in errors and to pin a family (``model_family="o_series"``).
         provider: the key transform/auth/normalize hooks answer for (``azure``).
-        prefix: the model-string prefix that selects the provider (``azure/``).
+        prefix: the model-string prefix that selects the provider (``azure/``). An empty
+            prefix makes a **bare-name** family (LiteLLM reads ``gpt-4o`` as OpenAI's): it is
+            matched by ``pattern`` alone, only when no other prefix matches, against the whole
+            model string, which is then the deployment. Since HOOK_API 1.7.
         segment: an explicit routing segment after the prefix (``o_series``), or None.
         pattern: a regular expression searched (case-insensitively) in the deployment name
             and in ``base_model``, or None.
@@ -160,6 +164,12 @@ class FamilyRegistry:
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
 
+    def _example(self) -> str:
+        # The prefix most families share (the main provider's), as an example model string.
+        counts = Counter(f.prefix for f in self._by_name.values())
+        first = min((p for p in self._prefixes if p), key=lambda p: (-counts[p], len(p), p), default="<provider>/")
+        return f"'{first}<deployment>'"
+
     def _note(self) -> str:
         return f" {self.not_loaded}" if self.not_loaded else ""
 
@@ -193,12 +203,16 @@ class FamilyRegistry:
         return hit
 
     def _resolve(self, model: str, *, family: str | None, base_model: str | None) -> tuple[Route, Family]:
-        prefix = next((p for p in self._prefixes if model.startswith(p)), None)
+        prefix = next((p for p in self._prefixes if p and model.startswith(p)), None)
+        if prefix is None and "" in self._prefixes and any(
+            f.prefix == "" and f.matches(model) for f in self._by_name.values()
+        ):
+            prefix = ""  # a bare name (``gpt-4o``) a family without prefix recognises by pattern
         if prefix is None:
-            known = ", ".join(self._prefixes) or "none (no model-family plugin is loaded)"
+            known = ", ".join(p for p in self._prefixes if p) or "none (no model-family plugin is loaded)"
             raise BadRequestError(
                 f"Unknown model {model!r}: it must start with a registered provider prefix "
-                f"({known}), e.g. 'azure/<deployment>'.{self._note()}",
+                f"({known}), e.g. {self._example()}.{self._note()}",
                 param="model",
                 model=model,
             )

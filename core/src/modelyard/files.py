@@ -46,7 +46,7 @@ from .file_types import (
 from .hookspecs import Authenticator
 from .plugins import Plugins, get_plugins
 from .redact import check_header_values
-from .types import Connection, ProviderRequest, ProviderResponse, Route
+from .types import ProviderRequest, ProviderResponse, Route
 
 if TYPE_CHECKING:
     from .transport import Attempts
@@ -81,9 +81,9 @@ __all__ = [
     "retrieve_batch",
 ]
 
-DEFAULT_PROVIDER = "azure"
+DEFAULT_PROVIDER = ""
+"""``custom_llm_provider`` left unset: :func:`default_files_provider` picks the provider."""
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
-_CONNECTION_KEYS = frozenset(Connection.model_fields)
 _CONTROL_KEYS = frozenset({"timeout", "request_timeout", "num_retries", "max_retries", "extra_body",
                            "model", "model_info", "base_model", "custom_llm_provider", "retry_on_timeout"})  # fmt: skip
 DEFAULT_NUM_RETRIES = 2
@@ -115,7 +115,7 @@ def _id(value: Any, param: str) -> str:
         raise _bad(f"{param!r} must be a non-empty id string without '/', got {value!r}.", param)
     if value in (".", ".."):
         # As a path segment it would climb out of /files or /batches: `GET /files/../content`
-        # would become `GET /openai/content`, sent with the deployment's credentials.
+        # would become `GET <api root>/content`, sent with the deployment's credentials.
         raise _bad(f"{param!r} cannot be {value!r}.", param)
     return value
 
@@ -183,12 +183,15 @@ def _coerce_upload(file: Any, purpose: str) -> tuple[Upload, IO[bytes] | None]:
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .connection import connection_schema
+
+    connection_keys = connection_schema().all_names
     connection: dict[str, Any] = {}
     control: dict[str, Any] = {}
     for key, value in kwargs.items():
         if value is None:
             continue
-        if key in _CONNECTION_KEYS:
+        if key in connection_keys:
             connection[key] = value
         elif key in _CONTROL_KEYS:
             control[key] = value
@@ -206,16 +209,32 @@ def _route(operation: str, control: dict[str, Any]) -> Route:
         provider = provider or prefix
     elif isinstance(model, str):
         deployment = model
-    provider = provider or DEFAULT_PROVIDER
+    provider = provider or default_files_provider()
     if not isinstance(provider, str) or not provider:
-        raise _bad("'custom_llm_provider' must be a provider name such as 'azure'.", "custom_llm_provider")
+        raise _bad("'custom_llm_provider' must be the name of a provider a loaded plugin serves.", "custom_llm_provider")
     return Route(model=model or provider, provider=provider, family="files", deployment=deployment, operation=operation)
+
+
+def default_files_provider() -> str:
+    """The provider of a files or batches call that names none: the one provider whose plugins
+    declare a files distribution (``register_providers``).
+
+    Raises:
+        BadRequestError: none or several do; the message asks for ``custom_llm_provider``.
+    """
+    declared = sorted(n for n, p in get_plugins().providers.items() if p.distribution_for("transform_files_request"))
+    if len(declared) == 1:
+        return declared[0]
+    which = f"several providers serve them ({', '.join(declared)})" if declared else "no loaded plugin serves them"
+    raise _bad(f"Name the provider of files and batches with custom_llm_provider: {which}.", "custom_llm_provider")
 
 
 def _unknown_provider(provider: str, plugins: Plugins) -> BadRequestError | None:
     """The error for a ``provider`` no loaded plugin knows (the caller's mistake), or None when the
     provider is known and only its files plugin is missing (a :class:`PluginNotLoadedError` then)."""
-    providers = {f.provider for f in plugins.families} | set(plugins.providers)
+    # Known for files: a provider a loaded plugin declares a files distribution for (installed or
+    # not: then a PluginNotLoadedError names it). A provider that serves chat only is unknown here.
+    providers = {name for name, p in plugins.providers.items() if p.distribution_for("transform_files_request")}
     if provider in providers:
         return None
     known = ", ".join(repr(p) for p in sorted(providers)) or "none"
@@ -433,7 +452,7 @@ def _create_batch_request(
     if not isinstance(endpoint, str) or not endpoint.startswith("/"):
         raise _bad(f"'endpoint' must be a path such as '/v1/chat/completions', got {endpoint!r}.", "endpoint")
     if not isinstance(completion_window, str) or not completion_window:
-        raise _bad("'completion_window' must be a string; Azure accepts only '24h'.", "completion_window")
+        raise _bad("'completion_window' must be a string ('24h').", "completion_window")
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise _bad("'metadata' must map strings to strings.", "metadata")

@@ -18,6 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from .connection import ConnectionSetting
     from .errors import APIError
     from .families import Family, Provider
     from .file_types import FilesRequest
@@ -38,6 +39,7 @@ __all__ = [
     "CallEvent",
     "CallStart",
     "RegisterCommand",
+    "RegisterConnectionSetting",
     "RegisterFamily",
     "RegisterPrices",
     "RegisterProvider",
@@ -64,6 +66,12 @@ class RegisterProvider(Protocol):
     """The callable ``register_providers`` receives: call it once per provider."""
 
     def __call__(self, provider: Provider, /) -> None: ...
+
+
+class RegisterConnectionSetting(Protocol):
+    """The callable ``register_connection_settings`` receives: call it once per setting."""
+
+    def __call__(self, setting: ConnectionSetting, /) -> None: ...
 
 
 class RegisterPrices(Protocol):
@@ -201,6 +209,23 @@ def register_providers(register: RegisterProvider) -> None:
     ``azure`` comes from ``modelyard-azure-batch``, so ``create_file`` without that plugin fails
     with ``PluginNotLoadedError`` naming it, why it is not loaded, and the install line.
     Since HOOK_API 1.3.
+    """
+
+
+@hookspec
+def register_connection_settings(register: RegisterConnectionSetting) -> None:
+    """Declare the connection settings your provider reads beyond the core's.
+
+    The core knows ``api_base``, ``base_url``, ``api_version``, ``api_key`` and
+    ``extra_headers``; every other setting (a token, a tenant, an organization ...) is declared
+    here, once per name, as ``register(ConnectionSetting(name=..., provider=..., kind=...))``.
+    Declare a core setting again for your provider to list its environment fallbacks
+    (``env=("MY_API_KEY",)``). Called once per plugin manager, at the first call that needs
+    the settings (not at import); all plugins' answers are collected. The union is what
+    ``completion()`` takes as connection keywords (the rest are request parameters), what
+    ``litellm_params`` accepts, what reprs and logs mask (``kind="secret"``) and what proxy
+    clients may not send; your plugin reads them with ``connection.get(name)``. Two plugins
+    declaring one name with different kinds is a ``PluginError``. Since HOOK_API 1.7.
     """
 
 

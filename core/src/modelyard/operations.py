@@ -245,7 +245,7 @@ OPERATIONS: dict[str, Operation] = {
         # The Responses API keeps hand-written functions too (modelyard.responses_api): its typed
         # event stream, the id-addressed calls (get, delete, input items, cancel) and the bridge
         # to chat. Its row gives the Router its methods, the proxy its mode check and /openapi.json.
-        # No azure_path: Azure's route is resource-scoped (/openai/responses), not per deployment.
+        # No deployment-scoped path: the upstream's route is per resource, not per deployment.
         Operation(
             name="responses",
             sdk="responses",

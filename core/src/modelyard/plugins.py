@@ -40,6 +40,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
+from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
 from .types import Route
@@ -92,6 +93,7 @@ class Plugins:
         self.infos = infos
         self._families: FamilyRegistry | None = None
         self._providers: dict[str, Provider] | None = None
+        self._settings: ConnectionSchema | None = None
         self._lock = threading.Lock()
 
     @property
@@ -116,6 +118,34 @@ class Plugins:
                 if self._providers is None:
                     self._providers = self._collect_providers()
         return self._providers
+
+    @property
+    def connection_settings(self) -> ConnectionSchema:
+        """The connection settings the loaded plugins declare (``register_connection_settings``), merged."""
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = self._collect_settings()
+        return self._settings
+
+    def _collect_settings(self) -> ConnectionSchema:
+        declared: list[tuple[str, ConnectionSetting]] = []
+        impls = sorted(self.pm.hook.register_connection_settings.get_hookimpls(), key=lambda i: i.plugin_name)
+        for impl in impls:
+
+            def register(setting: ConnectionSetting, /, _name: str = impl.plugin_name) -> None:
+                if not isinstance(setting, ConnectionSetting):
+                    raise PluginError(
+                        f"plugin {_name!r} registered {type(setting).__name__}, not a modelyard.connection.ConnectionSetting",
+                        plugin=_name,
+                    )
+                declared.append((_name, setting))
+
+            impl.function(register=register)
+        try:
+            return ConnectionSchema(declared, not_loaded=self.not_loaded())
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
 
     def _lookup(self, name: str) -> PluginInfo | None:
         """The entry for ``name`` (a loaded one first), or None when nothing installed matches."""

@@ -461,7 +461,7 @@ def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool
     din = _details(usage, "prompt_tokens_details", "input_tokens_details")
     dout = _details(usage, "completion_tokens_details", "output_tokens_details")
     cached = _int(din.get("cached_tokens"))
-    written = _int(din.get("cache_write_tokens"))  # prompt-cache writes (Anthropic bills them apart)
+    written = _int(din.get("cache_write_tokens"))  # prompt-cache writes (some providers bill them apart)
     audio_in = _int(din.get("audio_tokens"))
     image_in = _int(din.get("image_tokens"))
     reasoning = _int(dout.get("reasoning_tokens"))

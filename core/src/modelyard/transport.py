@@ -37,7 +37,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -359,7 +359,7 @@ class Transport:
             retry_on_timeout: also retry when the upstream may already have the request.
             attempts: filled in with the retries made, for observers.
         """
-        client = self.client(request.url)
+        client = self.client(request.url) if request.handler is None else _in_process(request.handler)
         total = _deadline_of(timeout)
         refreshed = False
         attempt = 0
@@ -423,8 +423,12 @@ class Transport:
     ) -> httpx.Response:
         """The async twin of :meth:`send`."""
         # Multipart uploads (files / form data) stay on httpx, which streams them.
-        fast = self._aiohttp if not request.files and request.data is None else None
-        client = None if fast is not None else self.aclient(request.url)
+        fast = self._aiohttp if not request.files and request.data is None and request.handler is None else None
+        client = None
+        if request.handler is not None:
+            client = _ain_process(request.handler)
+        elif fast is None:
+            client = self.aclient(request.url)
         total = _deadline_of(timeout)
         refreshed = False
         attempt = 0
@@ -499,6 +503,19 @@ class Transport:
             finally:
                 await response.aclose()
         return response
+
+
+def _in_process(handler: Callable[[httpx.Request], Any]) -> httpx.Client:
+    """A client whose calls go to ``handler`` in this process (``ProviderRequest.handler``).
+
+    Built per call: with a transport given, httpx sets up no connection pool nor TLS context.
+    """
+    return httpx.Client(transport=httpx.MockTransport(handler), trust_env=False)
+
+
+def _ain_process(handler: Callable[[httpx.Request], Any]) -> httpx.AsyncClient:
+    """The async twin of :func:`_in_process`."""
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), trust_env=False)
 
 
 # What each transport error means, in words of our own: the exception's text may quote a header

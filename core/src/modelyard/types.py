@@ -28,6 +28,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from .redact import clean_secret
@@ -82,18 +83,18 @@ __all__ = [
 ]
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]
-"""A sync or async callable returning a bearer token (azure-identity's ``get_bearer_token_provider``)."""
+"""A sync or async callable returning a bearer token (a provider's ``*_token_provider`` setting)."""
 
 
 # --------------------------------------------------------------------------- caller side
 
 
 class ConnectionSettings(BaseModel):
-    """The connection settings that can be written down (in code or in config.yaml).
+    """The connection settings every provider shares, as written down (in code or in config.yaml).
 
-    :class:`Connection` adds what only code can pass (a token provider); the proxy's
-    ``litellm_params`` model adds deployment and routing fields. One list, so a new credential
-    field is declared once.
+    :class:`Connection` adds what only code can pass and the settings the provider plugins
+    declare (:mod:`modelyard.connection`); the proxy's ``litellm_params`` model adds deployment
+    and routing fields.
     """
 
     # A validation error's text would otherwise quote the input, which may be a secret.
@@ -103,19 +104,8 @@ class ConnectionSettings(BaseModel):
     base_url: str | None = None
     api_version: str | None = None
     api_key: SecretStr | None = None
-    azure_ad_token: SecretStr | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    azure_username: str | None = None
-    azure_password: SecretStr | None = None
-    client_certificate_path: str | None = None
-    client_certificate_password: SecretStr | None = None
-    azure_scope: str | None = None
-    azure_authority_host: str | None = None
-    enable_azure_ad_token_refresh: bool | None = None
 
-    @field_validator("api_key", "azure_ad_token", "client_secret", "azure_password", "client_certificate_password")
+    @field_validator("api_key")
     @classmethod
     def _one_line(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         # A secret mounted from a file ends with a line break: drop it. Any other control
@@ -135,21 +125,41 @@ def _one_line(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None
 class Connection(ConnectionSettings):
     """Where the call goes and which credential it carries.
 
-    Every field may be left unset; the plugins fill the gaps from the environment
-    (``AZURE_API_BASE`` ...). Secrets are ``SecretStr`` so that they never show in a repr.
+    Every field may be left unset; the plugins fill the gaps from the environment. Besides the
+    shared fields, a connection holds the settings the loaded provider plugins declare
+    (``register_connection_settings``), checked for their kind: read any of them with
+    :meth:`get`. Secrets are ``SecretStr`` so that they never show in a repr.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True, hide_input_in_errors=True)
 
-    azure_ad_token_provider: TokenProvider | None = None
     extra_headers: Mapping[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _declared(self) -> Connection:
+        extra = self.__pydantic_extra__
+        if extra:
+            from .connection import connection_schema
+
+            schema = connection_schema()
+            for name, value in extra.items():
+                extra[name] = schema.check(name, value)
+        return self
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of setting ``name`` (a shared field or a declared one), else ``default``."""
+        if name in type(self).model_fields:
+            value = getattr(self, name)
+        else:
+            value = (self.__pydantic_extra__ or {}).get(name)
+        return default if value is None else value
 
     def __repr_args__(self) -> Any:
         # Only the fields that were set, so a repr stays short; SecretStr hides the secrets,
-        # and the token provider is shown by type only.
+        # and callables (token providers) are shown by type only.
         for name in self.model_fields_set:
-            value = getattr(self, name)
-            if name == "azure_ad_token_provider":
+            value = self.get(name)
+            if callable(value):
                 value = "<callable>"
             elif name == "extra_headers" and value:
                 value = {k: "**********" for k in value}
@@ -177,7 +187,7 @@ class ChatParams(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     # Ranges and lengths are the spec's (inference-2025-04-01-preview createChatCompletionRequest):
-    # Azure refuses anything outside them, so the SDK does before sending, naming the field.
+    # The upstream refuses anything outside them, so the SDK does before sending, naming the field.
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: int | None = Field(default=None, ge=1, le=128)
@@ -404,7 +414,12 @@ class ChatRequest(BaseModel):
 
 def _secret_name(key: str) -> bool:
     k = key.lower().replace("_", "").replace("-", "")
-    return k.endswith(("key", "token")) or any(w in k for w in ("secret", "password", "connectionstring"))
+    if k.endswith(("key", "token")) or any(w in k for w in ("secret", "password", "connectionstring")):
+        return True
+    from .connection import loaded_schema  # the settings the loaded providers declare secret
+
+    schema = loaded_schema()
+    return schema is not None and key in schema.secrets
 
 
 def _redacted(value: Any) -> Any:
@@ -432,6 +447,17 @@ class ProviderRequest(BaseModel):
     """Multipart form fields sent with ``files``; a list repeats the field
     (``timestamp_granularities[]``). Since HOOK_API 1.1 (lists since 1.4)."""
     stream: bool = False
+    """Whether the core reads the answer as a stream of server-sent events (``data: {...}``
+    lines, ended by ``data: [DONE]`` or the end of the body), each handed to ``normalize_chunk``.
+    It is the *transport's* reading mode; the upstream's own switch (``"stream": true`` in an
+    OpenAI-shaped body) is the body's business, set by ``transform_request``."""
+    handler: Callable[[Any], Any] | None = None
+    """Perform the call in-process instead of over HTTP: a function taking the built
+    ``httpx.Request`` (headers, credentials and body as they would be sent) and returning an
+    ``httpx.Response`` (an async function also works for async calls). The core wraps it in
+    ``httpx.MockTransport``, so retries on 429/5xx, ``map_error`` on 4xx/5xx, streaming (answer
+    ``text/event-stream`` bytes), timeouts and observers work as for HTTP. ``url`` is still
+    required (it names the call in logs and traces). Since HOOK_API 1.7."""
 
     def __repr_args__(self) -> Any:
         # Headers may carry credentials added later by the auth step: show names only.
@@ -440,6 +466,8 @@ class ProviderRequest(BaseModel):
         yield "params", self.params
         yield "headers", sorted(self.headers)
         yield "stream", self.stream
+        if self.handler is not None:
+            yield "handler", getattr(self.handler, "__qualname__", type(self.handler).__name__)
 
 
 class ProviderResponse(BaseModel):
@@ -466,9 +494,9 @@ class ProviderResponse(BaseModel):
 
 # --------------------------------------------------------------------------- responses
 #
-# Every nested part of a response is a typed model with the openai SDK's attribute names
+# Every nested part of a response is a typed model with the attribute names of the chat-completions SDKs
 # (``message.tool_calls[0].function.arguments``), and LiteLLM's item access as well
-# (``r["choices"][0]["message"]["content"]``, ``.get()``). Unknown fields are kept (Azure adds
+# (``r["choices"][0]["message"]["content"]``, ``.get()``). Unknown fields are kept (providers add
 # some between api-versions). Only the top-level objects carry private state (the response
 # headers): pydantic runs Python code per instance for private attributes, and a response
 # holds a few dozen nested objects.
@@ -619,7 +647,7 @@ class Usage(_Open):
     prompt_tokens_details: PromptTokensDetails | None = None
 
 
-# ---- Azure content filters
+# ---- content filters
 
 
 class ProtectedMaterialCitation(_Open):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 
+from ..connection import connection_schema
 from ..errors import APIError, BadRequestError, ConfigError, ModelyardError
 from ..observe import CallScope, enter_scope, leave_scope, no_scope
 from ..operations import OPERATIONS, Operation, operation_for_mode
@@ -72,13 +73,11 @@ _BRIDGED = ("chat", "completions", "responses")
 _NON_CHAT_MODES = frozenset().union(
     *(op.modes for op in OPERATIONS.values() if op.name not in _BRIDGED and "chat" not in op.modes)
 )
-# Fields a client may not set: they choose where the call goes and with which credential.
+# Fields a client may not set: they choose where the call goes and with which credential. With
+# them, every connection setting the loaded provider plugins declare (ProxyApp._forbidden).
 _CLIENT_FORBIDDEN = frozenset(
-    {"api_base", "base_url", "api_version", "api_key", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
-     "client_id", "client_secret", "azure_username", "azure_password", "client_certificate_path",
-     "client_certificate_password", "azure_scope", "azure_authority_host", "enable_azure_ad_token_refresh",
-     "extra_headers", "extra_body", "model_family", "base_model", "model_info", "custom_llm_provider",
-     "num_retries", "max_retries", "timeout", "request_timeout", "drop_params"}
+    {"api_base", "base_url", "api_version", "api_key", "extra_headers", "extra_body", "model_family", "base_model",
+     "model_info", "custom_llm_provider", "num_retries", "max_retries", "timeout", "request_timeout", "drop_params"}
 )  # fmt: skip
 
 
@@ -187,6 +186,8 @@ class ProxyApp:
 
         check_master_key(master_key, insecure_ok=insecure_ok or config.general_settings.allow_insecure_master_key)
         self.config = config
+        self._load_plugins()
+        self._forbidden = _CLIENT_FORBIDDEN | connection_schema().all_names
         self.deployments = Deployments(config)
         general = config.general_settings
         previous = general.previous_master_key.get_secret_value() if general.previous_master_key else None
@@ -297,19 +298,26 @@ class ProxyApp:
             )
         return router
 
-    def _apply_settings(self) -> None:
+    def _load_plugins(self) -> None:
+        """Load the plugin set the config names, then check the config against what it declares."""
         from .. import plugins
+        from .settings import check_settings
 
         ms = self.config.modelyard_settings
         if ms.load_plugins is not None or ms.block_plugins is not None:
             plugins.reset_plugins(load=ms.load_plugins, block=ms.block_plugins)
-        # litellm_settings.drop_params / enable_azure_ad_token_refresh are module-wide, as in
-        # LiteLLM: modelyard.drop_params and modelyard.enable_azure_ad_token_refresh (put back
-        # at shutdown).
+        check_settings(self.config)
+
+    def _apply_settings(self) -> None:
+        from .. import plugins
+        from .settings import module_settings
+
+        # litellm_settings.drop_params, api_base ... and the module settings the providers declare
+        # are module-wide, as in LiteLLM: modelyard.drop_params ... (put back at shutdown).
         module = sys.modules["modelyard"]
         ls = self.config.litellm_settings
-        for name in ("drop_params", "enable_azure_ad_token_refresh", "api_base", "api_key", "api_version"):
-            value = getattr(ls, name)
+        ms = self.config.modelyard_settings
+        for name, value in module_settings(ls):
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             if value is not None:
@@ -600,7 +608,7 @@ class ProxyApp:
         if not isinstance(stream, bool):
             raise _Reject(400, f"'stream' must be a boolean, got {type(stream).__name__}.", param="stream", code="invalid_type")
         for key in body:
-            if key in _CLIENT_FORBIDDEN:
+            if key in self._forbidden:
                 raise _Reject(400, f"{key!r} is set by the proxy's configuration and cannot be sent by a client.",
                               param=key, code="unsupported_parameter")  # fmt: skip
         ctx.model, ctx.stream = model, stream
@@ -689,7 +697,7 @@ class ProxyApp:
                 raise _Reject(400, f"'stream' is not supported by {op.paths[0]}.", param="stream", code="invalid_value")
             if stream:  # a native format (Messages API): its own events are streamed through
                 params["stream"] = True
-            if op.forward_headers:  # the row's headers a client may pass on (anthropic-beta)
+            if op.forward_headers:  # the row's headers a client may pass on (Operation.forward_headers)
                 passed = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"]
                           if n.decode("latin-1") in op.forward_headers}  # fmt: skip
                 if passed:
@@ -957,7 +965,7 @@ class ProxyApp:
                 audio = await api.aspeech(model=d.model, input=".", voice="alloy", response_format="wav", **kwargs)
                 await audio.aread()
             elif probe is not None and probe.name == "responses":
-                # A deployment serving only the Responses API (codex): the smallest response Azure
+                # A deployment serving only the Responses API (codex): the smallest response the upstream
                 # takes (max_output_tokens >= 16), not stored.
                 await api.aresponses(model=d.model, input="ping", max_output_tokens=16, store=False, **kwargs)
             elif probe is not None and probe.name == "transcriptions":

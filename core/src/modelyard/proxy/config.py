@@ -37,11 +37,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
+from ..connection import connection_schema
 from ..errors import ConfigError
 from ..pricing import PRICE_KEYS
-from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted
+from ..redact import clean_secret
+from ..types import ChatParams, Connection, ConnectionSettings, _one_line, _redacted, _secret_name
 
 __all__ = [
     "GeneralSettings",
@@ -113,10 +122,11 @@ _LITELLM_ONLY_PARAMS = frozenset(
     {"region_name", "max_parallel_requests", "tags", "custom_llm_provider", "use_in_pass_through",
      "organization", "merge_reasoning_content_in_choices", "max_budget", "budget_duration"}
 ) | PRICE_KEYS  # fmt: skip
-# Azure request-body parameters a deployment may carry in config (vision enhancements, On Your
-# Data): sent like default params; keys inside them may be os.environ/ values and stay masked.
-_AZURE_BODY_PARAMS = frozenset({"enhancements", "dataSources", "data_sources"})
-_DEFAULT_PARAMS = frozenset(ChatParams.model_fields) | _AZURE_BODY_PARAMS
+# Request-body parameters beyond ChatParams a deployment may carry in config (vision
+# enhancements, On Your Data): sent like default params; keys inside them may be os.environ/
+# values and stay masked.
+_BODY_PARAMS = frozenset({"enhancements", "dataSources", "data_sources"})
+_DEFAULT_PARAMS = frozenset(ChatParams.model_fields) | _BODY_PARAMS
 
 
 class ModelInfo(_Section):
@@ -153,8 +163,9 @@ Fallbacks = list[dict[str, list[str] | str]] | dict[str, list[str] | str]
 class LiteLLMSettings(_Section):
     """``litellm_settings``: module-wide defaults (the keys modelyard uses; others are warned about).
 
-    ``drop_params``, ``enable_azure_ad_token_refresh``, ``api_base``, ``api_key`` and
-    ``api_version`` set the module settings of the same names while the proxy runs (as
+    ``drop_params``, ``api_base``, ``api_key``, ``api_version`` and the module settings the
+    provider plugins declare (``enable_azure_ad_token_refresh`` ...) set the module settings of
+    the same names while the proxy runs (as
     LiteLLM's ``litellm.api_base`` ...): calls that pass their own (every deployment does) are
     unaffected; the files and batches endpoints, which name no deployment, use them. ``num_retries``,
     ``request_timeout`` and the ``*fallbacks`` lists are the Router's defaults when
@@ -164,7 +175,6 @@ class LiteLLMSettings(_Section):
     drop_params: bool | None = None
     num_retries: int | None = Field(default=None, ge=0)
     request_timeout: float | None = Field(default=None, gt=0)
-    enable_azure_ad_token_refresh: bool | None = None
     api_base: str | None = None
     api_key: SecretStr | None = None
     api_version: str | None = None
@@ -307,6 +317,13 @@ class ProxyConfig(_Section):
             value = getattr(p, name, None)
             if value is not None:
                 fixed[name] = value
+        schema = connection_schema()
+        for name, value in (p.model_extra or {}).items():
+            if name in schema.names and value is not None:  # a setting a loaded provider declares
+                try:
+                    fixed[name] = schema.check(name, value)
+                except ValueError as exc:
+                    raise ConfigError(f"{entry.model_name}: litellm_params.{name}: {exc}.", key=f"litellm_params.{name}") from None
         settings = self.litellm_settings
         drop = p.drop_params if p.drop_params is not None else settings.drop_params
         if drop is not None:
@@ -370,10 +387,34 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _warn_unknown(model: BaseModel, loc: list[Any], source: str) -> None:
+def _secret_settings(config: ProxyConfig) -> None:
+    """Hold a provider's secret settings in ``litellm_params`` (``client_secret``, ``azure_ad_token``
+    ...: extras there) as one-line ``SecretStr`` from the start, like the declared ``api_key``.
+
+    Raises:
+        ConfigError: a secret with a control character inside, naming its path (never the value).
+    """
+    for index, entry in enumerate(config.model_list):
+        extra = entry.litellm_params.__pydantic_extra__
+        if not extra:
+            continue
+        for name, value in extra.items():
+            if isinstance(value, str) and _secret_name(name) and name not in _DEFAULT_PARAMS:
+                where = f"model_list[{index}].litellm_params.{name}"
+                try:
+                    extra[name] = SecretStr(clean_secret(value, name))
+                except ValueError as exc:
+                    raise ConfigError(f"invalid value at {where}: {exc}.", key=where) from None
+
+
+def _warn_unknown(model: BaseModel, loc: list[Any], source: str, declared: frozenset[str] | None) -> None:
     extra = model.model_extra or {}
     for name in extra:
         if isinstance(model, LiteLLMParams) and (name in _DEFAULT_PARAMS or name in _LITELLM_ONLY_PARAMS):
+            continue
+        # Maybe a connection setting a provider plugin declares: known once the config's plugin
+        # set is loaded (``declared`` None: proxy.settings.check_settings warns then).
+        if isinstance(model, LiteLLMParams | LiteLLMSettings) and (declared is None or name in declared):
             continue
         if isinstance(model, ModelInfo):
             continue  # LiteLLM keeps many informational keys here (supports_*, health_check_* ...)
@@ -381,11 +422,11 @@ def _warn_unknown(model: BaseModel, loc: list[Any], source: str) -> None:
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
-            _warn_unknown(value, [*loc, name], source)
+            _warn_unknown(value, [*loc, name], source, declared)
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, BaseModel):
-                    _warn_unknown(item, [*loc, name, i], source)
+                    _warn_unknown(item, [*loc, name, i], source, declared)
 
 
 def parse_config(
@@ -418,7 +459,12 @@ def parse_config(
         where = _path(err["loc"])
         # Never echo the input: it may be a secret.
         raise ConfigError(f"{source}: invalid value at {where}: {err['msg']}.", key=where) from None
-    _warn_unknown(config, [], source)
+    _secret_settings(config)
+    ms = config.modelyard_settings
+    # The settings the providers declare are known from the plugin set this config runs with: the
+    # process's, unless the config names its own (then the proxy checks them once it loads it).
+    own_set = ms.load_plugins is not None or ms.block_plugins is not None
+    _warn_unknown(config, [], source, None if own_set else connection_schema().names)
     return config
 
 

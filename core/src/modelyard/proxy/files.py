@@ -42,7 +42,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[Any, Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_PROVIDER = "azure"
 _SPOOL_IN_MEMORY = 1024 * 1024
 _MAX_FIELD = 64 * 1024
 _ID = r"([^/]+)"
@@ -271,7 +270,11 @@ class FilesEndpoints:
         named = _header(scope, b"custom-llm-provider") or _query(scope).get("custom_llm_provider")
         if not named and body is not None and isinstance(body.get("custom_llm_provider"), str):
             named = body["custom_llm_provider"]
-        return (named or DEFAULT_PROVIDER).strip(), bool(named)
+        if not named:
+            from ..files import default_files_provider
+
+            return default_files_provider(), False
+        return named.strip(), True
 
     def _passthrough(self, scope: Scope, what: str, value: str, body: dict[str, Any] | None = None) -> str:
         """The provider for an id the router does not know; with a router and no provider named, 404."""

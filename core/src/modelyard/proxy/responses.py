@@ -35,8 +35,8 @@ log = logging.getLogger("modelyard.proxy")
 _OP = OPERATIONS["responses"]
 _ID = r"([A-Za-z0-9_.\-]{1,200})"
 _PATTERNS: list[tuple[str, re.Pattern[str], str]] = []
-# "/openai" and "/openai/v1": where AzureOpenAI clients (and OpenAI clients pointed at Azure's v1
-# API) send the Responses API, which Azure serves per resource, not under /deployments/{model}.
+# The last two prefixes: where the provider's own clients (pointed at its resource-scoped v1
+# API) send the Responses API, which the upstream serves per resource, not per deployment.
 _PREFIXES = ("", "/v1", "/openai", "/openai/v1")
 for _prefix in _PREFIXES:
     _PATTERNS += [
@@ -45,13 +45,9 @@ for _prefix in _PREFIXES:
         ("GET", re.compile(rf"^{_prefix}/responses/{_ID}/input_items$"), "input_items"),
         ("POST", re.compile(rf"^{_prefix}/responses/{_ID}/cancel$"), "cancel"),
     ]
-_CALL_KEYS = frozenset(
-    {"api_key", "api_base", "base_url", "api_version", "azure_ad_token", "azure_ad_token_provider", "tenant_id",
-     "client_id", "client_secret", "azure_username", "azure_password", "client_certificate_path",
-     "client_certificate_password", "azure_scope", "azure_authority_host", "enable_azure_ad_token_refresh",
-     "extra_headers", "timeout", "num_retries", "custom_llm_provider"}
-)  # fmt: skip
-"""A deployment's fixed arguments an id-addressed call takes (its connection and control settings)."""
+_CONTROL_KEYS = frozenset({"extra_headers", "timeout", "num_retries", "custom_llm_provider"})
+"""A deployment's control settings an id-addressed call takes, beside its connection settings
+(every one the loaded provider plugins declare)."""
 
 
 class ResponsesEndpoints:
@@ -174,7 +170,10 @@ class ResponsesEndpoints:
 
     @staticmethod
     def _call_kwargs(d: Deployment) -> dict[str, Any]:
-        return {"model": d.model, **{k: v for k, v in d.kwargs.items() if k in _CALL_KEYS}}
+        from ..connection import connection_schema
+
+        keep = _CONTROL_KEYS | connection_schema().all_names
+        return {"model": d.model, **{k: v for k, v in d.kwargs.items() if k in keep}}
 
     # ------------------------------------------------------------------ create
 

@@ -24,7 +24,7 @@ __all__ = ["Deployment", "parse_model_list"]
 _ROUTING_KEYS = ("tpm", "rpm", "weight", "order", "priority", "cooldown_time", "allowed_fails")
 _ENV_PREFIX = "os.environ/"
 # LiteLLM settings that live in litellm_params but are about the deployment, not the request:
-# they must not reach the upstream body (Azure refuses unknown fields). Prices
+# they must not reach the upstream body (upstreams refuse unknown fields). Prices
 # (input_cost_per_token ...) do go to the pipeline, which prices the call with them and never
 # sends them upstream (docs/spend.md).
 _METADATA_KEYS = frozenset({
@@ -124,7 +124,7 @@ def _parse_one(i: int, entry: Any) -> Deployment:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(
-            f"{where}.{params_key}.model must be a model string such as 'azure/<deployment>'.",
+            f"{where}.{params_key}.model must be a model string such as '<provider>/<deployment>'.",
             key=f"{where}.{params_key}.model",
         )
     info = entry.get("model_info") or {}

@@ -717,7 +717,7 @@ class Router:
         own = d.call_kwargs()
         kw = {**own, **req.kwargs}
         if own.get("extra_headers") and req.kwargs.get("extra_headers"):
-            # A call's headers (a proxy client's anthropic-beta) join the deployment's, which win.
+            # A call's headers (those a proxy client may pass on) join the deployment's, which win.
             kw["extra_headers"] = {**req.kwargs["extra_headers"], **own["extra_headers"]}
         if "num_retries" not in d.params and "max_retries" not in d.params:
             kw["num_retries"] = 0  # the Router retries, on another deployment when it can

@@ -102,7 +102,7 @@ def quota_aware(candidates: Sequence[Deployment], ctx: _Context) -> Deployment:
         elif q.remaining_tokens is not None:
             readings.append(float(q.remaining_tokens))
         elif q.remaining_requests is not None:
-            # Azure grants about 6 requests per 1000 tokens per minute: one request ~ 167 tokens.
+            # The largest provider grants about 6 requests per 1000 tokens per minute: one request ~ 167 tokens.
             readings.append(q.remaining_requests * 1000 / 6)
         else:
             readings.append(None)

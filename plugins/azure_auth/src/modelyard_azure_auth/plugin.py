@@ -33,20 +33,21 @@ import importlib.util
 import inspect
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
 from modelyard.errors import AuthenticationError, ConfigError, PluginNotLoadedError
 from modelyard.redact import check_header_values, clean_secret
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import Authenticator
+    from modelyard.connection import ConnectionSetting, Kind
+    from modelyard.hookspecs import Authenticator, RegisterConnectionSetting
     from modelyard.types import Connection, Route, TokenProvider
     from pydantic import SecretStr
 
     from .entra import CredentialSpec
 
-HOOK_API = (1, 3)  # resolve_auth takes the call's timeout
+HOOK_API = (1, 7)  # declares its connection settings (register_connection_settings)
 PROVIDERS = frozenset({"azure", "azure_anthropic"})
 KEY_HEADERS = {"azure": "api-key", "azure_anthropic": "x-api-key"}
 """The header an api key travels in, per provider: Azure OpenAI's ``api-key``; Claude on Foundry
@@ -57,6 +58,43 @@ DEFAULT_SCOPES = {"azure_anthropic": "https://ai.azure.com/.default"}
 tokens for ``https://ai.azure.com``, the Foundry data plane's audience."""
 KEY_ENV = {"azure": ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"), "azure_anthropic": ("AZURE_AI_API_KEY", "AZURE_API_KEY")}
 """The environment variables an api key is read from, per provider, first set wins."""
+
+
+def _settings() -> list[ConnectionSetting]:
+    from modelyard.connection import ConnectionSetting
+
+    def one(name: str, kind: Kind = "text", *env: str, credential: bool = False, **kw: Any) -> ConnectionSetting:
+        return ConnectionSetting(name=name, provider="azure", kind=kind, env=env, credential=credential, **kw)
+
+    return [
+        one("api_key", "secret", "AZURE_OPENAI_API_KEY", "AZURE_API_KEY", credential=True),
+        one("api_base", "text", "AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+        one("api_version", "text", "AZURE_API_VERSION", "OPENAI_API_VERSION"),
+        one("azure_key", "secret", alias_of="api_key", description="LiteLLM's second name for api_key (module setting)"),
+        one("azure_ad_token", "secret", "AZURE_AD_TOKEN", credential=True, description="a Microsoft Entra ID access token"),
+        one("azure_ad_token_provider", "callable", credential=True, module_setting=False,
+            description="a callable returning an Entra ID token (azure-identity's get_bearer_token_provider)"),
+        one("tenant_id", "text", "AZURE_TENANT_ID", description="Entra ID tenant"),
+        one("client_id", "text", "AZURE_CLIENT_ID", description="Entra ID application (client) id"),
+        one("client_secret", "secret", "AZURE_CLIENT_SECRET", credential=True, description="Entra ID client secret"),
+        one("azure_username", "text", "AZURE_USERNAME", credential=True, description="Entra ID user name"),
+        one("azure_password", "secret", "AZURE_PASSWORD", credential=True, description="Entra ID password"),
+        one("client_certificate_path", "text", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CERTIFICATE_PATH", credential=True,
+            description="Entra ID client certificate (PEM or PKCS12)"),
+        one("client_certificate_password", "secret", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CERTIFICATE_PASSWORD",
+            credential=True, description="the certificate's password"),
+        one("azure_scope", "text", "AZURE_SCOPE", description="the Entra ID token scope"),
+        one("azure_authority_host", "text", "AZURE_AUTHORITY_HOST", description="the Entra ID authority (sovereign clouds)"),
+        one("enable_azure_ad_token_refresh", "flag", default=False,
+            description="sign in with DefaultAzureCredential when no credential is given"),
+    ]
+
+
+@hookimpl
+def register_connection_settings(register: RegisterConnectionSetting) -> None:
+    """Declare Azure's connection settings (Entra ID sign-in, LiteLLM's names); the order above is the docs'."""
+    for setting in _settings():
+        register(setting)
 
 
 class StaticHeaders:
@@ -174,8 +212,8 @@ def _need(value: str | None, param: str, env: str, flow: str) -> str:
 
 
 def _refresh_enabled(connection: Connection) -> bool:
-    if connection.enable_azure_ad_token_refresh is not None:
-        return connection.enable_azure_ad_token_refresh
+    if connection.get("enable_azure_ad_token_refresh") is not None:
+        return bool(connection.get("enable_azure_ad_token_refresh"))
     return bool(getattr(sys.modules.get("modelyard"), "enable_azure_ad_token_refresh", False))
 
 
@@ -184,22 +222,22 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
     from .entra import CredentialSpec
 
     env = os.environ
-    tenant = connection.tenant_id or env.get("AZURE_TENANT_ID")
-    client = connection.client_id or env.get("AZURE_CLIENT_ID")
-    authority = connection.azure_authority_host or env.get("AZURE_AUTHORITY_HOST") or None
+    tenant = connection.get("tenant_id") or env.get("AZURE_TENANT_ID")
+    client = connection.get("client_id") or env.get("AZURE_CLIENT_ID")
+    authority = connection.get("azure_authority_host") or env.get("AZURE_AUTHORITY_HOST") or None
     if kind == "client_secret":
         flow = "Entra ID client secret sign-in"
         return CredentialSpec(
             "client_secret",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
-            secret=_need(_secret(connection.client_secret) or _env_secret("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
+            secret=_need(_secret(connection.get("client_secret")) or _env_secret("AZURE_CLIENT_SECRET"), "client_secret", "AZURE_CLIENT_SECRET", flow),
             authority=authority,
         )
     if kind == "certificate":
         flow = "Entra ID certificate sign-in"
-        path = connection.client_certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH")
-        password = _secret(connection.client_certificate_password) or _env_secret("AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CERTIFICATE_PASSWORD")
+        path = connection.get("client_certificate_path") or env.get("AZURE_CLIENT_CERTIFICATE_PATH") or env.get("AZURE_CERTIFICATE_PATH")
+        password = _secret(connection.get("client_certificate_password")) or _env_secret("AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CERTIFICATE_PASSWORD")
         return CredentialSpec(
             "certificate",
             tenant_id=_need(tenant, "tenant_id", "AZURE_TENANT_ID", flow),
@@ -214,15 +252,15 @@ def _entra_spec(kind: str, connection: Connection) -> CredentialSpec:
             "username_password",
             tenant_id=tenant,
             client_id=_need(client, "client_id", "AZURE_CLIENT_ID", flow),
-            username=_need(connection.azure_username or env.get("AZURE_USERNAME"), "azure_username", "AZURE_USERNAME", flow),
-            secret=_need(_secret(connection.azure_password) or _env_secret("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
+            username=_need(connection.get("azure_username") or env.get("AZURE_USERNAME"), "azure_username", "AZURE_USERNAME", flow),
+            secret=_need(_secret(connection.get("azure_password")) or _env_secret("AZURE_PASSWORD"), "azure_password", "AZURE_PASSWORD", flow),
             authority=authority,
         )
     # DefaultAzureCredential reads its own variables; they make the credential's identity. A
     # tenant_id/client_id given in the call picks the user-assigned managed or workload identity.
     seen = tuple((name, value) for name in _DEFAULT_CREDENTIAL_ENV if (value := env.get(name)) is not None)
     return CredentialSpec(
-        "default", tenant_id=connection.tenant_id, client_id=connection.client_id, authority=authority, environment=seen
+        "default", tenant_id=connection.get("tenant_id"), client_id=connection.get("client_id"), authority=authority, environment=seen
     )
 
 
@@ -236,7 +274,7 @@ def _entra(kind: str, connection: Connection, timeout: float | None, provider: s
             "not installed. Install it: pip install 'modelyard-azure-auth[entra]'",
             plugin="modelyard-azure-auth",
         )
-    scope = connection.azure_scope or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPES.get(provider, DEFAULT_SCOPE)
+    scope = connection.get("azure_scope") or os.environ.get("AZURE_SCOPE") or DEFAULT_SCOPES.get(provider, DEFAULT_SCOPE)
     return EntraToken(token_source(spec, scope), timeout=timeout)
 
 
@@ -265,24 +303,24 @@ def resolve_auth(route: Route, connection: Connection, timeout: float | None) ->
     if any(k.lower() in ("api-key", "x-api-key", "authorization") for k in extra):
         return StaticHeaders({})
     given = sorted(
-        {_KINDS[name] for name in connection.model_fields_set & _KINDS.keys() if getattr(connection, name) is not None}
+        {_KINDS[name] for name in connection.model_fields_set & _KINDS.keys() if connection.get(name) is not None}
     )
     if len(given) > 1:
         raise AuthenticationError(
             f"Pass only one of {' and '.join(given)}: they are different credentials, and modelyard "
             "does not pick one silently."
         )
-    if connection.azure_ad_token_provider is not None:
-        return ProviderToken(connection.azure_ad_token_provider)
-    if connection.azure_ad_token is not None:
-        return StaticHeaders({"Authorization": f"Bearer {connection.azure_ad_token.get_secret_value()}"})
+    if connection.get("azure_ad_token_provider") is not None:
+        return ProviderToken(connection.get("azure_ad_token_provider"))
+    if (token := connection.get("azure_ad_token")) is not None:
+        return StaticHeaders({"Authorization": f"Bearer {token.get_secret_value()}"})
     if connection.api_key is not None:
         return StaticHeaders({key_header: connection.api_key.get_secret_value()})
-    if connection.client_secret is not None:
+    if connection.get("client_secret") is not None:
         return _entra("client_secret", connection, timeout, provider)
-    if connection.client_certificate_path is not None:
+    if connection.get("client_certificate_path") is not None:
         return _entra("certificate", connection, timeout, provider)
-    if connection.azure_username is not None or connection.azure_password is not None:
+    if connection.get("azure_username") is not None or connection.get("azure_password") is not None:
         return _entra("username_password", connection, timeout, provider)
     env = os.environ
     if token := _env_secret("AZURE_AD_TOKEN"):
