@@ -478,3 +478,28 @@ def test_budget_duration_starts_a_new_period(api_base: str, leaks: Leaks, tmp_pa
             assert chat(u).status_code == 429  # the second call's reservation does not fit beside the first's cost
             time.sleep(2.2)
             assert chat(u).status_code == 200  # a new period: spend back to 0
+
+
+def test_metrics_show_each_keys_budget_left(api_base: str, leaks: Leaks, tmp_path: Any) -> None:
+    """``/metrics`` has ``modelyard_key_budget_remaining_usd``: the budget less what the key's calls cost."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    backend = {"modelyard_settings": {"store_path": str(tmp_path / "s.db")}}
+    with running_proxy(config(api_base, backend)) as server:
+        generate(server, leaks, max_budget=1.0, key_alias="search-app")
+        plain = generate(server, leaks)  # no budget: never in the gauge
+        key = leaks.keys[0]
+        costs = []
+        with user(server, key, leaks) as u:
+            for _ in range(2):
+                r = chat(u)
+                assert r.status_code == 200, r.text
+                costs.append(float(r.headers["x-modelyard-response-cost"]))
+        with user(server, plain, leaks) as u:
+            assert chat(u).status_code == 200
+        with admin(server, leaks) as a:
+            text = a.get("/metrics").text
+    gauges = {s.labels["key"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+              if s.name == "modelyard_key_budget_remaining_usd"}  # fmt: skip
+    assert costs[0] > 0
+    assert gauges == {"search-app": pytest.approx(1.0 - sum(costs), abs=1e-9)}

@@ -545,6 +545,18 @@ class VirtualKeys:
                 self._queue(None, team.team_id, cost)
         elif cost:
             self._queue(key.token, team.team_id if team else None, cost)
+        metrics = self.app.metrics
+        if metrics is not None:
+            # What is left once this call settled: the budget, less the spend before it and its cost,
+            # less what the key's (team's) other calls in flight still hold.
+            if admission.key_state is not None:
+                spend, reserved, budget = admission.key_state
+                left = budget - spend - cost - (reserved - (admission.key_reserved or 0.0))
+                metrics.budget(key=key.key_alias or key.token[:12], remaining=max(0.0, left))
+            if admission.team_state is not None and team is not None:
+                spend, reserved, budget = admission.team_state
+                left = budget - spend - cost - (reserved - (admission.team_reserved or 0.0))
+                metrics.budget(team=team.team_id, remaining=max(0.0, left))
 
     def _queue(self, token: str | None, team_id: str | None, cost: float) -> None:
         """Spend of rows without a budget: added up here, written once a second off the request path."""

@@ -98,6 +98,13 @@ class ProxyMetrics:
                                       ["deployment"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
         self.healthy = Gauge("modelyard_deployment_healthy", "1 when the latest /health probe of the deployment passed, else 0.",
                              ["deployment"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
+        self.key_budget = Gauge("modelyard_key_budget_remaining_usd",
+                                "A virtual key's budget left after its latest settled call (max_budget minus spend and "
+                                "what its calls in flight reserve), by key alias (else the first 12 digits of its hash).",
+                                ["key"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
+        self.team_budget = Gauge("modelyard_team_budget_remaining_usd",
+                                 "A team's budget left after its latest settled call, by team id.",
+                                 ["team"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -151,6 +158,13 @@ class ProxyMetrics:
                 if value is not None:
                     with contextlib.suppress(ValueError):
                         child(gauge, dep).set(float(value))
+
+    def budget(self, *, key: str | None = None, team: str | None = None, remaining: float) -> None:
+        """Record what a key's (or a team's) budget has left once a call of it settled."""
+        if key is not None:
+            self._child(self.key_budget, key).set(remaining)
+        if team is not None:
+            self._child(self.team_budget, team).set(remaining)
 
     def health(self, deployment: str, healthy: bool) -> None:
         """Record a ``/health`` probe's outcome."""
