@@ -242,13 +242,25 @@ class ProxyApp:
         self._routes.update(self.virtual_keys.routes())
         self.spend: Any = None  # the SpendRecorder (docs/spend.md), unless general_settings.disable_spend_logs
         self.batch_spend: Any = None
-        if not config.general_settings.disable_spend_logs:
+        if not config.general_settings.disable_spend_logs and not self._store_installed():
+            # The default (spend records on) must not stop a proxy installed without the store.
+            log.warning("Spend records are off: they need the 'store' extra (pip install 'modelyard[store]'); "
+                        "costs are still sent in the response headers.")  # fmt: skip
+        elif not config.general_settings.disable_spend_logs:
             from .spend import BatchSpend, SpendEndpoints, make_recorder, open_store
 
             self.store = self.store or open_store(config)
             self.spend = make_recorder(config, self.store)
             self.batch_spend = BatchSpend(self, self.store)
             self._routes.update(SpendEndpoints(self, self.store).routes())
+
+    def _store_installed(self) -> bool:
+        """Whether the store can open: SQLAlchemy is installed, or a store was asked for by name."""
+        import importlib.util
+
+        if self.config.general_settings.database_url is not None:
+            return True  # configured explicitly: opening it names what is missing
+        return importlib.util.find_spec("sqlalchemy") is not None
 
     def _metrics(self) -> Any:
         """The Prometheus metrics (``general_settings.metrics``), or None when off."""
