@@ -5,6 +5,8 @@
     ./dev bench --skip-litellm       # only modelyard (no install)
     ./dev bench --only proxy|sdk
     ./dev bench --observability      # also modelyard with metrics off and with tracing on
+    ./dev bench --virtual-key plain  # also modelyard called with a virtual key (no budget) ...
+    ./dev bench --virtual-key budget # ... or with one that has a budget (reserved and settled per call)
 
 What it does:
 
@@ -162,7 +164,21 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
 
-def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False) -> dict[str, Any]:
+def make_virtual_key(base: str, master_key: str, budget: bool) -> str:
+    """A virtual key made through the proxy's admin API (docs/keys.md), with a budget if asked."""
+    import urllib.request
+
+    fields: dict[str, Any] = {"models": ["gpt-4o", "embed"], "key_alias": "bench"}
+    if budget:
+        fields["max_budget"] = 1e6
+    request = urllib.request.Request(f"{base}/key/generate", data=json.dumps(fields).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return str(json.loads(answer.read())["key"])
+
+
+def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False,
+                  virtual_key: str | None = None) -> dict[str, Any]:  # fmt: skip
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key)
     direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -178,6 +194,11 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
         off = write_config(upstream, master_key, "  metrics: false\n")
         servers["no-metrics"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(off)]
         servers["+tracing"] = [PY, str(HERE / "otel_serve.py"), "serve", "--config", str(config)]
+    if virtual_key:
+        # The same proxy with a store, called with a virtual key instead of the master key.
+        store = Path(tempfile.mkdtemp(prefix="modelyard-bench-store-")) / "store.db"
+        vk = write_config(upstream, master_key, f"modelyard_settings:\n  store_path: {store}\n")
+        servers["+vkey"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(vk)]
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
@@ -189,9 +210,12 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             ready = wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
             info: dict[str, Any] = {"ready_s": ready, "spawn_to_ready_s": time.perf_counter() - started}
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            key = master_key
+            if name == "+vkey":
+                key = make_virtual_key(f"http://127.0.0.1:{port}", master_key, virtual_key == "budget")
             for c in LEVELS:
                 cpu0 = cpu_seconds(proc.pid)
-                r = load(url, c, duration, master_key)
+                r = load(url, c, duration, key)
                 cpu = cpu_seconds(proc.pid) - cpu0
                 total = r["requests"] + r["errors"]
                 r["cpu_us_per_req"] = cpu / max(1, total) * 1e6 * (duration / (duration + 1.0))
@@ -199,7 +223,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             # Embeddings through the proxy, beside chat (one concurrency level keeps the run short).
             emb_url = f"http://127.0.0.1:{port}/v1/embeddings"
             cpu0 = cpu_seconds(proc.pid)
-            r = load(emb_url, EMBEDDINGS_LEVEL, duration, master_key, body="embeddings")
+            r = load(emb_url, EMBEDDINGS_LEVEL, duration, key, body="embeddings")
             r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
             info["embeddings"] = r
             info["rss_mib"] = rss_mib(proc.pid)
@@ -210,7 +234,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
 
 
 def print_proxies(results: dict[str, Any]) -> None:
-    names = [n for n in ("modelyard", "no-metrics", "+tracing", "litellm") if n in results]
+    names = [n for n in ("modelyard", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
     print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
@@ -234,6 +258,10 @@ def print_proxies(results: dict[str, Any]) -> None:
     for n in names:
         r = results[n]
         print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB")
+    if "+vkey" in results:
+        m, v = results["modelyard"], results["+vkey"]
+        added = "  ".join(f"c={c}: {v[c]['cpu_us_per_req'] / max(m[c]['cpu_us_per_req'], 1e-9) - 1:+.1%}" for c in LEVELS)
+        print(f"CPU per request a virtual key adds over the master key: {added}")
     if "litellm" in results:
         m, lt = results["modelyard"], results["litellm"]
         ratios = "  ".join(f"c={c}: {m[c]['req_per_s'] / max(lt[c]['req_per_s'], 1e-9):.1f}x" for c in LEVELS)
@@ -281,6 +309,8 @@ def main() -> None:
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--only", choices=("proxy", "sdk"))
     parser.add_argument("--observability", action="store_true", help="also modelyard with metrics off and with tracing on")
+    parser.add_argument("--virtual-key", choices=("plain", "budget"),
+                        help="also modelyard called with a virtual key (plain: no budget; budget: with one)")  # fmt: skip
     args = parser.parse_args()
     with_litellm = not args.skip_litellm
     if with_litellm:
@@ -295,7 +325,7 @@ def main() -> None:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
         report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
         if args.only in (None, "proxy"):
-            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability)
+            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key)
             print_proxies(report["proxy"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)

@@ -1,4 +1,4 @@
-"""The ``modelyard`` command: ``serve``, ``plugins``, ``emulator``, ``demo``, and the commands plugins register."""
+"""The ``modelyard`` command: ``serve``, ``plugins``, ``emulator``, ``demo``, ``keys``, and the commands plugins register."""
 
 from __future__ import annotations
 
@@ -196,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("prompt", nargs="?", default="Hello, how are you?")
     p.set_defaults(func=_demo)
 
+    from .keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(sub)  # ``modelyard keys create|list|revoke``
     _plugin_commands(sub)
     args = parser.parse_args(argv)
     try:

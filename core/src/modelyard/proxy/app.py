@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import json
 import logging
@@ -38,6 +39,7 @@ from ..operations import OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
 from .deployments import Deployment, Deployments, build_router
+from .keys import Refusal, VirtualKeys
 
 if TYPE_CHECKING:
     from ..router import Router
@@ -128,7 +130,8 @@ def _dumps(obj: Any) -> bytes:
 class _Ctx:
     """Per-request state for the access log."""
 
-    __slots__ = ("deployment", "error", "method", "model", "path", "request_id", "scope", "started", "status", "stream")
+    __slots__ = ("admission", "deployment", "error", "method", "model", "path", "principal", "request_id", "scope",
+                 "started", "status", "stream")  # fmt: skip
 
     def __init__(self, method: str, path: str, request_id: str, scope: CallScope) -> None:
         self.scope = scope
@@ -141,6 +144,9 @@ class _Ctx:
         self.deployment: str | None = None
         self.stream = False
         self.error: str | None = None
+        self.admission: Any = None
+        self.principal: Any = None
+        """The virtual key's :class:`~modelyard.proxy.keys.Principal`; None for the master key."""
 
 
 class ProxyApp:
@@ -163,7 +169,13 @@ class ProxyApp:
         check_master_key(master_key, insecure_ok=insecure_ok or config.general_settings.allow_insecure_master_key)
         self.config = config
         self.deployments = Deployments(config)
-        self.keys = KeyCheck(master_key)
+        general = config.general_settings
+        previous = general.previous_master_key.get_secret_value() if general.previous_master_key else None
+        until = general.previous_master_key_expires
+        if until is not None and until.tzinfo is None:
+            until = until.replace(tzinfo=datetime.UTC)
+        self.keys = KeyCheck(master_key, previous, until.timestamp() if until is not None else None)
+        self.virtual_keys = VirtualKeys(self)
         self.max_body = config.general_settings.max_request_bytes
         self.shutting_down = False
         self._previous_transport: Any = None
@@ -203,6 +215,7 @@ class ProxyApp:
 
         self.fine_tuning = FineTuningEndpoints(self)
         self._routes.update(self.fine_tuning.routes())
+        self._routes.update(self.virtual_keys.routes())
         from .ui import Dashboard
 
         self.ui = Dashboard(self, master_key)  # /ui: each of its routes checks its own access
@@ -333,6 +346,7 @@ class ProxyApp:
             setattr(module, name, value)
         self._previous_globals.clear()
         await transport.get_transport().aclose()
+        await self.virtual_keys.aclose()
         if self.store is not None:
             self.store.close()
         if self._installed_transport is not None:
@@ -379,14 +393,15 @@ class ProxyApp:
         _, token = enter_scope(call_scope)
         try:
             handler = self._route(ctx, scope)
-            if ctx.path not in self._public and not self.keys.allows(extract_key(headers)):
-                raise _Reject(
-                    401,
-                    "Missing or invalid API key: send the proxy's master key as 'Authorization: Bearer <key>' "
-                    "or in an 'api-key' or 'x-api-key' header.",
-                    code="invalid_api_key",
-                )
+            if ctx.path not in self._public and not self.keys.allows(presented := extract_key(headers)):
+                # Not the master key: a virtual key (docs/keys.md), or a 401.
+                ctx.admission = await self.virtual_keys.authenticate(presented, ctx.method, ctx.path)
+                ctx.principal = scope["modelyard.principal"] = ctx.admission.principal
+                send = self.virtual_keys.wrap_send(ctx.admission, send, ctx.scope.calls)
             await handler(ctx, scope, receive, send)
+        except Refusal as exc:
+            ctx.error = exc.code
+            await self._send_json(ctx, send, exc.status, exc.body, exc.headers)
         except _Reject as exc:
             ctx.error = exc.body["error"]["code"]
             await self._send_json(ctx, send, exc.status, exc.body)
@@ -410,6 +425,8 @@ class ProxyApp:
                                   "type": "api_error", "param": None, "code": "500"}}  # fmt: skip
                 await self._send_json(ctx, send, 500, body)
         finally:
+            if ctx.admission is not None:  # settle the budget and limits with what the calls cost
+                await self.virtual_keys.finish(ctx.admission, ctx.scope.calls)
             leave_scope(token)
             self._log(ctx)
 
@@ -556,20 +573,29 @@ class ProxyApp:
         if not deployments:
             raise self._unknown_model(model)
         _check_mode(OPERATIONS[operation], model, deployments)
+        admission = ctx.admission
+        if admission is not None:  # a virtual key: its models, then its budget reservation
+            await self.virtual_keys.admit_call(admission, model, deployments, params, operation)
         # The Router writes the deployment of each try here (a client's own "metadata" is the
         # Router's too, as in LiteLLM: it is not sent upstream).
         assert self.router is not None  # there is a deployment, so there is a Router
         routed: dict[str, Any] = {}
         params["metadata"] = routed
+        result: Any
         try:
             if operation == "completions":
-                return await self.router.atext_completion(model, stream=stream, **params)
-            if operation == "chat":
-                return await self.router.acompletion(model, stream=stream, **params)
-            # By name: an operation's positional order may not start with model (image_generation).
-            return await getattr(self.router, OPERATIONS[operation].async_sdk)(model=model, **params)
+                result = await self.router.atext_completion(model, stream=stream, **params)
+            elif operation == "chat":
+                result = await self.router.acompletion(model, stream=stream, **params)
+            else:
+                # By name: an operation's positional order may not start with model (image_generation).
+                result = await getattr(self.router, OPERATIONS[operation].async_sdk)(model=model, **params)
         finally:
             ctx.deployment = routed.get("model_id")
+        if admission is not None and not stream and OPERATIONS[operation].answer != "binary":
+            # The cost is known: settle before answering, so the client's next call sees it.
+            await self.virtual_keys.finish(admission, ctx.scope.calls)
+        return result
 
     async def _chat(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_json(scope, receive)
@@ -782,7 +808,10 @@ class ProxyApp:
     # ------------------------------------------------------------------ other endpoints
 
     async def _models(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
-        data = [_model_object(name) for name in self.deployments.model_names()]
+        names = self.deployments.model_names()
+        if ctx.admission is not None:  # a virtual key sees the models it may use
+            names = [n for n in names if self.virtual_keys.allows_model(ctx.admission, n)]
+        data = [_model_object(name) for name in names]
         await self._send_json(ctx, send, 200, {"object": "list", "data": data})
 
     async def _model(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,12 +8,17 @@ The proxy refuses to start without a key, or with one that is short or publicly 
 ``sk-1234`` of many tutorials), unless local development is declared (``--dev`` or
 ``general_settings.allow_insecure_master_key: true``). In development without any key,
 requests are not authenticated at all (as LiteLLM does without a ``master_key``).
+
+Rotation without downtime: set the new key as ``master_key`` and the old one as
+``general_settings.previous_master_key`` (with ``previous_master_key_expires``); both are
+accepted until then. Virtual keys are checked in :mod:`.keys`.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import time
 
 from ..errors import ConfigError
 
@@ -71,10 +76,16 @@ class KeyCheck:
 
     Args:
         master_key: the key, or None to let every request through (development only).
+        previous_key: the master key being rotated out, accepted too until ``previous_until``
+            (a UNIX time; None: for as long as it is configured).
+        previous_until: when ``previous_key`` stops being accepted.
     """
 
-    def __init__(self, master_key: str | None) -> None:
+    def __init__(self, master_key: str | None, previous_key: str | None = None,
+                 previous_until: float | None = None) -> None:  # fmt: skip
         self._key = master_key.encode() if master_key else None
+        self._previous = previous_key.encode() if previous_key and master_key else None
+        self._until = previous_until
 
     @property
     def enabled(self) -> bool:
@@ -82,12 +93,17 @@ class KeyCheck:
         return self._key is not None
 
     def allows(self, presented: bytes | None) -> bool:
-        """True when authentication is off or ``presented`` equals the master key."""
+        """True when authentication is off or ``presented`` equals the master key (or, during the
+        rotation's overlap, the previous one)."""
         if self._key is None:
             return True
         if presented is None:
             return False
-        return hmac.compare_digest(presented, self._key)
+        if hmac.compare_digest(presented, self._key):
+            return True
+        if self._previous is not None and (self._until is None or time.time() < self._until):
+            return hmac.compare_digest(presented, self._previous)
+        return False
 
     def __repr__(self) -> str:
-        return f"KeyCheck(enabled={self.enabled})"
+        return f"KeyCheck(enabled={self.enabled}, rotating={self._previous is not None})"

@@ -228,8 +228,16 @@ class GeneralSettings(_Section):
     """``GET /metrics`` in Prometheus format: None (default) on when ``prometheus-client`` is installed."""
     public_metrics: bool = False
     """Serve ``/metrics`` without the master key (for a scraper on a private network)."""
+    previous_master_key: SecretStr | None = None
+    """The master key being rotated out: accepted beside ``master_key`` until
+    ``previous_master_key_expires`` (docs/keys.md)."""
+    previous_master_key_expires: datetime.datetime | None = None
+    """When ``previous_master_key`` stops being accepted (ISO 8601; UTC when no offset is given)."""
+    user_api_key_cache_ttl: float = Field(default=5.0, ge=0)
+    """Seconds a virtual key's row is kept in each instance's memory: the longest a key deleted
+    or changed through another instance is still honoured here (docs/keys.md)."""
 
-    _secrets = field_validator("master_key", "database_url")(_one_line)
+    _secrets = field_validator("master_key", "database_url", "previous_master_key")(_one_line)
 
     @property
     def max_request_bytes(self) -> int:
