@@ -14,6 +14,10 @@ other endpoint):
   calls in flight, the upstream's latest ``x-ratelimit-remaining-*``, priority tier, mode;
   and the plugins, loaded or not, with versions.
 * ``GET /ui/api/traffic?minutes=5``: requests/s, p50/p99 latency, error rate per model group.
+* ``GET /ui/api/keys``: virtual keys (masked) and teams with their budgets used; ``POST
+  /ui/api/keys`` (the fields of ``POST /key/generate``: the answer holds the new key, shown
+  once), ``POST /ui/api/keys/delete`` (``{"keys": [token]}``), ``POST /ui/api/teams`` (the
+  fields of ``POST /team/new``).
 
 A change made with the session cookie (``POST``) must carry the session's CSRF token in
 ``X-CSRF-Token`` and, when the browser says where it comes from (``Origin``,
@@ -151,8 +155,13 @@ class Dashboard:
             "GET /ui/api/deployments": self._deployments,
             "GET /ui/api/traffic": self._traffic,
         }
+        api["GET /ui/api/keys"] = self._keys
         for route, handler in api.items():
             out[route] = self._guarded(handler)
+        vk = self.app.virtual_keys  # the admin API's own handlers, behind the dashboard's access check
+        out["POST /ui/api/keys"] = self._delegate(vk._key_generate)
+        out["POST /ui/api/keys/delete"] = self._delegate(vk._key_delete)
+        out["POST /ui/api/teams"] = self._delegate(vk._team_new)
         out["POST /ui/api/login"] = self._login
         out["GET /ui/api/session"] = self._session_info
         return out
@@ -288,6 +297,31 @@ class Dashboard:
                 await self._json(ctx, send, 200, answer)
 
         return guarded
+
+    def _delegate(self, handler: Handler) -> Handler:
+        """An admin API handler (``/key/generate`` ...) behind the dashboard's access check,
+        its answer sent with the dashboard's headers (``no-store``: a new key is never cached)."""
+        from ..keys import Refusal
+
+        async def delegated(ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                scope["modelyard.ui_session"] = self._check(ctx, scope)
+            except _Refused as exc:
+                await self._refuse(ctx, send, exc)
+                return
+
+            async def send_with_headers(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message["headers"], (b"cache-control", b"no-store"), *_SECURITY]}
+                await send(message)
+
+            try:
+                await handler(ctx, scope, receive, send_with_headers)
+            except Refusal as exc:
+                ctx.error = exc.code
+                await self._json(ctx, send, exc.status, exc.body, exc.headers)
+
+        return delegated
 
     async def _read_json(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         headers = _headers(scope)
@@ -446,6 +480,19 @@ class Dashboard:
             "latency_ms": round(snap.latency * 1000, 1) if snap and snap.latency is not None else None,
             "quota": quota_out, "last_minute": {"requests": recent[0], "errors": recent[1]},
         }  # fmt: skip
+
+    async def _keys(self, ctx: Any, scope: Scope, receive: Receive) -> Any:
+        """``GET /ui/api/keys``: every virtual key (masked, never the key) and team, with budgets used."""
+        from ..keys import key_info, team_info
+
+        if not self.app.keys.enabled:
+            return {"available": False, "keys": [], "teams": [],
+                    "reason": "Virtual keys need a master key: set general_settings.master_key."}  # fmt: skip
+        vk = self.app.virtual_keys
+        keys, total = await vk._db("list_keys", offset=0, limit=1000)
+        teams = await vk._db("list_teams")
+        return {"available": True, "reason": None, "total_keys": total,
+                "keys": [key_info(k) for k in keys], "teams": [team_info(t) for t in teams]}  # fmt: skip
 
     async def _traffic(self, ctx: Any, scope: Scope, receive: Receive) -> Any:
         """``GET /ui/api/traffic?minutes=5``: per model group, the last minutes in 5-second points."""

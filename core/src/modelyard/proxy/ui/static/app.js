@@ -40,7 +40,6 @@
     num: (v, d = 0) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d })),
     usd: (v) => (v === null || v === undefined ? "–" : "$" + Number(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: v < 1 ? 6 : 2 })),
     pct: (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"),
-    date: (ts) => (ts ? new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " ") : "never"),
   };
 
   // ------------------------------------------------------------------ session
@@ -227,7 +226,7 @@
     $("keys").querySelector("tbody").replaceChildren(...data.keys.map((k) => el("tr", { "data-key-alias": k.key_alias || "" },
       el("td", { text: k.key_alias || "–" }), el("td", {}, el("code", { text: k.key_name })), el("td", { text: k.team_id || "–" }),
       el("td", { text: k.models && k.models.length ? k.models.join(", ") : "all" }), el("td", {}, used(k)),
-      el("td", { text: k.expires ? fmt.date(k.expires) : "never" }),
+      el("td", { text: k.expires ? k.expires.slice(0, 16).replace("T", " ") : "never" }),
       el("td", {}, el("button", { type: "button", class: "danger", text: "Revoke", onclick: () => revoke(k) })))));
     $("teams").querySelector("tbody").replaceChildren(...data.teams.map((t) => el("tr", {},
       el("td", { text: t.team_alias || "–" }), el("td", {}, el("code", { text: t.team_id })),
@@ -258,7 +257,7 @@
 
   async function revoke(k) {
     if (!window.confirm(`Revoke the key ${k.key_alias || k.key_name}? Requests with it are refused from now on.`)) return;
-    try { await api("POST", "/ui/api/keys/revoke", { token: k.token }); } catch (err) { if (!(err instanceof SignedOut)) $("key-error").textContent = err.message; }
+    try { await api("POST", "/ui/api/keys/delete", { keys: [k.token] }); } catch (err) { if (!(err instanceof SignedOut)) $("key-error").textContent = err.message; }
     await loadKeys();
   }
 
