@@ -104,9 +104,11 @@
     try { await views[name](); } catch (err) { if (!(err instanceof SignedOut)) console.warn(name + ": " + err.message); }
   }
 
-  function meter(fraction, label) {
+  // A bar of what is left (quota: full is good) or of what is used (budget: empty is good).
+  function meter(fraction, label, used) {
     if (fraction === null || fraction === undefined) return el("span", { class: "quota", text: label });
-    return el("span", { class: "quota" }, el("meter", { min: 0, max: 1, low: 0.1, high: 0.3, optimum: 1, value: fraction, title: label }), " " + label);
+    const scale = used ? { low: 0.7, high: 0.9, optimum: 0 } : { low: 0.1, high: 0.3, optimum: 1 };
+    return el("span", { class: "quota" }, el("meter", { min: 0, max: 1, ...scale, value: fraction, title: label }), " " + label);
   }
 
   function table(node, head, rows) {
@@ -222,9 +224,10 @@
     const chosen = teamSelect.value;
     teamSelect.replaceChildren(el("option", { value: "", text: "(none)" }), ...data.teams.map((t) => el("option", { value: t.team_id, text: t.team_alias || t.team_id })));
     teamSelect.value = chosen;
-    const used = (r) => (r.max_budget === null ? fmt.usd(r.spend) + " (no budget)" : meter(r.max_budget ? Math.min(1, r.spend / r.max_budget) : 1, `${fmt.usd(r.spend)} of ${fmt.usd(r.max_budget)}`));
+    const used = (r) => (r.max_budget === null ? fmt.usd(r.spend) + " (no budget)" : meter(r.max_budget ? Math.min(1, r.spend / r.max_budget) : 1, `${fmt.usd(r.spend)} of ${fmt.usd(r.max_budget)}`, true));
+    const teamName = Object.fromEntries(data.teams.map((t) => [t.team_id, t.team_alias || t.team_id]));
     $("keys").querySelector("tbody").replaceChildren(...data.keys.map((k) => el("tr", { "data-key-alias": k.key_alias || "" },
-      el("td", { text: k.key_alias || "–" }), el("td", {}, el("code", { text: k.key_name })), el("td", { text: k.team_id || "–" }),
+      el("td", { text: k.key_alias || "–" }), el("td", {}, el("code", { text: k.key_name })), el("td", { text: k.team_id ? teamName[k.team_id] || k.team_id : "–" }),
       el("td", { text: k.models && k.models.length ? k.models.join(", ") : "all" }), el("td", {}, used(k)),
       el("td", { text: k.expires ? k.expires.slice(0, 16).replace("T", " ") : "never" }),
       el("td", {}, el("button", { type: "button", class: "danger", text: "Revoke", onclick: () => revoke(k) })))));
