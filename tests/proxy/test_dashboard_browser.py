@@ -198,7 +198,7 @@ async def test_traffic_shows_requests_latency_and_errors(ui: Watched, dashboard:
     )  # fmt: skip
     await page.wait_for_function("() => document.querySelectorAll('#chart-rps canvas').length === 1")
     cells = await row.locator("td").all_inner_texts()
-    assert int(cells[1]) >= 6 and cells[5] != "–" and float(cells[5].rstrip("%")) > 0  # two of its calls failed
+    assert int(cells[1]) >= 6 and float(cells[5].rstrip("%")) > 0  # two of its calls failed
     assert await page.locator("#chart-p99 canvas").count() == 1 and await page.locator("#chart-errors canvas").count() == 1
     await page.wait_for_timeout(300)
     await shot(page, "traffic", tmp_path)
