@@ -311,3 +311,15 @@ def test_the_docs_show_every_view() -> None:
                               "img/dashboard-traffic.png"]  # fmt: skip
     for image in images:
         assert (Path(__file__).parents[2] / "docs" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_disable_admin_ui_turns_it_off(api_base: str, emulator: Emulator, tmp_path: Path) -> None:
+    config = pool_config(api_base, tmp_path, "gpt-4o")
+    config["general_settings"] = {"disable_admin_ui": True}
+    with running_proxy(config) as proxy:
+        auth = {"authorization": f"Bearer {MASTER_KEY}"}
+        for path in ("/ui", "/ui/api/deployments", "/ui/static/app.js"):
+            assert httpx.get(f"{proxy.url}{path}", headers=auth).status_code == 404
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
+        assert client.chat.completions.create(model="pool", messages=HELLO).choices
+        assert proxy.app.ui is None

@@ -216,11 +216,13 @@ class ProxyApp:
         self.fine_tuning = FineTuningEndpoints(self)
         self._routes.update(self.fine_tuning.routes())
         self._routes.update(self.virtual_keys.routes())
-        from .ui import Dashboard
+        self.ui: Any = None
+        if not config.general_settings.disable_admin_ui:
+            from .ui import Dashboard
 
-        self.ui = Dashboard(self, master_key)  # /ui: each of its routes checks its own access
-        self._routes.update(self.ui.routes())
-        self._public |= self.ui.paths()
+            self.ui = Dashboard(self, master_key)  # /ui: each of its routes checks its own access
+            self._routes.update(self.ui.routes())
+            self._public |= self.ui.paths()
 
     def _metrics(self) -> Any:
         """The Prometheus metrics (``general_settings.metrics``), or None when off."""
@@ -320,7 +322,8 @@ class ProxyApp:
             if getattr(current, "_async_backend", "httpx") != "aiohttp":
                 self._installed_transport = transport.Transport(async_backend="aiohttp")
                 self._previous_transport = transport.set_transport(self._installed_transport)
-        self.ui.startup()
+        if self.ui is not None:
+            self.ui.startup()
         for handler in access_log.handlers:
             run_flusher = getattr(handler, "run_flusher", None)
             if run_flusher is not None:
@@ -337,7 +340,8 @@ class ProxyApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._flushers.clear()
-        await self.ui.shutdown()
+        if self.ui is not None:
+            await self.ui.shutdown()
         if self.router is not None:
             self.router.close()  # a Redis connection made outside the loop (state read by a test, a health check)
             await self.router.aclose()
@@ -513,7 +517,7 @@ class ProxyApp:
 
     def _log(self, ctx: _Ctx) -> None:
         seconds = time.perf_counter() - ctx.started
-        if ctx.model is not None:  # the dashboard's traffic figures: one append, folded off the request path
+        if ctx.model is not None and self.ui is not None:  # the dashboard's traffic: one append, folded later
             self.ui.traffic.record((time.time(), ctx.model, ctx.deployment, ctx.status, seconds))
         if self.metrics is not None:
             try:
