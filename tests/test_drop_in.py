@@ -417,17 +417,6 @@ def test_import_modelyard_stays_light() -> None:
     assert out.strip() == "[]"
 
 
-def test_the_module_settings_example_in_docs_runs(settings: Any, api_base: str, emulator: Emulator) -> None:
-    import re
-
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "sdk.md").read_text()
-    section = doc.split("## Module settings", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    exec(compile(code.group(1), "docs/sdk.md", "exec"), {"KEY": KEY, "API_BASE": api_base})
-    assert emulator.requests[-1].query["api-version"] == "2024-10-21"
-
-
 def test_module_settings_are_read_safely_while_another_thread_changes_them(
     settings: Any, api_base: str, emulator: Emulator
 ) -> None:

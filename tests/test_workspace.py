@@ -24,7 +24,8 @@ def test_the_root_holds_only_the_layout() -> None:
         pytest.skip("not a git checkout")
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     top = {line.split("/", 1)[0] for line in files.splitlines()}
-    allowed = {"pyproject.toml", "uv.lock", "README.md", "dev", "core", "plugins", "tests", "docs", "bench", ".ci"}
+    # mkdocs.yml: the documentation site's config, where MkDocs looks for it (`mkdocs serve`).
+    allowed = {"pyproject.toml", "uv.lock", "README.md", "dev", "mkdocs.yml", "core", "plugins", "tests", "docs", "bench", ".ci"}
     assert sorted(name for name in top if name not in allowed and not name.startswith(".")) == []
 
 
@@ -43,6 +44,7 @@ def _uv_calls(tmp_path: Path, command: str) -> list[tuple[list[str], str]]:
         _script(work / ".venv" / "bin" / tool, "exit 0")
     # The scripts ./dev runs with the workspace's python, one line per run.
     _script(work / ".venv" / "bin" / "python", f'echo "$*" >> {shlex.quote(str(tmp_path / f"{command}.python.log"))}')
+    _script(work / ".venv" / "bin" / "mkdocs", f'echo "$*" >> {shlex.quote(str(tmp_path / f"{command}.mkdocs.log"))}')
     for tool in ("pg_ctl", "redis-server"):  # so ./dev test installs nothing
         _script(fake_bin / tool, "exit 0")
     # One line per call: the project environment it targets, a tab, the arguments.
@@ -89,3 +91,17 @@ def test_dev_test_checks_the_release_and_the_wheels(tmp_path: Path) -> None:
     """CI runs ./dev test (.ci/run): it must run ./dev release --check and the wheel check."""
     _uv_calls(tmp_path, "test")
     assert (tmp_path / "test.python.log").read_text().splitlines() == [".ci/release.py --check", ".ci/wheels.py"]
+
+
+def test_dev_test_builds_the_docs_site_strictly(tmp_path: Path) -> None:
+    """CI runs ./dev test: the site's build must run there, strict (a broken link fails it)."""
+    calls = _uv_calls(tmp_path, "test")
+    (sync,) = [args for args, _ in calls if args[0] == "sync"]
+    assert "mkdocs-material" in _installed(sync)
+    (build,) = (tmp_path / "test.mkdocs.log").read_text().splitlines()
+    assert build.split()[:2] == ["build", "--strict"]
+
+
+def test_dev_docs_serves_the_site(tmp_path: Path) -> None:
+    _uv_calls(tmp_path, "docs")
+    assert (tmp_path / "docs.mkdocs.log").read_text().split() == ["serve"]
