@@ -323,3 +323,17 @@ def test_disable_admin_ui_turns_it_off(api_base: str, emulator: Emulator, tmp_pa
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
         assert client.chat.completions.create(model="pool", messages=HELLO).choices
         assert proxy.app.ui is None
+
+
+async def test_the_first_requests_to_the_key_store_at_once_all_succeed(api_base: str, emulator: Emulator, tmp_path: Path) -> None:
+    # The keys view lists keys while the operator already creates a team: both open the store.
+    import asyncio
+
+    with running_proxy(pool_config(api_base, tmp_path, "gpt-4o")) as proxy:
+        auth = {"authorization": f"Bearer {MASTER_KEY}"}
+        async with httpx.AsyncClient(base_url=proxy.url, headers=auth) as client:
+            answers = await asyncio.gather(
+                *(client.get("/ui/api/keys") for _ in range(4)),
+                *(client.post("/ui/api/teams", json={"team_alias": f"t{i}"}) for i in range(4)),
+            )
+    assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers if r.status_code != 200]
