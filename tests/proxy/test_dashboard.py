@@ -307,8 +307,8 @@ def test_traffic_through_redis_sums_every_instance(api_base: str, emulator: Emul
 def test_the_docs_show_every_view() -> None:
     page = (Path(__file__).parents[2] / "docs/dashboard.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\((img/dashboard-[a-z]+\.png)\)", page)
-    assert sorted(images) == ["img/dashboard-deployments.png", "img/dashboard-keys.png", "img/dashboard-spend.png",
-                              "img/dashboard-traffic.png"]  # fmt: skip
+    assert sorted(images) == ["img/dashboard-deployments.png", "img/dashboard-keys.png", "img/dashboard-signin.png",
+                              "img/dashboard-spend.png", "img/dashboard-traffic.png"]  # fmt: skip
     for image in images:
         assert (Path(__file__).parents[2] / "docs" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

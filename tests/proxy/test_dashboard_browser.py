@@ -27,6 +27,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
+# Read at import: the tests themselves run in a clean environment (modelyard_clean_env).
+TO_DOCS = os.environ.get("MODELYARD_DOCS_SCREENSHOTS") == "1"
 PRICES = {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05}
 HELLO = [{"role": "user", "content": "Hello there"}]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -118,7 +120,7 @@ class Watched:
 
 async def shot(page: Any, name: str, tmp_path: Path) -> None:
     await page.screenshot(path=str(tmp_path / f"dashboard-{name}.png"), full_page=True)
-    if os.environ.get("MODELYARD_DOCS_SCREENSHOTS") == "1":
+    if TO_DOCS:
         DOCS_IMG.mkdir(exist_ok=True)
         await page.screenshot(path=str(DOCS_IMG / f"dashboard-{name}.png"), full_page=True)
 
