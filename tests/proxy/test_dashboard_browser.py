@@ -152,6 +152,7 @@ async def test_sign_in_then_both_deployments_and_a_429_cooling_one_down(
     watched = Watched(page, dashboard)
     await page.goto(f"{dashboard.url}/ui")
     await page.wait_for_selector("#signin-form")
+    assert not await page.locator("#nav").is_visible() and not await page.locator("#view-deployments").is_visible()
     await page.fill("#signin-key", "sk-wrong-key-wrong-key-wrong")
     await shot(page, "signin", tmp_path)
     with client(dashboard) as c:
