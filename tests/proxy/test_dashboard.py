@@ -337,3 +337,17 @@ async def test_the_first_requests_to_the_key_store_at_once_all_succeed(api_base:
                 *(client.post("/ui/api/teams", json={"team_alias": f"t{i}"}) for i in range(4)),
             )
     assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers if r.status_code != 200]
+
+
+def test_without_a_master_key_in_development_sign_in_still_gives_a_session(api_base: str, emulator: Emulator, tmp_path: Path) -> None:
+    # --dev without a key: the proxy authenticates nothing, but the page still works through a
+    # session, so another site's page cannot make the browser change anything (no CSRF token).
+    config = pool_config(api_base, tmp_path, "gpt-4o")
+    with running_proxy(config, master_key=None, dev=True) as proxy, httpx.Client(base_url=proxy.url) as client:
+        assert client.get("/ui/api/session").json() == {"signed_in": False, "auth": False}
+        assert client.get("/ui/api/deployments").status_code == 401
+        r = client.post("/ui/api/login", json={"key": ""})
+        assert r.status_code == 200
+        assert client.get("/ui/api/deployments").status_code == 200
+        assert client.post("/ui/api/teams", json={"team_alias": "x"}).status_code == 403
+        assert client.get("/ui/api/keys").json()["available"] is False
