@@ -7,6 +7,7 @@
     ./dev bench --observability      # also modelyard with metrics off and with tracing on
     ./dev bench --virtual-key plain  # also modelyard called with a virtual key (no budget) ...
     ./dev bench --virtual-key budget # ... or with one that has a budget (reserved and settled per call)
+    ./dev bench --spend              # also modelyard with spend tracking off (the CPU it adds)
 
 What it does:
 
@@ -138,6 +139,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def write_config(upstream: str, master_key: str, extra: str = "", name: str = "config.yaml") -> Path:
+    """The bench's config.yaml; ``extra`` goes under ``general_settings``. Spend tracking is on
+    (the default), its rows in a SQLite file of this run, never the user's store."""
     path = Path(tempfile.mkdtemp(prefix="modelyard-bench-")) / name
     path.write_text(f"""model_list:
   - model_name: gpt-4o
@@ -154,6 +157,8 @@ def write_config(upstream: str, master_key: str, extra: str = "", name: str = "c
       api_version: "2024-10-21"
     model_info:
       mode: embedding
+modelyard_settings:
+  store_path: {path.parent / "spend.db"}
 general_settings:
   master_key: {master_key}
 {extra}""")
@@ -178,7 +183,7 @@ def make_virtual_key(base: str, master_key: str, budget: bool) -> str:
 
 
 def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False,
-                  virtual_key: str | None = None) -> dict[str, Any]:  # fmt: skip
+                  virtual_key: str | None = None, spend: bool = False) -> dict[str, Any]:  # fmt: skip
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key)
     direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -199,6 +204,10 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
         store = Path(tempfile.mkdtemp(prefix="modelyard-bench-store-")) / "store.db"
         vk = write_config(upstream, master_key, f"modelyard_settings:\n  store_path: {store}\n")
         servers["+vkey"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(vk)]
+    if spend:
+        # The default above records a spend row per request (SQLite); this one records none.
+        off = write_config(upstream, master_key, "  disable_spend_logs: true\n")
+        servers["no-spend"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(off)]
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
@@ -234,7 +243,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
 
 
 def print_proxies(results: dict[str, Any]) -> None:
-    names = [n for n in ("modelyard", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
+    names = [n for n in ("modelyard", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
     print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
@@ -262,6 +271,14 @@ def print_proxies(results: dict[str, Any]) -> None:
         m, v = results["modelyard"], results["+vkey"]
         added = "  ".join(f"c={c}: {v[c]['cpu_us_per_req'] / max(m[c]['cpu_us_per_req'], 1e-9) - 1:+.1%}" for c in LEVELS)
         print(f"CPU per request a virtual key adds over the master key: {added}")
+    if "no-spend" in results:
+        on, off = results["modelyard"], results["no-spend"]
+        added = "  ".join(
+            f"c={c}: {on[c]['cpu_us_per_req'] - off[c]['cpu_us_per_req']:+.0f} us "
+            f"({(on[c]['cpu_us_per_req'] / max(off[c]['cpu_us_per_req'], 1e-9) - 1) * 100:+.1f}%)"
+            for c in (*LEVELS, "embeddings")
+        )
+        print(f"CPU per request spend tracking adds (modelyard minus no-spend): {added}")
     if "litellm" in results:
         m, lt = results["modelyard"], results["litellm"]
         ratios = "  ".join(f"c={c}: {m[c]['req_per_s'] / max(lt[c]['req_per_s'], 1e-9):.1f}x" for c in LEVELS)
@@ -311,6 +328,7 @@ def main() -> None:
     parser.add_argument("--observability", action="store_true", help="also modelyard with metrics off and with tracing on")
     parser.add_argument("--virtual-key", choices=("plain", "budget"),
                         help="also modelyard called with a virtual key (plain: no budget; budget: with one)")  # fmt: skip
+    parser.add_argument("--spend", action="store_true", help="also modelyard with spend tracking off (the CPU it adds)")
     args = parser.parse_args()
     with_litellm = not args.skip_litellm
     if with_litellm:
@@ -325,7 +343,8 @@ def main() -> None:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
         report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
         if args.only in (None, "proxy"):
-            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key)
+            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key,
+                                            args.spend)  # fmt: skip
             print_proxies(report["proxy"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)

@@ -53,7 +53,7 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
-from .pricing import Units, price_overrides
+from .pricing import price_overrides
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     AzureHeaders,
@@ -131,12 +131,15 @@ class _Call:
     base_model: str | None = None
     price_overrides: dict[str, Any] | None = None
 
-    def cost(self, usage: Any, reported_model: str | None) -> float | None:
+    priced: dict[str, Any] | None = None
+    """An operation's validated parameters, for the units its price needs (size, quality, input)."""
+
+    def cost(self, usage: Any, reported_model: str | None, result: Any = None) -> float | None:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
-        from .pricing import cost, usage_dict
+        from .pricing import cost, units_of
 
         return cost(
-            Units(usage=usage_dict(usage)),
+            units_of(self.route.operation, usage, self.priced, result),
             overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
             deployment=self.route.deployment, provider=self.route.provider,
         )  # fmt: skip
@@ -326,6 +329,7 @@ def _prepare_operation(op: Operation, model: str, kwargs: dict[str, Any]) -> _Ca
         _close(owned)
         raise
     call.owned = owned
+    call.priced = params
     return call
 
 
@@ -463,7 +467,7 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
         if private is not None:
             private["_response_headers"] = response.headers
     usage = getattr(result, "usage", None)
-    cost = call.cost(usage, getattr(result, "model", None))
+    cost = call.cost(usage, getattr(result, "model", None), result)
     if isinstance(result, BaseModel) and "_hidden_params" in type(result).__private_attributes__:
         private = result.__pydantic_private__
         if private is not None:
@@ -933,7 +937,7 @@ def _streamed(call: _Call) -> _Call:
 
 def _binary(call: _Call, response: httpx.Response) -> BinaryResponse:
     """An open binary answer; the observers run once its body has been read."""
-    return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code))
+    return BinaryResponse(response, on_done=lambda: _observe(call, status=response.status_code, cost=call.cost(None, None)))
 
 
 def _doc(op: Operation, twin: bool) -> str:

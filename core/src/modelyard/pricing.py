@@ -42,6 +42,7 @@ __all__ = [
     "register_model",
     "reset_prices",
     "resolve",
+    "units_of",
     "usage_dict",
 ]
 
@@ -409,6 +410,41 @@ def usage_dict(usage: Any) -> dict[str, Any] | None:
     if not isinstance(fields, dict):
         return None
     return {k: (v.__dict__ if hasattr(v, "__pydantic_fields__") else v) for k, v in fields.items()}
+
+
+_IMAGE_OPERATIONS = frozenset({"image_generation", "image_edit"})
+_AUDIO_IN_OPERATIONS = frozenset({"transcriptions", "translations"})
+
+
+def units_of(operation: str, usage: Any, params: Mapping[str, Any] | None = None, result: Any = None) -> Units:
+    """What one call of ``operation`` used, from its usage, request parameters and result.
+
+    Chat, completions, embeddings: the usage's tokens. Images: tokens when reported (gpt-image-1),
+    else one per image returned (``n`` when the result has none) at the request's ``size`` and
+    ``quality``. Speech: the characters of ``input``. Transcriptions and translations: seconds,
+    from the result's ``duration`` (``verbose_json``) or a ``{"type": "duration", "seconds": ...}``
+    usage; tokens when the usage counts them (gpt-4o-transcribe).
+    """
+    used = usage_dict(usage)
+    params = params or {}
+    if operation in _IMAGE_OPERATIONS:
+        data = getattr(result, "data", None)
+        n = len(data) if isinstance(data, list) and data else params.get("n") or 1
+        return Units(usage=used, images=int(n), size=params.get("size"), quality=params.get("quality"))
+    if operation == "speech":
+        text = params.get("input")
+        return Units(characters=len(text) if isinstance(text, str) else None)
+    if operation in _AUDIO_IN_OPERATIONS:
+        seconds = _seconds(getattr(result, "duration", None))
+        if used is not None and used.get("type") == "duration":
+            seconds = _seconds(used.get("seconds")) if seconds is None else seconds
+            used = None
+        return Units(usage=used if _has_tokens(used) else None, seconds=seconds)
+    return Units(usage=used)
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _details(usage: Mapping[str, Any], *names: str) -> Mapping[str, Any]:

@@ -130,8 +130,8 @@ def _dumps(obj: Any) -> bytes:
 class _Ctx:
     """Per-request state for the access log."""
 
-    __slots__ = ("admission", "deployment", "error", "method", "model", "path", "principal", "request_id", "scope",
-                 "started", "status", "stream")  # fmt: skip
+    __slots__ = ("admission", "deployment", "error", "method", "model", "operation", "path", "principal", "request_id",
+                 "scope", "started", "status", "stream")  # fmt: skip
 
     def __init__(self, method: str, path: str, request_id: str, scope: CallScope) -> None:
         self.scope = scope
@@ -147,6 +147,21 @@ class _Ctx:
         self.admission: Any = None
         self.principal: Any = None
         """The virtual key's :class:`~modelyard.proxy.keys.Principal`; None for the master key."""
+        self.operation: str | None = None
+
+    # Who called, for the spend rows: a virtual key's id (its hash), team and user; None for the
+    # master key.
+    @property
+    def key_id(self) -> str | None:
+        return None if self.principal is None else self.principal.token
+
+    @property
+    def team_id(self) -> str | None:
+        return None if self.principal is None else self.principal.team_id
+
+    @property
+    def user_id(self) -> str | None:
+        return None if self.principal is None else self.principal.user_id
 
 
 class ProxyApp:
@@ -216,6 +231,15 @@ class ProxyApp:
         self.fine_tuning = FineTuningEndpoints(self)
         self._routes.update(self.fine_tuning.routes())
         self._routes.update(self.virtual_keys.routes())
+        self.spend: Any = None  # the SpendRecorder (docs/spend.md), unless general_settings.disable_spend_logs
+        self.batch_spend: Any = None
+        if not config.general_settings.disable_spend_logs:
+            from .spend import BatchSpend, SpendEndpoints, make_recorder, open_store
+
+            self.store = self.store or open_store(config)
+            self.spend = make_recorder(config, self.store)
+            self.batch_spend = BatchSpend(self, self.store)
+            self._routes.update(SpendEndpoints(self, self.store).routes())
         self.ui: Any = None
         if not config.general_settings.disable_admin_ui:
             from .ui import Dashboard
@@ -322,6 +346,8 @@ class ProxyApp:
             if getattr(current, "_async_backend", "httpx") != "aiohttp":
                 self._installed_transport = transport.Transport(async_backend="aiohttp")
                 self._previous_transport = transport.set_transport(self._installed_transport)
+        if self.spend is not None:
+            self.spend.start()
         if self.ui is not None:
             self.ui.startup()
         for handler in access_log.handlers:
@@ -351,6 +377,8 @@ class ProxyApp:
         self._previous_globals.clear()
         await transport.get_transport().aclose()
         await self.virtual_keys.aclose()
+        if self.spend is not None:
+            await self.spend.aclose()  # every queued spend row is written before the exit
         if self.store is not None:
             self.store.close()
         if self._installed_transport is not None:
@@ -517,6 +545,14 @@ class ProxyApp:
 
     def _log(self, ctx: _Ctx) -> None:
         seconds = time.perf_counter() - ctx.started
+        if self.spend is not None and ctx.operation is not None:
+            from .spend import record_request
+
+            end = time.time()
+            try:
+                record_request(self.spend, ctx, end - seconds, end)
+            except Exception:  # spend tracking must not break a request
+                log.exception("recording the spend of request %s failed", ctx.request_id)
         if ctx.model is not None and self.ui is not None:  # the dashboard's traffic: one append, folded later
             self.ui.traffic.record((time.time(), ctx.model, ctx.deployment, ctx.status, seconds))
         if self.metrics is not None:
@@ -580,6 +616,7 @@ class ProxyApp:
         admission = ctx.admission
         if admission is not None:  # a virtual key: its models, then its budget reservation
             await self.virtual_keys.admit_call(admission, model, deployments, params, operation)
+        ctx.operation = operation
         # The Router writes the deployment of each try here (a client's own "metadata" is the
         # Router's too, as in LiteLLM: it is not sent upstream).
         assert self.router is not None  # there is a deployment, so there is a Router
@@ -620,9 +657,9 @@ class ProxyApp:
             raise _Reject(400, "'prompt' is required for /completions.", param="prompt", code="missing_required_parameter")
         result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "completions"))
         if stream:
-            await self._stream(ctx, receive, send, result)
+            await self._stream(ctx, receive, send, result, _spend_headers(ctx, None))
         else:
-            await self._send_json(ctx, send, 200, _wire(result))
+            await self._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
 
     async def _operation(self, op: Operation, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
         """Any operation of :data:`modelyard.operations.OPERATIONS` but chat (``/embeddings`` ...), from its row.
@@ -655,9 +692,9 @@ class ProxyApp:
         if op.answer == "binary":
             await self._send_binary(ctx, receive, send, result)
         elif params.get("response_format") in op.text_formats:
-            await self._send_text(ctx, send, str(result.text))
+            await self._send_text(ctx, send, str(result.text), _spend_headers(ctx, result))
         else:
-            await self._send_json(ctx, send, 200, _wire(result))
+            await self._send_json(ctx, send, 200, _wire(result), _spend_headers(ctx, result))
 
     async def _read_upload(self, op: Operation, scope: Scope, receive: Receive) -> tuple[Any, dict[str, Any]]:
         """A ``multipart`` row's upload as the request body its operation takes, and the form to close.
@@ -713,12 +750,12 @@ class ProxyApp:
             raise
         return form, body
 
-    async def _send_text(self, ctx: _Ctx, send: Send, text: str) -> None:
+    async def _send_text(self, ctx: _Ctx, send: Send, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         payload = text.encode()
         ctx.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", ctx.request_id.encode()),
+            (b"x-request-id", ctx.request_id.encode()), *(headers or ()),
         ]})  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
 

@@ -238,6 +238,13 @@ class GeneralSettings(_Section):
     user_api_key_cache_ttl: float = Field(default=5.0, ge=0)
     """Seconds a virtual key's row is kept in each instance's memory: the longest a key deleted
     or changed through another instance is still honoured here (docs/keys.md)."""
+    disable_spend_logs: bool = False
+    """LiteLLM's name: record no spend rows (costs still go in the response headers)."""
+    maximum_spend_logs_retention_period: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$")
+    """LiteLLM's name: delete spend rows older than this (``30d``, ``12h``, ``90m``, seconds
+    without a unit); None keeps them all."""
+    maximum_spend_logs_retention_interval: str = Field(default="1d", pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$")
+    """LiteLLM's name: how often old spend rows are looked for and deleted."""
 
     _secrets = field_validator("master_key", "database_url", "previous_master_key")(_one_line)
 
@@ -265,6 +272,10 @@ class ModelyardSettings(_Section):
     store_path: str | None = None
     """The SQLite file of the store when ``general_settings.database_url`` is not set (default:
     ``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db``)."""
+    spend_flush_interval: float = Field(default=1.0, gt=0)
+    """Seconds between writes of the queued spend rows (docs/spend.md)."""
+    spend_flush_rows: int = Field(default=500, gt=0)
+    """Write the queued spend rows as soon as this many wait."""
     prices: str | None = None
     """A price file or URL (LiteLLM's ``model_prices_and_context_window.json`` format) laid over
     the shipped prices at start-up, in place of ``MODELYARD_PRICES`` (docs/spend.md)."""

@@ -356,12 +356,8 @@ class FilesEndpoints:
 
     async def file_content(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /files/{id}/content``: the bytes, with the upstream's content type."""
-        import modelyard
 
-        file_id = scope["modelyard.id"]
-        content = await self.router.afile_content(file_id) if self.router is not None else None
-        if content is None:
-            content = await modelyard.afile_content(file_id, custom_llm_provider=self._passthrough(scope, "file", file_id))
+        content = await self._content(scope, scope["modelyard.id"])
         ctype = next((v for k, v in content.headers.items() if k.lower() == "content-type"), "application/octet-stream")
         payload = content.content
         ctx.status = 200
@@ -370,6 +366,17 @@ class FilesEndpoints:
             (b"x-request-id", ctx.request_id.encode()),
         ]})  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
+
+    async def _content(self, scope: Scope, file_id: str) -> Any:
+        import modelyard
+
+        content = await self.router.afile_content(file_id) if self.router is not None else None
+        if content is None:
+            content = await modelyard.afile_content(file_id, custom_llm_provider=self._passthrough(scope, "file", file_id))
+        return content
+
+    async def _output(self, scope: Scope, file_id: str) -> bytes:
+        return bytes((await self._content(scope, file_id)).content)
 
     # ------------------------------------------------------------------ batches
 
@@ -395,6 +402,8 @@ class FilesEndpoints:
                                                      completion_window=window, metadata=metadata)  # fmt: skip
             if placed is not None:
                 await self._json(ctx, send, placed)
+                if self.app.batch_spend is not None:  # who created it: its spend is theirs (docs/spend.md)
+                    await self.app.batch_spend.created(ctx, placed)
                 return
         provider = self._passthrough(scope, "file", file_id, body)
         extra = {k: v for k, v in body.items() if k not in _BATCH_FIELDS and k not in _BATCH_PROXY_FIELDS}
@@ -402,6 +411,8 @@ class FilesEndpoints:
                                                metadata=metadata, custom_llm_provider=provider,
                                                extra_body=extra or None)  # fmt: skip
         await self._json(ctx, send, result)
+        if self.app.batch_spend is not None:
+            await self.app.batch_spend.created(ctx, result)
 
     async def list_batches(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /batches[?after=&limit=]``: the placed batches when balancing, else the provider's."""
@@ -425,6 +436,8 @@ class FilesEndpoints:
         if found is None:
             found = await modelyard.aretrieve_batch(batch_id, custom_llm_provider=self._passthrough(scope, "batch", batch_id))
         await self._json(ctx, send, found)
+        if self.app.batch_spend is not None:  # after the answer: priced once, when first seen completed
+            await self.app.batch_spend.retrieved(ctx, found, lambda file_id: self._output(scope, file_id))
 
     async def cancel_batch(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /batches/{id}/cancel``."""

@@ -350,14 +350,12 @@ class VirtualKeys:
                 from ..store import Store
                 from ..store.keys import KeyStore
 
-                general = self.app.config.general_settings
-                url = (
-                    general.database_url.get_secret_value()
-                    if general.database_url is not None
-                    else None
-                )
-                self._owned = Store(url, path=self.app.config.modelyard_settings.store_path)
-                self._store = KeyStore(self._owned)
+                shared = self.app.store  # the proxy's store (spend records, files), when it has one open
+                if shared is None:
+                    general = self.app.config.general_settings
+                    url = general.database_url.get_secret_value() if general.database_url is not None else None
+                    shared = self._owned = Store(url, path=self.app.config.modelyard_settings.store_path)
+                self._store = KeyStore(shared)
         return self._store
 
     async def _db(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -379,7 +377,7 @@ class VirtualKeys:
         await self.limiter.aclose()
         if self._owned is not None:
             self._owned.close()
-            self._owned, self._store = None, None
+        self._owned, self._store = None, None
 
     def forget(self, *tokens: str) -> None:
         """Drop keys from this instance's cache (after an update or delete here)."""

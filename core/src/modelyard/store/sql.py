@@ -43,6 +43,18 @@ batches_table = sa.Table(
 )
 
 
+# The store's other tables live beside the code that uses them; every one of them is created
+# when a store is opened, whichever module opened it first.
+_TABLE_MODULES = ("fine_tuning", "keys", "spend")
+
+
+def _import_table_modules() -> None:
+    import importlib
+
+    for name in _TABLE_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 class FileRecord(BaseModel):
     """Where a file the proxy handed out really lives.
 
@@ -123,6 +135,7 @@ class Store:
         self.url = url.render_as_string(hide_password=True)
         try:
             self._engine = sa.create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
+            _import_table_modules()
             _metadata.create_all(self._engine)
         except (SQLAlchemyError, ImportError) as exc:
             detail = type(getattr(exc, "orig", None) or exc).__name__
@@ -130,6 +143,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for the tables of other modules: :mod:`.spend`)."""
+        return self._engine
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -189,8 +189,10 @@ def _unguard_network() -> None:
 
 
 @pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No ``AZURE_*`` / ``OPENAI_*`` / ``MODELYARD_*`` variable from the machine; plugins reloaded.
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No ``AZURE_*`` / ``OPENAI_*`` / ``MODELYARD_*`` variable from the machine; plugins reloaded;
+    ``XDG_DATA_HOME`` in the session's temporary directory, so a proxy's default store (its
+    spend rows) is never the user's.
 
     Autouse for every test with the ini option ``modelyard_clean_env = true``.
     """
@@ -201,6 +203,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(_CLEANED_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))
     reset_plugins()
     yield
     reset_plugins()

@@ -1,0 +1,450 @@
+"""Spend records: one row per proxy request (or finished batch), written in batches off the request path.
+
+:class:`SpendRecorder` takes rows on the request path (:meth:`SpendRecorder.record`, an append
+to a bounded in-memory queue, no I/O) and a background task writes them to the store's
+``modelyard_spend`` table: every ``flush_interval`` seconds, or sooner once ``flush_rows`` are
+waiting, one ``INSERT`` of many rows, in a worker thread so the event loop never waits on the
+database. :meth:`SpendRecorder.aclose` (the proxy's shutdown, SIGTERM included) writes what is
+left. Rows older than the retention period are deleted now and then.
+
+:class:`SpendLog` reads the table: a page of rows (``GET /spend/logs``) and totals grouped by
+model, deployment, key, team, user or day (``GET /spend/report``). See docs/spend.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .sql import Store, _metadata
+
+__all__ = ["GROUPS", "BatchOwners", "SpendLog", "SpendQuery", "SpendRecorder", "batch_owners_table", "spend_table", "usage_columns"]
+
+log = logging.getLogger("modelyard.spend")
+
+spend_table = sa.Table(
+    "modelyard_spend",
+    _metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False, index=True),
+    sa.Column("start_time", sa.Float, nullable=False, index=True),
+    sa.Column("end_time", sa.Float, nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("call_type", sa.String(64), nullable=False),
+    sa.Column("endpoint", sa.String(255), nullable=True),
+    sa.Column("model_group", sa.String(255), nullable=True, index=True),
+    sa.Column("model_id", sa.String(255), nullable=True),
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("batch_id", sa.String(128), nullable=True),
+    sa.Column("key_id", sa.String(128), nullable=True, index=True),
+    sa.Column("team_id", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.String(128), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error", sa.String(128), nullable=True),
+    sa.Column("stream", sa.Boolean, nullable=False, default=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("reasoning_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("audio_input_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("audio_output_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("spend", sa.Float, nullable=True),
+    sa.Column("usage", sa.Text, nullable=True),
+)
+"""The spend rows; ``spend`` is the cost in USD (None when no price was known), as LiteLLM's
+``LiteLLM_SpendLogs.spend``; ``model_id`` the deployment (``model_info.id``), ``usage`` the
+usage as the upstream reported it (JSON), ``day`` the UTC date of ``start_time`` (grouping)."""
+
+batch_owners_table = sa.Table(
+    "modelyard_batch_spend",
+    _metadata,
+    sa.Column("batch_id", sa.String(255), primary_key=True),
+    sa.Column("key_id", sa.String(128), nullable=True),
+    sa.Column("team_id", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("priced_at", sa.Float, nullable=True),
+)
+"""Who created each batch (the principal its spend is recorded against) and whether its
+output has been priced (set once, by the first instance to see it completed)."""
+
+_COLUMNS = frozenset(c.name for c in spend_table.columns) - {"id"}
+
+GROUPS: Mapping[str, str] = {
+    "model": "model_group",
+    "model_group": "model_group",
+    "deployment": "model_id",
+    "model_id": "model_id",
+    "api_key": "key_id",
+    "key": "key_id",
+    "team": "team_id",
+    "team_id": "team_id",
+    "user": "user_id",
+    "user_id": "user_id",
+    "day": "day",
+    "call_type": "call_type",
+}
+"""``group_by`` values of the report and the column each groups by."""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def usage_columns(usage: Mapping[str, Any] | None) -> dict[str, int]:
+    """The token columns of a usage dict (chat's ``prompt_tokens`` ... or ``input_tokens`` ...)."""
+    if not usage:
+        return {}
+    prompt = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
+    completion = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
+    inp = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    inp = inp if isinstance(inp, Mapping) else {}
+    out = out if isinstance(out, Mapping) else {}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": _int(usage.get("total_tokens")) or prompt + completion,
+        "cached_tokens": _int(inp.get("cached_tokens")),
+        "reasoning_tokens": _int(out.get("reasoning_tokens")),
+        "audio_input_tokens": _int(inp.get("audio_tokens")),
+        "audio_output_tokens": _int(out.get("audio_tokens")),
+    }
+
+
+def _day(ts: float) -> str:
+    return _day_of(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_of(days: int) -> str:
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")
+
+
+_INSERTED = tuple(c.name for c in spend_table.columns if c.name != "id")
+_NO_TOKENS = dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                            "reasoning_tokens", "audio_input_tokens", "audio_output_tokens"), 0)  # fmt: skip
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    """A queued row as the table takes it: its day, latency, token columns and usage JSON."""
+    usage = row["usage"]
+    start = row["start_time"]
+    return {
+        **row, **_NO_TOKENS, **usage_columns(usage), "day": _day(start),
+        "latency_ms": round((row["end_time"] - start) * 1000, 3),
+        "usage": json.dumps(usage, separators=(",", ":")) if usage else None,
+    }  # fmt: skip
+
+
+class SpendRecorder:
+    """Collects spend rows on the request path and writes them in batches off it.
+
+    Args:
+        store: the :class:`~modelyard.store.Store` to write to (its table is created if missing).
+        flush_interval: seconds between writes.
+        flush_rows: write as soon as this many rows wait.
+        max_queue: rows kept in memory while the database cannot be written; beyond it the
+            oldest are dropped (counted in :attr:`dropped`, logged).
+        retention_days: delete rows older than this (None: keep them all).
+        purge_interval: seconds between purges.
+    """
+
+    def __init__(self, store: Store, *, flush_interval: float = 1.0, flush_rows: int = 500,
+                 max_queue: int = 100_000, retention_days: float | None = None,
+                 purge_interval: float = 3600.0) -> None:  # fmt: skip
+        self.store = store
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
+        self.retention_days = retention_days
+        self.purge_interval = purge_interval
+        self.dropped = 0
+        self.written = 0
+        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_queue)
+        self._lock = threading.Lock()  # one writer at a time (the task, a final flush)
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_purge = 0.0
+        self._statement: tuple[str, tuple[str, ...] | None] | None = None
+        spend_table.create(store.engine, checkfirst=True)
+
+    def __repr__(self) -> str:
+        return f"SpendRecorder({self.store.url!r}, queued={len(self._queue)})"
+
+    # ------------------------------------------------------------------ request path
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        call_type: str,
+        status: int,
+        start_time: float,
+        end_time: float | None = None,
+        model_group: str | None = None,
+        model_id: str | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+        usage: Mapping[str, Any] | None = None,
+        spend: float | None = None,
+        stream: bool = False,
+        error: str | None = None,
+        batch_id: str | None = None,
+        key_id: str | None = None,
+        team_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Queue one row; never blocks, never raises for a full queue (the oldest row goes).
+
+        Args:
+            request_id: the proxy's ``x-request-id`` (a batch's id for a batch's usage).
+            call_type: the operation (``chat``, ``embeddings`` ..., ``batch``).
+            status: the HTTP status answered.
+            start_time, end_time: UNIX times (end defaults to now).
+            model_group: the model name the client asked for.
+            model_id: the deployment that served it (``model_info.id``).
+            model: the model the upstream reported.
+            endpoint: the path called.
+            usage: the usage reported (tokens by kind are split into columns).
+            spend: the cost in USD, None when no price is known.
+            key_id, team_id, user_id: the principal that called (a virtual key's hash, its
+                team and user); None for the master key.
+        """
+        # Only what the caller knows goes in now; the day, the token columns and the usage's JSON
+        # are worked out by the writer, off the request path (:func:`_finish`).
+        row: dict[str, Any] = {
+            "request_id": request_id, "start_time": start_time, "end_time": time.time() if end_time is None else end_time,
+            "call_type": call_type, "endpoint": endpoint, "model_group": model_group, "model_id": model_id,
+            "model": model, "batch_id": batch_id, "key_id": key_id, "team_id": team_id, "user_id": user_id,
+            "status": status, "error": error, "stream": stream, "spend": spend, "usage": usage,
+        }  # fmt: skip
+        queue = self._queue
+        if len(queue) == queue.maxlen:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("the spend queue is full (%d rows): %d rows dropped so far", queue.maxlen, self.dropped)
+        queue.append(row)
+        if len(queue) >= self.flush_rows and self._wake is not None:
+            self._wake.set()
+
+    # ------------------------------------------------------------------ off the request path
+
+    def start(self) -> None:
+        """Start the background writer on the running loop."""
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            await asyncio.to_thread(self.flush)
+
+    async def aclose(self) -> None:
+        """Stop the writer and write every queued row (the proxy's shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self.flush)
+
+    def flush(self) -> int:
+        """Write every queued row now (one INSERT per ``flush_rows``); purge when due.
+
+        Returns the rows written. On a database error the rows stay queued for the next try.
+        """
+        written = 0
+        with self._lock:
+            while self._queue:
+                rows = [self._queue.popleft() for _ in range(min(len(self._queue), self.flush_rows))]
+                try:
+                    with self.store.engine.begin() as conn:
+                        self._insert(conn, [_finish(row) for row in rows])
+                except sa.exc.SQLAlchemyError as exc:
+                    self._queue.extendleft(reversed(rows))
+                    log.warning("writing %d spend rows failed (%s); kept for the next try", len(rows), type(exc).__name__)
+                    break
+                written += len(rows)
+            self.written += written
+            if self.retention_days is not None and time.monotonic() - self._last_purge >= self.purge_interval:
+                self._last_purge = time.monotonic()
+                self.purge()
+        return written
+
+    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """One INSERT of ``rows`` through the driver's ``executemany``: the statement is compiled
+        once, and SQLAlchemy's per-row parameter processing (half the CPU of a write) is skipped;
+        the values are plain str / int / float / bool / None, which every driver takes as is."""
+        if self._statement is None:
+            compiled = spend_table.insert().values({n: sa.bindparam(n) for n in _INSERTED}).compile(dialect=conn.dialect)
+            positions = compiled.positiontup
+            self._statement = (str(compiled), tuple(positions) if positions else None)
+        sql, order = self._statement
+        params: Any = [tuple(r[n] for n in order) for r in rows] if order else rows
+        conn.exec_driver_sql(sql, params)
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete rows that started more than ``retention_days`` ago; returns how many."""
+        if self.retention_days is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention_days * 86400
+        try:
+            with self.store.engine.begin() as conn:
+                deleted = conn.execute(spend_table.delete().where(spend_table.c.start_time < cutoff)).rowcount
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("purging old spend rows failed (%s)", type(exc).__name__)
+            return 0
+        if deleted:
+            log.info("purged %d spend rows older than %g days", deleted, self.retention_days)
+        return int(deleted)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class SpendQuery:
+    """Filters of ``/spend/logs`` and ``/spend/report`` (all optional; times are UNIX seconds,
+    ``end_time`` exclusive)."""
+
+    start_time: float | None = None
+    end_time: float | None = None
+    model_group: str | None = None
+    model_id: str | None = None
+    request_id: str | None = None
+    key_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    batch_id: str | None = None
+    call_type: str | None = None
+
+    def where(self) -> list[Any]:
+        """The SQL conditions."""
+        c = spend_table.c
+        out: list[Any] = []
+        if self.start_time is not None:
+            out.append(c.start_time >= self.start_time)
+        if self.end_time is not None:
+            out.append(c.start_time < self.end_time)
+        for name in ("model_group", "model_id", "request_id", "key_id", "team_id", "user_id", "batch_id", "call_type"):
+            value = getattr(self, name)
+            if value is not None:
+                out.append(c[name] == value)
+        return out
+
+
+class SpendLog:
+    """Reads the spend rows of a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        spend_table.create(store.engine, checkfirst=True)
+
+    def logs(self, query: SpendQuery, *, page: int = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """One page of rows, newest first, and the number of rows matching."""
+        where = query.where()
+        select = sa.select(*(spend_table.c[n] for n in sorted(_COLUMNS))).where(*where)
+        select = select.order_by(spend_table.c.start_time.desc(), spend_table.c.id.desc())
+        select = select.limit(page_size).offset((page - 1) * page_size)
+        count = sa.select(sa.func.count()).select_from(spend_table).where(*where)
+        with self.store.engine.connect() as conn:
+            rows = [_row(r._mapping) for r in conn.execute(select)]
+            total = int(conn.execute(count).scalar_one())
+        return rows, total
+
+    def report(self, query: SpendQuery, group_by: Sequence[str]) -> list[dict[str, Any]]:
+        """Totals (spend, requests, tokens) per group, largest spend first."""
+        c = spend_table.c
+        keys = [c[GROUPS[g]].label(g) for g in group_by]
+        select = sa.select(
+            *keys,
+            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(c.spend), 0.0).label("spend"),
+            sa.func.count(c.spend).label("priced_requests"),
+            sa.func.coalesce(sa.func.sum(c.prompt_tokens), 0).label("prompt_tokens"),
+            sa.func.coalesce(sa.func.sum(c.completion_tokens), 0).label("completion_tokens"),
+            sa.func.coalesce(sa.func.sum(c.total_tokens), 0).label("total_tokens"),
+        ).where(*query.where())
+        if keys:
+            select = select.group_by(*(c[GROUPS[g]] for g in group_by))
+        with self.store.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select)]
+        for row in rows:
+            row["spend"] = float(row["spend"])
+            for name in ("requests", "priced_requests", "prompt_tokens", "completion_tokens", "total_tokens"):
+                row[name] = int(row[name])
+        rows.sort(key=lambda r: (-r["spend"], *(str(r[g]) for g in group_by)))
+        return rows
+
+
+def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    row = dict(mapping)
+    usage = row.get("usage")
+    row["usage"] = json.loads(usage) if usage else None
+    return row
+
+
+class BatchOwners:
+    """Who created each batch, and a claim so that a completed batch is priced exactly once
+    (across proxy instances sharing a database)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        batch_owners_table.create(store.engine, checkfirst=True)
+
+    def created(self, batch_id: str, *, key_id: str | None = None, team_id: str | None = None,
+                user_id: str | None = None) -> None:  # fmt: skip
+        """Remember the principal that created ``batch_id``."""
+        row = {"batch_id": batch_id, "key_id": key_id, "team_id": team_id, "user_id": user_id, "created_at": time.time()}
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(batch_owners_table.insert().values(**row))
+        except sa.exc.IntegrityError:
+            pass  # known already
+
+    def claim(self, batch_id: str) -> dict[str, Any] | None:
+        """Claim the pricing of a completed batch: its owner row, or None when it was priced already.
+
+        A batch created elsewhere (not through this proxy's store) is claimed with no owner.
+        """
+        t = batch_owners_table
+        now = time.time()
+        with self.store.engine.begin() as conn:
+            claimed = conn.execute(
+                t.update().where(t.c.batch_id == batch_id, t.c.priced_at.is_(None)).values(priced_at=now)
+            ).rowcount
+            if claimed:
+                row = conn.execute(sa.select(t).where(t.c.batch_id == batch_id)).first()
+                return dict(row._mapping) if row is not None else None
+            if conn.execute(sa.select(t.c.batch_id).where(t.c.batch_id == batch_id)).first() is not None:
+                return None  # priced already
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(t.insert().values(batch_id=batch_id, created_at=now, priced_at=now))
+        except sa.exc.IntegrityError:
+            return None  # another instance claimed it in between
+        return {"batch_id": batch_id, "key_id": None, "team_id": None, "user_id": None}
+
+    def release(self, batch_id: str) -> None:
+        """Undo a claim whose pricing failed, so the next retrieve tries again."""
+        t = batch_owners_table
+        with self.store.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.batch_id == batch_id).values(priced_at=None))

@@ -1,0 +1,161 @@
+"""The spend recorder (issue 14): rows queued on the request path, written in one INSERT per
+batch off it, kept across a database failure, purged after the retention period."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from modelyard.store import Store
+from modelyard.store.spend import SpendLog, SpendQuery, SpendRecorder, usage_columns
+
+USAGE = {"prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230,
+         "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 5},
+         "completion_tokens_details": {"reasoning_tokens": 12, "audio_tokens": 3}}  # fmt: skip
+
+
+def _record(recorder: SpendRecorder, i: int, **extra: Any) -> None:
+    fields: dict[str, Any] = {"request_id": f"r{i}", "call_type": "chat", "status": 200, "start_time": time.time(),
+                              "model_group": "gpt-4o", "model_id": "dep-a", "usage": USAGE, "spend": 0.001}  # fmt: skip
+    recorder.record(**{**fields, **extra})
+
+
+def _inserts(store: Store) -> list[str]:
+    """The INSERT statements sent to the database (one cursor call each)."""
+    seen: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MODELYARD_SPEND"):
+            seen.append(statement)
+
+    return seen
+
+
+def test_rows_wait_in_memory_and_are_written_in_one_insert_per_batch(tmp_path: Path) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store, flush_rows=40)
+        inserts = _inserts(store)
+        for i in range(100):
+            _record(recorder, i)
+        assert inserts == []  # recording does no I/O
+        assert recorder.flush() == 100
+        assert len(inserts) == 3  # 40 + 40 + 20 rows, one statement each
+        rows, total = SpendLog(store).logs(SpendQuery(request_id="r7"))
+    assert total == 1
+    assert {k: rows[0][k] for k in usage_columns(USAGE)} == {
+        "prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230, "cached_tokens": 1024,
+        "reasoning_tokens": 12, "audio_input_tokens": 5, "audio_output_tokens": 3,
+    }  # fmt: skip
+    assert rows[0]["usage"] == USAGE and rows[0]["spend"] == 0.001
+
+
+def test_the_background_task_flushes_on_rows_and_on_time_and_aclose_writes_the_rest(tmp_path: Path) -> None:
+    async def run(store: Store) -> tuple[int, int, int, int]:
+        recorder = SpendRecorder(store, flush_interval=3600, flush_rows=10)
+        recorder.start()
+        for i in range(9):
+            _record(recorder, i)
+        await asyncio.sleep(0.3)
+        below = recorder.written  # 9 rows wait for the (hour-long) interval
+        _record(recorder, 9)  # the 10th wakes the writer
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if recorder.written:
+                break
+        at_ten = recorder.written
+        for i in range(10, 15):
+            _record(recorder, i)
+        await recorder.aclose()
+        return below, at_ten, recorder.written, len(recorder._queue)
+
+    with Store(path=tmp_path / "s.db") as store:
+        assert asyncio.run(run(store)) == (0, 10, 15, 0)
+        assert SpendLog(store).logs(SpendQuery())[1] == 15
+
+
+def test_a_database_failure_keeps_the_rows_for_the_next_try(tmp_path: Path) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE modelyard_spend RENAME TO spend_away"))
+        for i in range(3):
+            _record(recorder, i)
+        assert recorder.flush() == 0 and len(recorder._queue) == 3
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE spend_away RENAME TO modelyard_spend"))
+        assert recorder.flush() == 3
+        assert [r["request_id"] for r in SpendLog(store).logs(SpendQuery())[0]] == ["r2", "r1", "r0"]
+
+
+def test_a_full_queue_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store, max_queue=5)
+        for i in range(8):
+            _record(recorder, i)
+        assert recorder.dropped == 3
+        recorder.flush()
+        assert sorted(r["request_id"] for r in SpendLog(store).logs(SpendQuery())[0]) == ["r3", "r4", "r5", "r6", "r7"]
+
+
+def test_retention_purges_rows_older_than_the_period(tmp_path: Path) -> None:
+    now = time.time()
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store, retention_days=7, purge_interval=0)
+        _record(recorder, 1, start_time=now - 8 * 86400)
+        _record(recorder, 2, start_time=now - 6 * 86400)
+        _record(recorder, 3, start_time=now)
+        recorder.flush()  # writes, then purges (due at once with purge_interval 0)
+        assert sorted(r["request_id"] for r in SpendLog(store).logs(SpendQuery())[0]) == ["r2", "r3"]
+
+
+def test_report_groups_and_filters(tmp_path: Path) -> None:
+    day = 86400.0
+    base = 1_765_000_000.0  # 2025-12-06T05:46:40Z
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store)
+        _record(recorder, 1, start_time=base, spend=0.5, key_id="k1")
+        _record(recorder, 2, start_time=base + 60, spend=0.25, key_id="k1", model_group="gpt-4o-mini")
+        _record(recorder, 3, start_time=base + day, spend=1.0, key_id="k2")
+        _record(recorder, 4, start_time=base + day, spend=None, key_id="k2")
+        recorder.flush()
+        log = SpendLog(store)
+        by_key = {r["api_key"]: (r["spend"], r["requests"], r["priced_requests"]) for r in log.report(SpendQuery(), ["api_key"])}
+        assert by_key == {"k1": (0.75, 2, 2), "k2": (1.0, 2, 1)}
+        by_day = [(r["day"], r["spend"]) for r in log.report(SpendQuery(), ["day"])]
+        assert by_day == [("2025-12-07", 1.0), ("2025-12-06", 0.75)]
+        first_day = log.report(SpendQuery(start_time=base, end_time=base + day), ["model"])
+        assert [(r["model"], r["spend"]) for r in first_day] == [("gpt-4o", 0.5), ("gpt-4o-mini", 0.25)]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_recorder_on_postgresql(postgres_url: str, n: int) -> None:
+    with Store(postgres_url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM modelyard_spend")) if sa.inspect(conn).has_table("modelyard_spend") else None
+        recorder = SpendRecorder(store)
+        for i in range(n):
+            _record(recorder, i, spend=0.1)
+        assert recorder.flush() == n
+        (total,) = SpendLog(store).report(SpendQuery(), [])
+        assert (total["requests"], total["spend"]) == (n, pytest.approx(0.1 * n))
+
+
+def test_batch_owner_and_a_claim_that_prices_a_batch_once(tmp_path: Path) -> None:
+    from modelyard.store.spend import BatchOwners
+
+    with Store(path=tmp_path / "s.db") as store:
+        owners = BatchOwners(store)
+        owners.created("batch_1", key_id="hash-1", team_id="team-a", user_id="ada")
+        claimed = owners.claim("batch_1")
+        assert claimed is not None and (claimed["key_id"], claimed["team_id"], claimed["user_id"]) == ("hash-1", "team-a", "ada")
+        assert owners.claim("batch_1") is None  # priced once
+        owners.release("batch_1")  # pricing failed: the next retrieve tries again
+        assert owners.claim("batch_1") is not None
+        unknown = owners.claim("batch_elsewhere")  # created outside this store: no owner, still once
+        assert unknown is not None and unknown["key_id"] is None
+        assert owners.claim("batch_elsewhere") is None
