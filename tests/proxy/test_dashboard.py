@@ -351,3 +351,29 @@ def test_without_a_master_key_in_development_sign_in_still_gives_a_session(api_b
         assert client.get("/ui/api/deployments").status_code == 200
         assert client.post("/ui/api/teams", json={"team_alias": "x"}).status_code == 403
         assert client.get("/ui/api/keys").json()["available"] is False
+
+
+def test_spend_totals_by_model_deployment_key_and_day(api_base: str, emulator: Emulator, tmp_path: Path) -> None:
+    emulator.add_deployment(Deployment("ui-east"))
+    config = pool_config(api_base, tmp_path, "ui-east")
+    config["model_list"][0]["litellm_params"].update(input_cost_per_token=1e-03, output_cost_per_token=2e-03)
+    with running_proxy(config) as proxy, httpx.Client(base_url=proxy.url, headers={"authorization": f"Bearer {MASTER_KEY}"}) as h:
+        made = h.post("/ui/api/keys", json={"key_alias": "reporting"}).json()
+        for key, n in ((MASTER_KEY, 2), (made["key"], 3)):
+            client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
+            for _ in range(n):
+                client.chat.completions.create(model="pool", messages=HELLO)
+        data = h.get("/ui/api/spend").json()  # the last 7 days
+        report = h.get("/spend/report", params={"group_by": "api_key"}).json()
+        bad = h.get("/ui/api/spend", params={"start_date": "yesterday"})
+        backwards = h.get("/ui/api/spend", params={"start_date": "2026-12-06", "end_date": "2026-12-01"})
+        old = h.get("/ui/api/spend", params={"start_date": "2020-01-01", "end_date": "2020-01-31"}).json()
+    assert data["total"]["requests"] == 5 and data["total"]["spend"] == pytest.approx(report["total_spend"])
+    assert [(r["name"], r["requests"]) for r in data["by_model"]] == [("pool", 5)]
+    assert [(r["name"], r["requests"]) for r in data["by_deployment"]] == [("ui-east", 5)]
+    assert sorted((r["name"], r["requests"]) for r in data["by_key"]) == [("master key", 2), ("reporting", 3)]
+    assert [r["requests"] for r in data["by_day"]] == [5] and data["by_day"][0]["spend"] > 0
+    assert made["key"] not in str(data)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "start_date"
+    assert backwards.status_code == 400
+    assert old["total"] == {"spend": 0.0, "requests": 0} and old["by_model"] == []

@@ -14,6 +14,7 @@ other endpoint):
   calls in flight, the upstream's latest ``x-ratelimit-remaining-*``, priority tier, mode;
   and the plugins, loaded or not, with versions.
 * ``GET /ui/api/traffic?minutes=5``: requests/s, p50/p99 latency, error rate per model group.
+* ``GET /ui/api/spend?start_date=&end_date=``: spend by model group, deployment, key and day.
 * ``GET /ui/api/keys``: virtual keys (masked) and teams with their budgets used; ``POST
   /ui/api/keys`` (the fields of ``POST /key/generate``: the answer holds the new key, shown
   once), ``POST /ui/api/keys/delete`` (``{"keys": [token]}``), ``POST /ui/api/teams`` (the
@@ -35,6 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -141,6 +143,7 @@ class Dashboard:
         self._failures: dict[str, list[float]] = {}
         self._peaks: dict[str, tuple[int, int]] = {}  # deployment id -> highest remaining requests, tokens seen
         self._task: asyncio.Task[None] | None = None
+        self._spend_log: Any = None
 
     def __repr__(self) -> str:
         return f"Dashboard(files={len(self._files)}, {self.traffic!r})"
@@ -156,6 +159,7 @@ class Dashboard:
             "GET /ui/api/traffic": self._traffic,
         }
         api["GET /ui/api/keys"] = self._keys
+        api["GET /ui/api/spend"] = self._spend
         for route, handler in api.items():
             out[route] = self._guarded(handler)
         vk = self.app.virtual_keys  # the admin API's own handlers, behind the dashboard's access check
@@ -494,6 +498,62 @@ class Dashboard:
         return {"available": True, "reason": None, "total_keys": total,
                 "keys": [key_info(k) for k in keys], "teams": [team_info(t) for t in teams]}  # fmt: skip
 
+    async def _spend(self, ctx: Any, scope: Scope, receive: Receive) -> Any:
+        """``GET /ui/api/spend?start_date=&end_date=``: spend totals by model group, deployment,
+        key and day (``YYYY-MM-DD``, UTC, both days included; the last 7 days by default)."""
+        from ...store.spend import SpendLog, SpendQuery
+
+        query = _query(scope)
+        today = datetime.now(UTC).date()
+        end = _day(query, "end_date", today)
+        start = _day(query, "start_date", end - timedelta(days=6))
+        if start > end:
+            raise _Refused(400, "'start_date' must not be after 'end_date'.", "invalid_value", param="start_date")
+        out: dict[str, Any] = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+        recorder, store = getattr(self.app, "spend", None), getattr(self.app, "store", None)
+        if recorder is None or store is None:
+            return {**out, "available": False, "reason": "Spend records are off (general_settings.disable_spend_logs).",
+                    "total": {"spend": 0.0, "requests": 0}, "by_model": [], "by_deployment": [], "by_key": [],
+                    "by_day": []}  # fmt: skip
+        if self._spend_log is None:
+            self._spend_log = SpendLog(store)
+        log_ = self._spend_log
+        since = datetime.combine(start, datetime.min.time(), UTC).timestamp()
+        until = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+        spend_query = SpendQuery(start_time=since, end_time=until)
+
+        def read() -> dict[str, list[dict[str, Any]]]:
+            recorder.flush()  # this instance's queued rows first: the requests just answered count
+            return {group: log_.report(spend_query, [group]) for group in ("model", "deployment", "api_key", "day")}
+
+        reports = await asyncio.to_thread(read)
+        names = await self._key_names() if reports["api_key"] else {}
+
+        def rows(group: str) -> list[dict[str, Any]]:
+            out_rows = []
+            for r in reports[group]:
+                name = r[group]
+                if group == "api_key":
+                    name = "master key" if name is None else names.get(name, f"{name[:8]}... (deleted)")
+                out_rows.append({"name": name, "spend": r["spend"], "requests": r["requests"],
+                                 "total_tokens": r["total_tokens"]})  # fmt: skip
+            return out_rows
+
+        total = {"spend": sum(r["spend"] for r in reports["model"]), "requests": sum(r["requests"] for r in reports["model"])}
+        return {**out, "available": True, "total": total, "by_model": rows("model"),
+                "by_deployment": rows("deployment"), "by_key": rows("api_key"), "by_day": rows("day")}  # fmt: skip
+
+    async def _key_names(self) -> dict[str, str]:
+        """Key hash -> its alias, else its masked name (``sk-...Ab3x``)."""
+        if not self.app.keys.enabled:
+            return {}
+        try:
+            keys, _ = await self.app.virtual_keys._db("list_keys", offset=0, limit=10_000)
+        except Exception:  # the names are a nicety: a store that cannot list keys leaves hashes
+            log.exception("listing the keys' names for the spend view failed")
+            return {}
+        return {k.token: k.key_alias or k.key_name for k in keys}
+
     async def _traffic(self, ctx: Any, scope: Scope, receive: Receive) -> Any:
         """``GET /ui/api/traffic?minutes=5``: per model group, the last minutes in 5-second points."""
         query = _query(scope)
@@ -505,6 +565,17 @@ class Dashboard:
             raise _Refused(400, "'minutes' must be a number from 0 to 10.", "invalid_value", param="minutes")
         seconds = max(5, int(minutes * 60) // 5 * 5)
         return await self.traffic.series(seconds=seconds, step=5)
+
+
+def _day(query: dict[str, str], name: str, default: date) -> date:
+    value = query.get(name)
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _Refused(400, f"{name!r} must be a date like 2026-12-06, got {value[:40]!r}.", "invalid_value",
+                       param=name) from None  # fmt: skip
 
 
 def _fraction(value: int | None, full: int | None) -> float | None:

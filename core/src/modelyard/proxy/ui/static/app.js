@@ -158,7 +158,7 @@
     const node = $(id);
     const width = Math.max(320, node.clientWidth || 400);
     const data = [times, ...series.map((s) => s.values)];
-    const key = series.map((s) => s.label).join("|");
+    const key = series.map((s) => s.label).join("|") + "|" + times.length;
     if (charts[id] && charts[id].key === key) { charts[id].plot.setData(data); return; }
     if (charts[id]) charts[id].plot.destroy();
     const palette = ["#2f5fd0", "#d0562f", "#1a7f37", "#8b3fc9", "#b38f00", "#0f8b8d"];
@@ -209,9 +209,15 @@
     table($("spend-deployment"), head("Deployment"), rows(data.by_deployment));
     table($("spend-key"), head("Key"), rows(data.by_key));
     table($("spend-day"), head("Day"), rows(data.by_day));
-    const days = data.by_day.slice().sort((a, b) => (a.name < b.name ? -1 : 1));
-    const times = days.map((d) => Date.parse(d.name + "T00:00:00Z") / 1000);
-    chart("chart-spend", "Spend", times, [{ label: "USD", values: days.map((d) => d.spend), opts: { paths: uPlot.paths.bars({ size: [0.6, 60] }), fill: "#2f5fd055", points: { show: false } } }]);
+    // One bar per day of the range, zero where nothing was spent; the axis spans exactly the range.
+    const byDay = Object.fromEntries(data.by_day.map((d) => [d.name, d.spend]));
+    const first = Date.parse(data.start_date + "T00:00:00Z") / 1000;
+    const last = Date.parse(data.end_date + "T00:00:00Z") / 1000;
+    const times = [];
+    for (let t = first; t <= last; t += 86400) times.push(t);
+    const values = times.map((t) => byDay[new Date(t * 1000).toISOString().slice(0, 10)] || 0);
+    chart("chart-spend", "Spend", times, [{ label: "USD", values, opts: { paths: uPlot.paths.bars({ size: [0.6, 60] }), fill: "#2f5fd055", points: { show: false } } }],
+      { scales: { x: { time: true, range: () => [first - 43200, last + 43200] } } });
   }
 
   async function loadKeys() {
