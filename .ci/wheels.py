@@ -15,7 +15,7 @@ Run by ``./dev test`` (docs/releasing.md, "Checks on the wheels"), with the work
    installed (batches, vision, Entra ID, the proxy). Each subset's closure (its site-packages)
    is printed; core + chat + auth must stay under 20 MiB.
 5. core[proxy] + chat + auth: ``modelyard serve`` on docs/vision.md's subset config (the absent
-   plugins blocked) starts and serves chat; core + chat + auth[entra]: its closure.
+   plugins blocked) starts and serves chat and the dashboard's files; core + chat + auth[entra]: its closure.
 """
 
 from __future__ import annotations
@@ -216,13 +216,17 @@ def proxy_smoke(modelyard: Path, tmp: Path, upstream: str) -> None:
                           timeout=30) as streamed:  # fmt: skip
             events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
         expect(events[-1] == "data: [DONE]" and len(events) > 2, "proxy stream", "\n".join(events))
+        # The dashboard's files are package data of the wheel (docs/dashboard.md).
+        for path in ("/ui", "/ui/static/app.js", "/ui/static/uPlot.iife.min.js"):
+            page = httpx.get(f"{base}{path}", timeout=10)
+            expect(page.status_code == 200 and len(page.content) > 1000, f"GET {path} from the wheel", page.text[:200])
     finally:
         served.terminate()
         served.wait(timeout=30)
     warned = [line for line in log.read_text().splitlines() if "not installed" in line]
     expect(len(warned) == 2, "the subset config's absent plugins were not both warned about", log.read_text())
     print("core[proxy]+chat+auth: modelyard serve with vision and batch blocked but absent starts (2 warnings); "
-          "chat and streamed chat through it ok")
+          "chat and streamed chat through it ok; /ui served from the wheel")
 
 
 def expect(condition: bool, what: str, detail: str = "") -> None:

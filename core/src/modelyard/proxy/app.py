@@ -253,6 +253,13 @@ class ProxyApp:
             self.spend = make_recorder(config, self.store)
             self.batch_spend = BatchSpend(self, self.store)
             self._routes.update(SpendEndpoints(self, self.store).routes())
+        self.ui: Any = None
+        if not config.general_settings.disable_admin_ui:
+            from .ui import Dashboard
+
+            self.ui = Dashboard(self, master_key)  # /ui: each of its routes checks its own access
+            self._routes.update(self.ui.routes())
+            self._public |= self.ui.paths()
 
     def _store_installed(self) -> bool:
         """Whether the store can open: SQLAlchemy is installed, or a store was asked for by name."""
@@ -369,6 +376,8 @@ class ProxyApp:
                 self._previous_transport = transport.set_transport(self._installed_transport)
         if self.spend is not None:
             self.spend.start()
+        if self.ui is not None:
+            self.ui.startup()
         for handler in access_log.handlers:
             run_flusher = getattr(handler, "run_flusher", None)
             if run_flusher is not None:
@@ -385,6 +394,8 @@ class ProxyApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._flushers.clear()
+        if self.ui is not None:
+            await self.ui.shutdown()
         if self.router is not None:
             self.router.close()  # a Redis connection made outside the loop (state read by a test, a health check)
             await self.router.aclose()
@@ -580,6 +591,8 @@ class ProxyApp:
                 record_request(self.spend, ctx, end - seconds, end)
             except Exception:  # spend tracking must not break a request
                 log.exception("recording the spend of request %s failed", ctx.request_id)
+        if ctx.model is not None and self.ui is not None:  # the dashboard's traffic: one append, folded later
+            self.ui.traffic.record((time.time(), ctx.model, ctx.deployment, ctx.status, seconds))
         if self.metrics is not None:
             try:
                 self.metrics.request(path=ctx.path, status=ctx.status, model=ctx.model, deployment=ctx.deployment,

@@ -238,6 +238,8 @@ class GeneralSettings(_Section):
     """``GET /metrics`` in Prometheus format: None (default) on when ``prometheus-client`` is installed."""
     public_metrics: bool = False
     """Serve ``/metrics`` without the master key (for a scraper on a private network)."""
+    disable_admin_ui: bool = False
+    """Turn the dashboard at ``/ui`` off (its paths answer 404, no traffic figures are kept)."""
     previous_master_key: SecretStr | None = None
     """The master key being rotated out: accepted beside ``master_key`` until
     ``previous_master_key_expires`` (docs/keys.md)."""

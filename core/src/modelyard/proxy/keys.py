@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -320,6 +321,9 @@ class VirtualKeys:
         self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None]] = {}
         self._store: KeyStore | None = None
         self._owned: Any = None
+        # Two first requests at once (the dashboard lists keys while creating a team) must not
+        # both open the store: SQLite refuses the second table creation ("Cannot open the store").
+        self._opening = threading.Lock()
         self._pending_keys: dict[str, float] = {}
         self._pending_teams: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -339,16 +343,19 @@ class VirtualKeys:
 
     def _keystore(self) -> KeyStore:
         """The key store, opened on first use (in a worker thread: it may create the tables)."""
-        if self._store is None:
-            from ..store import Store
-            from ..store.keys import KeyStore
+        if self._store is not None:
+            return self._store
+        with self._opening:
+            if self._store is None:
+                from ..store import Store
+                from ..store.keys import KeyStore
 
-            shared = self.app.store  # the proxy's store (spend records, files), when it has one open
-            if shared is None:
-                general = self.app.config.general_settings
-                url = general.database_url.get_secret_value() if general.database_url is not None else None
-                shared = self._owned = Store(url, path=self.app.config.modelyard_settings.store_path)
-            self._store = KeyStore(shared)
+                shared = self.app.store  # the proxy's store (spend records, files), when it has one open
+                if shared is None:
+                    general = self.app.config.general_settings
+                    url = general.database_url.get_secret_value() if general.database_url is not None else None
+                    shared = self._owned = Store(url, path=self.app.config.modelyard_settings.store_path)
+                self._store = KeyStore(shared)
         return self._store
 
     async def _db(self, method: str, *args: Any, **kwargs: Any) -> Any:
