@@ -59,8 +59,14 @@ def capture_content() -> bool:
     return os.environ.get(_CAPTURE, "").strip().lower() == "true"
 
 
+# The GenAI semantic conventions' operation names where they have one; else the operation's own
+# name (image_generation, speech, transcriptions ...), so every operation's span says what it is.
+_OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings",
+               "responses": "chat", "messages": "chat"}  # fmt: skip
+
+
 def _operation(route: Any) -> str:
-    return "text_completion" if route.operation == "completions" else "chat"
+    return _OPERATIONS.get(route.operation, route.operation)
 
 
 def _parent(call: Any) -> Any:
