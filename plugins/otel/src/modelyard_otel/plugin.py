@@ -66,7 +66,8 @@ _OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "
 
 
 def _operation(route: Any) -> str:
-    return _OPERATIONS.get(route.operation, route.operation)
+    operation = str(route.operation)
+    return _OPERATIONS.get(operation, operation)
 
 
 def _parent(call: Any) -> Any:
