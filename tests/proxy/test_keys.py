@@ -503,3 +503,27 @@ def test_metrics_show_each_keys_budget_left(api_base: str, leaks: Leaks, tmp_pat
               if s.name == "modelyard_key_budget_remaining_usd"}  # fmt: skip
     assert costs[0] > 0
     assert gauges == {"search-app": pytest.approx(1.0 - sum(costs), abs=1e-9)}
+
+
+def test_responses_endpoints_hold_the_keys_models_and_budget(api_base: str, emulator: Emulator, leaks: Leaks,
+                                                             tmp_path: Any) -> None:  # fmt: skip
+    """``/responses`` (its own handler, beside the operation table's) checks the key like chat does."""
+    backend = {"modelyard_settings": {"store_path": str(tmp_path / "s.db")}}
+    with running_proxy(config(api_base, backend)) as server:
+        limited = generate(server, leaks, models=["gpt-4o"])
+        broke = generate(server, leaks, max_budget=0)
+        with admin(server, leaks) as a:  # a response of a model the limited key may not use
+            other = a.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "hi"})
+        assert other.status_code == 200, other.text
+        before = len(emulator.requests)
+        with user(server, limited, leaks) as u:
+            refused = u.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "hi"})
+            read = u.get(f"/v1/responses/{other.json()['id']}")
+            allowed = u.post("/v1/responses", json={"model": "gpt-4o", "input": "hi"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed"
+        assert read.status_code == 403 and "'gpt-4o-mini'" in read.json()["error"]["message"]
+        assert allowed.status_code == 200, allowed.text
+        with user(server, broke, leaks) as u:
+            over = u.post("/v1/responses", json={"model": "gpt-4o", "input": "hi"})
+        assert over.status_code == 429 and over.json()["error"]["code"] == "budget_exceeded"
+        assert len(emulator.requests) == before + 1  # only the allowed call went upstream

@@ -166,6 +166,9 @@ class ResponsesEndpoints:
             raise _Reject(404, f"No response with id {response_id!r} was created through this proxy.",
                           param="response_id", code="not_found")  # fmt: skip
         ctx.model, ctx.deployment = found.model_name, found.id
+        if ctx.admission is not None and not self.app.virtual_keys.allows_model(ctx.admission, found.model_name):
+            # A key reads only what its models answered (the same 403 a create would get).
+            await self.app.virtual_keys.admit_call(ctx.admission, found.model_name, [found], {}, "responses.get")
         return found
 
     @staticmethod
@@ -188,6 +191,8 @@ class ResponsesEndpoints:
         if not deployments:
             raise app._unknown_model(model)
         _check_mode(_OP, model, deployments)
+        if ctx.admission is not None:  # a virtual key: its models, then its budget reservation
+            await app.virtual_keys.admit_call(ctx.admission, model, deployments, params, "responses")
         if "metadata" in params:  # the response's own metadata, not the Router's
             params["extra_body"] = {"metadata": params.pop("metadata")}
         pinned = None
