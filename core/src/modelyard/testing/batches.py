@@ -22,13 +22,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .emulator import FILTER_PROMPT_TRIGGER, RecordedRequest, _text, _tokens
@@ -58,7 +58,11 @@ def _strip_v1(url: str) -> str:
 
 @dataclass
 class StoredFile:
-    """One file the emulated resource holds; ``pending`` until ``ready_at`` (clock seconds)."""
+    """One file the emulated resource holds; ``pending`` until ``ready_at`` (clock seconds).
+
+    ``generate`` (with ``size``) makes a file that is never held whole: its content is produced
+    chunk by chunk on each download (a batch output of hundreds of megabytes, for memory tests).
+    """
 
     id: str
     filename: str
@@ -66,12 +70,14 @@ class StoredFile:
     content: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
     ready_at: float = 0.0
+    generate: Callable[[], Iterator[bytes]] | None = None
+    size: int = 0
 
     def status(self, now: float) -> str:
         return "processed" if now >= self.ready_at else "pending"
 
     def obj(self, now: float) -> dict[str, Any]:
-        return {"object": "file", "id": self.id, "bytes": len(self.content), "created_at": self.created_at,
+        return {"object": "file", "id": self.id, "bytes": self.size if self.generate else len(self.content), "created_at": self.created_at,
                 "filename": self.filename, "purpose": self.purpose, "status": self.status(now),
                 "status_details": None}  # fmt: skip
 
@@ -238,6 +244,9 @@ class BatchService:
         found = self._find_file(request.path_params["file_id"])
         if isinstance(found, Response):
             return found
+        if found.generate is not None:
+            return StreamingResponse(found.generate(), media_type="application/octet-stream",
+                                     headers={"content-length": str(found.size)})  # fmt: skip
         return Response(found.content, media_type="application/octet-stream")
 
     # ------------------------------------------------------------------ batches
