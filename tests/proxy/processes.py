@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import yaml
+from modelyard.testing.secret_scan import scan_text
 
 
 def free_port() -> int:
@@ -96,3 +97,4 @@ def serve_process(tmp: Path, config: dict[str, Any] | None, *args: str, env: dic
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        scan_text(log.read_text(errors="replace"), f"the output of `modelyard serve` on port {port}")

@@ -109,6 +109,7 @@ __all__ = [
 
 _NO_NETWORK = "modelyard_no_network"
 _CLEAN_ENV = "modelyard_clean_env"
+_SECRET_SCAN = "modelyard_secret_scan"
 _CLEANED_PREFIXES = ("AZURE_", "OPENAI_", "MODELYARD_")
 
 
@@ -121,12 +122,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="modelyard: fail any connection to a non-loopback address")  # fmt: skip
     parser.addini(_CLEAN_ENV, type="bool", default=False,
                   help="modelyard: clean AZURE_*/OPENAI_*/MODELYARD_* variables and reload plugins for every test")  # fmt: skip
+    parser.addini(_SECRET_SCAN, type="bool", default=False,
+                  help="modelyard: log everything at DEBUG and fail the run when a test secret shows up (secret_scan)")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Turn on what the ini options ask for."""
     if config.getini(_NO_NETWORK):
         _guard_network()
+    if config.getini(_SECRET_SCAN):
+        from . import _secret_scan_hooks
+
+        config.pluginmanager.register(_secret_scan_hooks, "modelyard-secret-scan")
     if config.getini(_CLEAN_ENV):
         from . import _isolation
 
@@ -344,10 +351,12 @@ def running_proxy(config: dict[str, Any], *, master_key: str | None = MASTER_KEY
     """
     from modelyard.proxy import ProxyApp, parse_config
 
+    from .secret_scan import watch_responses
     from .server import serve_in_thread
 
     app = ProxyApp(parse_config(config), master_key=master_key, insecure_ok=dev)
-    with serve_in_thread(app, lifespan="on") as server:
+    with serve_in_thread(watch_responses(app), lifespan="on") as server:
+        server.app = app
         yield server
 
 
