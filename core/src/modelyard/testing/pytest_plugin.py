@@ -36,8 +36,6 @@ Ini options (``[tool.pytest.ini_options]``), both off by default:
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,45 +149,42 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # ------------------------------------------------------------------ no network
+# The guard itself is ._netguard; subprocesses get it through a sitecustomize on PYTHONPATH.
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _loopback(address: Any) -> bool:
-    if not isinstance(address, tuple):
-        return True  # unix sockets
-    host = address[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> None:
-    if not _loopback(address):
-        raise ConnectionRefusedError(f"tests may not reach the network ({_NO_NETWORK}): {address!r}")
-    _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    if not _loopback(address):
-        raise ConnectionRefusedError(f"tests may not reach the network ({_NO_NETWORK}): {address!r}")
-    return _real_connect_ex(self, address)
+_guard_dir: list[str] = []
 
 
 def _guard_network() -> None:
-    # Patched on the class, so every socket (httpx's, aiohttp's, redis's, azure-identity's) is
-    # covered; typeshed types ``self`` as the C base class, hence the ignores.
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from . import _netguard
+
+    _netguard.guard()
+    folder = tempfile.mkdtemp(prefix="modelyard-netguard-")
+    source = Path(_netguard.__file__).read_text()
+    (Path(folder) / "sitecustomize.py").write_text(source + "\n\nguard()\n")
+    _guard_dir.append(folder)
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = folder + (os.pathsep + previous if previous else "")
 
 
 def _unguard_network() -> None:
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    import os
+    import shutil
+
+    from . import _netguard
+
+    _netguard.unguard()
+    while _guard_dir:
+        folder = _guard_dir.pop()
+        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+        if parts:
+            os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+        else:
+            os.environ.pop("PYTHONPATH", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ environment
