@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from . import _schema
 from .emulator import FILTER_PROMPT_TRIGGER, RecordedRequest, _text, _tokens
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class BatchService:
         v1 = request.url.path.startswith("/openai/v1/")
         if not v1 and not {"after", "limit"} & set(request.query_params):
             return JSONResponse({"object": "list", "data": data[::-1]})  # GA: every file, no paging
-        return JSONResponse(self._page(data[::-1], request))
+        return self._bad_limit(request) or JSONResponse(self._page(data[::-1], request))
 
     async def _upload(self, request: Request) -> Response:
         form = await request.form()
@@ -260,9 +261,12 @@ class BatchService:
                 for b in self.batches.values():
                     self._advance(b)
                 data = [dict(b.obj) for b in self.batches.values()][::-1]
-            return JSONResponse(self._page(data, request))
+            return self._bad_limit(request) or JSONResponse(self._page(data, request))
         if not isinstance(body, dict):
             return _err(400, "invalidPayload", "The request body must be a JSON object.")
+        invalid = _schema.first_error("BatchCreateRequest", body)  # the authoring spec's, as Azure checks it
+        if invalid is not None:
+            return _err(400, "invalidPayload", invalid.message, invalid.param)
         file_id = body.get("input_file_id")
         if not isinstance(file_id, str) or not file_id:
             return _err(400, "invalidPayload", "'input_file_id' is required.", "input_file_id")
@@ -333,6 +337,14 @@ class BatchService:
                 found.obj.update(status="cancelling", cancelling_at=int(time.time()))
                 found.phase_started = self.clock()
             return JSONResponse(dict(found.obj))
+
+    @staticmethod
+    def _bad_limit(request: Request) -> Response | None:
+        """The spec's ``limit`` is an int32: anything else is a 400 naming it (not a silent default)."""
+        limit = request.query_params.get("limit")
+        if limit is None or (limit.lstrip("-").isdigit() and -(2**31) <= int(limit) < 2**31):
+            return None
+        return _err(400, "invalidPayload", f"The query parameter 'limit' must be an integer, got {limit!r}.", "limit")
 
     @staticmethod
     def _page(data: list[dict[str, Any]], request: Request) -> dict[str, Any]:
