@@ -38,12 +38,13 @@ def rss_bytes(pid: int) -> int:
 
 
 class ServedProxy:
-    """A running ``modelyard serve`` process: ``url``, ``proc``, ``log`` (its output file)."""
+    """A ``modelyard serve`` process: ``url``, ``proc``, ``log`` (its output file)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path, verify: Any = True) -> None:
         self.proc = proc
         self.url = url
         self.log = log
+        self.verify = verify
 
     @property
     def pid(self) -> int:
@@ -52,8 +53,22 @@ class ServedProxy:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_ready(self.url, self.proc, self.log, verify=self.verify, timeout=timeout)
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, *, verify: Any = True, timeout: float = 30) -> None:
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after 30 s) unless it has exited; then its output is searched for secrets."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        scan_text(self.output(), f"the output of `modelyard serve` at {self.url}")
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, *, verify: Any = True, timeout: float = 60) -> None:
     """Poll ``/health/liveliness`` until it answers 200; fail with the output when the process exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -69,13 +84,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, *, verify: An
         time.sleep(0.05)
 
 
-@contextmanager
-def serve_process(tmp: Path, config: dict[str, Any] | None, *args: str, env: dict[str, str] | None = None,
-                  port: int | None = None, scheme: str = "http", verify: Any = True) -> Iterator[ServedProxy]:  # fmt: skip
-    """Run ``modelyard serve`` (with ``config`` written to a YAML file, if given) until the block ends.
-
-    The process gets SIGTERM at the end (SIGKILL after 30 s); ``args`` are more CLI options.
-    """
+def start_proxy(tmp: Path, config: dict[str, Any] | None, *args: str, env: dict[str, str] | None = None,
+                port: int | None = None, scheme: str = "http", verify: Any = True) -> ServedProxy:  # fmt: skip
+    """Start ``modelyard serve`` (``config`` written to a YAML file, if given) without waiting for it."""
     port = port or free_port()
     command = [sys.executable, "-m", "modelyard.cli", "serve", "--port", str(port), *args]
     if config is not None:
@@ -85,16 +96,16 @@ def serve_process(tmp: Path, config: dict[str, Any] | None, *args: str, env: dic
     log = tmp / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"{scheme}://127.0.0.1:{port}"
+    return ServedProxy(proc, f"{scheme}://127.0.0.1:{port}", log, verify)
+
+
+@contextmanager
+def serve_process(tmp: Path, config: dict[str, Any] | None, *args: str, env: dict[str, str] | None = None,
+                  port: int | None = None, scheme: str = "http", verify: Any = True) -> Iterator[ServedProxy]:  # fmt: skip
+    """Run ``modelyard serve`` until the block ends (SIGTERM then; SIGKILL after 30 s)."""
+    proxy = start_proxy(tmp, config, *args, env=env, port=port, scheme=scheme, verify=verify)
     try:
-        wait_ready(url, proc, log, verify=verify)
-        yield ServedProxy(proc, url, log)
+        proxy.wait_ready()
+        yield proxy
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        scan_text(log.read_text(errors="replace"), f"the output of `modelyard serve` on port {port}")
+        proxy.stop()
