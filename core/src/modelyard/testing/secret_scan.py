@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -48,22 +47,25 @@ class Scanner(logging.Handler):
         self.current = "(outside tests)"
         self.records = 0
         self.scanned_bytes = 0
-        self._pattern: re.Pattern[str] | None = None
+        self._version = 0
+        self._pattern: tuple[int, re.Pattern[str] | None] = (0, None)
         self._last: logging.LogRecord | None = None
-        self._guard = threading.Lock()
 
     def add(self, name: str, value: str) -> None:
         if isinstance(value, str) and len(value) >= _MIN_LENGTH and value not in self.secrets:
-            with self._guard:
-                self.secrets[value] = name
-                self._pattern = None
+            self.secrets[value] = name
+            self._version += 1
 
     def _compiled(self) -> re.Pattern[str] | None:
-        pattern = self._pattern
-        if pattern is None and self.secrets:
-            with self._guard:
-                ordered = sorted(self.secrets, key=len, reverse=True)
-                pattern = self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        # No lock: compiling can run the garbage collector, whose finalizers log (an unclosed
+        # client's close()), which comes back here on the same thread. The version check makes a
+        # pattern built while a secret was added be rebuilt on the next call.
+        version, pattern = self._pattern
+        if version != self._version:
+            version = self._version
+            ordered = sorted(list(self.secrets), key=len, reverse=True)
+            pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+            self._pattern = (version, pattern)
         return pattern
 
     def scan(self, text: str, where: str) -> None:
