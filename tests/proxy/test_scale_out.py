@@ -207,10 +207,14 @@ async def test_killing_one_proxy_loses_only_its_requests_in_flight(topology: tup
           f"after the kill: {dict(Counter(e.upstreams[-1] for e in after))}")  # fmt: skip
 
     assert failed, "the kill should have caught requests in flight (the test would prove nothing)"
-    assert failed == {t for t, e in logged.items() if e.status != 200}  # client and nginx agree
+    # Client and nginx agree, except for an answer cut after its headers: nginx logs the 200 it
+    # had started to pass on, the client sees the connection break.
+    cut = {t for t in failed if logged[t].status == 200}
+    assert failed - cut == {t for t, e in logged.items() if e.status != 200}
+    assert all(results[t][0] == 0 for t in cut)
     assert failed <= in_flight, "a request not in flight at the killed proxy failed"
     for t in failed:
-        assert logged[t].upstreams == [killed] and logged[t].status == 502
+        assert logged[t].upstreams == [killed] and logged[t].status in (200, 502)
     # Everything the killed proxy had in flight failed (its answers were never sent) ...
     assert {t for t in in_flight if logged[t].end > dead_at[0]} <= failed
     # ... and everything after the kill went to the other two, both of them, all answered.
