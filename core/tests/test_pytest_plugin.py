@@ -44,7 +44,8 @@ def _run(tmp_path: Path, test: str, ini: str) -> subprocess.CompletedProcess[str
     (tmp_path / "test_probe.py").write_text(test)
     settings = "[pytest]\nfilterwarnings = error\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     (tmp_path / "pytest.ini").write_text(settings + textwrap.dedent(ini))
-    env = {**__import__("os").environ, "AZURE_API_KEY": "from-the-machine"}
+    # Without this run's PYTHONPATH: it carries the network guard to our own subprocesses.
+    env = {**{k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}, "AZURE_API_KEY": "from-the-machine"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_probe.py"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 SPEC = Path(__file__).parent / "specs" / "inference-2025-04-01-preview.json"
+# Files and batches are in the authoring spec (Swagger 2.0: ``definitions``, ``#/definitions/`` refs).
+AUTHORING = Path(__file__).parent / "specs" / "authoring-2024-10-21.json"
 VENDORED = Path(__file__).parents[2] / "core" / "src" / "modelyard" / "testing" / "request_schemas.json"
-ROOTS = ("createChatCompletionRequest",)
+ROOTS = ("createChatCompletionRequest", "createCompletionRequest", "BatchCreateRequest")
 # The validation keywords the emulator's validator implements (modelyard.testing._schema).
 KEEP = {"type", "nullable", "enum", "properties", "required", "additionalProperties", "items", "minItems",
         "maxItems", "minLength", "maxLength", "minimum", "maximum", "allOf", "oneOf", "anyOf", "$ref",
@@ -33,9 +35,18 @@ def _compact(node: Any) -> Any:
     return out
 
 
+def _components() -> dict[str, Any]:
+    """The inference spec's schemas, and the authoring spec's with refs in the same form."""
+    components: dict[str, Any] = json.loads(SPEC.read_text())["components"]["schemas"]
+    authoring = AUTHORING.read_text().replace('"#/definitions/', '"#/components/schemas/')
+    for name, schema in json.loads(authoring)["definitions"].items():
+        components.setdefault(name, schema)
+    return components
+
+
 def derive() -> dict[str, Any]:
     """``ROOTS`` and every schema they reference, with the validation keywords only."""
-    components = json.loads(SPEC.read_text())["components"]["schemas"]
+    components = _components()
     # Erratum: the spec predates the gpt-5 models, whose reasoning_effort also takes "minimal"
     # and "none"; the emulator checks the value per model (modelyard.testing.families).
     del components["createChatCompletionRequest"]["allOf"][1]["properties"]["reasoning_effort"]["enum"]
@@ -61,7 +72,7 @@ def test_vendored_schemas_match_the_spec() -> None:
 
 def test_keywords_outside_the_validator_are_only_annotations() -> None:
     """A validation keyword the emulator's validator ignores would silently accept bad input."""
-    components = json.loads(SPEC.read_text())["components"]["schemas"]
+    components = _components()
     seen: set[str] = set()
 
     def walk(node: Any) -> None:  # enum, required and discriminator hold data, not schemas

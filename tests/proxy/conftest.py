@@ -31,24 +31,52 @@ def proxy_config(api_base: str) -> dict[str, Any]:
     }
 
 
+class Everything(logging.Handler):
+    """Every record from the loggers ``everything_logged`` opens up, whatever pytest's ``log_level``.
+
+    A handler of its own rather than ``caplog``'s: caplog's handler is replaced for each test
+    phase, so a level set from a fixture (the setup phase) would not hold for the test's body.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.format(r) for r in self.records)
+
+
 @pytest.fixture
-def everything_logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def everything_logged() -> Iterator[Everything]:
     """Every log record at DEBUG, the proxy's access log included (even when it does not propagate)."""
-    caplog.set_level(logging.DEBUG)
-    for name in ("modelyard", "modelyard.proxy.access", "uvicorn", "httpx", "httpcore", "aiohttp", "azure", "msal", "urllib3"):
-        caplog.set_level(logging.DEBUG, logger=name)
+    names = ("modelyard", "modelyard.proxy.access", "uvicorn", "httpx", "httpcore", "aiohttp", "azure", "msal", "urllib3")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    handler = Everything()
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
     access = logging.getLogger("modelyard.proxy.access")
     added = not access.propagate
     if added:
-        access.addHandler(caplog.handler)
+        access.addHandler(handler)
     try:
-        yield caplog
+        yield handler
     finally:
+        root.removeHandler(handler)
         if added:
-            access.removeHandler(caplog.handler)
+            access.removeHandler(handler)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
-def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+def logged_text(caplog: pytest.LogCaptureFixture | Everything) -> str:
     """All captured log output: formatted lines, messages, arguments and exceptions."""
     parts = [caplog.text]
     for record in caplog.records:

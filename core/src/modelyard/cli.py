@@ -154,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
         dev=args.dev,
         log_level=args.log_level,
         access_log=not args.no_access_log,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
 
 
@@ -198,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dev", action="store_true", help="local development: allow no or a well-known master key")
     p.add_argument("--log-level", default="info", help="modelyard log level (default info)")
     p.add_argument("--no-access-log", action="store_true", help="do not print one JSON line per request")
+    p.add_argument("--ssl-certfile", help="serve HTTPS with this PEM certificate (chain); see docs/deploy.md")
+    p.add_argument("--ssl-keyfile", help="the certificate's PEM private key (if not in --ssl-certfile)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("new-plugin", help="write the skeleton of a provider plugin (an in-process echo to start from)")

@@ -20,14 +20,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import APIError, BadRequestError, error_for_status
+from .errors import APIConnectionError, APIError, BadRequestError, error_for_status
 from .file_types import (
     Batch,
     BatchList,
@@ -55,6 +55,7 @@ __all__ = [
     "Batch",
     "BatchList",
     "FileContent",
+    "FileContentStream",
     "FileDeleted",
     "FileList",
     "FileObject",
@@ -69,6 +70,7 @@ __all__ = [
     "afile_list",
     "afile_retrieve",
     "alist_batches",
+    "aopen_file_content",
     "aretrieve_batch",
     "cancel_batch",
     "create_batch",
@@ -558,6 +560,89 @@ async def afile_content(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDE
     """The async twin of :func:`file_content`."""
     request = _one("file_content", "GET", "/files/{}/content", file_id, "file_id")
     return await _asend(_prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider}))  # type: ignore[no-any-return]
+
+
+class FileContentStream:
+    """A file's bytes as the upstream sends them, not read whole: :func:`aopen_file_content`.
+
+    Iterate :meth:`aiter_bytes` once, then :meth:`aclose` (or use ``async with``); memory stays
+    at one chunk whatever the file's size.
+
+    Attributes:
+        headers: the upstream response headers (``content-type``, ``content-length`` ...).
+    """
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.headers: Mapping[str, str] = response.headers
+
+    @property
+    def content_type(self) -> str:
+        """The upstream's content type (``application/octet-stream`` when it sent none)."""
+        return str(self.headers.get("content-type") or "application/octet-stream")
+
+    @property
+    def content_length(self) -> int | None:
+        """The size the upstream announced for the bytes iterated (None: unknown, or encoded)."""
+        length = self.headers.get("content-length")
+        if length is None or self.headers.get("content-encoding") or not str(length).isdigit():
+            return None
+        return int(length)
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk (decoded when the upstream compressed it).
+
+        Raises:
+            APIConnectionError: the connection broke before the last byte.
+        """
+        import httpx
+
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            from .transport import _TRANSPORT_ERRORS
+
+            reason = next((text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind)), "the connection broke")
+            raise APIConnectionError(f"File content download failed: {reason}.") from None
+
+    async def aclose(self) -> None:
+        """Release the upstream connection (closed, not pooled, when the body was not read to its end)."""
+        await self._response.aclose()
+
+    async def __aenter__(self) -> FileContentStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def aopen_file_content(file_id: str, custom_llm_provider: str = DEFAULT_PROVIDER,
+                             **kwargs: Any) -> FileContentStream:  # fmt: skip
+    """Start downloading a file's bytes (``GET /files/{id}/content``) without reading them whole.
+
+    As :func:`afile_content`, but the answer is a :class:`FileContentStream` to iterate: a batch
+    output of hundreds of megabytes passes through in chunks (the proxy's download endpoint uses
+    it). An upstream error is raised here, before any byte, mapped as for :func:`afile_content`.
+    """
+    from .transport import Attempts, get_transport
+
+    request = _one("file_content", "GET", "/files/{}/content", file_id, "file_id")
+    call = _prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider})
+    call.request = call.request.model_copy(update={"stream": True})
+    call.attempts = Attempts()
+    try:
+        response = await get_transport().asend(
+            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+            retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+        )  # fmt: skip
+    except APIError as err:
+        _observe(call, err.status_code, err)
+        raise _annotate(call, err) from err.__cause__
+    if response.status_code >= 400:
+        _result(call, response.status_code, response.headers, response.content)  # raises the mapped error
+    _observe(call, response.status_code)
+    return FileContentStream(response)
 
 
 def create_batch(

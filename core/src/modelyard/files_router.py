@@ -70,7 +70,12 @@ class FilesRouter(Protocol):
         ...
 
     async def afile_content(self, file_id: str) -> FileContent | None:
-        """The file's bytes from the resource that holds it, or None."""
+        """The file's bytes from the resource that holds it, or None.
+
+        A router may also offer ``async def aopen_file_content(file_id) -> FileContentStream |
+        None`` (optional, so not part of this protocol): the proxy then streams the download
+        instead of holding it whole.
+        """
         ...
 
     async def afile_delete(self, file_id: str) -> FileDeleted | None:

@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-SECRET_PROMPT = "the launch code is swordfish-4417"
-MESSAGES = [{"role": "user", "content": SECRET_PROMPT}]
+# Content the spans must not carry; not a credential (the proxy answers it back through the emulator).
+PRIVATE_PROMPT = "the launch code is swordfish-4417"
+MESSAGES = [{"role": "user", "content": PRIVATE_PROMPT}]
 MASTER = "sk-otel-test-master-key-0123456789"
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -64,7 +65,7 @@ def test_a_call_has_one_span_with_the_genai_attributes(api_base: str, emulator: 
     assert list(a["gen_ai.response.finish_reasons"]) == ["stop"]
     assert a["server.address"] == "127.0.0.1"
     assert a["modelyard.retries"] == 0
-    assert SECRET_PROMPT not in everything(span) and KEY not in everything(span)
+    assert PRIVATE_PROMPT not in everything(span) and KEY not in everything(span)
     # the span's context went upstream
     sent = emulator.requests[-1].headers["traceparent"]
     assert sent.split("-")[1] == format(span.context.trace_id, "032x")
@@ -123,8 +124,8 @@ def test_content_capture_is_opt_in(api_base: str, emulator: Emulator, exporter: 
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     reply = modelyard.completion(messages=MESSAGES, **sdk(api_base, "gpt-4o"))
     off, on = calls(exporter)
-    assert SECRET_PROMPT not in everything(off)
-    assert SECRET_PROMPT in (on.attributes or {})["gen_ai.input.messages"]
+    assert PRIVATE_PROMPT not in everything(off)
+    assert PRIVATE_PROMPT in (on.attributes or {})["gen_ai.input.messages"]
     assert (reply.choices[0].message.content or "") in (on.attributes or {})["gen_ai.output.messages"]
 
 
@@ -170,7 +171,7 @@ def test_the_proxy_passes_the_incoming_trace_on(api_base: str, emulator: Emulato
     upstream = [rq.headers["traceparent"] for rq in emulator.requests if rq.path.split("/")[3] == "ot-a"]
     assert upstream[-2].split("-")[2] == format(fallback.context.span_id, "016x")
     assert upstream[-1].split("-")[2] == format(own.context.span_id, "016x")
-    assert all(SECRET_PROMPT not in everything(s) for s in exporter.get_finished_spans())
+    assert all(PRIVATE_PROMPT not in everything(s) for s in exporter.get_finished_spans())
     lines = {(line := json.loads(rec.getMessage()))["request_id"]: line for rec in caplog.records
              if rec.name == "modelyard.proxy.access"}  # fmt: skip
     # the incoming trace id, or the one the plugin started and sent upstream

@@ -23,19 +23,22 @@ disk), never into one bytes object, and is streamed from there to the upstream; 
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from ..errors import BadRequestError, NotFoundError
+from ..errors import APIConnectionError, BadRequestError, NotFoundError
 
 if TYPE_CHECKING:
     from ..files_router import FilesRouter
     from .app import ProxyApp
 
 __all__ = ["FilesEndpoints"]
+
+log = logging.getLogger("modelyard.proxy")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -358,9 +361,47 @@ class FilesEndpoints:
         await self._json(ctx, send, done)
 
     async def file_content(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        """``GET /files/{id}/content``: the bytes, with the upstream's content type."""
+        """``GET /files/{id}/content``: the bytes, streamed from the upstream with its content type.
 
-        content = await self._content(scope, scope["modelyard.id"])
+        Memory stays at a chunk whatever the file's size (a router without ``aopen_file_content``
+        answers whole). A connection that breaks mid-body is cut here too, never ended cleanly.
+        """
+        from ..files import aopen_file_content
+
+        file_id = scope["modelyard.id"]
+        stream = None
+        if self.router is not None:
+            opener = getattr(self.router, "aopen_file_content", None)
+            if opener is not None:
+                stream = await opener(file_id)
+            else:
+                content = await self.router.afile_content(file_id)
+                if content is not None:
+                    await self._whole(ctx, send, content)
+                    return
+        if stream is None:
+            stream = await aopen_file_content(file_id, custom_llm_provider=self._passthrough(scope, "file", file_id))
+        async with stream:
+            headers = [(b"content-type", stream.content_type.encode("latin-1")), (b"x-request-id", ctx.request_id.encode())]
+            if stream.content_length is not None:
+                headers.append((b"content-length", str(stream.content_length).encode()))
+            ctx.status = 200
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+            async def pump() -> None:
+                async for chunk in stream.aiter_bytes():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+            try:
+                await self.app._until_disconnect(receive, pump())
+            except APIConnectionError as err:
+                # Headers are out: leaving the body unfinished makes the server drop the connection,
+                # so the client sees a broken download, never a silently short file.
+                ctx.error = type(err).__name__
+                log.warning("request %s: %s", ctx.request_id, err)
+
+    async def _whole(self, ctx: Any, send: Send, content: Any) -> None:
         ctype = next((v for k, v in content.headers.items() if k.lower() == "content-type"), "application/octet-stream")
         payload = content.content
         ctx.status = 200

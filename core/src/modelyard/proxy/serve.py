@@ -191,9 +191,9 @@ def _configure_logging(level: str, access_log: bool) -> None:
     root.setLevel(level.upper())
 
 
-def _banner(built: Built, host: str, port: int, workers: int) -> str:
+def _banner(built: Built, host: str, port: int, workers: int, scheme: str = "http") -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{port}"
+    url = f"{scheme}://{shown}:{port}"
     models = ", ".join(built.app.deployments.model_names())
     upstream = {"config": "your config.yaml", "azure-env": "AZURE_API_BASE",
                 "emulator": "the built-in Azure OpenAI emulator (offline demo)"}[built.mode]  # fmt: skip
@@ -272,9 +272,15 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 
 def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, num_workers: int = 1,
-        dev: bool = False, log_level: str = "info", access_log: bool = True) -> int:  # fmt: skip
-    """Serve until SIGTERM / SIGINT; returns the exit status."""
+        dev: bool = False, log_level: str = "info", access_log: bool = True, ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None) -> int:  # fmt: skip
+    """Serve until SIGTERM / SIGINT; returns the exit status.
+
+    With ``ssl_certfile`` (PEM, the chain; and ``ssl_keyfile`` unless the key is in it) the proxy
+    serves HTTPS only, through uvicorn's TLS settings.
+    """
     _configure_logging(log_level, access_log)
+    tls = _tls_options(ssl_certfile, ssl_keyfile)
     metrics_dir = None
     if num_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Set before anything imports prometheus_client: it picks its storage at import.
@@ -282,15 +288,30 @@ def run(config_path: str | None, *, host: str = "127.0.0.1", port: int = 4000, n
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         return _run(config_path, host=host, port=port, num_workers=num_workers, dev=dev, log_level=log_level,
-                    access_log=access_log)  # fmt: skip
+                    access_log=access_log, tls=tls)  # fmt: skip
     finally:
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _tls_options(certfile: str | None, keyfile: str | None) -> dict[str, str]:
+    """uvicorn's ``ssl_certfile`` / ``ssl_keyfile``, checked to be readable files first."""
+    from ..errors import ConfigError
+
+    if keyfile and not certfile:
+        raise ConfigError("--ssl-keyfile needs --ssl-certfile (the certificate it belongs to).", key="ssl_certfile")
+    options: dict[str, str] = {}
+    for key, path in (("ssl_certfile", certfile), ("ssl_keyfile", keyfile)):
+        if path:
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise ConfigError(f"--{key.replace('_', '-')}: no readable file at {path!r}.", key=key)
+            options[key] = path
+    return options
+
+
 def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev: bool, log_level: str,
-         access_log: bool) -> int:  # fmt: skip
+         access_log: bool, tls: dict[str, str]) -> int:  # fmt: skip
     import uvicorn
 
     built = build(config_path, dev=dev)
@@ -313,7 +334,8 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
     except ImportError:
         pass
     options.update(http_options(config))
-    print(_banner(built, host, port, num_workers), file=sys.stderr, flush=True)
+    options.update(tls)
+    print(_banner(built, host, port, num_workers, "https" if tls else "http"), file=sys.stderr, flush=True)
     # uvicorn drains on SIGTERM, then re-raises the signal; after a clean drain, exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:

@@ -22,15 +22,16 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from . import _schema
 from .emulator import FILTER_PROMPT_TRIGGER, RecordedRequest, _text, _tokens
 
 if TYPE_CHECKING:
@@ -58,7 +59,11 @@ def _strip_v1(url: str) -> str:
 
 @dataclass
 class StoredFile:
-    """One file the emulated resource holds; ``pending`` until ``ready_at`` (clock seconds)."""
+    """One file the emulated resource holds; ``pending`` until ``ready_at`` (clock seconds).
+
+    ``generate`` (with ``size``) makes a file that is never held whole: its content is produced
+    chunk by chunk on each download (a batch output of hundreds of megabytes, for memory tests).
+    """
 
     id: str
     filename: str
@@ -66,12 +71,14 @@ class StoredFile:
     content: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
     ready_at: float = 0.0
+    generate: Callable[[], Iterator[bytes]] | None = None
+    size: int = 0
 
     def status(self, now: float) -> str:
         return "processed" if now >= self.ready_at else "pending"
 
     def obj(self, now: float) -> dict[str, Any]:
-        return {"object": "file", "id": self.id, "bytes": len(self.content), "created_at": self.created_at,
+        return {"object": "file", "id": self.id, "bytes": self.size if self.generate else len(self.content), "created_at": self.created_at,
                 "filename": self.filename, "purpose": self.purpose, "status": self.status(now),
                 "status_details": None}  # fmt: skip
 
@@ -179,7 +186,7 @@ class BatchService:
         v1 = request.url.path.startswith("/openai/v1/")
         if not v1 and not {"after", "limit"} & set(request.query_params):
             return JSONResponse({"object": "list", "data": data[::-1]})  # GA: every file, no paging
-        return JSONResponse(self._page(data[::-1], request))
+        return self._bad_limit(request) or JSONResponse(self._page(data[::-1], request))
 
     async def _upload(self, request: Request) -> Response:
         form = await request.form()
@@ -238,6 +245,9 @@ class BatchService:
         found = self._find_file(request.path_params["file_id"])
         if isinstance(found, Response):
             return found
+        if found.generate is not None:
+            return StreamingResponse(found.generate(), media_type="application/octet-stream",
+                                     headers={"content-length": str(found.size)})  # fmt: skip
         return Response(found.content, media_type="application/octet-stream")
 
     # ------------------------------------------------------------------ batches
@@ -251,9 +261,12 @@ class BatchService:
                 for b in self.batches.values():
                     self._advance(b)
                 data = [dict(b.obj) for b in self.batches.values()][::-1]
-            return JSONResponse(self._page(data, request))
+            return self._bad_limit(request) or JSONResponse(self._page(data, request))
         if not isinstance(body, dict):
             return _err(400, "invalidPayload", "The request body must be a JSON object.")
+        invalid = _schema.first_error("BatchCreateRequest", body)  # the authoring spec's, as Azure checks it
+        if invalid is not None:
+            return _err(400, "invalidPayload", invalid.message, invalid.param)
         file_id = body.get("input_file_id")
         if not isinstance(file_id, str) or not file_id:
             return _err(400, "invalidPayload", "'input_file_id' is required.", "input_file_id")
@@ -324,6 +337,14 @@ class BatchService:
                 found.obj.update(status="cancelling", cancelling_at=int(time.time()))
                 found.phase_started = self.clock()
             return JSONResponse(dict(found.obj))
+
+    @staticmethod
+    def _bad_limit(request: Request) -> Response | None:
+        """The spec's ``limit`` is an int32: anything else is a 400 naming it (not a silent default)."""
+        limit = request.query_params.get("limit")
+        if limit is None or (limit.lstrip("-").isdigit() and -(2**31) <= int(limit) < 2**31):
+            return None
+        return _err(400, "invalidPayload", f"The query parameter 'limit' must be an integer, got {limit!r}.", "limit")
 
     @staticmethod
     def _page(data: list[dict[str, Any]], request: Request) -> dict[str, Any]:

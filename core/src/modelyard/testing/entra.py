@@ -48,6 +48,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .secret_scan import register_secret
+
 __all__ = [
     "COGNITIVE_SERVICES_AUDIENCE",
     "DEFAULT_TENANT",
@@ -328,6 +330,7 @@ class EntraEmulator:
         token = self._sign({"typ": "JWT", "alg": "HS256", "kid": "modelyard-emulator"}, claims)
         with self._lock:
             self.issued.append(token)
+        register_secret(token, "an access token of the Entra ID emulator")
         return token
 
     # ------------------------------------------------------------------ HTTP

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from . import _schema
 from . import emulator as _emu
 
 if TYPE_CHECKING:
@@ -279,6 +280,9 @@ async def completions(emulator: Emulator, request: Request) -> Response:
             None,
             f"The completion operation does not work with the specified model, {d.model}. {_OPERATION_HELP}",
         )
+    invalid = _schema.first_error("createCompletionRequest", body)  # as Azure: a 400 naming the field
+    if invalid is not None:
+        return _emu._error(400, None, invalid.message, type="invalid_request_error", param=invalid.param)
     prompt = body.get("prompt")
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):

@@ -36,8 +36,6 @@ Ini options (``[tool.pytest.ini_options]``), both off by default:
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,6 +107,7 @@ __all__ = [
 
 _NO_NETWORK = "modelyard_no_network"
 _CLEAN_ENV = "modelyard_clean_env"
+_SECRET_SCAN = "modelyard_secret_scan"
 _CLEANED_PREFIXES = ("AZURE_", "OPENAI_", "MODELYARD_")
 
 
@@ -121,12 +120,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="modelyard: fail any connection to a non-loopback address")  # fmt: skip
     parser.addini(_CLEAN_ENV, type="bool", default=False,
                   help="modelyard: clean AZURE_*/OPENAI_*/MODELYARD_* variables and reload plugins for every test")  # fmt: skip
+    parser.addini(_SECRET_SCAN, type="bool", default=False,
+                  help="modelyard: log everything at DEBUG and fail the run when a test secret shows up (secret_scan)")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Turn on what the ini options ask for."""
     if config.getini(_NO_NETWORK):
         _guard_network()
+    if config.getini(_SECRET_SCAN):
+        from . import _secret_scan_hooks
+
+        config.pluginmanager.register(_secret_scan_hooks, "modelyard-secret-scan")
     if config.getini(_CLEAN_ENV):
         from . import _isolation
 
@@ -144,45 +149,42 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # ------------------------------------------------------------------ no network
+# The guard itself is ._netguard; subprocesses get it through a sitecustomize on PYTHONPATH.
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _loopback(address: Any) -> bool:
-    if not isinstance(address, tuple):
-        return True  # unix sockets
-    host = address[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> None:
-    if not _loopback(address):
-        raise ConnectionRefusedError(f"tests may not reach the network ({_NO_NETWORK}): {address!r}")
-    _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    if not _loopback(address):
-        raise ConnectionRefusedError(f"tests may not reach the network ({_NO_NETWORK}): {address!r}")
-    return _real_connect_ex(self, address)
+_guard_dir: list[str] = []
 
 
 def _guard_network() -> None:
-    # Patched on the class, so every socket (httpx's, aiohttp's, redis's, azure-identity's) is
-    # covered; typeshed types ``self`` as the C base class, hence the ignores.
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from . import _netguard
+
+    _netguard.guard()
+    folder = tempfile.mkdtemp(prefix="modelyard-netguard-")
+    source = Path(_netguard.__file__).read_text()
+    (Path(folder) / "sitecustomize.py").write_text(source + "\n\nguard()\n")
+    _guard_dir.append(folder)
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = folder + (os.pathsep + previous if previous else "")
 
 
 def _unguard_network() -> None:
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    import os
+    import shutil
+
+    from . import _netguard
+
+    _netguard.unguard()
+    while _guard_dir:
+        folder = _guard_dir.pop()
+        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+        if parts:
+            os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+        else:
+            os.environ.pop("PYTHONPATH", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ environment
@@ -358,10 +360,12 @@ def running_proxy(config: dict[str, Any], *, master_key: str | None = MASTER_KEY
     """
     from modelyard.proxy import ProxyApp, parse_config
 
+    from .secret_scan import watch_responses
     from .server import serve_in_thread
 
     app = ProxyApp(parse_config(config), master_key=master_key, insecure_ok=dev)
-    with serve_in_thread(app, lifespan="on") as server:
+    with serve_in_thread(watch_responses(app), lifespan="on") as server:
+        server.app = app
         yield server
 
 

@@ -35,6 +35,7 @@ from .jsonl import BatchFileReport, rewrite_model, validate_batch_file
 
 if TYPE_CHECKING:
     from modelyard.file_types import Batch, BatchList, FileContent, FileDeleted, FileObject
+    from modelyard.files import FileContentStream
     from modelyard.store import BatchRecord, FileRecord, Store
 
 __all__ = ["BatchBalancer", "BatchDeployment", "batch_deployments", "round_robin"]
@@ -430,6 +431,13 @@ class BatchBalancer:
         """The async twin of :meth:`file_content`."""
         record, target = await asyncio.to_thread(self._file, file_id)
         return await modelyard.afile_content(record.upstream_id, **target.call_params())
+
+    async def aopen_file_content(self, file_id: str) -> FileContentStream:
+        """As :meth:`afile_content`, but not read whole: a :class:`~modelyard.files.FileContentStream`."""
+        from modelyard.files import aopen_file_content
+
+        record, target = await asyncio.to_thread(self._file, file_id)
+        return await aopen_file_content(record.upstream_id, **target.call_params())
 
     async def afile_delete(self, file_id: str) -> FileDeleted:
         """The async twin of :meth:`file_delete`."""

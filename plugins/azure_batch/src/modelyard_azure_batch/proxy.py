@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         FileList,
         FileObject,
     )
+    from modelyard.files import FileContentStream
     from modelyard.files_router import FilesDeployment
     from modelyard.store import Store
 
@@ -104,6 +105,10 @@ class BalancedFiles:
     async def afile_content(self, file_id: str) -> FileContent | None:
         """The recorded file's bytes, from its resource."""
         return await self.balancer.afile_content(file_id) if await self._has_file(file_id) else None
+
+    async def aopen_file_content(self, file_id: str) -> FileContentStream | None:
+        """The recorded file's bytes as they come from its resource (the proxy streams downloads)."""
+        return await self.balancer.aopen_file_content(file_id) if await self._has_file(file_id) else None
 
     async def afile_delete(self, file_id: str) -> FileDeleted | None:
         """Delete the recorded file on its resource and forget it."""
