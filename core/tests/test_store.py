@@ -67,3 +67,34 @@ def test_a_bad_url_is_a_config_error_without_the_password() -> None:
         Store("postgresql://user:s3cret-pw@127.0.0.1:1/db")
     assert "s3cret-pw" not in str(info.value) and "s3cret-pw" not in repr(info.value)
     assert info.value.key == "database_url"
+
+
+def test_instances_opening_a_new_postgresql_database_together_all_start(postgres_url: str) -> None:
+    """Several proxies started at once on a new database: one creates the tables, none fails."""
+    import threading
+
+    import psycopg
+
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    barrier = threading.Barrier(6)
+    opened: list[Store] = []
+    failed: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            opened.append(Store(url))
+        except BaseException as exc:  # collected for the assertion
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in opened:
+        store.close()
+    assert not failed and len(opened) == 6

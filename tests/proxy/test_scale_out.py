@@ -3,8 +3,8 @@
 Load goes through nginx; one proxy is killed with SIGKILL mid-run. Counted from the client and
 from nginx's own log (which upstream each request went to, when it started and ended): the only
 requests lost are those the killed instance had in flight, and nginx sends everything else to the
-other two. (A key's combined rpm and budget, and spend sums across the three, come with the
-virtual keys and spend records.)
+other two. A virtual key's rpm and budget hold for the three together, and the spend report of any
+one of them sums what all three recorded.
 """
 
 from __future__ import annotations
@@ -225,3 +225,59 @@ async def test_killing_one_proxy_loses_only_its_requests_in_flight(topology: tup
     contents = [r.body["messages"][0]["content"] for r in emulator.requests if r.path.endswith("/chat/completions")]
     assert len(contents) == len(set(contents))
     assert KEY  # the proxies reach the emulator with its key (the secret scan checks their output)
+
+
+async def test_a_keys_rpm_and_budget_hold_across_the_three_and_spend_sums_them(
+    topology: tuple[str, list[ServedProxy], Path], emulator: Emulator
+) -> None:
+    url, _, tmp = topology
+    master = {"Authorization": f"Bearer {MASTER_KEY}"}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        one = await client.post("/v1/chat/completions", headers=master, json=body)
+        cost = float(one.headers["x-modelyard-response-cost"])
+        made = {}
+        for name, fields in (("rpm", {"rpm_limit": 20}), ("budget", {"max_budget": 10 * cost})):
+            answer = await client.post("/key/generate", headers=master, json={"key_alias": f"scale-{name}", **fields})
+            assert answer.status_code == 200, answer.text
+            made[name] = answer.json()
+
+        async def calls(key: str, n: int, tag: str) -> list[httpx.Response]:
+            return list(await asyncio.gather(*(
+                client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}",
+                                                                        "x-test-id": f"req-{tag}-{i}"})
+                for i in range(n)
+            )))  # fmt: skip
+
+        before = sum(1 for r in emulator.requests if r.path.endswith("/chat/completions"))
+        by_rpm = await calls(made["rpm"]["key"], 45, "rpm")
+        by_budget = await calls(made["budget"]["key"], 30, "budget")
+        upstream = sum(1 for r in emulator.requests if r.path.endswith("/chat/completions")) - before
+
+        # rpm: the three proxies count one window (Redis): exactly 20 pass, wherever nginx sent them.
+        statuses = Counter(r.status_code for r in by_rpm)
+        assert statuses == {200: 20, 429: 25}, statuses
+        # budget: reservations in PostgreSQL hold for the three together; the rest is refused.
+        spent_ok = [r for r in by_budget if r.status_code == 200]
+        refused = [r for r in by_budget if r.status_code == 429]
+        assert spent_ok and refused and len(spent_ok) + len(refused) == 30
+        assert all(r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+        assert upstream == 20 + len(spent_ok)  # nothing refused reached the upstream
+        await asyncio.sleep(0.2)
+        logged = _nginx_log(tmp / "nginx-access.log")
+        served_by = {logged[f"req-rpm-{i}"].upstreams[-1] for i, r in enumerate(by_rpm) if r.status_code == 200}
+        assert len(served_by) >= 2, "nginx should have spread the key's calls over the proxies"
+
+        # Spend: each instance writes its own rows (one second apart at most); any one reports all.
+        for name, answered in (("rpm", [r for r in by_rpm if r.status_code == 200]), ("budget", spent_ok)):
+            token = made[name]["token"]
+            want = sum(float(r.headers["x-modelyard-response-cost"]) for r in answered)
+            deadline = time.monotonic() + 15
+            while True:
+                report = (await client.get("/spend/report", headers=master, params={"api_key": token})).json()
+                if report["total_requests"] == len(answered) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert report["total_requests"] == len(answered)
+            assert report["total_spend"] == pytest.approx(want, rel=1e-9)
+        assert report["total_spend"] <= 10 * cost + 1e-12  # the budget key's spend: the budget held

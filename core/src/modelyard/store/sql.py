@@ -45,6 +45,7 @@ batches_table = sa.Table(
 
 # The store's other tables live beside the code that uses them; every one of them is created
 # when a store is opened, whichever module opened it first.
+_CREATE_LOCK = 0x6D6F64656C79  # "modely": the advisory lock held while tables are created
 _TABLE_MODULES = ("fine_tuning", "keys", "responses", "spend")
 
 
@@ -136,7 +137,14 @@ class Store:
         try:
             self._engine = sa.create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
             _import_table_modules()
-            _metadata.create_all(self._engine)
+            if url.get_backend_name() == "postgresql":
+                # Instances started together on a new database would race to create the same
+                # tables (a unique violation in PostgreSQL's catalog): one creates, the rest wait.
+                with self._engine.begin() as conn:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+                    _metadata.create_all(conn)
+            else:
+                _metadata.create_all(self._engine)
         except (SQLAlchemyError, ImportError) as exc:
             detail = type(getattr(exc, "orig", None) or exc).__name__
             raise ConfigError(f"Cannot open the store at {self.url} ({detail}).", key="database_url") from None
