@@ -368,6 +368,9 @@ def print_sdk(results: dict[str, Any]) -> None:
             ref = abase if mode.endswith(("async", "aiohttp")) else base
             rel = f"  {r['calls_per_s'] / ref:.2f}x raw httpx{' async' if ref is abase else ''}" if ref else ""
             kind = "32 in flight" if ref is abase else "sequential"
+            aio = results.get("aiohttp-async", {}).get("calls_per_s")
+            if mode == "modelyard-async-aiohttp" and aio:
+                rel += f", {r['calls_per_s'] / aio:.2f}x raw aiohttp"
             print(f"  {mode:26s} {r['calls_per_s']:8.0f} calls/s ({kind}){rel}")
         else:
             print(f"  {mode:26s} {r['import_ms']:8.1f} ms import (best of 5)")
