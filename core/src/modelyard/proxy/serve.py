@@ -178,12 +178,13 @@ def freeze_heap() -> None:
     """Move what start-up built (modules, pydantic schemas, the config) out of the garbage collector's sight.
 
     Without it every full collection walks those objects again, while serving: they are most of
-    the heap and never garbage. Collect first, so no start-up cycle is kept for ever. Only for a
-    process that serves (``modelyard serve``), not for an app made in a test.
+    the heap and never garbage. No collection first: it would cost ~40 ms of start-up to free
+    the ~10 unreachable objects there are at this point (measured on the bench's config); they
+    stay, frozen. Objects freed by their reference count are freed as before. Only for a process
+    that serves (``modelyard serve``), not for an app made in a test.
     """
     import gc
 
-    gc.collect()
     gc.freeze()
 
 
