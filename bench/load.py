@@ -1,5 +1,6 @@
 """Closed-loop load: ``concurrency`` clients post the same request for ``duration`` seconds
-(a chat request, or with ``--body embeddings`` an embeddings one).
+(a chat request, with ``--body stream`` a streamed one read to its end, or with ``--body
+embeddings`` an embeddings one).
 
 Prints one JSON object: requests, errors, req_per_s, p50_ms, p99_ms. Runs in its own process
 (aiohttp on uvloop when available) so the generator does not share a GIL with what it measures.
@@ -17,6 +18,7 @@ import time
 BODIES = {
     "chat": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?"}]},
     "embeddings": {"model": "embed", "input": "Hello, how are you?"},
+    "stream": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?"}], "stream": True},
 }
 
 

@@ -45,6 +45,7 @@ LITELLM_VENV = HERE / ".litellm-venv"
 LITELLM_PY = LITELLM_VENV / "bin" / "python"
 LEVELS = (1, 16, 64)
 EMBEDDINGS_LEVEL = 16
+STREAM_LEVEL = 16
 UPSTREAM_KEY = "bench-upstream-key"
 # Like an installed package, let Python cache bytecode: without it every start compiles every module.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -183,7 +184,7 @@ def make_virtual_key(base: str, master_key: str, budget: bool) -> str:
 
 
 def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False,
-                  virtual_key: str | None = None, spend: bool = False) -> dict[str, Any]:  # fmt: skip
+                  virtual_key: str | None = None, spend: bool = False, bare: bool = False) -> dict[str, Any]:  # fmt: skip
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key)
     direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -192,7 +193,14 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
         results["direct"][c] = load(direct_url, c, duration, UPSTREAM_KEY)
     emb_direct = f"{upstream}/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
     results["direct"]["embeddings"] = load(emb_direct, EMBEDDINGS_LEVEL, duration, UPSTREAM_KEY, body="embeddings")
-    servers = {"modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}
+    results["direct"]["stream"] = load(direct_url, STREAM_LEVEL, duration, UPSTREAM_KEY, body="stream")
+    # The floor (bench/floor.py): the least any Python proxy spends; every figure is also a ratio to it.
+    servers = {"floor": [PY, str(HERE / "floor.py"), "--upstream", upstream, "--key", master_key, "--upstream-key", UPSTREAM_KEY],
+               "modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}  # fmt: skip
+    if bare:
+        # Spend, metrics and the access log off: what the features cost, beside the row with them on.
+        off = write_config(upstream, master_key, "  disable_spend_logs: true\n  metrics: false\n")
+        servers["bare"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(off), "--no-access-log"]
     if observability:
         # The default above has /metrics on (prometheus-client is installed) and modelyard-otel
         # loaded without a tracer provider (it records nothing); these two change one thing each.
@@ -235,6 +243,10 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             r = load(emb_url, EMBEDDINGS_LEVEL, duration, key, body="embeddings")
             r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
             info["embeddings"] = r
+            cpu0 = cpu_seconds(proc.pid)
+            r = load(url, STREAM_LEVEL, duration, key, body="stream")
+            r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
+            info["stream"] = r
             info["rss_mib"] = rss_mib(proc.pid)
             results[name] = info
         finally:
@@ -243,7 +255,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
 
 
 def print_proxies(results: dict[str, Any]) -> None:
-    names = [n for n in ("modelyard", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
+    names = [n for n in ("floor", "modelyard", "bare", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
     print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
@@ -264,6 +276,16 @@ def print_proxies(results: dict[str, Any]) -> None:
         if r:
             print(fmt_row([f"{n} emb", EMBEDDINGS_LEVEL, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
                            "", "", r["errors"], f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
+    st_direct = results["direct"].get("stream")
+    if st_direct:
+        print(fmt_row(["direct sse", STREAM_LEVEL, f"{st_direct['req_per_s']:.0f}", f"{st_direct['p50_ms']:.2f}",
+                       f"{st_direct['p99_ms']:.2f}", "", "", st_direct["errors"], ""], widths))  # fmt: skip
+    for n in names:
+        r = results[n].get("stream")
+        if r:
+            print(fmt_row([f"{n} sse", STREAM_LEVEL, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                           f"{r['p50_ms'] - st_direct['p50_ms']:.2f}", f"{r['p99_ms'] - st_direct['p99_ms']:.2f}",
+                           r["errors"], f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
     for n in names:
         r = results[n]
         print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB")
@@ -279,10 +301,42 @@ def print_proxies(results: dict[str, Any]) -> None:
             for c in (*LEVELS, "embeddings")
         )
         print(f"CPU per request spend tracking adds (modelyard minus no-spend): {added}")
+    for ref in ("floor", "litellm"):
+        if ref in results:
+            print_ratios(results, names, ref)
     if "litellm" in results:
         m, lt = results["modelyard"], results["litellm"]
         ratios = "  ".join(f"c={c}: {m[c]['req_per_s'] / max(lt[c]['req_per_s'], 1e-9):.1f}x" for c in LEVELS)
         print(f"ratio modelyard/litellm req/s: {ratios}; memory {m['rss_mib'] / lt['rss_mib']:.2f}x")
+
+
+def print_ratios(results: dict[str, Any], names: list[str], ref: str) -> None:
+    """Each proxy's figures as a ratio to ``ref``'s (the floor, LiteLLM) from the same run."""
+    base = results[ref]
+    print(f"\nAs a ratio to {ref} (req/s: higher is better; CPU, added latency, RSS: lower is better)")
+    keys = [(c, f"c={c}") for c in LEVELS] + [("embeddings", "emb"), ("stream", "sse")]
+    widths = [10] + [22] * len(keys)
+    print(fmt_row(["target", *(label for _, label in keys)], widths))
+    direct = results["direct"]
+    for n in names:
+        if n == ref:
+            continue
+        cells = [n]
+        for k, _ in keys:
+            r, b = results[n].get(k), base.get(k)
+            if not r or not b:
+                cells.append("")
+                continue
+            rate = r["req_per_s"] / max(b["req_per_s"], 1e-9)
+            cpu = r["cpu_us_per_req"] / max(b["cpu_us_per_req"], 1e-9)
+            cell = f"{rate:.2f}x rps {cpu:.2f}x cpu"
+            if k == 64:
+                added = (r["p99_ms"] - direct[64]["p99_ms"]) / max(b["p99_ms"] - direct[64]["p99_ms"], 1e-9)
+                cell = f"{rate:.2f}x rps {cpu:.2f}x cpu, +p99 {added:.1f}x"
+            cells.append(cell)
+        print(fmt_row(cells, widths))
+        extra = f"ready {results[n]['ready_s'] / max(base['ready_s'], 1e-9):.2f}x, RSS {results[n]['rss_mib'] / max(base['rss_mib'], 1e-9):.2f}x"
+        print(f"{'':10s}  {extra}")
 
 
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
@@ -314,6 +368,9 @@ def print_sdk(results: dict[str, Any]) -> None:
             ref = abase if mode.endswith(("async", "aiohttp")) else base
             rel = f"  {r['calls_per_s'] / ref:.2f}x raw httpx{' async' if ref is abase else ''}" if ref else ""
             kind = "32 in flight" if ref is abase else "sequential"
+            aio = results.get("aiohttp-async", {}).get("calls_per_s")
+            if mode == "modelyard-async-aiohttp" and aio:
+                rel += f", {r['calls_per_s'] / aio:.2f}x raw aiohttp"
             print(f"  {mode:26s} {r['calls_per_s']:8.0f} calls/s ({kind}){rel}")
         else:
             print(f"  {mode:26s} {r['import_ms']:8.1f} ms import (best of 5)")
@@ -329,6 +386,7 @@ def main() -> None:
     parser.add_argument("--virtual-key", choices=("plain", "budget"),
                         help="also modelyard called with a virtual key (plain: no budget; budget: with one)")  # fmt: skip
     parser.add_argument("--spend", action="store_true", help="also modelyard with spend tracking off (the CPU it adds)")
+    parser.add_argument("--bare", action="store_true", help="also modelyard with spend, metrics and access logs off")
     args = parser.parse_args()
     with_litellm = not args.skip_litellm
     if with_litellm:
@@ -344,7 +402,7 @@ def main() -> None:
         report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
         if args.only in (None, "proxy"):
             report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key,
-                                            args.spend)  # fmt: skip
+                                            args.spend, args.bare)  # fmt: skip
             print_proxies(report["proxy"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)

@@ -85,6 +85,7 @@ class AiohttpBackend:
         self._limit_per_host = limit_per_host
         self._sessions: PerLoop[aiohttp.ClientSession] = PerLoop(_close_session)
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -128,7 +129,12 @@ class AiohttpBackend:
             headers = {**headers, "content-type": "application/json"}
         # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
         # connection; sock_connect bounds opening one, the transport's deadline the rest.
-        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
+        client_timeout = self._timeouts.get((timeout.connect, timeout.read))
+        if client_timeout is None:  # made once per pair of values (attrs' frozen __init__ costs µs per call)
+            if len(self._timeouts) > 64:
+                self._timeouts.clear()
+            client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
+            self._timeouts[(timeout.connect, timeout.read)] = client_timeout
         try:
             response = await session.request(
                 request.method, self._url(request), data=body, headers=headers, timeout=client_timeout,

@@ -24,10 +24,10 @@ import functools
 import json
 import logging
 import math
+import random
 import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -124,6 +124,12 @@ def _non_finite_field(raw: bytes) -> str:
         return find(json.loads(raw, parse_constant=lambda _: _NAN), "") or "(body)"
     except RecursionError:
         return "(body)"
+
+
+def _request_id() -> str:
+    """A fresh request id: 32 hex digits, unique but not secret (a client may send its own), so
+    from ``random`` rather than ``uuid4``'s system call; ``random`` reseeds in forked workers."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _dumps(obj: Any) -> bytes:
@@ -450,7 +456,7 @@ class ProxyApp:
                 call_scope.trace_headers.clear()
             elif (state := headers.get(b"tracestate")) is not None:
                 call_scope.trace_headers["tracestate"] = state.decode("latin-1")[:512]
-        ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex, call_scope)
+        ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else _request_id(), call_scope)
         _, token = enter_scope(call_scope)
         try:
             handler = self._route(ctx, scope)
@@ -490,6 +496,9 @@ class ProxyApp:
                 await self.virtual_keys.finish(ctx.admission, ctx.scope.calls)
             leave_scope(token)
             self._log(ctx)
+            # Each CallRecord points back at its scope: unlinked, the request's objects (the
+            # response, its headers) go with their last reference, not in a garbage collection.
+            call_scope.calls.clear()
 
     def _route(self, ctx: _Ctx, scope: Scope) -> Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]:
         path = ctx.path.rstrip("/") or "/"

@@ -43,6 +43,52 @@ def _response(status: int, message: str) -> tuple[bytes, list[tuple[bytes, bytes
     return body, headers
 
 
+class _OneWrite:
+    """A request cycle's transport that sends a response head together with the body's first bytes.
+
+    uvicorn writes the head as soon as the app sends ``http.response.start``, then the body:
+    two writes, two ``send`` system calls and two TCP segments for one small JSON answer. A
+    head whose ``content-length`` announces a body is held here until the first body write
+    (a streamed answer, chunked, is not held: its head goes at once, and neither is the answer
+    to a ``HEAD`` request, which has no body to wait for). Anything else passes
+    straight to the connection's transport; closing sends a held head first.
+    """
+
+    __slots__ = ("_cycle", "_head", "_transport", "_wrote")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._wrote = False
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+            return
+        if not self._wrote and data[9:10] != b"1":  # the response head (not a 100 Continue)
+            self._wrote = True
+            cycle = self._cycle
+            if cycle.chunked_encoding is False and cycle.expected_content_length > 0 and cycle.scope["method"] != "HEAD":
+                self._head = data
+                return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """:class:`uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` with a size and a time limit on request heads.
 
@@ -108,6 +154,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size <= self.max_head_bytes:
             super().on_headers_complete()
+            # The cycle's task has not run yet: its writes go through _OneWrite from the start.
+            self.cycle.transport = _OneWrite(self.transport, self.cycle)  # type: ignore[assignment]
             if self.body_timeout is not None and self._body_timer is None:
                 # Disarmed by on_message_complete, at once for a request without a body.
                 self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)

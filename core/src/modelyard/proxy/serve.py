@@ -169,7 +169,23 @@ def worker_app() -> Any:
     _configure_logging(os.environ.get(_ENV_LOG_LEVEL, "info"), os.environ.get(_ENV_ACCESS_LOG, "1") == "1")
     upstream = os.environ.get(_ENV_UPSTREAM)
     demo = (upstream, os.environ.get(_ENV_UPSTREAM_KEY, "")) if upstream else None
-    return build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
+    app = build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
+    freeze_heap()
+    return app
+
+
+def freeze_heap() -> None:
+    """Move what start-up built (modules, pydantic schemas, the config) out of the garbage collector's sight.
+
+    Without it every full collection walks those objects again, while serving: they are most of
+    the heap and never garbage. No collection first: it would cost ~40 ms of start-up to free
+    the ~10 unreachable objects there are at this point (measured on the bench's config); they
+    stay, frozen. Objects freed by their reference count are freed as before. Only for a process
+    that serves (``modelyard serve``), not for an app made in a test.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _configure_logging(level: str, access_log: bool) -> None:
@@ -357,6 +373,7 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
         else:
             server = _draining_server(uvicorn.Config(built.app, **options), built.app,
                                       config.general_settings.shutdown_delay)  # fmt: skip
+            freeze_heap()
             server.run()
             if not server.started:
                 return 3  # uvicorn's STARTUP_FAILURE (the port is taken ...); it logged why
