@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,10 @@ class Result:
             return
         base = after[0]
         self.rss_growth = (max(s.rss_mb for s in after[len(after) // 2 :]) - base.rss_mb) / base.rss_mb
-        self.fd_growth = max(s.fds for s in after[len(after) // 2 :]) - base.fds
+        # Open fds swing with the clients' sockets: compare medians (start of the run after warm-up
+        # against its second half), so a momentary peak is not read as growth.
+        first, last = after[: max(1, len(after) // 4)], after[len(after) // 2 :]
+        self.fd_growth = int(statistics.median(s.fds for s in last) - statistics.median(s.fds for s in first))
         # least squares: RSS against requests done, after warm-up
         xs, ys = [s.done for s in after], [s.rss_mb for s in after]
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
