@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-SECRET = "the launch code is swordfish-4417"
+PROMPT = "a private prompt: the launch code is swordfish-4417"
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ def test_embeddings_and_images_have_their_own_spans(api_base: str, emulator: Emu
     emulator.add_deployment(Deployment("ot-embed", model="text-embedding-3-small"))
     emulator.add_deployment(Deployment("ot-dalle", model="dall-e-3"))
     common = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21"}
-    reply = modelyard.embedding(model="azure/ot-embed", input=[SECRET], **common)
-    modelyard.image_generation(model="azure/ot-dalle", prompt=SECRET, **common)
+    reply = modelyard.embedding(model="azure/ot-embed", input=[PROMPT], **common)
+    modelyard.image_generation(model="azure/ot-dalle", prompt=PROMPT, **common)
     spans = {s.name: s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.CLIENT}
     assert set(spans) == {"embeddings ot-embed", "image_generation ot-dalle"}
     embed = spans["embeddings ot-embed"].attributes or {}
@@ -39,7 +39,7 @@ def test_embeddings_and_images_have_their_own_spans(api_base: str, emulator: Emu
     assert embed["gen_ai.usage.input_tokens"] == reply.usage.prompt_tokens
     assert spans["image_generation ot-dalle"].attributes["gen_ai.operation.name"] == "image_generation"  # type: ignore[index]
     for span in spans.values():  # no prompt text by default
-        assert SECRET not in repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+        assert PROMPT not in repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
     # each call's span context went upstream
     sent = [r.headers.get("traceparent") for r in emulator.requests]
     assert len(sent) == 2 and all(sent)
