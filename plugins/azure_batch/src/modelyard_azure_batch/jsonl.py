@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -110,29 +110,16 @@ def _lines(file: IO[bytes]) -> Iterator[bytes]:
     yield from file
 
 
-def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> BatchFileReport:
-    """Check a batch input file line by line, in one pass, without holding it in memory.
+def json_lines(stream: IO[bytes], report: BatchFileReport, problem: Callable[[int, str, str], None],
+               unit: str) -> Iterator[tuple[int, Any]]:
+    """The JSON value of each line of a JSONL file, with its 1-based line number, in one pass.
 
-    Args:
-        file: a seekable binary file object (read from the start and rewound afterwards) or bytes.
-        max_errors: how many problems to keep in the report (all are counted).
-
-    Returns:
-        A :class:`BatchFileReport`; call ``raise_for_errors()`` to turn problems into an error.
+    What every JSONL upload shares is checked here and reported through ``problem``: blank lines
+    before the end (``unit`` names what a line holds), a byte-order mark, lines that are not
+    UTF-8 JSON (NaN and Infinity included, which Azure's parser refuses). ``report.bytes`` and
+    ``report.lines`` are counted. The stream is read from the start and rewound afterwards.
     """
-    import io
-
-    stream: IO[bytes] = io.BytesIO(file) if isinstance(file, bytes) else file
-    report = BatchFileReport()
-    seen: dict[str, int] = {}
-    model_line = url_line = 0
     pending_blank: list[int] = []
-
-    def problem(line: int, code: str, message: str) -> None:
-        report.error_count += 1
-        if len(report.errors) < max_errors:
-            report.errors.append(LineError(line, code, message))
-
     stream.seek(0)
     try:
         number = 0
@@ -144,7 +131,7 @@ def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> Bat
                 pending_blank.append(number)  # blank lines are fine only at the end
                 continue
             for blank in pending_blank:
-                problem(blank, "invalid_json_line", "empty line; every line must hold one request")
+                problem(blank, "invalid_json_line", f"empty line; every line must hold one {unit}")
             pending_blank.clear()
             report.lines += 1
             if number == 1 and text.startswith(b"\xef\xbb\xbf"):
@@ -164,38 +151,64 @@ def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> Bat
             except RecursionError:
                 problem(number, "invalid_json_line", "not valid JSON: nested too deeply")
                 continue
-            if not isinstance(obj, dict):
-                problem(number, "invalid_json_line", f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            custom_id = obj.get("custom_id")
-            if not isinstance(custom_id, str) or not custom_id:
-                problem(number, "invalid_request", "'custom_id' is missing or not a non-empty string")
-            elif custom_id in seen:
-                problem(number, "duplicate_custom_id", f"custom_id {custom_id!r} repeats line {seen[custom_id]}")
-            else:
-                seen[custom_id] = number
-            if obj.get("method") != "POST":
-                problem(number, "invalid_request", f"'method' must be \"POST\", got {obj.get('method')!r}")
-            url = obj.get("url")
-            if not isinstance(url, str) or not url.startswith("/"):
-                problem(number, "invalid_request", "'url' is missing or not a path such as \"/chat/completions\"")
-            elif report.url is None:
-                report.url, url_line = url, number
-            elif _normalize_url(url) != _normalize_url(report.url):
-                problem(number, "url_mismatch", f"'url' is {url!r} but line {url_line} has {report.url!r}; one url per file")
-            body = obj.get("body")
-            model = body.get("model") if isinstance(body, dict) else None
-            if not isinstance(body, dict):
-                problem(number, "invalid_request", "'body' is missing or not an object")
-            elif not isinstance(model, str) or not model:
-                problem(number, "invalid_request", "'body.model' is missing or not a non-empty string")
-            elif report.model is None:
-                report.model, model_line = model, number
-            elif model != report.model:
-                problem(number, "model_mismatch",
-                        f"'body.model' is {model!r} but line {model_line} has {report.model!r}; one model per file")  # fmt: skip
+            yield number, obj
     finally:
         stream.seek(0)
+
+
+def validate_batch_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> BatchFileReport:
+    """Check a batch input file line by line, in one pass, without holding it in memory.
+
+    Args:
+        file: a seekable binary file object (read from the start and rewound afterwards) or bytes.
+        max_errors: how many problems to keep in the report (all are counted).
+
+    Returns:
+        A :class:`BatchFileReport`; call ``raise_for_errors()`` to turn problems into an error.
+    """
+    import io
+
+    stream: IO[bytes] = io.BytesIO(file) if isinstance(file, bytes) else file
+    report = BatchFileReport()
+    seen: dict[str, int] = {}
+    model_line = url_line = 0
+
+    def problem(line: int, code: str, message: str) -> None:
+        report.error_count += 1
+        if len(report.errors) < max_errors:
+            report.errors.append(LineError(line, code, message))
+
+    for number, obj in json_lines(stream, report, problem, "request"):
+        if not isinstance(obj, dict):
+            problem(number, "invalid_json_line", f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        custom_id = obj.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            problem(number, "invalid_request", "'custom_id' is missing or not a non-empty string")
+        elif custom_id in seen:
+            problem(number, "duplicate_custom_id", f"custom_id {custom_id!r} repeats line {seen[custom_id]}")
+        else:
+            seen[custom_id] = number
+        if obj.get("method") != "POST":
+            problem(number, "invalid_request", f"'method' must be \"POST\", got {obj.get('method')!r}")
+        url = obj.get("url")
+        if not isinstance(url, str) or not url.startswith("/"):
+            problem(number, "invalid_request", "'url' is missing or not a path such as \"/chat/completions\"")
+        elif report.url is None:
+            report.url, url_line = url, number
+        elif _normalize_url(url) != _normalize_url(report.url):
+            problem(number, "url_mismatch", f"'url' is {url!r} but line {url_line} has {report.url!r}; one url per file")
+        body = obj.get("body")
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            problem(number, "invalid_request", "'body' is missing or not an object")
+        elif not isinstance(model, str) or not model:
+            problem(number, "invalid_request", "'body.model' is missing or not a non-empty string")
+        elif report.model is None:
+            report.model, model_line = model, number
+        elif model != report.model:
+            problem(number, "model_mismatch",
+                    f"'body.model' is {model!r} but line {model_line} has {report.model!r}; one model per file")  # fmt: skip
     if report.lines == 0:
         problem(0, "empty_file", "the batch file holds no requests")
     if report.lines > MAX_LINES:

@@ -15,11 +15,10 @@ the proxy's ``POST /files`` call it through the plugin, so nothing is uploaded w
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .jsonl import BatchFileReport, LineError, _NonFinite, _refuse_constant
+from .jsonl import BatchFileReport, LineError, json_lines
 
 __all__ = ["MAX_TRAINING_BYTES", "TrainingFileReport", "validate_training_file"]
 
@@ -116,47 +115,14 @@ def validate_training_file(file: IO[bytes] | bytes, *, max_errors: int = 20) -> 
     """
     stream: IO[bytes] = io.BytesIO(file) if isinstance(file, bytes) else file
     report = TrainingFileReport()
-    pending_blank: list[int] = []
 
     def problem(line: int, code: str, message: str) -> None:
         report.error_count += 1
         if len(report.errors) < max_errors:
             report.errors.append(LineError(line, code, message))
 
-    stream.seek(0)
-    try:
-        number = 0
-        for raw in stream:
-            number += 1
-            report.bytes += len(raw)
-            text = raw.strip()
-            if not text:
-                pending_blank.append(number)
-                continue
-            for blank in pending_blank:
-                problem(blank, "invalid_json_line", "empty line; every line must hold one example")
-            pending_blank.clear()
-            report.lines += 1
-            if number == 1 and text.startswith(b"\xef\xbb\xbf"):
-                problem(number, "invalid_json_line", "the file starts with a byte-order mark; save it as UTF-8 without BOM")
-                continue
-            try:
-                obj: Any = json.loads(text, parse_constant=_refuse_constant)
-            except _NonFinite as exc:
-                problem(number, "invalid_json_line", f"not valid JSON ({exc} is not a JSON number)")
-                continue
-            except UnicodeDecodeError:
-                problem(number, "invalid_json_line", "not UTF-8 text")
-                continue
-            except json.JSONDecodeError as exc:
-                problem(number, "invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            except RecursionError:
-                problem(number, "invalid_json_line", "not valid JSON: nested too deeply")
-                continue
-            _check_line(number, obj, report, problem)
-    finally:
-        stream.seek(0)
+    for number, obj in json_lines(stream, report, problem, "example"):
+        _check_line(number, obj, report, problem)
     if report.lines == 0:
         problem(0, "empty_file", "the training file holds no examples")
     if report.bytes > MAX_TRAINING_BYTES:
