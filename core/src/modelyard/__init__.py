@@ -33,12 +33,10 @@ if TYPE_CHECKING:
         AsyncTextStream,
         ChatStream,
         TextStream,
-        aanthropic_messages,
         acompletion,
         aembedding,
         aimage_edit,
         aimage_generation,
-        anthropic_messages,
         aspeech,
         atext_completion,
         atranscription,
@@ -171,7 +169,6 @@ __all__ = [
     "TranscriptionResponse",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
-    "aanthropic_messages",
     "acancel_batch",
     "acancel_fine_tuning_job",
     "acancel_responses",
@@ -193,7 +190,6 @@ __all__ = [
     "alist_fine_tuning_job_events",
     "alist_fine_tuning_jobs",
     "alist_input_items",
-    "anthropic_messages",
     "api_base",
     "api_key",
     "api_version",
@@ -291,8 +287,6 @@ _LAZY = {
     "atranscription": "api",
     "translation": "api",
     "atranslation": "api",
-    "anthropic_messages": "api",
-    "aanthropic_messages": "api",
     "TranscriptionResponse": "types",
     "BinaryResponse": "binary",
     "Router": "router",
@@ -313,10 +307,18 @@ def _module_settings() -> dict[str, Any]:
     return {name: s.default for name, s in connection_schema().module_settings.items()}
 
 
+def _contributed_sdk() -> list[str]:
+    """The SDK functions of the operation rows the loaded plugins contribute (loads the plugins)."""
+    from .plugins import get_plugins
+
+    return list(get_plugins().operations.by_sdk)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__all__":
-        # The public names: the core's, and the module settings the loaded providers declare.
-        return sorted({*_CORE_ALL, *_module_settings()})
+        # The public names: the core's, the module settings the loaded providers declare and
+        # the SDK functions of their operation rows (register_operations).
+        return sorted({*_CORE_ALL, *_module_settings(), *_contributed_sdk()})
     module = _LAZY.get(name)
     if module is None:
         # ``from . import hookspecs`` asks here first: a submodule is never a setting.
@@ -324,6 +326,9 @@ def __getattr__(name: str) -> Any:
             settings = _module_settings()
             if name in settings:
                 return settings[name]
+            from .operation_table import sdk_function
+
+            return sdk_function(name, __name__)  # not cached here: it goes with its plugin set
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -331,4 +336,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*_CORE_ALL, *_module_settings()})
+    return sorted({*_CORE_ALL, *_module_settings(), *_contributed_sdk()})

@@ -1047,7 +1047,6 @@ image_edit, aimage_edit = operation_functions(OPERATIONS["image_edit"])
 speech, aspeech = operation_functions(OPERATIONS["speech"])
 transcription, atranscription = operation_functions(OPERATIONS["transcriptions"])
 translation, atranslation = operation_functions(OPERATIONS["translations"])
-anthropic_messages, aanthropic_messages = operation_functions(OPERATIONS["messages"])
 
 
 def __getattr__(name: str) -> Any:
@@ -1057,4 +1056,9 @@ def __getattr__(name: str) -> Any:
         from . import responses_api
 
         return getattr(responses_api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # The SDK functions of the operation rows the loaded plugins contribute (register_operations).
+    from .operation_table import sdk_function
+
+    return sdk_function(name, __name__)

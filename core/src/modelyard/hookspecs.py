@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .file_types import FilesRequest
     from .files_router import FilesDeployment, FilesRouter
     from .observe import CallScope
+    from .operations import Operation, OperationRef, ProxyPath
     from .store import Store
     from .types import (
         ChatRequest,
@@ -41,6 +42,7 @@ __all__ = [
     "RegisterCommand",
     "RegisterConnectionSetting",
     "RegisterFamily",
+    "RegisterOperation",
     "RegisterPrices",
     "RegisterProvider",
     "StreamTranslator",
@@ -48,7 +50,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 8)
+HOOK_API: tuple[int, int] = (1, 9)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -72,6 +74,17 @@ class RegisterConnectionSetting(Protocol):
     """The callable ``register_connection_settings`` receives: call it once per setting."""
 
     def __call__(self, setting: ConnectionSetting, /) -> None: ...
+
+
+class RegisterOperation(Protocol):
+    """The callable ``register_operations`` receives: call it once per row.
+
+    A row is an :class:`~modelyard.operations.Operation` (a new operation), a
+    :class:`~modelyard.operations.ProxyPath` (another proxy path for an operation) or an
+    :class:`~modelyard.operations.OperationRef` (a sibling distribution's operation).
+    """
+
+    def __call__(self, row: Operation | ProxyPath | OperationRef, /) -> None: ...
 
 
 class RegisterPrices(Protocol):
@@ -226,6 +239,28 @@ def register_connection_settings(register: RegisterConnectionSetting) -> None:
     ``litellm_params`` accepts, what reprs and logs mask (``kind="secret"``) and what proxy
     clients may not send; your plugin reads them with ``connection.get(name)``. Two plugins
     declaring one name with different kinds is a ``PluginError``. Since HOOK_API 1.7.
+    """
+
+
+@hookspec
+def register_operations(register: RegisterOperation) -> None:
+    """Contribute operation rows and proxy paths.
+
+    Called once per plugin manager, at the first lookup of an operation, SDK function or proxy
+    route the core does not have itself (a proxy's start; not at import). Call ``register``
+    per row; return nothing; all plugins' answers are collected.
+
+    * ``Operation(...)``: a new operation. ``modelyard.<sdk>`` / ``a<sdk>`` and the Router's
+      methods of those names call it, the proxy serves it on its ``paths`` (and under ``/v1``),
+      ``/openapi.json`` lists it; your ``transform_request`` answers for ``route.operation ==
+      name``. Its name and SDK names may not be the core's or another plugin's.
+    * ``ProxyPath(template, operation)``: another path for an operation (the core's or a
+      plugin's), as a provider's own client calls it: the model from a ``{model}`` segment, else
+      from the body. Served, documented and labelled in metrics only while your plugin is loaded.
+    * ``OperationRef(sdk, distribution)``: a sibling distribution's row, so that while it is
+      blocked or not installed ``modelyard.<sdk>`` fails naming it.
+
+    A wrong type, a taken name or a bad template is a ``PluginError``. Since HOOK_API 1.9.
     """
 
 

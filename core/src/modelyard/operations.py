@@ -5,8 +5,8 @@ about one upstream operation: its name (``Route.operation``, what provider plugi
 for), the SDK name of its function pair (``embedding`` / ``aembedding``), its request model
 (typed, so a wrong type names its field), its response model, how its body travels (JSON or a
 multipart upload), how its answer comes back (JSON, an SSE stream, or binary that is streamed
-through), the OpenAI and Azure paths the proxy serves it on, and which ``model_info.mode``
-values may route to it.
+through), the paths the proxy serves it on, and which ``model_info.mode`` values may route to
+it.
 
 Adding an operation is a row in :data:`OPERATIONS` (plus its request and response models in
 :mod:`modelyard.types`); :mod:`modelyard.api` builds the SDK functions from the row,
@@ -14,18 +14,23 @@ Adding an operation is a row in :data:`OPERATIONS` (plus its request and respons
 by answering ``transform_request`` / ``normalize_response`` / ``map_error`` when
 ``route.operation`` is the row's ``name`` (see docs/plugins/hooks.md).
 
+Provider plugins contribute rows of their own and extra proxy paths (:class:`ProxyPath`) through
+the ``register_operations`` hook: :data:`OPERATIONS` is the core's rows plus the loaded plugins'
+(collected once per plugin set, on the first lookup of a name the core does not have; a lookup
+of a core row never loads the plugins).
+
 This module is contract: it imports :mod:`modelyard.types` and nothing of the pipeline.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .messages import MessagesParams, MessagesResponse
 from .responses_types import ResponsesAPIResponse, ResponsesParams
 from .types import (
     ChatCompletion,
@@ -42,7 +47,10 @@ from .types import (
     TranscriptionResponse,
 )
 
-__all__ = ["OPERATIONS", "Operation", "multipart_parts", "operation_for_mode", "operation_named"]
+__all__ = [
+    "CORE_OPERATIONS", "OPERATIONS", "Operation", "OperationRef", "ProxyPath", "multipart_parts",
+    "operation_for_mode", "operation_named",
+]  # fmt: skip
 
 BodyKind = Literal["json", "multipart"]
 AnswerKind = Literal["json", "sse", "binary"]
@@ -67,8 +75,8 @@ class Operation:
             of chunks); ``binary`` (a streamed binary response object).
         payload: the SDK function's positional arguments after ``model``, which are also the
             fields the proxy requires in a request body (``("input",)``).
-        paths: the OpenAI paths the proxy serves it on, each also under ``/v1``.
-        azure_path: the path after ``/openai/deployments/{model}/`` for ``AzureOpenAI`` clients.
+        paths: the OpenAI paths the proxy serves it on, each also under ``/v1``; a plugin adds
+            others, such as a provider's own client's paths, with :class:`ProxyPath` rows.
         modes: the ``model_info.mode`` values of deployments that may serve it.
         description: one line for docs and errors.
         positional: the SDK function's positional parameters in order, ``model`` among them,
@@ -79,15 +87,15 @@ class Operation:
             ``(filename, fileobj, content_type)`` part; the proxy reads these parts of an upload
             into spooled temporary files and hands them on the same way.
         max_upload_mb: the largest upload the proxy accepts for it (the provider's limit, such
-            as Azure's 25 MB for audio files), enforced while reading: 413, nothing sent
+            such as 25 MB for audio files), enforced while reading: 413, nothing sent
             upstream. None: ``general_settings.max_upload_size_mb`` alone.
         text_formats: ``response_format`` values whose answer is plain text (subtitles ...):
             the proxy answers them as ``text/plain`` with the response's ``text``.
         streams_through: a ``binary`` row whose body's ``stream`` is sent on as given, its
             answer (JSON, or the upstream's own server-sent events) passed through unchanged
-            (``messages``: a native format the proxy does not translate).
+            (a provider's native format the proxy does not translate).
         forward_headers: request headers (lower case) the proxy passes on to the upstream
-            call (``anthropic-beta``: the beta features a Claude client asks for).
+            call (a provider's beta-feature header a client sends).
     """
 
     name: str
@@ -98,7 +106,6 @@ class Operation:
     answer: AnswerKind = "json"
     payload: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
-    azure_path: str = ""
     modes: frozenset[str] = frozenset()
     description: str = ""
     positional: tuple[str, ...] = ()
@@ -119,7 +126,7 @@ class Operation:
         return self.positional or ("model", *self.payload)
 
 
-OPERATIONS: dict[str, Operation] = {
+CORE_OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
         # chat and completions keep their hand-written functions in api.py (streams, the
@@ -133,7 +140,6 @@ OPERATIONS: dict[str, Operation] = {
             answer="sse",
             payload=("messages",),
             paths=("/chat/completions",),
-            azure_path="chat/completions",
             modes=frozenset({"chat", "completion"}),
             description="chat completions",
         ),
@@ -145,7 +151,6 @@ OPERATIONS: dict[str, Operation] = {
             answer="sse",
             payload=("prompt",),
             paths=("/completions",),
-            azure_path="completions",
             modes=frozenset({"chat", "completion"}),
             description="legacy text completions",
         ),
@@ -156,7 +161,6 @@ OPERATIONS: dict[str, Operation] = {
             response=EmbeddingResponse,
             payload=("input",),
             paths=("/embeddings",),
-            azure_path="embeddings",
             modes=frozenset({"embedding"}),
             description="embeddings",
         ),
@@ -167,7 +171,6 @@ OPERATIONS: dict[str, Operation] = {
             response=ImageResponse,
             payload=("prompt",),
             paths=("/images/generations",),
-            azure_path="images/generations",
             modes=frozenset({"image_generation"}),
             description="image generation",
             positional=("prompt", "model"),  # LiteLLM's image_generation(prompt, model, ...)
@@ -180,12 +183,11 @@ OPERATIONS: dict[str, Operation] = {
             body="multipart",
             payload=("image", "prompt"),
             paths=("/images/edits",),
-            azure_path="images/edits",
             modes=frozenset({"image_generation"}),
             description="image edits",
             positional=("image", "prompt", "model"),  # LiteLLM's image_edit(image, prompt, model, ...)
             files=("image", "mask"),  # several images travel as image[] (gpt-image-1 takes up to 16)
-            max_upload_mb=50,  # Azure's limit per image for gpt-image-1 (a mask: 4 MB, Azure's to judge)
+            max_upload_mb=50,  # the upstream's limit per image for gpt-image-1 (a mask: 4 MB, the upstream's to judge)
         ),
         Operation(
             name="speech",
@@ -195,7 +197,6 @@ OPERATIONS: dict[str, Operation] = {
             answer="binary",
             payload=("input",),
             paths=("/audio/speech",),
-            azure_path="audio/speech",
             modes=frozenset({"audio_speech"}),
             description="text-to-speech",
         ),
@@ -207,7 +208,6 @@ OPERATIONS: dict[str, Operation] = {
             body="multipart",
             payload=("file",),
             paths=("/audio/transcriptions",),
-            azure_path="audio/transcriptions",
             modes=frozenset({"audio_transcription"}),
             description="speech-to-text transcription",
             files=("file",),
@@ -222,30 +222,15 @@ OPERATIONS: dict[str, Operation] = {
             body="multipart",
             payload=("file",),
             paths=("/audio/translations",),
-            azure_path="audio/translations",
             modes=frozenset({"audio_transcription"}),
             description="speech-to-English translation",
             files=("file",),
             max_upload_mb=25,
             text_formats=_TEXT_FORMATS,
         ),
-        Operation(
-            name="messages",
-            sdk="anthropic_messages",
-            request=MessagesParams,
-            response=MessagesResponse,  # unused: the answer is passed through (streams_through)
-            answer="binary",
-            payload=("messages",),
-            paths=("/messages", "/anthropic/v1/messages"),
-            modes=frozenset({"chat"}),
-            description="Anthropic Messages API, native (for Anthropic's SDKs and Claude Code)",
-            streams_through=True,
-            forward_headers=("anthropic-beta",),
-        ),
         # The Responses API keeps hand-written functions too (modelyard.responses_api): its typed
         # event stream, the id-addressed calls (get, delete, input items, cancel) and the bridge
         # to chat. Its row gives the Router its methods, the proxy its mode check and /openapi.json.
-        # No deployment-scoped path: the upstream's route is per resource, not per deployment.
         Operation(
             name="responses",
             sdk="responses",
@@ -259,7 +244,89 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
-"""Every operation, by ``Route.operation`` name."""
+"""The core's operations, by ``Route.operation`` name (plugins add theirs: :data:`OPERATIONS`)."""
+
+
+@dataclass(frozen=True)
+class ProxyPath:
+    """An extra proxy path for an operation, contributed by a plugin (``register_operations``).
+
+    A provider's own client libraries call paths of their own (a deployment in the path, a
+    resource-scoped API version prefix); the plugin of the provider that serves the operation
+    declares them, and the proxy serves them only while that plugin is loaded.
+
+    Attributes:
+        template: the path, absolute (``/api/v2/embeddings``). A ``{model}`` segment takes the
+            model group from the path (``/deployments/{model}/embeddings``); without one the
+            model comes from the body's ``model``, as on the operation's own paths. Not also
+            served under ``/v1`` (write the path as the client sends it).
+        operation: the :attr:`Operation.name` it serves (a core row or a plugin's).
+        query: query parameters the provider's clients send, for the OpenAPI document only
+            (the proxy ignores the query string).
+        description: how ``/openapi.json`` describes the path, after the operation's own
+            description (``"(for the provider's own client)"``).
+    """
+
+    template: str
+    operation: str
+    query: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def model_in_path(self) -> bool:
+        """Whether the model group is a segment of the path (``{model}``)."""
+        return "{model}" in self.template
+
+
+@dataclass(frozen=True)
+class OperationRef:
+    """A plugin's note that another distribution contributes an operation row (``register_operations``).
+
+    A blocked or missing plugin is never imported, so its rows are unknown; a sibling that is
+    loaded may name it, so that its SDK functions fail naming the distribution to install or
+    unblock (``modelyard.<sdk>`` raises ``AttributeError``, a Router method too).
+
+    Attributes:
+        sdk: the SDK function name the row gives (its async twin ``"a" + sdk`` is covered too).
+        distribution: the distribution that contributes the row.
+    """
+
+    sdk: str
+    distribution: str
+
+
+class _Operations(Mapping[str, Operation]):
+    """:data:`OPERATIONS`: the core's rows, then the rows of the loaded plugins.
+
+    Looking up a core row is a dict lookup; any other name, iteration and ``len`` read the
+    current plugin set's rows (collected once per plugin set: :mod:`modelyard.plugins`).
+    """
+
+    def __getitem__(self, name: str) -> Operation:
+        op = CORE_OPERATIONS.get(name)
+        if op is not None:
+            return op
+        return _contributed()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from CORE_OPERATIONS
+        yield from _contributed()
+
+    def __len__(self) -> int:
+        return len(CORE_OPERATIONS) + len(_contributed())
+
+    def __repr__(self) -> str:
+        return f"OPERATIONS({', '.join(self)})"
+
+
+def _contributed() -> dict[str, Operation]:
+    from .plugins import get_plugins
+
+    return get_plugins().operations.rows
+
+
+OPERATIONS: Mapping[str, Operation] = _Operations()
+"""Every operation, by ``Route.operation`` name: :data:`CORE_OPERATIONS` and the loaded plugins' rows."""
 
 MODE_PROBES: dict[str, str] = {
     "chat": "chat",

@@ -56,11 +56,12 @@ from .hookspecs import (
     RegisterCommand,
     RegisterConnectionSetting,
     RegisterFamily,
+    RegisterOperation,
     RegisterPrices,
     RegisterProvider,
     hookimpl,
 )
-from .operations import OPERATIONS, Operation, multipart_parts
+from .operations import OPERATIONS, Operation, OperationRef, ProxyPath, multipart_parts
 from .redact import check_header_values, clean_secret, safe_url, scrub
 from .types import (
     ChatCompletion,
@@ -107,6 +108,7 @@ __all__ = [
     "NoCredential",
     "NotFoundError",
     "Operation",
+    "OperationRef",
     "ParamRules",
     "PermissionDeniedError",
     "PluginError",
@@ -114,10 +116,12 @@ __all__ = [
     "Provider",
     "ProviderRequest",
     "ProviderResponse",
+    "ProxyPath",
     "RateLimitError",
     "RegisterCommand",
     "RegisterConnectionSetting",
     "RegisterFamily",
+    "RegisterOperation",
     "RegisterPrices",
     "RegisterProvider",
     "Route",

@@ -43,6 +43,7 @@ from . import hookspecs
 from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
+from .operation_table import OperationTable
 from .types import Route
 
 __all__ = [
@@ -94,6 +95,7 @@ class Plugins:
         self._families: FamilyRegistry | None = None
         self._providers: dict[str, Provider] | None = None
         self._settings: ConnectionSchema | None = None
+        self._operations: OperationTable | None = None
         self._lock = threading.Lock()
 
     @property
@@ -127,6 +129,17 @@ class Plugins:
                 if self._settings is None:
                     self._settings = self._collect_settings()
         return self._settings
+
+    @property
+    def operations(self) -> OperationTable:
+        """The operation rows and proxy paths the loaded plugins contribute (``register_operations``)."""
+        if self._operations is None:
+            with self._lock:
+                if self._operations is None:
+                    from .operation_table import collect_operations
+
+                    self._operations = collect_operations(self)
+        return self._operations
 
     def _collect_settings(self) -> ConnectionSchema:
         declared: list[tuple[str, ConnectionSetting]] = []

@@ -9,8 +9,9 @@ Endpoints (each with and without ``/v1``): ``POST /chat/completions``, ``POST /c
 every other operation of :data:`modelyard.operations.OPERATIONS` on its paths (``POST
 /embeddings`` ...), each allowed only to deployments whose ``model_info.mode`` serves it,
 ``GET /models``, ``GET /models/{id}``, ``GET /health``, ``GET /health/liveliness`` (and
-``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); fine-tuning jobs (:mod:`.fine_tuning`); and Azure's shape
-``POST /openai/deployments/{model}/<operation path>?api-version=...`` for ``AzureOpenAI`` clients.
+``/health/liveness``), ``GET /health/readiness``; files and batches (:mod:`.files`); fine-tuning jobs (:mod:`.fine_tuning`); and the
+paths the loaded provider plugins add for their own clients (:class:`~modelyard.operations.ProxyPath`:
+the model in the path or the body; :mod:`.paths`).
 
 Failures answer OpenAI's error JSON, ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -36,7 +37,7 @@ from pydantic import SecretStr
 from ..connection import connection_schema
 from ..errors import APIError, BadRequestError, ConfigError, ModelyardError
 from ..observe import CallScope, enter_scope, leave_scope, no_scope
-from ..operations import OPERATIONS, Operation, operation_for_mode
+from ..operations import CORE_OPERATIONS, OPERATIONS, Operation, operation_for_mode
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
 from .deployments import Deployment, Deployments, build_router
@@ -63,15 +64,12 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_AZURE_PATH = re.compile(
-    r"^/openai/deployments/([^/]+)/(" + "|".join(re.escape(op.azure_path) for op in OPERATIONS.values() if op.azure_path) + ")$"
-)
-_AZURE_OPERATIONS = {op.azure_path: op for op in OPERATIONS.values() if op.azure_path}
 # Modes some operation other than chat claims: a deployment of one of them serves no chat.
-# (Responses is bridged both ways: its deployments take chat, chat deployments take it.)
+# (Responses is bridged both ways: its deployments take chat, chat deployments take it.) The
+# core's rows: read at import, when no plugin is loaded.
 _BRIDGED = ("chat", "completions", "responses")
 _NON_CHAT_MODES = frozenset().union(
-    *(op.modes for op in OPERATIONS.values() if op.name not in _BRIDGED and "chat" not in op.modes)
+    *(op.modes for op in CORE_OPERATIONS.values() if op.name not in _BRIDGED and "chat" not in op.modes)
 )
 # Fields a client may not set: they choose where the call goes and with which credential. With
 # them, every connection setting the loaded provider plugins declare (ProxyApp._forbidden).
@@ -237,10 +235,16 @@ class ProxyApp:
         self.store: Any = None
         self.files = FilesEndpoints(self, self._files_router())
         self._routes.update(self.files.routes())
+        from .. import plugins
+        from .paths import PathRoutes
         from .responses import ResponsesEndpoints
 
-        self.responses = ResponsesEndpoints(self)
+        contributed = plugins.get_plugins().operations.paths
+        self.responses = ResponsesEndpoints(self, contributed)
         self._routes.update(self.responses.routes())
+        # The paths the provider plugins add for their own clients (ProxyPath): built once here.
+        self.paths = PathRoutes(contributed, self._handler)
+        self._routes.update(self.paths.exact)
         from .fine_tuning import FineTuningEndpoints
 
         self.fine_tuning = FineTuningEndpoints(self)
@@ -267,6 +271,16 @@ class ProxyApp:
             self._routes.update(self.ui.routes())
             self._public |= self.ui.paths()
 
+    def _handler(self, op: Operation) -> Callable[[_Ctx, Scope, Receive, Send], Awaitable[None]]:
+        """The handler of an operation row (for the paths plugins add)."""
+        if op.name == "chat":
+            return self._chat
+        if op.name == "completions":
+            return self._completions
+        if op.name == "responses":
+            return self.responses.create
+        return functools.partial(self._operation, op)
+
     def _store_installed(self) -> bool:
         """Whether the store can open: SQLAlchemy is installed, or a store was asked for by name."""
         import importlib.util
@@ -289,7 +303,16 @@ class ProxyApp:
                     "pip install 'modelyard[server]'.", key="general_settings.metrics",
                 )  # fmt: skip
             return None
-        return metrics.ProxyMetrics(self.deployments.model_names())
+        return metrics.ProxyMetrics(self.deployments.model_names(), endpoints=self._endpoint_labels())
+
+    def _endpoint_labels(self) -> Callable[[str], str | None]:
+        """The metrics' endpoint label of the operations' paths and the plugins' paths (:mod:`.paths`)."""
+        from .. import plugins
+        from .paths import PathRoutes
+
+        own = {prefix + path: path for op in OPERATIONS.values() for path in op.paths for prefix in ("", "/v1")}
+        contributed = PathRoutes(plugins.get_plugins().operations.paths, lambda op: None)
+        return lambda path: own.get(path) or contributed.label(path)
 
     def _files_router(self) -> Any:
         """The plugin's files router over the ``mode: batch`` deployments, when batch load balancing is on."""
@@ -506,18 +529,12 @@ class ProxyApp:
         handler = self._routes.get(f"{ctx.method} {path}")
         if handler is not None:
             return handler
-        azure = _AZURE_PATH.match(path)
-        if azure is not None:
+        templated = self.paths.match(path)  # a plugin's path with the model in it (ProxyPath)
+        if templated is not None:
             if ctx.method != "POST":
                 raise _Reject(405, f"Method {ctx.method} is not allowed on {path}; use POST.", code="method_not_allowed")
-            model = azure.group(1)
-            scope["modelyard.model"] = model
-            op = _AZURE_OPERATIONS[azure.group(2)]
-            if op.name == "chat":
-                return self._chat
-            if op.name == "completions":
-                return self._completions
-            return functools.partial(self._operation, op)
+            scope["modelyard.model"], handler = templated
+            return handler  # type: ignore[no-any-return]
         for prefix in ("/v1/models/", "/models/"):
             if path.startswith(prefix) and ctx.method == "GET":
                 scope["modelyard.model"] = path[len(prefix) :]
@@ -930,7 +947,7 @@ class ProxyApp:
 
             from .openapi import openapi_document
 
-            document = openapi_document(self.deployments.model_names(), version=version("modelyard"))
+            document = openapi_document(self.deployments.model_names(), version=version("modelyard"), paths=self.paths.rows)
             self._openapi_body = _dumps(document)
         await self._send_json(ctx, send, 200, self._openapi_body)
 

@@ -4,7 +4,8 @@ Everything is recorded once per request, when it ends, from what the request's
 :class:`~modelyard.observe.CallScope` gathered (its pipeline calls, the Router's retries,
 fallbacks and cooldowns) and from :meth:`ProxyMetrics.health` after ``/health`` probes. Label
 values are bounded: the model group is a configured one (else ``""``), the endpoint one of the
-proxy's paths (else ``other``).
+proxy's paths (else ``other``); a path a plugin adds for its own clients (a model in the path)
+counts as its operation's own path.
 
 Several workers (``modelyard serve --num_workers N``) write to the files of
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode), and any worker answering
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,12 +40,17 @@ def available() -> bool:
     return True
 
 
-def endpoint_label(path: str) -> str:
-    """A bounded label for ``path``: ``/v1`` dropped, Azure's deployment paths as OpenAI's, ids cut."""
+def endpoint_label(path: str, endpoints: Callable[[str], str | None] | None = None) -> str:
+    """A bounded label for ``path``: ``/v1`` dropped, ids cut; ``endpoints`` labels the operations'
+    paths and the plugins' (:class:`~modelyard.operations.ProxyPath`: as their operation's path)."""
+    if endpoints is not None:
+        label = endpoints(path)
+        if label is not None:
+            return label
     if path.startswith("/v1/"):
         path = path[3:]
-    if path.startswith("/openai/deployments/"):
-        return "/completions" if path.endswith("/completions") and not path.endswith("/chat/completions") else "/chat/completions"
+        if endpoints is not None and (label := endpoints(path)) is not None:
+            return label
     if path in _ENDPOINTS:
         return path
     for prefix in ("/models", "/files", "/batches"):
@@ -57,12 +64,15 @@ class ProxyMetrics:
 
     Args:
         model_groups: the configured model groups (other names a client sends count as ``""``).
+        endpoints: the label of a path beyond the built-in endpoints (an operation's path, a
+            plugin's path), or None (see :func:`endpoint_label`).
     """
 
-    def __init__(self, model_groups: list[str]) -> None:
+    def __init__(self, model_groups: list[str], endpoints: Callable[[str], str | None] | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.groups = frozenset(model_groups)
+        self.endpoints = endpoints
         self.multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
@@ -119,7 +129,7 @@ class ProxyMetrics:
                 seconds: float, scope: CallScope | None) -> None:  # fmt: skip
         """Record one finished request (and what its scope gathered)."""
         group = model if model in self.groups else ""
-        endpoint = endpoint_label(path)
+        endpoint = endpoint_label(path, self.endpoints)
         child = self._child
         child(self.requests, group, deployment or "", endpoint, str(status)).inc()
         child(self.latency, group, endpoint).observe(seconds)

@@ -1,7 +1,8 @@
 """The proxy's OpenAPI document (``GET /openapi.json``), built from what validates requests.
 
 Every operation of :data:`modelyard.operations.OPERATIONS` gets its paths (with and without
-``/v1``, and Azure's ``/openai/deployments/{model}/...``) and a request body made of its request model's JSON schema (``ChatParams``,
+``/v1``, and the paths the loaded plugins add for it, :class:`~modelyard.operations.ProxyPath`:
+with a ``{model}`` segment, the model group is a path parameter, not a body field) and a request body made of its request model's JSON schema (``ChatParams``,
 ``TextParams``, ``EmbeddingParams`` ...) plus ``model`` (one of the configured model groups),
 its payload fields and ``stream`` when it streams: a new row in the table appears here with no
 change to this module. The files, batches and fine-tuning endpoints, the models list and the health checks
@@ -11,6 +12,7 @@ success is OpenAI's error JSON (``{"error": {message, type, param, code}}``), li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,7 +28,7 @@ from ..file_types import (
     FineTuningJobEventList,
     FineTuningJobList,
 )
-from ..operations import OPERATIONS, Operation
+from ..operations import OPERATIONS, Operation, ProxyPath
 
 __all__ = ["openapi_document"]
 
@@ -121,23 +123,24 @@ def _operation_body(op: Operation, models: list[str], components: dict[str, Any]
     return {"type": "object", "required": required, "properties": properties}
 
 
-def _ops(op: Operation, models: list[str], components: dict[str, Any], *, azure: bool = False) -> dict[str, Any]:
-    """``op``'s POST; ``azure``: in the Azure shape, the model group in the path instead of the body."""
+def _ops(op: Operation, models: list[str], components: dict[str, Any], *, path: ProxyPath | None = None) -> dict[str, Any]:
+    """``op``'s POST; on a plugin's ``path`` with the model group in it, a path parameter instead of a body field."""
     name = op.request.__name__.removesuffix("Params") + "Request"
     components[name] = _operation_body(op, models, components)
     body: dict[str, Any] = {"$ref": _REF.format(model=name)}
     parameters: list[dict[str, Any]] = []
-    if azure:
+    if path is not None and path.model_in_path:
         body = {**components[name], "required": [r for r in components[name]["required"] if r != "model"]}
         model = {"type": "string", "enum": models} if models else {"type": "string"}
-        parameters = [{"name": "model", "in": "path", "required": True, "schema": model},
-                      {"name": "api-version", "in": "query", "schema": {"type": "string"}}]  # fmt: skip
+        parameters = [{"name": "model", "in": "path", "required": True, "schema": model}]
+    if path is not None:
+        parameters += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in path.query]
     ok = _json({"$ref": _model_ref(op.response, components)["$ref"]})
     if op.answer == "sse":
         ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
     return {
         "post": {
-            "summary": op.description + (" (the Azure shape, for AzureOpenAI clients)" if azure else ""),
+            "summary": " ".join(filter(None, (op.description, path.description if path is not None else ""))),
             "parameters": parameters,
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": _responses(ok),
@@ -149,15 +152,16 @@ def _id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,200}$"}}
 
 
-def openapi_document(models: list[str], *, version: str) -> dict[str, Any]:
+def openapi_document(models: list[str], *, version: str, paths: Sequence[ProxyPath] = ()) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the proxy's endpoints for a config serving ``models``.
 
     Args:
         models: the configured model group names (the ``model`` values a request may name).
         version: the proxy's version, for ``info.version``.
+        paths: the paths the loaded plugins add (:class:`~modelyard.operations.ProxyPath`).
     """
     components: dict[str, Any] = {"Error": _ERROR}
-    paths: dict[str, Any] = {}
+    documented: dict[str, Any] = {}
     listing = [{"name": "after", "in": "query", "schema": {"type": "string"}},
                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]  # fmt: skip
     batch_body = {
@@ -194,63 +198,62 @@ def openapi_document(models: list[str], *, version: str) -> dict[str, Any]:
     for prefix in ("", "/v1"):
         for op in OPERATIONS.values():
             for path in op.paths:
-                paths[prefix + path] = _ops(op, models, components)
-        paths[f"{prefix}/models"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
-        paths[f"{prefix}/models/{{model}}"] = {"get": {"parameters": [_id("model")], "responses": _responses(_json(model_object))}}
-        paths[f"{prefix}/files"] = {
+                documented[prefix + path] = _ops(op, models, components)
+        documented[f"{prefix}/models"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
+        documented[f"{prefix}/models/{{model}}"] = {"get": {"parameters": [_id("model")], "responses": _responses(_json(model_object))}}
+        documented[f"{prefix}/files"] = {
             "post": {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": upload}}},
                      "responses": _responses(_json(_model_ref(FileObject, components)))},
             "get": {"parameters": [*listing, {"name": "purpose", "in": "query", "schema": {"type": "string"}}],
                     "responses": _responses(_json(_model_ref(FileList, components)))},
         }  # fmt: skip
-        paths[f"{prefix}/files/{{file_id}}"] = {
+        documented[f"{prefix}/files/{{file_id}}"] = {
             "get": {"parameters": [_id("file_id")], "responses": _responses(_json(_model_ref(FileObject, components)))},
             "delete": {"parameters": [_id("file_id")], "responses": _responses(_json(_model_ref(FileDeleted, components)))},
         }
-        paths[f"{prefix}/files/{{file_id}}/content"] = {
+        documented[f"{prefix}/files/{{file_id}}/content"] = {
             "get": {"parameters": [_id("file_id")],
                     "responses": _responses({"description": "The file's bytes.",
                                              "content": {"application/octet-stream": {"schema": {"type": "string"}}}})},
         }  # fmt: skip
-        paths[f"{prefix}/batches"] = {
+        documented[f"{prefix}/batches"] = {
             "post": {"requestBody": {"required": True, "content": {"application/json": {"schema": batch_body}}},
                      "responses": _responses(_json(_model_ref(Batch, components)))},
             "get": {"parameters": listing, "responses": _responses(_json(_model_ref(BatchList, components)))},
         }  # fmt: skip
-        paths[f"{prefix}/batches/{{batch_id}}"] = {
+        documented[f"{prefix}/batches/{{batch_id}}"] = {
             "get": {"parameters": [_id("batch_id")], "responses": _responses(_json(_model_ref(Batch, components)))}
         }
-        paths[f"{prefix}/batches/{{batch_id}}/cancel"] = {
+        documented[f"{prefix}/batches/{{batch_id}}/cancel"] = {
             "post": {"parameters": [_id("batch_id")], "responses": _responses(_json(_model_ref(Batch, components)))}
         }
         job = _json(_model_ref(FineTuningJob, components))
-        paths[f"{prefix}/fine_tuning/jobs"] = {
+        documented[f"{prefix}/fine_tuning/jobs"] = {
             "post": {"requestBody": {"required": True, "content": {"application/json": {"schema": fine_tuning_body}}},
                      "responses": _responses(job)},
             "get": {"parameters": listing, "responses": _responses(_json(_model_ref(FineTuningJobList, components)))},
         }  # fmt: skip
-        paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}"] = {
+        documented[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}"] = {
             "get": {"parameters": [_id("fine_tuning_job_id")], "responses": _responses(job)}
         }
-        paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/cancel"] = {
+        documented[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/cancel"] = {
             "post": {"parameters": [_id("fine_tuning_job_id")], "responses": _responses(job)}
         }
         for tail, model in (("events", FineTuningJobEventList), ("checkpoints", FineTuningJobCheckpointList)):
-            paths[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/{tail}"] = {
+            documented[f"{prefix}/fine_tuning/jobs/{{fine_tuning_job_id}}/{tail}"] = {
                 "get": {"parameters": [_id("fine_tuning_job_id"), *listing],
                         "responses": _responses(_json(_model_ref(model, components)))}
             }  # fmt: skip
-        paths[f"{prefix}/health"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
-    for op in OPERATIONS.values():
-        if op.azure_path:
-            paths[f"/openai/deployments/{{model}}/{op.azure_path}"] = _ops(op, models, components, azure=True)
+        documented[f"{prefix}/health"] = {"get": {"responses": _responses(_json({"type": "object"}))}}
+    for extra in paths:
+        documented[extra.template] = _ops(OPERATIONS[extra.operation], models, components, path=extra)
     for path in ("/health/liveliness", "/health/liveness", "/health/readiness"):
-        paths[path] = {"get": {"security": [], "responses": _responses(_json({}))}}
+        documented[path] = {"get": {"security": [], "responses": _responses(_json({}))}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelyard proxy", "version": version,
-                 "description": "An OpenAI-compatible proxy for Azure OpenAI. Errors are OpenAI's error JSON."},
-        "paths": paths,
+                 "description": "A proxy in front of model providers. Errors are JSON: {\"error\": {message, type, param, code}}."},
+        "paths": documented,
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},

@@ -1,6 +1,7 @@
 """The proxy's Responses API: ``POST /responses`` (JSON or SSE), ``GET`` / ``DELETE /responses/{id}``,
 ``GET /responses/{id}/input_items``, ``POST /responses/{id}/cancel``, each with and without ``/v1``,
-and under ``/openai`` (``/openai/v1``) for ``AzureOpenAI`` clients.
+and under the prefix of every path a loaded plugin adds for ``responses``
+(:class:`~modelyard.operations.ProxyPath` ``<prefix>/responses``: a provider's own clients).
 
 A new response goes through the Router (strategy, cooldowns, retries, fallbacks) to a deployment
 of the model group whose ``model_info.mode`` serves the operation (``responses``, ``chat``,
@@ -18,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +27,7 @@ from ..errors import APIError
 from ..operations import OPERATIONS
 
 if TYPE_CHECKING:
+    from ..operations import ProxyPath
     from .app import ProxyApp, Receive, Scope, Send, _Ctx
     from .deployments import Deployment
 
@@ -34,27 +37,40 @@ log = logging.getLogger("modelyard.proxy")
 
 _OP = OPERATIONS["responses"]
 _ID = r"([A-Za-z0-9_.\-]{1,200})"
-_PATTERNS: list[tuple[str, re.Pattern[str], str]] = []
-# The last two prefixes: where the provider's own clients (pointed at its resource-scoped v1
-# API) send the Responses API, which the upstream serves per resource, not per deployment.
-_PREFIXES = ("", "/v1", "/openai", "/openai/v1")
-for _prefix in _PREFIXES:
-    _PATTERNS += [
-        ("GET", re.compile(rf"^{_prefix}/responses/{_ID}$"), "retrieve"),
-        ("DELETE", re.compile(rf"^{_prefix}/responses/{_ID}$"), "delete"),
-        ("GET", re.compile(rf"^{_prefix}/responses/{_ID}/input_items$"), "input_items"),
-        ("POST", re.compile(rf"^{_prefix}/responses/{_ID}/cancel$"), "cancel"),
-    ]
+
+
+def _patterns(prefixes: Sequence[str]) -> list[tuple[str, re.Pattern[str], str]]:
+    patterns: list[tuple[str, re.Pattern[str], str]] = []
+    for prefix in map(re.escape, prefixes):
+        patterns += [
+            ("GET", re.compile(rf"^{prefix}/responses/{_ID}$"), "retrieve"),
+            ("DELETE", re.compile(rf"^{prefix}/responses/{_ID}$"), "delete"),
+            ("GET", re.compile(rf"^{prefix}/responses/{_ID}/input_items$"), "input_items"),
+            ("POST", re.compile(rf"^{prefix}/responses/{_ID}/cancel$"), "cancel"),
+        ]
+    return patterns
+
 _CONTROL_KEYS = frozenset({"extra_headers", "timeout", "num_retries", "custom_llm_provider"})
 """A deployment's control settings an id-addressed call takes, beside its connection settings
 (every one the loaded provider plugins declare)."""
 
 
 class ResponsesEndpoints:
-    """The Responses endpoints of one :class:`~modelyard.proxy.app.ProxyApp`."""
+    """The Responses endpoints of one :class:`~modelyard.proxy.app.ProxyApp`.
 
-    def __init__(self, app: ProxyApp) -> None:
+    Args:
+        app: the proxy.
+        paths: the plugins' proxy paths: each ``<prefix>/responses`` for ``responses`` (the
+            model in the body) adds ``<prefix>`` for every Responses endpoint, as a provider
+            serves the Responses API per resource, not per deployment.
+    """
+
+    def __init__(self, app: ProxyApp, paths: Sequence[ProxyPath] = ()) -> None:
         self.app = app
+        extra = [p.template.removesuffix("/responses") for p in paths
+                 if p.operation == "responses" and not p.model_in_path and p.template.endswith("/responses")]  # fmt: skip
+        self._prefixes = tuple(dict.fromkeys(("", "/v1", *extra)))
+        self._patterns = _patterns(self._prefixes)
         self._memory: dict[str, str] = {}  # the id map when no store can be opened (no SQLAlchemy)
         self._pending: dict[str, str] = {}  # recorded, not yet committed: read before the store
         self._store_lock = asyncio.Lock()
@@ -62,11 +78,11 @@ class ResponsesEndpoints:
 
     def routes(self) -> dict[str, Any]:
         """The exact-path routes, with and without ``/v1``."""
-        return {f"POST {prefix}/responses": self.create for prefix in _PREFIXES}
+        return {f"POST {prefix}/responses": self.create for prefix in self._prefixes}
 
     def match(self, method: str, path: str, scope: Scope) -> Any:
         """The handler for a path with a response id, or None; the id goes in the scope."""
-        for verb, pattern, name in _PATTERNS:
+        for verb, pattern, name in self._patterns:
             found = pattern.match(path)
             if found is not None and verb == method:
                 scope["modelyard.id"] = found.group(1)
@@ -75,7 +91,7 @@ class ResponsesEndpoints:
 
     def allows(self, path: str) -> bool:
         """True when ``path`` is one of these endpoints' id paths (for 405 answers)."""
-        return any(pattern.match(path) for _, pattern, _ in _PATTERNS)
+        return any(pattern.match(path) for _, pattern, _ in self._patterns)
 
     # ------------------------------------------------------------------ the id map
 

@@ -29,10 +29,11 @@ import logging
 import math
 import random
 import time
+import types
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import api
 from .._calls import _retry_on_timeout
@@ -327,6 +328,29 @@ def _operation_method(op: Operation, *, asynchronous: bool = False) -> Callable[
         "``model``, with the Router's strategy, cooldowns, retries and fallbacks."
     )
     return method
+
+
+def _contributed_method(router: Router, name: str) -> Any:
+    """The method ``name`` of an operation row a loaded plugin contributes, bound to ``router``.
+
+    Raises:
+        AttributeError: no loaded plugin's row gives ``name`` (naming the plugin that would,
+            when a loaded sibling says so).
+    """
+    if not name.startswith("_"):
+        from ..plugins import get_plugins
+
+        plugins = get_plugins()
+        table = plugins.operations
+        found = table.by_sdk.get(name)
+        if found is not None:
+            op, asynchronous = found
+            method = table.cached(f"Router.{name}", lambda: _operation_method(op, asynchronous=asynchronous))
+            return types.MethodType(method, router)
+        missing = table.missing(name, plugins)
+        if missing is not None:
+            raise AttributeError(missing, name=name, obj=router)
+    raise AttributeError(f"{type(router).__name__!r} object has no attribute {name!r}", name=name, obj=router)
 
 
 class Router:
@@ -745,10 +769,13 @@ class Router:
     atranscription = _operation_method(OPERATIONS["transcriptions"], asynchronous=True)
     translation = _operation_method(OPERATIONS["translations"])
     atranslation = _operation_method(OPERATIONS["translations"], asynchronous=True)
-    anthropic_messages = _operation_method(OPERATIONS["messages"])
-    aanthropic_messages = _operation_method(OPERATIONS["messages"], asynchronous=True)
     responses = _operation_method(OPERATIONS["responses"])
     aresponses = _operation_method(OPERATIONS["responses"], asynchronous=True)
+
+    if not TYPE_CHECKING:  # mypy keeps checking the names above; the plugins' rows add theirs at run time
+
+        def __getattr__(self, name: str) -> Any:
+            return _contributed_method(self, name)
 
     # ------------------------------------------------------------------ sync
     # ``self`` is positional-only in the public calls: a client's request body becomes

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from modelyard import hookimpl
 from modelyard.errors import APIError, ConfigError
 from modelyard.families import Family, ParamRules, Provider
-from modelyard.messages import MessagesResponse
 from modelyard.types import ChatCompletion, ProviderRequest
 
 from .errors import error_from_body
+from .messages import MESSAGES, MESSAGES_PATHS, MessagesResponse
 from .prices import PRICES
 from .stream import MessagesStream
 from .translate import chat_completion, messages_body, usage
@@ -27,13 +27,14 @@ from .translate import chat_completion, messages_body, usage
 if TYPE_CHECKING:
     from modelyard.hookspecs import (
         RegisterFamily,
+        RegisterOperation,
         RegisterPrices,
         RegisterProvider,
         StreamTranslator,
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 8)  # translate_stream: Anthropic's events are not one chunk each
+HOOK_API = (1, 9)  # register_operations: the native messages row (1.8: translate_stream)
 PROVIDER = "azure_anthropic"
 DISTRIBUTION = "modelyard-azure-anthropic"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -65,6 +66,14 @@ def register_families(register: RegisterFamily) -> None:
                 description="Claude on Azure AI Foundry (Anthropic's Messages API)",
             )
         )
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """The native ``messages`` operation (:mod:`.messages`) and its ``/anthropic/v1/messages`` path."""
+    register(MESSAGES)
+    for path in MESSAGES_PATHS:
+        register(path)
 
 
 @hookimpl

@@ -23,16 +23,19 @@ from modelyard.families import Provider
 from modelyard.operations import OPERATIONS, multipart_parts
 from modelyard.types import ProviderRequest, TranscriptionResponse
 from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.urls import deployment_url
 
 if TYPE_CHECKING:
     from modelyard.errors import APIError
-    from modelyard.hookspecs import RegisterProvider
+    from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
-OPERATIONS_SERVED = ("speech", "transcriptions", "translations")
+PATHS = {"speech": "/audio/speech", "transcriptions": "/audio/transcriptions", "translations": "/audio/translations"}
+"""Each operation served and its path after the deployment (upstream, and the proxy's for ``AzureOpenAI`` clients)."""
+OPERATIONS_SERVED = tuple(PATHS)
 DISTRIBUTION = "modelyard-azure-audio"
 
 
@@ -47,7 +50,7 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     if not _mine(route):
         return None
     op = OPERATIONS[route.operation]
-    url, query, model_in_body = deployment_url(connection, route.deployment, "/" + op.azure_path)
+    url, query, model_in_body = deployment_url(connection, route.deployment, PATHS[route.operation])
     params = dict(request.params)
     if model_in_body:
         params["model"] = route.deployment
@@ -105,6 +108,13 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if not _mine(route):
         return None
     return map_azure_error(route, response, PROVIDER)
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """``/openai/deployments/{model}/audio/...`` on the proxy, for ``AzureOpenAI`` clients."""
+    for path in deployment_paths(PATHS):
+        register(path)
 
 
 @hookimpl

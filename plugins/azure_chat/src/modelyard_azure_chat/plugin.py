@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard import hookimpl
 from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
+from modelyard.operations import OperationRef
 from modelyard.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -14,15 +15,16 @@ from modelyard.types import (
     TextCompletion,
 )
 from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.urls import api_version, deployment_url, takes_stream_options
 
 from . import text
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import RegisterFamily, RegisterProvider
+    from modelyard.hookspecs import RegisterFamily, RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # hooks answer per (provider, operation)
+HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -140,6 +142,16 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
         return None
     return map_azure_error(route, response, PROVIDER)
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """``/openai/deployments/{model}/chat/completions`` and ``.../completions`` on the proxy, for
+    ``AzureOpenAI`` clients; and ``anthropic_messages``, the native Messages API of
+    modelyard-azure-anthropic (named when that plugin is blocked or missing)."""
+    for path in deployment_paths(OPERATION_PATHS):
+        register(path)
+    register(OperationRef(sdk="anthropic_messages", distribution=CLAUDE_PLUGIN))
 
 
 @hookimpl

@@ -1,1 +1,2 @@
-"""What the Azure OpenAI plugins share: URL building (:mod:`.urls`) and error mapping (:mod:`.errors`)."""
+"""What the Azure OpenAI plugins share: URL building (:mod:`.urls`), error mapping (:mod:`.errors`) and
+the proxy paths of ``AzureOpenAI`` clients (:mod:`.paths`)."""

@@ -14,14 +14,15 @@ from modelyard import hookimpl
 from modelyard.families import Provider
 from modelyard.types import EmbeddingResponse, ProviderRequest
 from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.urls import deployment_url
 
 if TYPE_CHECKING:
     from modelyard.errors import APIError
-    from modelyard.hookspecs import RegisterProvider
+    from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' path (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATION = "embeddings"
 DISTRIBUTION = "modelyard-azure-embeddings"
@@ -60,6 +61,13 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if not _mine(route):
         return None
     return map_azure_error(route, response, PROVIDER)
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """``/openai/deployments/{model}/embeddings`` on the proxy, for ``AzureOpenAI`` clients."""
+    for path in deployment_paths({"embeddings": "/embeddings"}):
+        register(path)
 
 
 @hookimpl

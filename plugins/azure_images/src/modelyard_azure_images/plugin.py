@@ -15,16 +15,17 @@ from modelyard.errors import BadRequestError
 from modelyard.families import Provider
 from modelyard.types import ImageResponse, ProviderRequest
 from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.urls import deployment_url
 
 from .uploads import file_part
 
 if TYPE_CHECKING:
     from modelyard.errors import APIError
-    from modelyard.hookspecs import RegisterProvider
+    from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATIONS = {"image_generation": "/images/generations", "image_edit": "/images/edits"}
 DISTRIBUTION = "modelyard-azure-images"
@@ -89,6 +90,14 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if not _mine(route):
         return None
     return map_azure_error(route, response, PROVIDER)
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """``/openai/deployments/{model}/images/generations`` and ``.../images/edits`` on the proxy,
+    for ``AzureOpenAI`` clients."""
+    for path in deployment_paths(OPERATIONS):
+        register(path)
 
 
 @hookimpl

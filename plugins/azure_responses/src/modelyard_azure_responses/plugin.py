@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from modelyard import hookimpl
 from modelyard.families import Provider
+from modelyard.operations import ProxyPath
 from modelyard.responses_types import (
     DeleteResponseResult,
     ResponseInputItemList,
@@ -34,10 +35,10 @@ from modelyard_azure_common.urls import V1_VERSIONS, resource_url
 
 if TYPE_CHECKING:
     from modelyard.errors import APIError
-    from modelyard.hookspecs import RegisterProvider
+    from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 DISTRIBUTION = "modelyard-azure-responses"
 FIRST_DATED_VERSION = "2025-03-01-preview"
@@ -115,6 +116,15 @@ def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     if not _mine(route):
         return None
     return map_azure_error(route, response, PROVIDER)
+
+
+@hookimpl
+def register_operations(register: RegisterOperation) -> None:
+    """``/openai/v1/responses`` and ``/openai/responses`` on the proxy (and their id paths), where
+    ``AzureOpenAI`` clients pointed at a resource send the Responses API (the model in the body)."""
+    for prefix in ("/openai/v1", "/openai"):
+        register(ProxyPath(f"{prefix}/responses", "responses", query=("api-version",),
+                           description="(the resource-scoped path of AzureOpenAI clients)"))  # fmt: skip
 
 
 @hookimpl
