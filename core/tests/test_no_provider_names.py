@@ -24,19 +24,12 @@ PROVIDERS = re.compile(r"azure|openai|anthropic|claude|\bentra\b|bedrock|vertex|
 # module -> {token: count}. Each entry is work left, not a licence (see the note in
 # /work/notes/providers.md and the module docstring above).
 DEBT: dict[str, dict[str, int]] = {
-    # The typed response headers (request id, region, quota) are Azure's; pinned in
-    # modelyard.__all__ and read as response.azure_headers. To move: a plugin-contributed headers view.
-    "__init__.py": {"AzureHeaders": 1, '"AzureHeaders"': 2, "aanthropic_messages": 1, "anthropic_messages": 1,
-                    '"aanthropic_messages"': 2, '"anthropic_messages"': 2},
-    "api.py": {"AzureHeaders": 3, "azure_headers": 1, "anthropic_messages": 1, "aanthropic_messages": 1},
-    "responses_api.py": {"AzureHeaders": 3, '"azure"': 1, "azure_headers": 1},
     # The native Messages API of Claude's plugin is a row of the core's operation table (its SDK
     # names, paths, description and forwarded header); the SDK, Router and proxy take them from
     # the row. To move: a hook through which a plugin contributes operation rows.
+    "__init__.py": {"aanthropic_messages": 1, "anthropic_messages": 1, '"aanthropic_messages"': 2, '"anthropic_messages"': 2},
+    "api.py": {"anthropic_messages": 1, "aanthropic_messages": 1},
     "router/router.py": {"anthropic_messages": 1, "aanthropic_messages": 1},
-    "types.py": {'"AzureHeaders"': 1, "AzureHeaders": 4, "azure_headers": 1},
-    # OpenAI's error JSON is the proxy's wire format (the proxy is OpenAI-compatible).
-    "errors.py": {"to_openai": 1},
     # The operation table's deployment-scoped path per operation, and the proxy routes and
     # OpenAPI paths built from it (/openai/deployments/{model}/...). To move: a route hook.
     "operations.py": {
@@ -45,35 +38,14 @@ DEBT: dict[str, dict[str, int]] = {
         '"Anthropic Messages API, native (for Anthropic\'s SDKs and Claude Code)"': 1, '"anthropic-beta"': 1,
     },
     # The Responses API's resource-scoped routes for the provider's own clients (/openai/v1/responses).
-    "proxy/responses.py": {'"/openai"': 1, '"/openai/v1"': 1, "to_openai": 1},
-    "proxy/app.py": {
-        "_AZURE_PATH": 2, 'r"^/openai/deployments/([^/]+)/("': 1, "_AZURE_OPERATIONS": 2,
-        "to_openai": 2, "azure": 4, "azure_path": 4,
-    },
+    "proxy/responses.py": {'"/openai"': 1, '"/openai/v1"': 1},
+    "proxy/app.py": {"_AZURE_PATH": 2, 'r"^/openai/deployments/([^/]+)/("': 1, "_AZURE_OPERATIONS": 2, "azure": 4, "azure_path": 4},
     "proxy/openapi.py": {
         "azure": 4, '" (the Azure shape, for AzureOpenAI clients)"': 1, "azure_path": 1,
         'f"/openai/deployments/{{model}}/{op.azure_path}"': 1,
         '"An OpenAI-compatible proxy for Azure OpenAI. Errors are OpenAI\'s error JSON."': 1,
     },
-    # `modelyard demo` calls the built-in emulator, whose deployments are Azure-shaped.
-    "cli.py": {'"azure/gpt-4o"': 1},
     "proxy/metrics.py": {'"/openai/deployments/"': 1},
-    # Price lookup by provider prefix (LiteLLM's price table keys). To move: register_prices aliases.
-    "pricing.py": {
-        '"azure"': 4, 'f"azure/{bare}"': 1, '"azure_text"': 1, '"azure_ai"': 1, '"openai"': 1,
-        '"text-completion-openai"': 1,
-        "# The provider's own entry first (Azure's price for a bare name Azure reported), then the": 1,
-        "# name as given, then OpenAI's bare entry (the same model, where Azure's is missing).": 1,
-        "# Azure's model names drop the dot of OpenAI's (gpt-35-turbo); the table has both spellings.": 1,
-    },
-    # `modelyard serve` with no config: a config from AZURE_* variables. To move: a provider hook
-    # answering the default deployments.
-    "proxy/serve.py": {
-        '# "config" | "azure-env" | "emulator"': 1, "_azure_env_config": 2, '"os.environ/AZURE_API_KEY"': 1,
-        '"os.environ/AZURE_API_BASE"': 1, '"AZURE_API_VERSION"': 1, '"os.environ/AZURE_API_VERSION"': 1,
-        'f"azure/{n}"': 1, 'f"azure/{dep}"': 1, '"AZURE_API_KEY"': 1, '"AZURE_API_BASE"': 2,
-        '"AZURE_* environment"': 1, '"azure-env"': 2, '"the built-in Azure OpenAI emulator (offline demo)"': 1,
-    },
 }
 
 

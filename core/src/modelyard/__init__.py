@@ -126,7 +126,6 @@ if TYPE_CHECKING:
     from .responses_types import ResponsesAPIResponse
     from .router import Router
     from .types import (
-        AzureHeaders,
         ChatCompletion,
         ChatCompletionChunk,
         EmbeddingResponse,
@@ -144,7 +143,6 @@ __all__ = [
     "AsyncResponsesStream",
     "AsyncTextStream",
     "AuthenticationError",
-    "AzureHeaders",
     "BadRequestError",
     "BinaryResponse",
     "ChatCompletion",
@@ -241,8 +239,9 @@ __all__ = [
     "translation",
 ]
 
-# The module settings the provider plugins declare are public names too; they are known only once
-# the plugins load, so ``__all__`` is answered by ``__getattr__`` (the list above is the core's).
+# The module settings the provider plugins declare, and the header view classes they register,
+# are public names too; they are known only once the plugins load, so ``__all__`` is answered by
+# ``__getattr__`` (the list above is the core's).
 _CORE_ALL = list(__all__)
 del __all__
 
@@ -273,7 +272,6 @@ _LAZY = {
     "atext_completion": "api",
     "TextStream": "api",
     "AsyncTextStream": "api",
-    "AzureHeaders": "types",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
@@ -313,10 +311,18 @@ def _module_settings() -> dict[str, Any]:
     return {name: s.default for name, s in connection_schema().module_settings.items()}
 
 
+def _plugin_names() -> set[str]:
+    """The public names the loaded plugins add: their module settings and header view classes (loads the plugins)."""
+    from .plugins import get_plugins
+
+    return {*_module_settings(), *(getattr(view, "__name__", "") for view in get_plugins().header_views.values())} - {""}
+
+
 def __getattr__(name: str) -> Any:
     if name == "__all__":
-        # The public names: the core's, and the module settings the loaded providers declare.
-        return sorted({*_CORE_ALL, *_module_settings()})
+        # The public names: the core's, the module settings the loaded providers declare and
+        # the header view classes they register.
+        return sorted({*_CORE_ALL, *_plugin_names()})
     module = _LAZY.get(name)
     if module is None:
         # ``from . import hookspecs`` asks here first: a submodule is never a setting.
@@ -324,6 +330,13 @@ def __getattr__(name: str) -> Any:
             settings = _module_settings()
             if name in settings:
                 return settings[name]
+            # The typed header view classes provider plugins register.
+            from .header_views import missing_class, view_class
+
+            found = view_class(name)
+            if found is None:
+                raise missing_class(__name__, name)
+            return found
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -331,4 +344,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*_CORE_ALL, *_module_settings()})
+    return sorted({*_CORE_ALL, *_plugin_names()})

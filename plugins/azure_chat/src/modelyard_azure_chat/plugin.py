@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard import hookimpl
 from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
+from modelyard.plugin import PriceNames
 from modelyard.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -14,15 +15,17 @@ from modelyard.types import (
     TextCompletion,
 )
 from modelyard_azure_common.errors import map_azure_error
+from modelyard_azure_common.headers import register_header_views as register_header_views
 from modelyard_azure_common.urls import api_version, deployment_url, takes_stream_options
 
 from . import text
+from .environment import default_config as default_config
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import RegisterFamily, RegisterProvider
+    from modelyard.hookspecs import RegisterFamily, RegisterPriceNames, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # hooks answer per (provider, operation)
+HOOK_API = (1, 9)  # register_price_names, register_header_views (azure_headers), default_config
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -176,3 +179,15 @@ def register_providers(register: RegisterProvider) -> None:
             served_by={"transform_request": CLAUDE_PLUGIN, "resolve_auth": AUTH_PLUGIN},
         )
     )
+
+
+@hookimpl
+def register_price_names(register: RegisterPriceNames) -> None:
+    """How LiteLLM's price table names Azure's models (HOOK_API 1.9).
+
+    ``azure/``, ``azure_text/`` and ``azure_ai/`` keys are Azure's; Azure's entries are the
+    fallback for a bare name (the table is mostly Azure's and OpenAI's); Azure drops the dot of
+    OpenAI's names (``gpt-35-turbo``), so ``gpt-3.5`` is tried too.
+    """
+    register(PriceNames(provider=PROVIDER, prefixes=("azure_text", "azure_ai"), fallback=True,
+                        aliases={"gpt-35": "gpt-3.5"}))  # fmt: skip
