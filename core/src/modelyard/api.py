@@ -670,9 +670,7 @@ class _Stream(Generic[_ChunkT]):
 
         def __getattr__(self, name: str) -> Any:
             # A typed view of the response headers a provider plugin contributes (header_views).
-            from .header_views import read_view
-
-            return read_view(self, self.__dict__.get("headers"), name)
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
 
 class _SyncStream(_Stream[_ChunkT]):
@@ -1060,3 +1058,10 @@ def __getattr__(name: str) -> Any:
 
         return getattr(responses_api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

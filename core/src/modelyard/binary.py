@@ -48,9 +48,7 @@ class BinaryResponse:
 
         def __getattr__(self, name: str) -> Any:
             # A typed view of the response headers a provider plugin contributes (header_views).
-            from .header_views import read_view
-
-            return read_view(self, self.__dict__.get("headers"), name)
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
     @property
     def content_type(self) -> str | None:
@@ -171,3 +169,10 @@ class BinaryResponse:
 
     def __repr__(self) -> str:
         return f"BinaryResponse(status_code={self.status_code}, content_type={self.content_type!r})"
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

@@ -297,9 +297,7 @@ class _EventStream:
 
         def __getattr__(self, name: str) -> Any:
             # A typed view of the response headers a provider plugin contributes (header_views).
-            from .header_views import read_view
-
-            return read_view(self, self.__dict__.get("headers"), name)
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
     def _feed(self, data: Any) -> ResponsesEvent | None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -383,3 +381,10 @@ class AsyncResponsesStream(_EventStream):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

@@ -563,15 +563,21 @@ class _Response(_Open):
     if not TYPE_CHECKING:  # as pydantic's own: typed attributes stay checked
 
         def __getattr__(self, name: str) -> Any:
+            # A typed view of the response headers a provider plugin contributes (header_views);
+            # a field the upstream sent under that name wins.
+            if name.startswith("_"):
+                return super().__getattr__(name)
+            module = _header_views()
+            views, note = module.current()
+            view = views.get(name)
+            if view is not None and name not in (self.__pydantic_extra__ or ()):
+                return view.from_headers(self._response_headers)
+            if not note:
+                return super().__getattr__(name)
             try:
                 return super().__getattr__(name)
-            except AttributeError:
-                if name.startswith("_"):
-                    raise
-            # A typed view of the response headers a provider plugin contributes (header_views).
-            from .header_views import read_view
-
-            return read_view(self, self._response_headers, name)
+            except AttributeError as exc:
+                raise module.missing(self, name, exc) from None
 
 
 # ---- usage
@@ -996,6 +1002,19 @@ class ImageResponse(_Response):
     created: int = 0
     data: list[ImageObject] = Field(default_factory=list)
     usage: ImageUsage | None = None
+
+
+_views_module: Any = None
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views`, imported on first use (it loads the plugins)."""
+    global _views_module
+    if _views_module is None:
+        from . import header_views
+
+        _views_module = header_views
+    return _views_module
 
 
 def __getattr__(name: str) -> Any:
