@@ -1,9 +1,10 @@
 """Azure OpenAI's response headers that callers act on, typed: :class:`AzureHeaders`.
 
 Results of calls read it as ``response.azure_headers`` (streams, binary responses and the
-Responses API's results too), and ``from modelyard import AzureHeaders`` gives the class: the
-Azure plugins register it through ``register_header_views`` (HOOK_API 1.9), so the core names
-no provider. Import :func:`register_header_views` into a plugin module to contribute it.
+Responses API's results too), and ``from modelyard import AzureHeaders`` gives the class:
+``modelyard-azure-chat`` (whose ``azure/`` family every Azure call resolves through) registers it
+through ``register_header_views`` (HOOK_API 1.9), so the core names no provider. Import
+:func:`register_header_views` into a plugin module to contribute it.
 """
 
 from __future__ import annotations
