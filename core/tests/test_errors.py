@@ -126,7 +126,7 @@ def test_connection_error() -> None:
 def test_unsupported_params_error_fields() -> None:
     err = errors.UnsupportedParamsError("no", param="top_p", family="o_series")
     assert err.status_code == 400 and err.param == "top_p" and err.family == "o_series"
-    assert err.to_openai() == {
+    assert err.to_response_body() == {
         "error": {"message": "no", "type": "invalid_request_error", "param": "top_p", "code": "unsupported_parameter"}
     }
 

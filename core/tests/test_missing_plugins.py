@@ -59,7 +59,7 @@ def test_create_file_with_the_batch_plugin_blocked(monkeypatch: pytest.MonkeyPat
         "MODELYARD_BLOCK_PLUGINS / modelyard_settings.block_plugins."
     )
     assert (info.value.status_code, info.value.plugin, info.value.provider) == (501, "modelyard-azure-batch", "azure")
-    assert info.value.to_openai()["error"]["code"] == "plugin_not_loaded"
+    assert info.value.to_response_body()["error"]["code"] == "plugin_not_loaded"
 
 
 def test_batch_plugin_left_out_of_the_load_list() -> None:

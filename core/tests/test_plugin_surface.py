@@ -17,6 +17,7 @@ SURFACE = [
     "InternalServerError", "NoCredential", "NotFoundError", "Operation", "OperationRef", "ParamRules", "PermissionDeniedError",
     "PluginError", "PluginNotLoadedError", "Provider", "ProviderRequest", "ProviderResponse", "ProxyPath", "RateLimitError",
     "RegisterCommand", "RegisterConnectionSetting", "RegisterFamily", "RegisterOperation", "RegisterPrices", "RegisterProvider", "Route",
+    "EnvironmentConfig", "HeaderView", "PriceNames", "RegisterHeaderView", "RegisterPriceNames",
     "ServiceUnavailableError", "StaticHeaders", "TextCompletion", "TokenProvider", "TranscriptionResponse",
     "UnprocessableEntityError", "UnsupportedParamsError", "Usage", "check_header_values", "clean_secret",
     "connection_schema", "error_for_status", "hookimpl", "multipart_parts", "safe_url", "scrub",

@@ -124,7 +124,6 @@ if TYPE_CHECKING:
     from .responses_types import ResponsesAPIResponse
     from .router import Router
     from .types import (
-        AzureHeaders,
         ChatCompletion,
         ChatCompletionChunk,
         EmbeddingResponse,
@@ -142,7 +141,6 @@ __all__ = [
     "AsyncResponsesStream",
     "AsyncTextStream",
     "AuthenticationError",
-    "AzureHeaders",
     "BadRequestError",
     "BinaryResponse",
     "ChatCompletion",
@@ -237,8 +235,9 @@ __all__ = [
     "translation",
 ]
 
-# The module settings the provider plugins declare are public names too; they are known only once
-# the plugins load, so ``__all__`` is answered by ``__getattr__`` (the list above is the core's).
+# The module settings the provider plugins declare, and the header view classes they register,
+# are public names too; they are known only once the plugins load, so ``__all__`` is answered by
+# ``__getattr__`` (the list above is the core's).
 _CORE_ALL = list(__all__)
 del __all__
 
@@ -269,7 +268,6 @@ _LAZY = {
     "atext_completion": "api",
     "TextStream": "api",
     "AsyncTextStream": "api",
-    "AzureHeaders": "types",
     "ChatCompletion": "types",
     "ChatCompletionChunk": "types",
     "TextCompletion": "types",
@@ -314,11 +312,19 @@ def _contributed_sdk() -> list[str]:
     return list(get_plugins().operations.by_sdk)
 
 
+def _plugin_names() -> set[str]:
+    """The public names the loaded plugins add: their module settings and header view classes (loads the plugins)."""
+    from .plugins import get_plugins
+
+    return {*_module_settings(), *(getattr(view, "__name__", "") for view in get_plugins().header_views.values())} - {""}
+
+
 def __getattr__(name: str) -> Any:
     if name == "__all__":
         # The public names: the core's, the module settings the loaded providers declare and
-        # the SDK functions of their operation rows (register_operations).
-        return sorted({*_CORE_ALL, *_module_settings(), *_contributed_sdk()})
+        # the SDK functions of their operation rows (register_operations) and the header view
+        # classes they register (register_header_views).
+        return sorted({*_CORE_ALL, *_plugin_names(), *_contributed_sdk()})
     module = _LAZY.get(name)
     if module is None:
         # ``from . import hookspecs`` asks here first: a submodule is never a setting.
@@ -326,9 +332,19 @@ def __getattr__(name: str) -> Any:
             settings = _module_settings()
             if name in settings:
                 return settings[name]
+            # The typed header view classes and the SDK functions of the operation rows that
+            # provider plugins register; neither is cached here: they go with their plugin set.
+            from .header_views import missing_class, view_class
             from .operation_table import sdk_function
+            from .plugins import get_plugins
 
-            return sdk_function(name, __name__)  # not cached here: it goes with its plugin set
+            found = view_class(name)
+            if found is not None:
+                return found
+            table = get_plugins().operations
+            if table.function(name) is not None or name in table.refs:
+                return sdk_function(name, __name__)
+            raise missing_class(__name__, name)
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
@@ -336,4 +352,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*_CORE_ALL, *_module_settings(), *_contributed_sdk()})
+    return sorted({*_CORE_ALL, *_plugin_names(), *_contributed_sdk()})

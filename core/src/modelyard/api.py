@@ -30,7 +30,7 @@ import pathlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Generic, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -56,7 +56,6 @@ from .plugins import Plugins, get_plugins
 from .pricing import price_overrides
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
-    AzureHeaders,
     ChatCompletion,
     ChatCompletionChunk,
     ChatParams,
@@ -667,10 +666,11 @@ class _Stream(Generic[_ChunkT]):
         """The upstream's response headers, under the name LiteLLM uses (same as :attr:`headers`)."""
         return self.headers
 
-    @property
-    def azure_headers(self) -> AzureHeaders:
-        """Azure's request id, region and remaining quota from the response headers."""
-        return AzureHeaders.from_headers(self.headers)
+    if not TYPE_CHECKING:  # typed attributes stay checked
+
+        def __getattr__(self, name: str) -> Any:
+            # A typed view of the response headers a provider plugin contributes (header_views).
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
 
 class _SyncStream(_Stream[_ChunkT]):
@@ -757,7 +757,7 @@ class ChatStream(_SyncStream[ChatCompletionChunk]):
     Attributes:
         prompt_filter_results: Azure's prompt annotations from the stream's first event.
         headers: the upstream response headers; also ``_response_headers`` (LiteLLM's name)
-            and, typed, ``azure_headers``.
+            and, typed, the header views provider plugins register (``azure_headers`` ...).
     """
 
 
@@ -1062,3 +1062,10 @@ def __getattr__(name: str) -> Any:
     from .operation_table import sdk_function
 
     return sdk_function(name, __name__)
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -43,6 +43,12 @@ class BinaryResponse:
         self._tap = tap  # sees every piece as it is handed on (the usage of a passed-through answer)
         self.headers: httpx.Headers = response.headers
         self.status_code: int = response.status_code
+
+    if not TYPE_CHECKING:  # typed attributes stay checked
+
+        def __getattr__(self, name: str) -> Any:
+            # A typed view of the response headers a provider plugin contributes (header_views).
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
     @property
     def content_type(self) -> str | None:
@@ -163,3 +169,10 @@ class BinaryResponse:
 
     def __repr__(self) -> str:
         return f"BinaryResponse(status_code={self.status_code}, content_type={self.content_type!r})"
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

@@ -131,10 +131,11 @@ def _emulator(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from . import completion
     from .testing import Emulator, EmulatorServer
+    from .testing.demo import DEMO_MODEL
 
-    with EmulatorServer(Emulator(["gpt-4o"], api_keys=["demo-key"])) as server:
+    with EmulatorServer(Emulator([DEMO_MODEL.rpartition("/")[2]], api_keys=["demo-key"])) as server:
         response = completion(
-            model="azure/gpt-4o",
+            model=DEMO_MODEL,
             api_base=server.url,
             api_key="demo-key",
             messages=[{"role": "user", "content": args.prompt}],

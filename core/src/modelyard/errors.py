@@ -133,8 +133,11 @@ class APIError(ModelyardError):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
 
-    def to_openai(self) -> dict[str, Any]:
-        """The error as OpenAI's JSON error object: ``{"error": {message, type, param, code}}``."""
+    def to_response_body(self) -> dict[str, Any]:
+        """The JSON body the proxy answers this error with: ``{"error": {message, type, param, code}}``.
+
+        OpenAI's error object, which OpenAI-compatible clients read (named ``to_openai`` before 0.2.1).
+        """
         return {
             "error": {
                 "message": self.message,

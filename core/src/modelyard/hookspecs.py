@@ -11,6 +11,7 @@ hook or argument is added, major on a removal, rename or change of meaning.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .files_router import FilesDeployment, FilesRouter
     from .observe import CallScope
     from .operations import Operation, OperationRef, ProxyPath
+    from .pricing import PriceNames
     from .store import Store
     from .types import (
         ChatRequest,
@@ -39,10 +41,14 @@ __all__ = [
     "Authenticator",
     "CallEvent",
     "CallStart",
+    "EnvironmentConfig",
+    "HeaderView",
     "RegisterCommand",
     "RegisterConnectionSetting",
     "RegisterFamily",
     "RegisterOperation",
+    "RegisterHeaderView",
+    "RegisterPriceNames",
     "RegisterPrices",
     "RegisterProvider",
     "StreamTranslator",
@@ -95,6 +101,44 @@ class RegisterPrices(Protocol):
     """
 
     def __call__(self, model: str, prices: Mapping[str, Any], /) -> None: ...
+
+
+class RegisterPriceNames(Protocol):
+    """The callable ``register_price_names`` receives: call it once per provider."""
+
+    def __call__(self, names: PriceNames, /) -> None: ...
+
+
+class HeaderView(Protocol):
+    """A typed view of response headers (what ``register_header_views`` registers): a class
+    whose ``from_headers`` reads it from the upstream's headers (None on objects built by hand)."""
+
+    def from_headers(self, headers: Mapping[str, str] | None, /) -> Any: ...
+
+
+class RegisterHeaderView(Protocol):
+    """The callable ``register_header_views`` receives: call it once per view.
+
+    ``name`` is the attribute results carry it under (``response.<name>``); ``view`` the class,
+    also importable from ``modelyard`` under its own ``__name__``.
+    """
+
+    def __call__(self, name: str, view: HeaderView, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """What ``default_config`` returns: a proxy config built from the environment.
+
+    Attributes:
+        config: the config, as ``config.yaml`` would hold it (``model_list`` ...); put
+            ``os.environ/NAME`` references in it, never the secrets' values.
+        source: what it was built from, for the start-up banner and errors
+            (``"AZURE_API_BASE and AZURE_API_KEY"``).
+    """
+
+    config: Mapping[str, Any]
+    source: str
 
 
 class RegisterCommand(Protocol):
@@ -429,6 +473,32 @@ def register_prices(register: RegisterPrices) -> None:
     """
 
 
+@hookspec
+def register_price_names(register: RegisterPriceNames) -> None:
+    """Declare how your provider's models are named in the price table.
+
+    Called once per process, with ``register_prices``, when the first cost is computed (not at
+    import). Call ``register(PriceNames(provider=..., prefixes=(...)))``; return nothing. All
+    plugins' answers are collected: the union of the ``prefixes`` is what a price lookup strips
+    to find a model's bare name, ``fallback`` providers' entries are tried for any model after
+    the call's own provider's, and every ``aliases`` rewrite is tried last. An exception is
+    logged and that plugin's names are left out. Since HOOK_API 1.9.
+    """
+
+
+@hookspec
+def register_header_views(register: RegisterHeaderView) -> None:
+    """Contribute a typed view of the upstream's response headers, read as an attribute of results.
+
+    Called once per plugin manager, the first time a result is asked for an attribute it does
+    not have (never per response otherwise). Call ``register(name, view)``: results of calls
+    (responses, streams, binary responses, the Responses API's) then answer ``result.<name>``
+    with ``view.from_headers(headers)``, and ``modelyard.<view.__name__>`` is the class. All
+    plugins' answers are collected; one name registered with two different classes is a
+    ``PluginError``. Since HOOK_API 1.9.
+    """
+
+
 # ---------------------------------------------------------------------------- commands
 
 
@@ -444,6 +514,18 @@ def register_commands(register: RegisterCommand) -> None:
 
 
 # ---------------------------------------------------------------------------- proxy
+
+
+@hookspec(firstresult=True)
+def default_config(environ: Mapping[str, str]) -> EnvironmentConfig | None:
+    """Build a proxy config from the environment, for ``modelyard serve`` without ``--config``.
+
+    Called once at start-up, before the embedded demo is considered. Return an
+    :class:`EnvironmentConfig` when ``environ`` holds your provider's settings (an endpoint
+    and a key), else None; the first non-None answer is used, in plugin-name order. Raise
+    ``ConfigError`` naming the variable for a setting that is present but unusable.
+    Since HOOK_API 1.9.
+    """
 
 
 @hookspec(firstresult=True)

@@ -20,8 +20,10 @@ The pipeline a call goes through, and the hook (or type) for each step:
 7. observe: ``on_call_start`` / ``on_success`` / ``on_failure`` get :class:`CallStart` and
    :class:`CallEvent`.
 
-Providers declare their connection settings (:class:`ConnectionSetting`) and who serves what
-(:class:`Provider`).
+Providers declare their connection settings (:class:`ConnectionSetting`), who serves what
+(:class:`Provider`), how the price table names their models (:class:`PriceNames`), typed views
+of their response headers (:class:`HeaderView`) and a proxy config from the environment
+(:class:`EnvironmentConfig`).
 """
 
 from __future__ import annotations
@@ -53,15 +55,20 @@ from .hookspecs import (
     Authenticator,
     CallEvent,
     CallStart,
+    EnvironmentConfig,
+    HeaderView,
     RegisterCommand,
     RegisterConnectionSetting,
     RegisterFamily,
     RegisterOperation,
+    RegisterHeaderView,
+    RegisterPriceNames,
     RegisterPrices,
     RegisterProvider,
     hookimpl,
 )
 from .operations import OPERATIONS, Operation, OperationRef, ProxyPath, multipart_parts
+from .pricing import PriceNames
 from .redact import check_header_values, clean_secret, safe_url, scrub
 from .types import (
     ChatCompletion,
@@ -102,7 +109,9 @@ __all__ = [
     "ContentFilterError",
     "ContextWindowExceededError",
     "EmbeddingResponse",
+    "EnvironmentConfig",
     "Family",
+    "HeaderView",
     "ImageResponse",
     "InternalServerError",
     "NoCredential",
@@ -113,6 +122,7 @@ __all__ = [
     "PermissionDeniedError",
     "PluginError",
     "PluginNotLoadedError",
+    "PriceNames",
     "Provider",
     "ProviderRequest",
     "ProviderResponse",
@@ -122,6 +132,8 @@ __all__ = [
     "RegisterConnectionSetting",
     "RegisterFamily",
     "RegisterOperation",
+    "RegisterHeaderView",
+    "RegisterPriceNames",
     "RegisterPrices",
     "RegisterProvider",
     "Route",

@@ -96,6 +96,7 @@ class Plugins:
         self._providers: dict[str, Provider] | None = None
         self._settings: ConnectionSchema | None = None
         self._operations: OperationTable | None = None
+        self._views: dict[str, hookspecs.HeaderView] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -140,6 +141,39 @@ class Plugins:
 
                     self._operations = collect_operations(self)
         return self._operations
+
+    @property
+    def header_views(self) -> dict[str, hookspecs.HeaderView]:
+        """The typed header views the loaded plugins register (``register_header_views``), by attribute name."""
+        views = self._views
+        if views is None:
+            with self._lock:
+                if self._views is None:
+                    self._views = self._collect_views()
+                views = self._views
+        return views
+
+    def _collect_views(self) -> dict[str, hookspecs.HeaderView]:
+        views: dict[str, hookspecs.HeaderView] = {}
+        owners: dict[str, str] = {}
+        impls = sorted(self.pm.hook.register_header_views.get_hookimpls(), key=lambda i: i.plugin_name)
+        for impl in impls:
+
+            def register(name: str, view: hookspecs.HeaderView, /, _name: str = impl.plugin_name) -> None:
+                if not (isinstance(name, str) and name.isidentifier() and not name.startswith("_")):
+                    raise PluginError(f"plugin {_name!r} registered a header view named {name!r}: not a public attribute name", plugin=_name)
+                if not (callable(getattr(view, "from_headers", None)) and isinstance(getattr(view, "__name__", None), str)):
+                    raise PluginError(f"plugin {_name!r} registered {view!r} as header view {name!r}: not a class with from_headers", plugin=_name)
+                before = views.get(name)
+                if before is not None and before is not view:
+                    raise PluginError(
+                        f"plugins {owners[name]!r} and {_name!r} both register the header view {name!r}, with different classes",
+                        plugin=_name,
+                    )  # fmt: skip
+                views[name], owners[name] = view, owners.get(name, _name)
+
+            impl.function(register=register)
+        return views
 
     def _collect_settings(self) -> ConnectionSchema:
         declared: list[tuple[str, ConnectionSetting]] = []

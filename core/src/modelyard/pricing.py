@@ -27,12 +27,13 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "PRICE_KEYS",
+    "PriceNames",
     "Units",
     "completion_cost",
     "cost",
@@ -64,7 +65,40 @@ PRICE_KEYS = frozenset(
 BATCH_DISCOUNT = 0.5
 """Azure's Global Batch price as a share of the standard one, for models without ``*_batches`` prices."""
 
+
+
+@dataclass(frozen=True)
+class PriceNames:
+    """How one provider's models are named in the price table (``register_price_names``).
+
+    Attributes:
+        provider: the provider (``route.provider``) whose entries are ``<provider>/<model>``.
+        prefixes: the table's key prefixes that name this provider (its own name and the
+            spellings LiteLLM's table uses for it); a lookup strips them to find the bare name.
+        fallback: try this provider's entries for a model of any provider (after that
+            provider's own) and for a name priced with no provider (``completion_cost``):
+            the provider whose prices the table is mostly about.
+        aliases: ``{"spelling": "table's spelling"}`` rewrites of the bare name, tried last
+            (a provider whose model names differ from the table's by a character).
+    """
+
+    provider: str
+    prefixes: tuple[str, ...] = ()
+    fallback: bool = False
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The merged :class:`PriceNames` of the loaded plugins."""
+
+    prefixes: frozenset[str] = frozenset()
+    fallbacks: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
 _lock = threading.Lock()
+_names = _Names()
 _table: dict[str, dict[str, Any]] | None = None
 _registered: dict[str, dict[str, Any]] = {}
 _warned: set[str] = set()
@@ -125,7 +159,35 @@ def _plugin_prices() -> dict[str, dict[str, Any]]:
     return found
 
 
+def _plugin_names() -> _Names:
+    from .plugins import get_plugins
+
+    found: list[PriceNames] = []
+    for impl in get_plugins().pm.hook.register_price_names.get_hookimpls():
+        declared: list[PriceNames] = []
+
+        def register(names: PriceNames, /, _declared: list[PriceNames] = declared, _name: str = impl.plugin_name) -> None:
+            if not isinstance(names, PriceNames):
+                raise TypeError(f"plugin {_name!r} registered {type(names).__name__}, not a modelyard.pricing.PriceNames")
+            _declared.append(names)
+
+        try:
+            impl.function(register=register)
+        except Exception:  # a plugin's bug must not break cost tracking for every model
+            log.exception("register_price_names of %s raised; its price names are left out", impl.plugin_name)
+            continue
+        found += declared
+    found.sort(key=lambda n: n.provider)
+    return _Names(
+        prefixes=frozenset(p for n in found for p in (n.provider, *n.prefixes)),
+        fallbacks=tuple(dict.fromkeys(n.provider for n in found if n.fallback)),
+        aliases=tuple(dict.fromkeys(a for n in found for a in n.aliases.items())),
+    )
+
+
 def _build() -> dict[str, dict[str, Any]]:
+    global _names
+    _names = _plugin_names()
     table: dict[str, dict[str, Any]] = {}
     _merge(table, json.loads(_DATA.read_text()), str(_DATA))
     _merge(table, _plugin_prices(), "plugins")
@@ -209,8 +271,13 @@ def reset_prices() -> None:
         _warned.clear()
 
 
-def get_model_prices(model: str, provider: str | None = "azure") -> dict[str, Any] | None:
-    """The table's prices for ``model`` (``azure/<name>`` first, then the bare name), or None."""
+def get_model_prices(model: str, provider: str | None = None) -> dict[str, Any] | None:
+    """The table's prices for ``model``, or None.
+
+    Tried in order: the name as given when its prefix names a provider, ``<provider>/<bare
+    name>`` (``provider`` None: the fallback provider's, see :class:`PriceNames`), the fallback
+    providers' entries, the bare name, then its declared alias spellings.
+    """
     table = _prices()
     for key in _candidates(model, provider):
         entry = table.get(key)
@@ -220,21 +287,19 @@ def get_model_prices(model: str, provider: str | None = "azure") -> dict[str, An
 
 
 def _candidates(model: str, provider: str | None) -> list[str]:
-    prefixed = "/" in model and model.split("/", 1)[0] in _PROVIDER_PREFIXES
+    names = _names
+    prefixed = "/" in model and model.split("/", 1)[0] in names.prefixes
     bare = model.split("/", 1)[1] if prefixed else model
-    # The provider's own entry first (Azure's price for a bare name Azure reported), then the
-    # name as given, then OpenAI's bare entry (the same model, where Azure's is missing).
-    names = [model] if prefixed else []
-    if provider:
-        names.append(f"{provider}/{bare}")
-    names += [f"azure/{bare}", bare]
-    # Azure's model names drop the dot of OpenAI's (gpt-35-turbo); the table has both spellings.
-    if "gpt-35" in bare:
-        names.append(bare.replace("gpt-35", "gpt-3.5"))
-    return list(dict.fromkeys(names))
-
-
-_PROVIDER_PREFIXES = frozenset({"azure", "azure_text", "azure_ai", "openai", "text-completion-openai"})
+    # The name as given when it names its provider, then the call's provider's own entry (its
+    # price for a bare name it reported), then the fallback providers' and the bare entry.
+    found = [model] if prefixed else []
+    for owner in ((provider,) if provider else names.fallbacks[:1]) + names.fallbacks:
+        found.append(f"{owner}/{bare}")
+    found.append(bare)
+    for spelling, table_spelling in names.aliases:
+        if spelling in bare:
+            found.append(bare.replace(spelling, table_spelling))
+    return list(dict.fromkeys(found))
 
 
 # --------------------------------------------------------------------------- which price
@@ -270,7 +335,7 @@ def resolve(
     base_model: str | None = None,
     reported_model: str | None = None,
     deployment: str | None = None,
-    provider: str | None = "azure",
+    provider: str | None = None,
     size: str | None = None,
     quality: str | None = None,
 ) -> tuple[str | None, dict[str, Any] | None]:
@@ -321,12 +386,13 @@ def _resolve(
     size: str | None,
     quality: str | None,
 ) -> tuple[str | None, dict[str, Any] | None]:
+    _prices()  # the plugins' price names come with the table
     names = [n for n in (base_model, reported_model, deployment) if n]
     for name in names:
         entry = None
         if size is not None or quality is not None:
             width, height = _size(size)
-            bare = name.split("/", 1)[1] if name.split("/", 1)[0] in _PROVIDER_PREFIXES and "/" in name else name
+            bare = name.split("/", 1)[1] if name.split("/", 1)[0] in _names.prefixes and "/" in name else name
             for variant in (f"{quality or 'standard'}/{width}-x-{height}/{bare}", f"{width}-x-{height}/{bare}"):
                 entry = get_model_prices(variant, provider)
                 if entry is not None:
@@ -550,7 +616,7 @@ def cost(
     base_model: str | None = None,
     reported_model: str | None = None,
     deployment: str | None = None,
-    provider: str | None = "azure",
+    provider: str | None = None,
 ) -> float | None:
     """What one call cost in USD, or None (with one warning per model) when no price applies.
 

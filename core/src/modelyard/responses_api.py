@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -30,7 +30,7 @@ from . import api
 from ._calls import _connection, _module_settings, _split
 from .errors import BadRequestError
 from .operations import OPERATIONS
-from .plugins import get_plugins
+from .plugins import Plugins, get_plugins
 from .responses_types import (
     DeleteResponseResult,
     ResponseCompletedEvent,
@@ -42,7 +42,7 @@ from .responses_types import (
     parse_event,
 )
 from .transport import aiter_sse, iter_sse
-from .types import AzureHeaders, ChatRequest
+from .types import ChatRequest
 
 __all__ = [
     "AsyncResponsesStream",
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 _OP = OPERATIONS["responses"]
-DEFAULT_PROVIDER = "azure"
 
 
 def _mode(kwargs: dict[str, Any]) -> Any:
@@ -151,7 +150,7 @@ def _prepare_id(operation: str, response_id: Any, model: Any, kwargs: dict[str, 
     """Steps 1-4 for a call addressing a stored response: the route is the provider's, with no deployment.
 
     ``model`` (``azure/<deployment>``) may be given, as LiteLLM's callers do; else
-    ``custom_llm_provider`` (default ``azure``) says whose API it is.
+    ``custom_llm_provider`` (default ``azure``: see :func:`_default_provider`) says whose API it is.
     """
     started = time.perf_counter()
     rid = _response_id(response_id)
@@ -160,7 +159,7 @@ def _prepare_id(operation: str, response_id: Any, model: Any, kwargs: dict[str, 
     if params:
         name = sorted(params)[0]
         raise BadRequestError(f"Unexpected argument {name!r} for {operation.replace('.', ' ')}.", param=name)
-    provider = control.get("custom_llm_provider") or DEFAULT_PROVIDER
+    provider = control.get("custom_llm_provider") or _default_provider(plugins, operation)
     model_string = model if isinstance(model, str) and model else f"{provider}/responses"
     route, family = plugins.families.resolve(model_string)
     route = route.model_copy(update={"operation": operation, "deployment": ""})
@@ -169,6 +168,22 @@ def _prepare_id(operation: str, response_id: Any, model: Any, kwargs: dict[str, 
     clean = {k: (",".join(v) if isinstance(v, list) else v) for k, v in query.items() if v is not None}
     request = ChatRequest(messages=[], params={"response_id": rid, "query": clean})
     return api._build_call(plugins, route, family, request, connection, control, settings, started)
+
+
+def _default_provider(plugins: Plugins, operation: str) -> str:
+    """The provider of a call by id that names none: the one provider whose plugins declare who
+    serves ``operation`` (``register_providers``, ``transform_request:<operation>``).
+
+    Raises:
+        BadRequestError: none or several do; the message asks for ``model`` or ``custom_llm_provider``.
+    """
+    hook = f"transform_request:{operation}"
+    declared = sorted(name for name, p in plugins.providers.items() if hook in p.served_by)
+    if len(declared) == 1:
+        return declared[0]
+    which = f"several providers serve it ({', '.join(declared)})" if declared else "no loaded plugin declares one"
+    raise BadRequestError(f"Name the provider of {operation} with model or custom_llm_provider: {which}.",
+                          param="custom_llm_provider")  # fmt: skip
 
 
 def _by_id(operation: str, expected: type[Any], response_id: Any, kwargs: dict[str, Any], query: dict[str, Any]) -> Any:
@@ -278,10 +293,11 @@ class _EventStream:
         self._model: str | None = None
         self._cost: float | None = None
 
-    @property
-    def azure_headers(self) -> AzureHeaders:
-        """Azure's request id, region and remaining quota from the response headers."""
-        return AzureHeaders.from_headers(self.headers)
+    if not TYPE_CHECKING:  # typed attributes stay checked
+
+        def __getattr__(self, name: str) -> Any:
+            # A typed view of the response headers a provider plugin contributes (header_views).
+            return _header_views().read_view(self, self.__dict__.get("headers"), name)
 
     def _feed(self, data: Any) -> ResponsesEvent | None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -365,3 +381,10 @@ class AsyncResponsesStream(_EventStream):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views` (imported on first use: it loads the plugins)."""
+    from . import header_views
+
+    return header_views

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -36,7 +35,6 @@ from .redact import clean_secret
 __all__ = [
     "Annotation",
     "Audio",
-    "AzureHeaders",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatParams",
@@ -541,52 +539,6 @@ class _Open(BaseModel):
         return default
 
 
-@dataclass(frozen=True, slots=True)
-class AzureHeaders:
-    """The response headers Azure OpenAI sends that callers act on, typed.
-
-    Read it from a response or a stream: ``completion(...).azure_headers.remaining_tokens``.
-    Every field is None when the upstream did not send its header.
-
-    Attributes:
-        request_id: ``apim-request-id`` (else ``x-request-id``): quote it to Azure support.
-        region: ``x-ms-region``, the region that served the call (``"East US 2"``).
-        remaining_requests: ``x-ratelimit-remaining-requests`` in the deployment's current window.
-        remaining_tokens: ``x-ratelimit-remaining-tokens`` in the deployment's current window.
-        limit_requests: ``x-ratelimit-limit-requests`` (sent on some surfaces only).
-        limit_tokens: ``x-ratelimit-limit-tokens`` (sent on some surfaces only).
-    """
-
-    request_id: str | None = None
-    region: str | None = None
-    remaining_requests: int | None = None
-    remaining_tokens: int | None = None
-    limit_requests: int | None = None
-    limit_tokens: int | None = None
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str] | None) -> AzureHeaders:
-        """Read the fields from a header mapping (case-insensitive when it is ``httpx.Headers``)."""
-        if not headers:
-            return cls()
-
-        def num(name: str) -> int | None:
-            value = headers.get(name)
-            try:
-                return int(float(value)) if value is not None else None
-            except ValueError:
-                return None
-
-        return cls(
-            request_id=headers.get("apim-request-id") or headers.get("x-request-id"),
-            region=headers.get("x-ms-region"),
-            remaining_requests=num("x-ratelimit-remaining-requests"),
-            remaining_tokens=num("x-ratelimit-remaining-tokens"),
-            limit_requests=num("x-ratelimit-limit-requests"),
-            limit_tokens=num("x-ratelimit-limit-tokens"),
-        )
-
-
 class _Response(_Open):
     """A top-level response: keeps the upstream's HTTP headers."""
 
@@ -608,10 +560,24 @@ class _Response(_Open):
         value = self._hidden_params.get("response_cost")
         return value if isinstance(value, float | int) else None
 
-    @property
-    def azure_headers(self) -> AzureHeaders:
-        """Azure's request id, region and remaining quota from the response headers."""
-        return AzureHeaders.from_headers(self._response_headers)
+    if not TYPE_CHECKING:  # as pydantic's own: typed attributes stay checked
+
+        def __getattr__(self, name: str) -> Any:
+            # A typed view of the response headers a provider plugin contributes (header_views);
+            # a field the upstream sent under that name wins.
+            if name.startswith("_"):
+                return super().__getattr__(name)
+            module = _header_views()
+            views, note = module.current()
+            view = views.get(name)
+            if view is not None and name not in (self.__pydantic_extra__ or ()):
+                return view.from_headers(self._response_headers)
+            if not note:
+                return super().__getattr__(name)
+            try:
+                return super().__getattr__(name)
+            except AttributeError as exc:
+                raise module.missing(self, name, exc) from None
 
 
 # ---- usage
@@ -1036,3 +1002,29 @@ class ImageResponse(_Response):
     created: int = 0
     data: list[ImageObject] = Field(default_factory=list)
     usage: ImageUsage | None = None
+
+
+_views_module: Any = None
+
+
+def _header_views() -> Any:
+    """:mod:`modelyard.header_views`, imported on first use (it loads the plugins)."""
+    global _views_module
+    if _views_module is None:
+        from . import header_views
+
+        _views_module = header_views
+    return _views_module
+
+
+def __getattr__(name: str) -> Any:
+    # The header view classes provider plugins register (``modelyard.types.<Name>``, as before
+    # they moved to their plugins).
+    if name.startswith("_"):  # import machinery probes (__path__ ...): never a view
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    from .header_views import missing_class, view_class
+
+    found = view_class(name)
+    if found is None:
+        raise missing_class(__name__, name)
+    return found

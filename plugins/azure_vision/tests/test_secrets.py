@@ -62,7 +62,7 @@ def test_upstream_error_on_an_extension_call_carries_no_key(api_base: str, visio
                    enhancements={"ocr": {"enabled": True}}, dataSources=SOURCES)  # fmt: skip
     err = caught.value
     assert err.status_code == 500
-    assert VISION_KEY not in f"{err} {err!r} {err.body} {err.to_openai()}"
+    assert VISION_KEY not in f"{err} {err!r} {err.body} {err.to_response_body()}"
 
 
 def test_provider_request_repr_shows_no_body() -> None:

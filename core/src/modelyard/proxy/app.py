@@ -497,7 +497,7 @@ class ProxyApp:
             await self._send_json(ctx, send, exc.status, exc.body)
         except APIError as exc:
             ctx.error = type(exc).__name__
-            await self._send_json(ctx, send, _status(exc), exc.to_openai(), _retry_after(exc))
+            await self._send_json(ctx, send, _status(exc), exc.to_response_body(), _retry_after(exc))
         except _Disconnected:
             ctx.status, ctx.error = 499, "client_disconnected"
         except ModelyardError as exc:  # ConfigError / PluginError: the deployment is misconfigured
@@ -908,7 +908,7 @@ class ProxyApp:
                         await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
             except APIError as err:
                 ctx.error = type(err).__name__
-                event = b"data: " + _dumps(err.to_openai()) + b"\n\n"
+                event = b"data: " + _dumps(err.to_response_body()) + b"\n\n"
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 

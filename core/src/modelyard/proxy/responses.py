@@ -265,7 +265,7 @@ class ResponsesEndpoints:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except APIError as err:
                 ctx.error = type(err).__name__
-                detail = err.to_openai()["error"]
+                detail = err.to_response_body()["error"]
                 payload = {"type": "error", "code": detail.get("code"), "message": detail.get("message"), "param": detail.get("param")}
                 chunk = b"event: error\ndata: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

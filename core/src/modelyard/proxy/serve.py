@@ -3,12 +3,15 @@
 Which upstream, in order:
 
 1. ``--config config.yaml``: LiteLLM's format (:mod:`modelyard.proxy.config`).
-2. No config, ``AZURE_API_KEY`` and ``AZURE_API_BASE`` set: one model per deployment named in
-   ``MODELYARD_DEPLOYMENTS`` (comma-separated, default ``gpt-4o,gpt-4o-mini``), each
-   ``azure/<name>`` with the key, base and ``AZURE_API_VERSION`` from the environment.
-3. Neither: the embedded defaults. The Azure OpenAI emulator (:mod:`modelyard.testing`) runs
-   in this process on another loopback port and serves a few demo deployments, so the
-   quickstart works offline.
+2. No config: a config a provider plugin builds from the environment (``default_config`` hook,
+   first answer in plugin-name order). The Azure chat plugin answers when ``AZURE_API_KEY`` and
+   ``AZURE_API_BASE`` are set: one model per deployment named in ``MODELYARD_DEPLOYMENTS``
+   (comma-separated, default ``gpt-4o,gpt-4o-mini``), each ``azure/<name>`` with the key, base
+   and ``AZURE_API_VERSION`` from the environment.
+3. Neither: the embedded defaults (:mod:`modelyard.testing.demo`). The Azure OpenAI emulator
+   runs in this process on another loopback port and serves a few demo deployments, so the
+   quickstart works offline. When installed plugins are not loaded, the banner and a warning
+   say which (one of them may have answered 2).
 
 The master key is ``general_settings.master_key``, else ``MODELYARD_MASTER_KEY``, else
 ``LITELLM_MASTER_KEY``. Without a config and without a key, a random one is generated and
@@ -39,28 +42,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError, PluginError
+from ..hookspecs import EnvironmentConfig
 from .auth import generate_key
 from .config import ProxyConfig, load_config, parse_config
 
-__all__ = ["DEMO_DEPLOYMENTS", "Built", "build", "http_options", "run", "worker_app"]
-
-DEMO_DEPLOYMENTS = (
-    ("gpt-4o", "gpt-4o-eastus", "gpt-4o-2024-08-06", "chat"),
-    ("gpt-4o", "gpt-4o-westus", "gpt-4o-2024-08-06", "chat"),
-    ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
-    ("text-embedding-3-small", "text-embedding-3-small", "text-embedding-3-small", "embedding"),
-    ("dall-e-3", "dall-e-3", "dall-e-3", "image_generation"),
-    ("gpt-4o-mini-tts", "gpt-4o-mini-tts", "gpt-4o-mini-tts", "audio_speech"),
-    ("whisper", "whisper", "whisper", "audio_transcription"),
-    # image_generation / audio_speech / audio_transcription deployments join here with their operations.
-)
-"""(public model name, emulator deployment, its model, ``model_info.mode``) of the embedded
-defaults: gpt-4o is spread over two deployments to show the load balancing; one deployment per
-other operation. The files and batches endpoints use the same emulator (``litellm_settings``
-``api_base`` / ``api_key``)."""
-
-_DEMO_VERSIONS = {"audio_speech": "2025-04-01-preview"}
-"""api-versions of demo deployments whose operation the GA 2024-10-21 lacks (speech is preview-only on Azure)."""
+__all__ = ["Built", "build", "http_options", "run", "worker_app"]
 
 _ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
 _ENV_DEV = "MODELYARD_PROXY_DEV"
@@ -68,6 +55,7 @@ _ENV_UPSTREAM = "MODELYARD_PROXY_DEMO_UPSTREAM"
 _ENV_UPSTREAM_KEY = "MODELYARD_PROXY_DEMO_UPSTREAM_KEY"
 _ENV_LOG_LEVEL = "MODELYARD_PROXY_LOG_LEVEL"
 _ENV_ACCESS_LOG = "MODELYARD_PROXY_ACCESS_LOG"
+log = logging.getLogger("modelyard.proxy")
 
 
 @dataclass
@@ -75,48 +63,38 @@ class Built:
     """What :func:`build` made: the app and how it was configured (for the start-up banner)."""
 
     app: Any
-    mode: str  # "config" | "azure-env" | "emulator"
+    mode: str  # "config" | "environment" | "emulator"
     master_key: str | None
     generated_key: bool
     emulator: Any = None
+    source: str = ""
+    """Where an ``environment`` config came from (the variables, and the plugin that read them)."""
+    note: str = ""
+    """Why the demo serves although plugins are installed (one of them is not loaded), or ``""``."""
 
 
-def _azure_env_config() -> dict[str, Any]:
-    names = [n.strip() for n in os.environ.get("MODELYARD_DEPLOYMENTS", "gpt-4o,gpt-4o-mini").split(",") if n.strip()]
-    params = {"api_key": "os.environ/AZURE_API_KEY", "api_base": "os.environ/AZURE_API_BASE"}
-    if os.environ.get("AZURE_API_VERSION"):
-        params["api_version"] = "os.environ/AZURE_API_VERSION"
-    return {"model_list": [{"model_name": n, "litellm_params": {"model": f"azure/{n}", **params}} for n in names]}
+def _environment_config() -> tuple[EnvironmentConfig, str] | None:
+    """The first config a provider plugin builds from the environment (``default_config``), with its plugin's name."""
+    from ..plugins import get_plugins
+
+    impls = sorted(get_plugins().pm.hook.default_config.get_hookimpls(), key=lambda i: i.plugin_name)
+    for impl in impls:
+        answer = impl.function(environ=os.environ)
+        if answer is None:
+            continue
+        if not isinstance(answer, EnvironmentConfig):
+            raise PluginError(f"default_config of {impl.plugin_name!r} returned {type(answer).__name__}, "
+                              "not a modelyard.plugin.EnvironmentConfig", plugin=impl.plugin_name)  # fmt: skip
+        return answer, impl.plugin_name
+    return None
 
 
-def _demo_config(upstream: str, upstream_key: str) -> dict[str, Any]:
-    return {
-        "model_list": [
-            {"model_name": name, "litellm_params": {"model": f"azure/{dep}", "api_base": upstream,
-                                                    "api_key": upstream_key, "api_version": _DEMO_VERSIONS.get(mode, "2024-10-21")},
-             "model_info": {"id": dep, "mode": mode}}
-            for name, dep, _, mode in DEMO_DEPLOYMENTS
-        ],
-        # The files and batches endpoints call the provider with the module settings, as LiteLLM's do.
-        "litellm_settings": {"api_base": upstream, "api_key": upstream_key, "api_version": "2024-10-21"},
-        "general_settings": {"database_url": "sqlite:///modelyard.db"},
-    }  # fmt: skip
+def _not_loaded_note() -> str:
+    """Why no plugin built a config from the environment, when installed plugins are not loaded."""
+    from ..plugins import get_plugins
 
-
-def start_demo_upstream() -> tuple[Any, str, str]:
-    """Start the emulator with the demo deployments on a free loopback port, in a thread.
-
-    Returns:
-        (the running server, its URL, the api-key it accepts).
-    """
-    import secrets
-
-    from ..testing import Deployment, Emulator, EmulatorServer
-
-    key = secrets.token_hex(16)
-    emulator = Emulator([Deployment(d, model=model) for _, d, model, _ in DEMO_DEPLOYMENTS], api_keys=[key])
-    server = EmulatorServer(emulator).start()
-    return server, server.url, key
+    note = get_plugins().not_loaded()
+    return f"no loaded plugin builds a config from the environment (default_config). {note}" if note else ""
 
 
 def _master_key(config: ProxyConfig) -> str | None:
@@ -141,27 +119,40 @@ def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: t
     from .app import ProxyApp
 
     emulator = None
+    source, note = "", ""
+    found = None if config_path else _environment_config()
     if config_path:
         config, mode = load_config(config_path), "config"
-    elif os.environ.get("AZURE_API_KEY") and os.environ.get("AZURE_API_BASE"):
-        config, mode = parse_config(_azure_env_config(), source="AZURE_* environment"), "azure-env"
+    elif found is not None:
+        env, plugin = found
+        source = f"{env.source} (from the environment, by plugin {plugin})"
+        config, mode = parse_config(dict(env.config), source=f"{env.source} environment"), "environment"
     else:
+        from ..testing.demo import demo_config, start_demo_upstream
+
+        note = _not_loaded_note()
+        if note:
+            log.warning("modelyard serve without a config: %s Serving the offline demo.", note)
         if demo_upstream is None:
             emulator, url, key = start_demo_upstream()
         else:
             url, key = demo_upstream
-        config, mode = parse_config(_demo_config(url, key), source="embedded defaults"), "emulator"
+        config, mode = parse_config(demo_config(url, key), source="embedded defaults"), "emulator"
     master_key = _master_key(config)
     generated = False
     if master_key is None and mode != "config":
         master_key, generated = generate_key(), True
     try:
         app = ProxyApp(config, master_key=master_key, insecure_ok=dev)
-    except Exception:
+    except Exception as exc:
         if emulator is not None:
             emulator.stop()
+        if note and isinstance(exc, ConfigError):  # the demo's provider is among those not loaded
+            raise ConfigError(f"modelyard serve without a config: {note} The offline demo cannot start either: "
+                              f"{exc}", key=exc.key) from None  # fmt: skip
         raise
-    return Built(app=app, mode=mode, master_key=master_key, generated_key=generated, emulator=emulator)
+    return Built(app=app, mode=mode, master_key=master_key, generated_key=generated, emulator=emulator,
+                 source=source, note=note)  # fmt: skip
 
 
 def worker_app() -> Any:
@@ -211,10 +202,16 @@ def _banner(built: Built, host: str, port: int, workers: int, scheme: str = "htt
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"{scheme}://{shown}:{port}"
     models = ", ".join(built.app.deployments.model_names())
-    upstream = {"config": "your config.yaml", "azure-env": "AZURE_API_BASE",
-                "emulator": "the built-in Azure OpenAI emulator (offline demo)"}[built.mode]  # fmt: skip
+    if built.mode == "emulator":
+        from ..testing.demo import DEMO_UPSTREAM
+
+        upstream = DEMO_UPSTREAM
+    else:
+        upstream = built.source if built.mode == "environment" else "your config.yaml"
     lines = [f"modelyard proxy on {url}  ({workers} worker{'s' if workers > 1 else ''})",
              f"  upstream: {upstream}", f"  models:   {models}"]  # fmt: skip
+    if built.note:
+        lines.append(f"  note:     {built.note}")
     if built.master_key is None:
         lines.append("  auth:     OFF (--dev without a master key): do not expose this port")
     elif built.generated_key:

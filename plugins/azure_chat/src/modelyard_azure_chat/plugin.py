@@ -8,6 +8,7 @@ from modelyard import hookimpl
 from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
 from modelyard.operations import OperationRef
+from modelyard.plugin import PriceNames
 from modelyard.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -16,15 +17,17 @@ from modelyard.types import (
 )
 from modelyard_azure_common.errors import map_azure_error
 from modelyard_azure_common.paths import deployment_paths
+from modelyard_azure_common.headers import register_header_views as register_header_views
 from modelyard_azure_common.urls import api_version, deployment_url, takes_stream_options
 
 from . import text
+from .environment import default_config as default_config
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import RegisterFamily, RegisterOperation, RegisterProvider
+    from modelyard.hookspecs import RegisterFamily, RegisterOperation, RegisterPriceNames, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 9)  # register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -188,3 +191,15 @@ def register_providers(register: RegisterProvider) -> None:
             served_by={"transform_request": CLAUDE_PLUGIN, "resolve_auth": AUTH_PLUGIN},
         )
     )
+
+
+@hookimpl
+def register_price_names(register: RegisterPriceNames) -> None:
+    """How LiteLLM's price table names Azure's models (HOOK_API 1.9).
+
+    ``azure/``, ``azure_text/`` and ``azure_ai/`` keys are Azure's; Azure's entries are the
+    fallback for a bare name (the table is mostly Azure's and OpenAI's); Azure drops the dot of
+    OpenAI's names (``gpt-35-turbo``), so ``gpt-3.5`` is tried too.
+    """
+    register(PriceNames(provider=PROVIDER, prefixes=("azure_text", "azure_ai"), fallback=True,
+                        aliases={"gpt-35": "gpt-3.5"}))  # fmt: skip

@@ -30,6 +30,7 @@ from modelyard.errors import (
 )
 from modelyard.families import Family, Provider
 from modelyard.operations import OPERATIONS, multipart_parts
+from modelyard.plugin import PriceNames
 from modelyard.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -40,10 +41,15 @@ from modelyard.types import (
 
 if TYPE_CHECKING:
     from modelyard.connection import ConnectionSchema
-    from modelyard.hookspecs import RegisterConnectionSetting, RegisterFamily, RegisterProvider
+    from modelyard.hookspecs import (
+        RegisterConnectionSetting,
+        RegisterFamily,
+        RegisterPriceNames,
+        RegisterProvider,
+    )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 7)  # register_connection_settings, bare-name families
+HOOK_API = (1, 9)  # register_connection_settings, bare-name families (1.7); register_price_names (1.9)
 PROVIDER = "openai"
 DISTRIBUTION = "modelyard-openai"
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -83,6 +89,12 @@ def register_providers(register: RegisterProvider) -> None:
     """Every hook of ``openai`` is this distribution's (the error of a blocked plugin names it)."""
     hooks = ("transform_request", "resolve_auth", "normalize_response", "normalize_chunk", "map_error")
     register(Provider(name=PROVIDER, description="OpenAI", served_by=dict.fromkeys(hooks, DISTRIBUTION)))
+
+
+@hookimpl
+def register_price_names(register: RegisterPriceNames) -> None:
+    """``openai/`` and ``text-completion-openai/`` keys of the price table are OpenAI's (HOOK_API 1.9)."""
+    register(PriceNames(provider=PROVIDER, prefixes=("text-completion-openai",)))
 
 
 def _schema() -> ConnectionSchema:
