@@ -16,15 +16,20 @@ from modelyard.types import (
     TextCompletion,
 )
 from modelyard_azure_common.errors import map_azure_error
-from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.headers import register_header_views as register_header_views
+from modelyard_azure_common.paths import deployment_paths
 from modelyard_azure_common.urls import api_version, deployment_url, takes_stream_options
 
 from . import text
 from .environment import default_config as default_config
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs import RegisterFamily, RegisterOperation, RegisterPriceNames, RegisterProvider
+    from modelyard.hookspecs import (
+        RegisterFamily,
+        RegisterOperation,
+        RegisterPriceNames,
+        RegisterProvider,
+    )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
 HOOK_API = (1, 9)  # register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
