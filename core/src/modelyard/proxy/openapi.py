@@ -123,6 +123,13 @@ def _operation_body(op: Operation, models: list[str], components: dict[str, Any]
     return {"type": "object", "required": required, "properties": properties}
 
 
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}},
+}
+"""One server-sent event of a stream (before OpenAPI 3.2's ``itemSchema``, a stream's ``schema`` describes each event)."""
+
+
 def _ops(op: Operation, models: list[str], components: dict[str, Any], *, path: ProxyPath | None = None) -> dict[str, Any]:
     """``op``'s POST; on a plugin's ``path`` with the model group in it, a path parameter instead of a body field."""
     name = op.request.__name__.removesuffix("Params") + "Request"
@@ -137,7 +144,7 @@ def _ops(op: Operation, models: list[str], components: dict[str, Any], *, path: 
         parameters += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in path.query]
     ok = _json({"$ref": _model_ref(op.response, components)["$ref"]})
     if op.answer == "sse":
-        ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+        ok["content"]["text/event-stream"] = {"schema": _SSE_EVENT}
     return {
         "post": {
             "summary": " ".join(filter(None, (op.description, path.description if path is not None else ""))),
