@@ -244,7 +244,8 @@ class ProxyApp:
         self._routes.update(self.responses.routes())
         # The paths the provider plugins add for their own clients (ProxyPath): built once here.
         self.paths = PathRoutes(contributed, self._handler)
-        self._routes.update(self.paths.exact)
+        for key, handler in self.paths.exact.items():
+            self._routes.setdefault(key, handler)  # a plugin's path never replaces the core's
         from .fine_tuning import FineTuningEndpoints
 
         self.fine_tuning = FineTuningEndpoints(self)

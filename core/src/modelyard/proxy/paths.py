@@ -2,8 +2,8 @@
 
 A path without ``{model}`` is an exact route (a dict lookup, as the core's own paths); the
 paths with a ``{model}`` segment are alternatives of one compiled regular expression, tried
-only when no exact route matched, whose matching group says which path (and so which
-operation's handler) it was and holds the model group. The same table gives the metrics their
+only when no exact route matched, whose last matching group says which path (and so which
+operation's handler) it was; the model group is the ``{model}`` segment. The same table gives the metrics their
 bounded endpoint labels: a contributed path is labelled with its operation's own path.
 """
 
@@ -32,19 +32,23 @@ class PathRoutes:
         self.labels: dict[str, str] = {}
         """Every contributed exact path -> its metrics label."""
         self.rows = list(paths)
-        self._templated: list[tuple[Any, str]] = []
-        alternatives: list[str] = []
+        self._templated: list[tuple[str, Any, str]] = []  # per template: its model group, handler, label
+        tails: dict[str, list[str]] = {}  # what comes before {model} -> the alternatives after it
         for path in paths:
             op = OPERATIONS[path.operation]
             label = op.paths[0] if op.paths else path.template
             if path.model_in_path:
                 before, after = path.template.split("{model}")
-                alternatives.append(f"{re.escape(before)}(?P<m{len(self._templated)}>[^/]+){re.escape(after)}")
-                self._templated.append((handler(op), label))
+                group = tails.setdefault(before, [])
+                group.append(f"(?P<t{len(self._templated)}>{re.escape(after)})")
+                self._templated.append((f"m{list(tails).index(before)}", handler(op), label))
             else:
                 self.exact[f"POST {path.template}"] = handler(op)
                 self.labels[path.template] = label
-        self._regex = re.compile("^(?:" + "|".join(alternatives) + ")$") if alternatives else None
+        # One expression; templates sharing what precedes {model} share one branch, so the model
+        # segment is scanned once per shape, not once per template.
+        branches = [f"{re.escape(before)}(?P<m{i}>[^/]+)(?:{'|'.join(after)})" for i, (before, after) in enumerate(tails.items())]
+        self._regex = re.compile("^(?:" + "|".join(branches) + ")$") if branches else None
 
     def match(self, path: str) -> tuple[str, Any] | None:
         """``(model group, handler)`` for a path with the model in it, or None."""
@@ -53,7 +57,8 @@ class PathRoutes:
         found = self._regex.match(path)
         if found is None or found.lastgroup is None:
             return None
-        return found.group(found.lastgroup), self._templated[int(found.lastgroup[1:])][0]
+        model_group, handler, _ = self._templated[int(found.lastgroup[1:])]
+        return found.group(model_group), handler
 
     def label(self, path: str) -> str | None:
         """The metrics label of a contributed path (its operation's own path), or None."""
@@ -63,4 +68,4 @@ class PathRoutes:
         found = self._regex.match(path)
         if found is None or found.lastgroup is None:
             return None
-        return self._templated[int(found.lastgroup[1:])][1]
+        return self._templated[int(found.lastgroup[1:])][2]
