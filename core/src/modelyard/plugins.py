@@ -95,6 +95,8 @@ class Plugins:
         self._providers: dict[str, Provider] | None = None
         self._settings: ConnectionSchema | None = None
         self._lock = threading.Lock()
+        self.kept: dict[tuple[str, str, str, str], Any] = {}
+        """Per (provider, family, operation, kind): which answers pass as sent (:mod:`modelyard._kept`)."""
 
     @property
     def hook(self) -> Any:

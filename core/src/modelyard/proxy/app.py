@@ -886,8 +886,10 @@ class ProxyApp:
         async def pump() -> None:
             try:
                 async with stream:
-                    async for chunk in stream:
-                        data = _wire(chunk)
+                    # The pipeline's streams give the events no plugin changes as JSON already.
+                    items = stream._wire_items() if hasattr(stream, "_wire_items") else stream
+                    async for chunk in items:
+                        data = chunk if type(chunk) is bytes else _wire(chunk)
                         await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
             except APIError as err:
                 ctx.error = type(err).__name__
@@ -1087,6 +1089,10 @@ def _wire(result: Any) -> bytes:
     """A response or chunk as JSON: the fields the upstream sent (no invented nulls), plus the
     envelope fields OpenAI clients expect even when the pipeline built the object itself
     (simulated streams, text-to-chat conversion)."""
+    private = getattr(result, "__pydantic_private__", None)
+    upstream = private.get("_upstream") if private else None
+    if upstream is not None and upstream[0] == id(result):  # the upstream's answer, no plugin changed it
+        return upstream[1]  # type: ignore[no-any-return]
     fields = type(result).model_fields
     result.__pydantic_fields_set__.update(f for f in _ALWAYS if f in fields)
     return result.model_dump_json(exclude_unset=True).encode()  # type: ignore[no-any-return]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 10)  # keeps_answers; hooks answer per (provider, operation) since 1.4
 PROVIDER = "azure"
 OPERATIONS_SERVED = ("speech", "transcriptions", "translations")
 DISTRIBUTION = "modelyard-azure-audio"
@@ -85,6 +85,12 @@ def _named(part: tuple[str, Any, str]) -> tuple[str, Any, str]:
     if ctype == "application/octet-stream":
         ctype = {"mp3": "audio/mpeg", "m4a": "audio/mp4"}.get(ext, f"audio/{ext}")
     return (f"{filename or 'audio'}.{ext}", fileobj, ctype)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Transcripts are made here (text formats): not kept as sent; None for others' routes."""
+    return False if _mine(route) else None
 
 
 @hookimpl

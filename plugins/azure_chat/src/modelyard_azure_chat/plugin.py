@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterFamily, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # hooks answer per (provider, operation)
+HOOK_API = (1, 10)  # keeps_answers; hooks answer per (provider, operation) since 1.4
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -108,6 +108,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Azure's chat answers and chunks are OpenAI-shaped: validated, never changed (None for others)."""
+    if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
+        return None
+    return True
 
 
 @hookimpl

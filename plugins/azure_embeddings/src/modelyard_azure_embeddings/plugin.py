@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 10)  # keeps_answers; hooks answer per (provider, operation) since 1.4
 PROVIDER = "azure"
 OPERATION = "embeddings"
 DISTRIBUTION = "modelyard-azure-embeddings"
@@ -44,6 +44,12 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         body["model"] = route.deployment
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Only embeddings are this plugin's (not asked about them today): None for every other route."""
+    return False if _mine(route) else None
 
 
 @hookimpl

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 4)  # transform_request / normalize_response / map_error per operation
+HOOK_API = (1, 10)  # keeps_answers; hooks answer per (provider, operation) since 1.4
 PROVIDER = "azure"
 OPERATIONS = {"image_generation": "/images/generations", "image_edit": "/images/edits"}
 DISTRIBUTION = "modelyard-azure-images"
@@ -71,6 +71,12 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     if model_in_body:
         body["model"] = route.deployment
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Only image operations are this plugin's: None for every other route."""
+    return False if _mine(route) else None
 
 
 @hookimpl

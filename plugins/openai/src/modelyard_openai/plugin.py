@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterConnectionSetting, RegisterFamily, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 7)  # register_connection_settings, bare-name families
+HOOK_API = (1, 10)  # keeps_answers; register_connection_settings (1.7), bare-name families
 PROVIDER = "openai"
 DISTRIBUTION = "modelyard-openai"
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -174,6 +174,14 @@ class _Given(BearerKey):
 
     async def aheaders(self) -> dict[str, str]:
         return {}
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """OpenAI's chat answers and chunks are validated, never changed; other operations may be."""
+    if route.provider != PROVIDER:
+        return None
+    return route.operation in ("chat", "completions")
 
 
 @hookimpl
