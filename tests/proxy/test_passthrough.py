@@ -235,3 +235,16 @@ def test_the_sdk_gets_the_same_objects_either_way(
     assert (
         fast_stream.usage == slow_stream.usage is not None and fast_stream.cost == slow_stream.cost
     )
+
+
+def test_the_access_log_line_takes_any_model_name(proxy: serve_in_thread, everything_logged: Any) -> None:
+    # The log line is written by pydantic-core's encoder, which refuses a lone surrogate (JSON
+    # allows the escape): that line is escaped as json.dumps does, and the request still ends well.
+    raw = b'{"model": "gpt-\\ud800", "messages": [{"role": "user", "content": "hi"}]}'
+    with httpx.Client(base_url=proxy.url, headers={**HEADERS, "content-type": "application/json"}, timeout=30) as client:
+        answer = client.post("/v1/chat/completions", content=raw)
+        assert answer.status_code == 404
+        assert client.post("/v1/chat/completions", json=BODY).status_code == 200
+    lines = [r.getMessage() for r in everything_logged.records if r.name == "modelyard.proxy.access"]
+    assert [json.loads(line)["status"] for line in lines] == [404, 200]
+    assert '"gpt-\\ud800"' in lines[0] and json.loads(lines[0])["model"] == "gpt-\ud800"
