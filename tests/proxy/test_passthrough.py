@@ -20,10 +20,10 @@ import httpx
 import modelyard
 import pytest
 from modelyard.plugins import reset_plugins
-from modelyard.testing import KEY, Emulator
+from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.server import serve_in_thread
 
-from .conftest import MASTER_KEY
+from .conftest import MASTER_KEY, azure, running_proxy
 
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi there"}]}
@@ -248,3 +248,20 @@ def test_the_access_log_line_takes_any_model_name(proxy: serve_in_thread, everyt
     lines = [r.getMessage() for r in everything_logged.records if r.name == "modelyard.proxy.access"]
     assert [json.loads(line)["status"] for line in lines] == [404, 200]
     assert '"gpt-\\ud800"' in lines[0] and json.loads(lines[0])["model"] == "gpt-\ud800"
+
+
+def test_an_embeddings_answer_no_plugin_changes_skips_normalize_response(
+    api_base: str, emulator: Emulator, plugin_set: Callable[..., None]
+) -> None:
+    emulator.add_deployment(Deployment("pt-emb", model="text-embedding-3-small"))
+    counter = Counter()
+    plugin_set(counter)
+    config = {"model_list": [{"model_name": "embed", "litellm_params": azure(api_base, "pt-emb"),
+                              "model_info": {"mode": "embedding"}}]}  # fmt: skip
+    with running_proxy(config) as server, httpx.Client(base_url=server.url, headers=HEADERS, timeout=30) as client:
+        answer = client.post("/v1/embeddings", json={"model": "embed", "input": ["one", "two"]})
+    assert answer.status_code == 200 and counter.responses == 0
+    body = answer.json()
+    assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1]
+    assert len(body["data"][0]["embedding"]) > 100 and body["usage"]["total_tokens"] > 0
+    assert float(answer.headers["x-modelyard-response-cost"]) > 0

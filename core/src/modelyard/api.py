@@ -481,10 +481,11 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
     return result
 
 
-def _kept_response(call: _Call, response: httpx.Response) -> ChatCompletion | None:
-    """A chat answer no plugin changes (``keeps_answers``), validated here as its plugin would,
-    and marked for the proxy to send as it came; None when the normalize hook must make it."""
-    if call.route.operation != "chat" or call.text:
+def _kept_response(call: _Call, response: httpx.Response) -> Any:
+    """An answer no plugin changes (``keeps_answers``), validated here as its plugin would, and
+    marked for the proxy to send as it came; None when the normalize hook must make it."""
+    model = _KEPT_MODELS.get(call.route.operation)
+    if model is None:
         return None
     checks = kept_checks(call.plugins, call.route, "response")
     if checks is None:
@@ -492,6 +493,7 @@ def _kept_response(call: _Call, response: httpx.Response) -> ChatCompletion | No
     content = response.content
     if content[:1] != b"{":  # a BOM, leading space, another encoding: the plugin's way
         return None
+    data: Any = None
     if checks:
         try:
             data = json.loads(content)
@@ -499,16 +501,29 @@ def _kept_response(call: _Call, response: httpx.Response) -> ChatCompletion | No
             return None
         if changed(checks, data):
             return None
-    else:
-        data = None
     try:
-        result = ChatCompletion.model_validate(data) if checks else ChatCompletion.model_validate_json(content)
+        result = model.model_validate(data) if checks else model.model_validate_json(content)
     except ValidationError:  # the plugin's hook raises it, as before
         return None
     private = result.__pydantic_private__
-    if private is not None and _ENVELOPE.issubset(result.__pydantic_fields_set__):
+    if private is not None and _envelope(model).issubset(result.__pydantic_fields_set__):
         private["_upstream"] = (id(result), content)
     return result
+
+
+_KEPT_MODELS: dict[str, type[BaseModel]] = {
+    name: op.response for name, op in OPERATIONS.items() if op.answer != "binary" and not op.text_formats
+}
+"""The operations whose answer may be kept as sent: a JSON body, validated as the row's model."""
+_ENVELOPES: dict[type, frozenset[str]] = {}
+
+
+def _envelope(model: type[BaseModel]) -> frozenset[str]:
+    """The envelope fields (``_ENVELOPE``) a model has: an answer kept as sent must carry them."""
+    found = _ENVELOPES.get(model)
+    if found is None:
+        found = _ENVELOPES[model] = _ENVELOPE.intersection(model.model_fields)
+    return found
 
 
 def _fail(call: _Call, err: APIError, headers: Any = None) -> APIError:

@@ -348,7 +348,8 @@ def keeps_answers(route: Route, kind: str) -> bool | Callable[[dict[str, Any]], 
     the model. An answer a callable claims goes through the normalize hook as before. A plugin
     that implements a normalize hook but not this one keeps every route on the normalize hook.
     Called once per (``route.provider``, ``route.family``, ``route.operation``) and kind, not per
-    call: answer from those only. Asked for the ``chat`` operation only, today. Must not raise.
+    call: answer from those only. Asked, for ``response``, for the operations answered with a JSON
+    body (not binary, not text formats), and for ``chunk`` for ``chat`` streams. Must not raise.
     Since HOOK_API 1.10.
     """
 

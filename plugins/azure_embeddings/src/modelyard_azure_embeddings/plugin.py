@@ -48,8 +48,8 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 @hookimpl
 def keeps_answers(route: Route, kind: str) -> bool | None:
-    """Only embeddings are this plugin's (not asked about them today): None for every other route."""
-    return False if _mine(route) else None
+    """Azure's embeddings answers are only validated (True); None for every other route."""
+    return True if _mine(route) else None
 
 
 @hookimpl

@@ -54,9 +54,12 @@ def transform_request(
 
 
 @hookimpl
-def keeps_answers(route: Route, kind: str) -> Callable[[dict[str, Any]], bool] | None:
-    """Only extension-shaped answers and chunks are changed (``object``, ``finish_details``)."""
-    return _extension_shaped if route.provider == PROVIDER else None
+def keeps_answers(route: Route, kind: str) -> Callable[[dict[str, Any]], bool] | bool | None:
+    """Only extension-shaped answers and chunks are changed (``object``, ``finish_details``):
+    a check for Azure's chat and completions, True (nothing changed) for its other operations."""
+    if route.provider != PROVIDER:
+        return None
+    return _extension_shaped if route.operation in ("chat", "completions") else True
 
 
 def _extension_shaped(data: dict[str, Any]) -> bool:
