@@ -1040,8 +1040,10 @@ class _RoutedAsync(_Routed):
         return self._routed(items(False) if items is not None else super().__aiter__())  # type: ignore[misc]
 
     def _wire_items(self) -> AsyncIterator[Any]:
-        """The pipeline stream's ``_wire_items`` (chunks, or kept events' JSON), routed."""
-        return self._routed(super()._items(True))  # type: ignore[misc]
+        """The pipeline stream's ``_wire_items`` (chunks, or kept events' JSON), routed; other
+        streams' chunks."""
+        items = getattr(super(), "_items", None)
+        return self._routed(items(True) if items is not None else super().__aiter__())  # type: ignore[misc]
 
     async def _routed(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
         try:
