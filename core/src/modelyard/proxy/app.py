@@ -107,6 +107,9 @@ def _refuse_constant(name: str) -> Any:
     raise _NonFinite(name)
 
 
+_BODY_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+"""``json.loads(raw, parse_constant=...)`` builds a decoder per call; this one is built once."""
+
 _NAN = object()
 
 
@@ -574,7 +577,7 @@ class ProxyApp:
                 break
         raw = b"".join(chunks)
         try:
-            body = json.loads(raw, parse_constant=_refuse_constant)
+            body = _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads(bytes)
         except _NonFinite:
             field = _non_finite_field(raw)
             raise _Reject(400, f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",
