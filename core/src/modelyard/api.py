@@ -24,6 +24,7 @@ A family whose operation is ``completions`` answers in the legacy text shape
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import mimetypes
 import pathlib
@@ -34,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from ._calls import (
     CallRecord,
@@ -46,6 +48,7 @@ from ._calls import (
     _retry_on_timeout,
     _split,
 )
+from ._kept import changed, kept_checks
 from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
@@ -454,10 +457,12 @@ def _finish_reasons(result: Any) -> list[str] | None:
 
 
 def _normalize(call: _Call, response: httpx.Response) -> Any:
-    result = _first(
-        call.plugins.hook.normalize_response, object, "normalize_response", call.route,
-        response=_provider_response(response),
-    )  # fmt: skip
+    result = _kept_response(call, response)
+    if result is None:
+        result = _first(
+            call.plugins.hook.normalize_response, object, "normalize_response", call.route,
+            response=_provider_response(response),
+        )  # fmt: skip
     if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:
         # As LiteLLM keeps them (the Router reads x-ratelimit-remaining-* here). httpx's own
         # case-insensitive Headers, not a copy; written to the private dict directly, which
@@ -473,6 +478,51 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
             private["_hidden_params"] = call.hidden_params(cost)
     _observe(call, status=response.status_code, usage=usage, headers=response.headers, response=result, cost=cost)
     return result
+
+
+def _kept_response(call: _Call, response: httpx.Response) -> Any:
+    """An answer no plugin changes (``keeps_answers``), validated here as its plugin would, and
+    marked for the proxy to send as it came; None when the normalize hook must make it."""
+    model = _KEPT_MODELS.get(call.route.operation)
+    if model is None:
+        return None
+    checks = kept_checks(call.plugins, call.route, "response")
+    if checks is None:
+        return None
+    content = response.content
+    if content[:1] != b"{":  # a BOM, leading space, another encoding: the plugin's way
+        return None
+    data: Any = None
+    if checks:
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return None
+        if changed(checks, data):
+            return None
+    try:
+        result = model.model_validate(data) if checks else model.model_validate_json(content)
+    except ValidationError:  # the plugin's hook raises it, as before
+        return None
+    private = result.__pydantic_private__
+    if private is not None and _envelope(model).issubset(result.__pydantic_fields_set__):
+        private["_upstream"] = (id(result), content)
+    return result
+
+
+_KEPT_MODELS: dict[str, type[BaseModel]] = {
+    name: op.response for name, op in OPERATIONS.items() if op.answer != "binary" and not op.text_formats
+}
+"""The operations whose answer may be kept as sent: a JSON body, validated as the row's model."""
+_ENVELOPES: dict[type, frozenset[str]] = {}
+
+
+def _envelope(model: type[BaseModel]) -> frozenset[str]:
+    """The envelope fields (``_ENVELOPE``) a model has: an answer kept as sent must carry them."""
+    found = _ENVELOPES.get(model)
+    if found is None:
+        found = _ENVELOPES[model] = _ENVELOPE.intersection(model.model_fields)
+    return found
 
 
 def _fail(call: _Call, err: APIError, headers: Any = None) -> APIError:
@@ -494,7 +544,8 @@ class _ChunkAssembler:
 
     def __init__(self, call: _Call) -> None:
         self.call = call
-        self.prompt_filter_results: list[Any] | None = None
+        self._filters: list[Any] | None = None
+        self._raw_filters: Any = None
         self._pending_filters = False
         self.usage: Usage | None = None
         self.model: str | None = None
@@ -504,18 +555,69 @@ class _ChunkAssembler:
         # A provider whose stream is not in chat chunks translates it with per-stream state
         # (HOOK_API 1.8); streams already in chunks answer None and keep normalize_chunk.
         self.translator: Any = call.plugins.hook.translate_stream(route=call.route)
+        # Events no plugin changes (HOOK_API 1.10 keeps_answers) skip normalize_chunk: the
+        # caller gets them validated as the plugin would, the proxy as they were parsed.
+        self.checks = None
+        if self.translator is None and call.route.operation == "chat" and not call.text:
+            self.checks = kept_checks(call.plugins, call.route, "chunk")
+
+    @property
+    def prompt_filter_results(self) -> list[Any] | None:
+        """Azure's prompt annotations from the stream's first event (typed when first read)."""
+        if self._raw_filters is not None:
+            self._filters = ChatCompletionChunk.model_validate({"prompt_filter_results": self._raw_filters}).prompt_filter_results
+            self._raw_filters = None
+        return self._filters
 
     def feed(self, event: dict[str, Any]) -> Any:
-        """The chunk(s) one event makes: a chunk, a list of chunks (translated streams), or None."""
+        """The chunk(s) one event makes: a chunk, a list of chunks (translated streams), None, or
+        the event itself (a dict) when it is kept as sent: :meth:`chunk` makes its chunk."""
         if self.translator is not None:
             return [c for c in map(self._keep, self.translator.feed(event)) if c is not None]
+        checks = self.checks
+        kept = checks is not None and not changed(checks, event)
         if not event.get("choices") and not event.get("id") and not event.get("usage"):
             if "prompt_filter_results" in event:
-                first = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
-                self.prompt_filter_results = getattr(first, "prompt_filter_results", None)
+                if kept:
+                    self._filters, self._raw_filters = None, event["prompt_filter_results"]
+                else:
+                    first = self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event)
+                    self._filters = getattr(first, "prompt_filter_results", None)
+                    self._raw_filters = None
                 self._pending_filters = True
             return None
+        if kept and _ENVELOPE.issubset(event) and type(choices := event["choices"]) is list:
+            return self._keep_event(event, choices)
         return self._keep(self.call.plugins.hook.normalize_chunk(route=self.call.route, chunk=event))
+
+    def _keep_event(self, event: dict[str, Any], choices: list[Any]) -> dict[str, Any] | None:
+        """What :meth:`_keep` notes of a chunk, read from an event kept as sent."""
+        if self._pending_filters:
+            raw = self._raw_filters
+            if raw is None and self._filters is not None:  # typed by a plugin: as it gave them
+                raw = [f.model_dump(exclude_unset=True) if isinstance(f, BaseModel) else f for f in self._filters]
+            event["prompt_filter_results"] = raw
+            self._pending_filters = False
+        model = event["model"]
+        if model and self.model is None and type(model) is str:
+            self.model = model
+        usage = event.get("usage")
+        if usage is not None:
+            self.usage = Usage.model_validate(usage)
+            if not choices and not self.call.include_usage:
+                return None  # asked for pricing only (ChatRequest.stream_usage): not the caller's
+        if self.id is None:
+            self.id = event["id"] or None
+        for choice in choices:
+            reason = choice.get("finish_reason") if type(choice) is dict else None
+            if reason:
+                self.finish_reasons.append(reason)
+        return event
+
+    @staticmethod
+    def chunk(event: dict[str, Any]) -> ChatCompletionChunk:
+        """The chunk of an event kept as sent: validated as its plugin's ``normalize_chunk`` does."""
+        return ChatCompletionChunk.model_validate(event)
 
     def _keep(self, chunk: Any) -> Any:
         """Check one normalized chunk and note its model, id, usage and finish reasons."""
@@ -601,6 +703,16 @@ def _simulated_chunks(completion: ChatCompletion, include_usage: bool) -> list[C
 
 
 _ChunkT = TypeVar("_ChunkT", ChatCompletionChunk, TextCompletion)
+_ENVELOPE = frozenset(("id", "object", "created", "model", "choices"))
+"""The fields an event needs to be sent as it came (the proxy adds them to chunks it serialises)."""
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    # pydantic-core's encoder: compact UTF-8, a fifth of json.dumps' time on a chunk.
+    try:
+        return to_json(event)
+    except PydanticSerializationError:  # a lone surrogate (an escape JSON allows): as an escape again
+        return json.dumps(event, separators=(",", ":")).encode()
 
 
 class _Stream(Generic[_ChunkT]):
@@ -684,7 +796,9 @@ class _SyncStream(_Stream[_ChunkT]):
         try:
             for event in iter_sse(self._response):
                 chunk = self._assembler.feed(event)
-                if type(chunk) is list:
+                if type(chunk) is dict:
+                    yield self._assembler.chunk(chunk)  # type: ignore[misc]
+                elif type(chunk) is list:
                     yield from chunk
                 elif chunk is not None:
                     yield chunk
@@ -714,7 +828,15 @@ class _SyncStream(_Stream[_ChunkT]):
 class _AsyncStream(_Stream[_ChunkT]):
     """The async twin of :class:`_SyncStream` (``async for chunk in stream``)."""
 
-    async def __aiter__(self) -> AsyncIterator[_ChunkT]:
+    def __aiter__(self) -> AsyncIterator[_ChunkT]:
+        return self._items(False)  # type: ignore[return-value]
+
+    def _wire_items(self) -> AsyncIterator[_ChunkT | bytes]:
+        """The stream for the proxy: chunks, except that an event no plugin changes
+        (``keeps_answers``) comes as its JSON, from the event as parsed, not from a model."""
+        return self._items(True)
+
+    async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes]:
         if self._replay is not None:
             for replayed in self._replay:
                 yield replayed
@@ -723,7 +845,9 @@ class _AsyncStream(_Stream[_ChunkT]):
         try:
             async for event in aiter_sse(self._response):
                 chunk = self._assembler.feed(event)
-                if type(chunk) is list:
+                if type(chunk) is dict:
+                    yield _dumps(chunk) if wire else self._assembler.chunk(chunk)  # type: ignore[misc]
+                elif type(chunk) is list:
                     for translated in chunk:
                         yield translated
                 elif chunk is not None:

@@ -56,7 +56,7 @@ __all__ = [
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 9)
+HOOK_API: tuple[int, int] = (1, 10)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -403,6 +403,33 @@ def translate_stream(route: Route) -> StreamTranslator | None:
     events): the core then feeds it every event instead of calling ``normalize_chunk``, and
     yields, prices and observes the chunks it returns. Return None to keep ``normalize_chunk``
     (one OpenAI-shaped event, one chunk); the first non-None answer is used. Since HOOK_API 1.8.
+    """
+
+
+@hookspec
+def keeps_answers(route: Route, kind: str) -> bool | Callable[[dict[str, Any]], bool] | None:
+    """Say whether your ``normalize_response`` / ``normalize_chunk`` leave a route's answers as sent.
+
+    ``kind`` is ``"response"`` (``normalize_response``) or ``"chunk"`` (``normalize_chunk``).
+    Return:
+
+    * ``True``: for this route your hook only validates the upstream's JSON as the operation's
+      model (nothing added, renamed or dropped), or, for a wrapper, returns what it got;
+    * ``None``: your hook does not answer for this route (another provider or operation);
+    * ``False``: your hook changes this route's answers;
+    * a callable that gets one answer's parsed JSON (a dict) and returns True when that answer
+      needs your hook (the vision plugin: only extension-shaped answers).
+
+    When every plugin implementing the normalize hook implements this one, none says False, and
+    one that is not a wrapper says True, the core does not call the normalize hook for the
+    route: it validates the JSON as the hook would, and the proxy sends the upstream's bytes
+    (a non-streamed answer) or each event's JSON as parsed (a stream) instead of re-serialising
+    the model. An answer a callable claims goes through the normalize hook as before. A plugin
+    that implements a normalize hook but not this one keeps every route on the normalize hook.
+    Called once per (``route.provider``, ``route.family``, ``route.operation``) and kind, not per
+    call: answer from those only. Asked, for ``response``, for the operations answered with a JSON
+    body (not binary, not text formats), and for ``chunk`` for ``chat`` streams. Must not raise.
+    Since HOOK_API 1.10.
     """
 
 

@@ -98,6 +98,8 @@ class Plugins:
         self._operations: OperationTable | None = None
         self._views: dict[str, hookspecs.HeaderView] | None = None
         self._lock = threading.Lock()
+        self.kept: dict[tuple[str, str, str, str], Any] = {}
+        """Per (provider, family, operation, kind): which answers pass as sent (:mod:`modelyard._kept`)."""
 
     @property
     def hook(self) -> Any:

@@ -550,6 +550,11 @@ class _Response(_Open):
     """LiteLLM's name for what the call knows beyond the body: ``response_cost`` (USD, or None
     when no price is known), and ``base_model`` / ``price_overrides`` it was priced with."""
 
+    _upstream: tuple[int, bytes] | None = PrivateAttr(default=None)
+    """``(id(self), body)``: the upstream's body, when this result is that body validated and no
+    plugin changed it (``keeps_answers``); the proxy sends it as it came. A copy of the model has
+    another id, so a copy (``model_copy(update=...)``) never passes for the upstream's answer."""
+
     @property
     def cost(self) -> float | None:
         """What this call cost in USD, from the model's price (docs/spend.md); None when unknown.

@@ -1062,9 +1062,19 @@ class _RoutedAsync(_Routed):
     async def _end(self) -> None:
         await self._lease.arelease(**self._release_kwargs())
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[Any]:
+        items = getattr(super(), "_items", None)  # the pipeline's streams: the base's, not ours again
+        return self._routed(items(False) if items is not None else super().__aiter__())  # type: ignore[misc]
+
+    def _wire_items(self) -> AsyncIterator[Any]:
+        """The pipeline stream's ``_wire_items`` (chunks, or kept events' JSON), routed; other
+        streams' chunks."""
+        items = getattr(super(), "_items", None)
+        return self._routed(items(True) if items is not None else super().__aiter__())  # type: ignore[misc]
+
+    async def _routed(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
         try:
-            async for chunk in super().__aiter__():  # type: ignore[misc]
+            async for chunk in chunks:
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
                 yield chunk

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the native messages row (1.8: translate_stream)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the native messages row (1.8: translate_stream)
 PROVIDER = "azure_anthropic"
 DISTRIBUTION = "modelyard-azure-anthropic"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -135,6 +135,12 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         request.messages, request.params, deployment=route.deployment, model_hint=route.deployment, stream=request.stream
     )
     return ProviderRequest(url=messages_url(connection), headers=headers, json_body=body, stream=request.stream)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Anthropic's answers are translated: never kept as sent (None for other providers)."""
+    return False if route.provider == PROVIDER and route.operation in OPERATIONS else None
 
 
 @hookimpl

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 PATHS = {"speech": "/audio/speech", "transcriptions": "/audio/transcriptions", "translations": "/audio/translations"}
 """Each operation served and its path after the deployment (upstream, and the proxy's for ``AzureOpenAI`` clients)."""
@@ -88,6 +88,12 @@ def _named(part: tuple[str, Any, str]) -> tuple[str, Any, str]:
     if ctype == "application/octet-stream":
         ctype = {"mp3": "audio/mpeg", "m4a": "audio/mp4"}.get(ext, f"audio/{ext}")
     return (f"{filename or 'audio'}.{ext}", fileobj, ctype)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Transcripts are made here (text formats): not kept as sent; None for others' routes."""
+    return False if _mine(route) else None
 
 
 @hookimpl

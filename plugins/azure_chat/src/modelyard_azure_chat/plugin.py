@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -118,6 +118,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Azure's chat answers and chunks are OpenAI-shaped: validated, never changed (None for others)."""
+    if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
+        return None
+    return True
 
 
 @hookimpl

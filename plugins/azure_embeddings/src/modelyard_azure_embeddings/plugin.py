@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' path (1.4: hooks per operation)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' path (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATION = "embeddings"
 DISTRIBUTION = "modelyard-azure-embeddings"
@@ -45,6 +45,12 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         body["model"] = route.deployment
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Azure's embeddings answers are only validated (True); None for every other route."""
+    return True if _mine(route) else None
 
 
 @hookimpl

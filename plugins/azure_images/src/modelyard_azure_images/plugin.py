@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATIONS = {"image_generation": "/images/generations", "image_edit": "/images/edits"}
 DISTRIBUTION = "modelyard-azure-images"
@@ -72,6 +72,12 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
     if model_in_body:
         body["model"] = route.deployment
     return ProviderRequest(url=url, params=query, headers=headers, json_body=body)
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Only image operations are this plugin's: None for every other route."""
+    return False if _mine(route) else None
 
 
 @hookimpl

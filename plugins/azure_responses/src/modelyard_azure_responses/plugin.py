@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 DISTRIBUTION = "modelyard-azure-responses"
 FIRST_DATED_VERSION = "2025-03-01-preview"
@@ -96,6 +96,12 @@ def _typed_items(items: list[Any]) -> list[Any]:
     if all(not isinstance(i, dict) or "type" in i or "role" not in i for i in items):
         return items
     return [{"type": "message", **i} if isinstance(i, dict) and "type" not in i and "role" in i else i for i in items]
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """Only Responses API operations are this plugin's: None for every other route."""
+    return False if _mine(route) else None
 
 
 @hookimpl

@@ -18,7 +18,7 @@ OpenAI-shaped ``chat.completion`` objects, with Azure's extra fields (``choices[
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
@@ -28,7 +28,7 @@ from . import extensions, images
 if TYPE_CHECKING:
     from modelyard.types import ChatRequest, Connection, ProviderRequest, ProviderResponse, Route
 
-HOOK_API = (1, 0)
+HOOK_API = (1, 10)  # keeps_answers: only extension-shaped answers are changed
 PROVIDER = "azure"
 _FINISH = {"stop": "stop", "max_tokens": "length", "length": "length", "content_filter": "content_filter"}
 
@@ -51,6 +51,29 @@ def transform_request(
     if extension is not None:
         result = extension.apply(result, model=route.model)
     return result
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> Callable[[dict[str, Any]], bool] | bool | None:
+    """Only extension-shaped answers and chunks are changed (``object``, ``finish_details``):
+    a check for Azure's chat and completions, True (nothing changed) for its other operations."""
+    if route.provider != PROVIDER:
+        return None
+    return _extension_shaped if route.operation in ("chat", "completions") else True
+
+
+def _extension_shaped(data: dict[str, Any]) -> bool:
+    """Whether :func:`_openai_shaped` could change this parsed answer or chunk."""
+    obj = data.get("object")
+    if type(obj) is str and obj.startswith("extensions."):
+        return True
+    choices = data.get("choices")
+    if type(choices) is not list:
+        return False
+    return any(
+        type(c) is not dict or (c.get("finish_reason") is None and isinstance(c.get("finish_details"), dict))
+        for c in choices
+    )
 
 
 @hookimpl(wrapper=True)

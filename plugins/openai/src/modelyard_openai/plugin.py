@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 9)  # register_connection_settings, bare-name families (1.7); register_price_names (1.9)
+HOOK_API = (1, 10)  # keeps_answers (1.10); register_connection_settings, bare-name families (1.7); register_price_names (1.9)
 PROVIDER = "openai"
 DISTRIBUTION = "modelyard-openai"
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -186,6 +186,14 @@ class _Given(BearerKey):
 
     async def aheaders(self) -> dict[str, str]:
         return {}
+
+
+@hookimpl
+def keeps_answers(route: Route, kind: str) -> bool | None:
+    """OpenAI's chat answers and chunks are validated, never changed; other operations may be."""
+    if route.provider != PROVIDER:
+        return None
+    return route.operation in ("chat", "completions")
 
 
 @hookimpl
