@@ -8,6 +8,9 @@
     ./dev bench --virtual-key plain  # also modelyard called with a virtual key (no budget) ...
     ./dev bench --virtual-key budget # ... or with one that has a budget (reserved and settled per call)
     ./dev bench --spend              # also modelyard with spend tracking off (the CPU it adds)
+    ./dev bench --workers 2          # also modelyard with --num_workers 2 (spend to SQLite), beside one worker
+    ./dev bench --workers 2 --workers-store postgres
+                                     # ... both rows on PostgreSQL and Redis instead (started for the run)
 
 What it does:
 
@@ -26,6 +29,7 @@ Numbers depend on the machine and on what else runs on it; compare ratios, not a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -97,9 +101,9 @@ def tree_pids(pid: int) -> list[int]:
     return pids
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, tree: bool = True) -> float:
     total = 0
-    for p in tree_pids(pid):
+    for p in tree_pids(pid) if tree else [pid]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -184,7 +188,8 @@ def make_virtual_key(base: str, master_key: str, budget: bool) -> str:
 
 
 def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False,
-                  virtual_key: str | None = None, spend: bool = False, bare: bool = False) -> dict[str, Any]:  # fmt: skip
+                  virtual_key: str | None = None, spend: bool = False, bare: bool = False,
+                  workers: int | None = None, shared: tuple[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key)
     direct_url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -216,6 +221,16 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
         # The default above records a spend row per request (SQLite); this one records none.
         off = write_config(upstream, master_key, "  disable_spend_logs: true\n")
         servers["no-spend"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(off)]
+    if workers:
+        # The same proxy with --num_workers N, beside one worker with the same settings. With
+        # ``shared`` (PostgreSQL URL, Redis URL) both rows keep spend and keys in PostgreSQL and the
+        # router's state in Redis, as several instances would; else spend goes to one SQLite file.
+        many = config
+        if shared:
+            many = write_config(upstream, master_key, f"  database_url: {shared[0]}\nrouter_settings:\n  redis_url: {shared[1]}\n")
+            servers["pg-w1"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(many)]
+        servers[f"{'pg-' if shared else ''}w{workers}"] = [PY, "-m", "modelyard.cli", "serve", "--config", str(many),
+                                                          "--num_workers", str(workers)]  # fmt: skip
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
@@ -248,6 +263,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
             info["stream"] = r
             info["rss_mib"] = rss_mib(proc.pid)
+            info["processes_rss_mib"] = [rss_mib(p, tree=False) for p in tree_pids(proc.pid)]  # --num_workers: each
             results[name] = info
         finally:
             stop(proc)
@@ -255,7 +271,8 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
 
 
 def print_proxies(results: dict[str, Any]) -> None:
-    names = [n for n in ("floor", "modelyard", "bare", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm") if n in results]
+    fixed = ("floor", "modelyard", "bare", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm")
+    names = [n for n in fixed if n in results] + [n for n in results if n not in fixed and n != "direct"]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
     print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
@@ -288,7 +305,9 @@ def print_proxies(results: dict[str, Any]) -> None:
                            r["errors"], f"{r['cpu_us_per_req']:.0f}"], widths))  # fmt: skip
     for n in names:
         r = results[n]
-        print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB")
+        each = r.get("processes_rss_mib", [])
+        per = f" ({' + '.join(f'{x:.0f}' for x in each)} per process)" if len(each) > 1 else ""
+        print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB{per}")
     if "+vkey" in results:
         m, v = results["modelyard"], results["+vkey"]
         added = "  ".join(f"c={c}: {v[c]['cpu_us_per_req'] / max(m[c]['cpu_us_per_req'], 1e-9) - 1:+.1%}" for c in LEVELS)
@@ -301,6 +320,11 @@ def print_proxies(results: dict[str, Any]) -> None:
             for c in (*LEVELS, "embeddings")
         )
         print(f"CPU per request spend tracking adds (modelyard minus no-spend): {added}")
+    for many in (n for n in names if n.startswith(("w", "pg-w")) and n != "pg-w1"):
+        one = results["pg-w1" if many.startswith("pg-") else "modelyard"]
+        ratio = "  ".join(f"c={c}: {results[many][c]['req_per_s'] / max(one[c]['req_per_s'], 1e-9):.2f}x" for c in LEVELS)
+        sse = results[many]["stream"]["req_per_s"] / max(one["stream"]["req_per_s"], 1e-9)
+        print(f"req/s of {many} over one worker, same settings: {ratio}  sse: {sse:.2f}x")
     for ref in ("floor", "litellm"):
         if ref in results:
             print_ratios(results, names, ref)
@@ -337,6 +361,16 @@ def print_ratios(results: dict[str, Any], names: list[str], ref: str) -> None:
         print(fmt_row(cells, widths))
         extra = f"ready {results[n]['ready_s'] / max(base['ready_s'], 1e-9):.2f}x, RSS {results[n]['rss_mib'] / max(base['rss_mib'], 1e-9):.2f}x"
         print(f"{'':10s}  {extra}")
+
+
+def start_shared(stack: contextlib.ExitStack) -> tuple[str, str]:
+    """A throwaway PostgreSQL and Redis on loopback (modelyard.testing's helpers), closed with ``stack``."""
+    from modelyard.testing.services import RedisServer, postgres_server
+
+    database = stack.enter_context(postgres_server())
+    redis = RedisServer(Path(tempfile.mkdtemp(prefix="modelyard-bench-redis-")))
+    stack.callback(redis.stop)
+    return database, redis.url
 
 
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
@@ -387,6 +421,9 @@ def main() -> None:
                         help="also modelyard called with a virtual key (plain: no budget; budget: with one)")  # fmt: skip
     parser.add_argument("--spend", action="store_true", help="also modelyard with spend tracking off (the CPU it adds)")
     parser.add_argument("--bare", action="store_true", help="also modelyard with spend, metrics and access logs off")
+    parser.add_argument("--workers", type=int, help="also modelyard with --num_workers N (its req/s over one worker's)")
+    parser.add_argument("--workers-store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="with --workers: spend in SQLite (default), or PostgreSQL and Redis for both rows")  # fmt: skip
     args = parser.parse_args()
     with_litellm = not args.skip_litellm
     if with_litellm:
@@ -401,8 +438,12 @@ def main() -> None:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
         report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
         if args.only in (None, "proxy"):
-            report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key,
-                                            args.spend, args.bare)  # fmt: skip
+            with contextlib.ExitStack() as services:
+                shared = None
+                if args.workers and args.workers_store == "postgres":
+                    shared = start_shared(services)
+                report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key,
+                                                args.spend, args.bare, args.workers, shared)  # fmt: skip
             print_proxies(report["proxy"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm)

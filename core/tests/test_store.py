@@ -98,3 +98,15 @@ def test_instances_opening_a_new_postgresql_database_together_all_start(postgres
     for store in opened:
         store.close()
     assert not failed and len(opened) == 6
+
+
+def test_sqlite_connections_keep_a_small_page_cache(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from modelyard.store.keys import KeyStore
+    from modelyard.store.sql import SQLITE_CACHE_KIB
+
+    with Store(path=tmp_path / "cache.db") as store:
+        KeyStore(store)  # re-opens pooled connections with its own pragmas (WAL): both apply
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"

@@ -230,3 +230,41 @@ def test_redis_lease_of_a_lost_release_lapses(redis_url: str) -> None:
     other.release(slot)  # a second release of the same slot takes nothing more out of Redis
     assert other.snapshot(["dep"])["dep"].in_flight == 0
     other.close()
+
+
+def test_async_releases_reach_redis_after_the_calls_in_one_round(emu: Emulator, emu_url: str, redis_url: str) -> None:
+    # An async call's release is not awaited on its path: the releases of one turn of the loop
+    # go to Redis together, or ahead of this instance's next command. Another instance sees
+    # no lease once the loop has had its turn; this instance never sees its own released ones.
+    emu.add_deployment(Deployment("a"))
+
+    async def main() -> None:
+        router = Router(model_list=[entry("a", emu_url)], redis_url=redis_url)
+        state = router.state
+        assert isinstance(state, RedisState)
+        replies = await asyncio.gather(*(router.acompletion(model="gpt-4o", messages=HELLO) for _ in range(8)))
+        assert len(replies) == 8
+        ids = [d.id for d in router.deployments]
+        assert (await state.asnapshot(ids))[ids[0]].in_flight == 0  # its own releases go first
+        await router.acompletion(model="gpt-4o", messages=HELLO)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the flush's turn
+        assert _leases_in_redis(redis_url, router) == 0
+        snap = (await state.asnapshot(ids))[ids[0]]
+        assert snap.requests == 9 and snap.tokens > 0  # the releases' token counts arrived too
+        await router.aclose()
+
+    asyncio.run(main())
+
+
+def test_async_release_pending_at_close_is_sent(emu: Emulator, emu_url: str, redis_url: str) -> None:
+    emu.add_deployment(Deployment("a"))
+
+    async def main() -> Router:
+        router = Router(model_list=[entry("a", emu_url)], redis_url=redis_url)
+        await router.acompletion(model="gpt-4o", messages=HELLO)
+        await router.aclose()  # right after the call: its release had not had its turn yet
+        return router
+
+    router = asyncio.run(main())
+    assert _leases_in_redis(redis_url, router) == 0

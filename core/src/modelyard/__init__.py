@@ -27,6 +27,10 @@ from importlib import import_module
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
+from ._httpx_cli import defer as _defer_httpx_cli
+
+_defer_httpx_cli()  # httpx's CLI (click, rich, pygments) loads only if its command runs
+
 if TYPE_CHECKING:
     from .api import (
         AsyncChatStream,

@@ -166,6 +166,8 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams, model: str | None = None) -> dict[str, Any]:
+    if not params and _empty_is_valid(schema):
+        return {}  # what validating and dumping ``{}`` gives, without the ~5 µs it costs
     try:
         valid = schema.model_validate(params).model_dump(exclude_unset=True)
     except ValidationError as exc:
@@ -183,6 +185,22 @@ def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParam
             raise BadRequestError(f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",
                                   param=field, model=model)  # fmt: skip
     return valid
+
+
+_EMPTY_VALID: dict[type[BaseModel], bool] = {}
+
+
+def _empty_is_valid(schema: type[BaseModel]) -> bool:
+    """Whether ``schema`` takes ``{}`` as it is: no required field, no validator of the whole model."""
+    known = _EMPTY_VALID.get(schema)
+    if known is None:
+        decorators = schema.__pydantic_decorators__
+        known = _EMPTY_VALID[schema] = not (
+            any(f.is_required() for f in schema.model_fields.values())
+            or decorators.model_validators
+            or decorators.root_validators
+        )
+    return known
 
 
 def _non_finite(value: Any, loc: tuple[Any, ...]) -> tuple[Any, ...] | None:
