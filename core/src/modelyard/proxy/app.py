@@ -196,7 +196,7 @@ class ProxyApp:
 
         check_master_key(master_key, insecure_ok=insecure_ok or config.general_settings.allow_insecure_master_key)
         self.config = config
-        self._load_plugins()
+        self._load_plugins(config)
         self._forbidden = _CLIENT_FORBIDDEN | connection_schema().all_names
         self.deployments = Deployments(config)
         general = config.general_settings
@@ -353,15 +353,38 @@ class ProxyApp:
             )
         return router
 
-    def _load_plugins(self) -> None:
+    @staticmethod
+    def check(config: ProxyConfig, *, master_key: str | None = None, insecure_ok: bool = False) -> Deployments:
+        """Refuse what constructing the app from ``config`` would refuse, without building it; the deployments.
+
+        The master key, the plugin set and the settings it declares, the models, the prices and
+        the Router's settings: what the parent of ``modelyard serve --num_workers N`` checks
+        before it starts the workers, which build the app each (no store opened, no upstream
+        client, no routes here).
+
+        Raises:
+            ConfigError: as the constructor would, naming the setting.
+        """
+        from .auth import check_master_key
+
+        check_master_key(master_key, insecure_ok=insecure_ok or config.general_settings.allow_insecure_master_key)
+        ProxyApp._load_plugins(config)
+        deployments = Deployments(config)
+        ProxyApp._load_prices(config.modelyard_settings.prices)
+        if len(deployments):
+            build_router(config, deployments)
+        return deployments
+
+    @staticmethod
+    def _load_plugins(config: ProxyConfig) -> None:
         """Load the plugin set the config names, then check the config against what it declares."""
         from .. import plugins
         from .settings import check_settings
 
-        ms = self.config.modelyard_settings
+        ms = config.modelyard_settings
         if ms.load_plugins is not None or ms.block_plugins is not None:
             plugins.reset_plugins(load=ms.load_plugins, block=ms.block_plugins)
-        check_settings(self.config)
+        check_settings(config)
 
     def _apply_settings(self) -> None:
         from .. import plugins

@@ -47,7 +47,7 @@ from ..hookspecs import EnvironmentConfig
 from .auth import generate_key
 from .config import ProxyConfig, load_config, parse_config
 
-__all__ = ["Built", "build", "http_options", "run", "worker_app"]
+__all__ = ["Built", "build", "check", "http_options", "run", "worker_app"]
 
 _ENV_CONFIG = "MODELYARD_PROXY_CONFIG"
 _ENV_DEV = "MODELYARD_PROXY_DEV"
@@ -55,12 +55,17 @@ _ENV_UPSTREAM = "MODELYARD_PROXY_DEMO_UPSTREAM"
 _ENV_UPSTREAM_KEY = "MODELYARD_PROXY_DEMO_UPSTREAM_KEY"
 _ENV_LOG_LEVEL = "MODELYARD_PROXY_LOG_LEVEL"
 _ENV_ACCESS_LOG = "MODELYARD_PROXY_ACCESS_LOG"
+_ENV_FAILED = "MODELYARD_PROXY_START_FAILED"
 log = logging.getLogger("modelyard.proxy")
 
 
 @dataclass
 class Built:
-    """What :func:`build` made: the app and how it was configured (for the start-up banner)."""
+    """What :func:`build` made: the app and how it was configured (for the start-up banner).
+
+    :func:`check` makes one without the app (``app`` None): what the parent of
+    ``--num_workers N`` knows before its workers build the app each.
+    """
 
     app: Any
     mode: str  # "config" | "environment" | "emulator"
@@ -71,6 +76,10 @@ class Built:
     """Where an ``environment`` config came from (the variables, and the plugin that read them)."""
     note: str = ""
     """Why the demo serves although plugins are installed (one of them is not loaded), or ``""``."""
+    config: Any = None
+    """The parsed :class:`~modelyard.proxy.config.ProxyConfig`."""
+    deployments: Any = None
+    """The :class:`~modelyard.proxy.deployments.Deployments` (the app's own when it was built)."""
 
 
 def _environment_config() -> tuple[EnvironmentConfig, str] | None:
@@ -116,6 +125,21 @@ def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: t
     Raises:
         ConfigError: the config is invalid, or the master key is refused.
     """
+    return _make(config_path, dev=dev, demo_upstream=demo_upstream, app=True)
+
+
+def check(config_path: str | None = None, *, dev: bool = False, demo_upstream: tuple[str, str] | None = None) -> Built:
+    """What :func:`build` does short of building the app: read the config and refuse what the app would refuse.
+
+    The parent process of ``--num_workers N`` runs this (:meth:`ProxyApp.check`), then each
+    worker builds the app itself (:func:`worker_app`): the parent opens no store and imports
+    neither the upstream client nor SQLAlchemy. ``Built.app`` is None. Same arguments and errors
+    as :func:`build`.
+    """
+    return _make(config_path, dev=dev, demo_upstream=demo_upstream, app=False)
+
+
+def _make(config_path: str | None, *, dev: bool, demo_upstream: tuple[str, str] | None, app: bool) -> Built:
     from .app import ProxyApp
 
     emulator = None
@@ -142,8 +166,13 @@ def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: t
     generated = False
     if master_key is None and mode != "config":
         master_key, generated = generate_key(), True
+    made: Any = None
     try:
-        app = ProxyApp(config, master_key=master_key, insecure_ok=dev)
+        if app:
+            made = ProxyApp(config, master_key=master_key, insecure_ok=dev)
+            deployments = made.deployments
+        else:
+            deployments = ProxyApp.check(config, master_key=master_key, insecure_ok=dev)
     except Exception as exc:
         if emulator is not None:
             emulator.stop()
@@ -151,16 +180,35 @@ def build(config_path: str | None = None, *, dev: bool = False, demo_upstream: t
             raise ConfigError(f"modelyard serve without a config: {note} The offline demo cannot start either: "
                               f"{exc}", key=exc.key) from None  # fmt: skip
         raise
-    return Built(app=app, mode=mode, master_key=master_key, generated_key=generated, emulator=emulator,
-                 source=source, note=note)  # fmt: skip
+    return Built(app=made, mode=mode, master_key=master_key, generated_key=generated, emulator=emulator,
+                 source=source, note=note, config=config, deployments=deployments)  # fmt: skip
+
+
+STARTUP_FAILURE = 3
+"""The exit status of ``modelyard serve`` (and uvicorn's) when the app could not start."""
 
 
 def worker_app() -> Any:
-    """The app for one uvicorn worker process (``--num_workers`` > 1); settings come from the parent's environment."""
+    """The app for one uvicorn worker process (``--num_workers`` > 1); settings come from the parent's environment.
+
+    The parent checked the config (:func:`check`); what only building finds (a store that does
+    not open ...) is logged here, and the worker leaves a mark for the parent, asks it to stop
+    (SIGTERM: uvicorn's parent then stops every worker) and exits with uvicorn's start-up
+    failure status, so ``modelyard serve`` exits 3 rather than restarting the worker forever.
+    """
     _configure_logging(os.environ.get(_ENV_LOG_LEVEL, "info"), os.environ.get(_ENV_ACCESS_LOG, "1") == "1")
     upstream = os.environ.get(_ENV_UPSTREAM)
     demo = (upstream, os.environ.get(_ENV_UPSTREAM_KEY, "")) if upstream else None
-    app = build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
+    try:
+        app = build(os.environ.get(_ENV_CONFIG) or None, dev=os.environ.get(_ENV_DEV) == "1", demo_upstream=demo).app
+    except Exception as exc:
+        log.error("a worker could not start: %s", exc, exc_info=not isinstance(exc, ConfigError))
+        mark = os.environ.get(_ENV_FAILED)
+        if mark:
+            with open(mark, "w"):
+                pass
+            os.kill(os.getppid(), signal.SIGTERM)
+        sys.exit(STARTUP_FAILURE)
     freeze_heap()
     return app
 
@@ -213,7 +261,7 @@ def _configure_logging(level: str, access_log: bool) -> None:
 def _banner(built: Built, host: str, port: int, workers: int, scheme: str = "http") -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"{scheme}://{shown}:{port}"
-    models = ", ".join(built.app.deployments.model_names())
+    models = ", ".join(built.deployments.model_names())
     if built.mode == "emulator":
         from ..testing.demo import DEMO_UPSTREAM
 
@@ -232,7 +280,7 @@ def _banner(built: Built, host: str, port: int, workers: int, scheme: str = "htt
         lines.append("  master key: from your settings")
     key = built.master_key if built.generated_key else "$MODELYARD_MASTER_KEY"
     auth = "" if built.master_key is None else f" \\\n    -H 'Authorization: Bearer {key}'"
-    first = built.app.deployments.model_names()[0] if models else "gpt-4o"
+    first = built.deployments.model_names()[0] if models else "gpt-4o"
     lines += [
         "  try:",
         f"  curl {url}/v1/chat/completions{auth} \\\n    -H 'Content-Type: application/json' \\\n"
@@ -339,8 +387,9 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
          access_log: bool, tls: dict[str, str]) -> int:  # fmt: skip
     import uvicorn
 
-    built = build(config_path, dev=dev)
-    config: ProxyConfig = built.app.config
+    # With several workers each builds the app (worker_app); the parent only checks the config.
+    built = build(config_path, dev=dev) if num_workers <= 1 else check(config_path, dev=dev)
+    config: ProxyConfig = built.config
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -375,10 +424,18 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
             if built.master_key and built.generated_key:
                 os.environ["MODELYARD_MASTER_KEY"] = built.master_key
             if built.mode == "emulator":
-                deployment = next(iter(built.app.deployments))
+                deployment = next(iter(built.deployments))
                 os.environ[_ENV_UPSTREAM] = deployment.kwargs["api_base"]
                 os.environ[_ENV_UPSTREAM_KEY] = deployment.kwargs["api_key"].get_secret_value()
-            uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
+            failed_dir = tempfile.mkdtemp(prefix="modelyard-start-")
+            os.environ[_ENV_FAILED] = os.path.join(failed_dir, "failed")
+            try:
+                uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
+                if os.path.exists(os.environ[_ENV_FAILED]):
+                    return STARTUP_FAILURE  # a worker could not build the app; it logged why
+            finally:
+                os.environ.pop(_ENV_FAILED, None)
+                shutil.rmtree(failed_dir, ignore_errors=True)
         else:
             server = _draining_server(uvicorn.Config(built.app, **options), built.app,
                                       config.general_settings.shutdown_delay)  # fmt: skip
