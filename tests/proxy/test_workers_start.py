@@ -23,13 +23,13 @@ from .test_lifecycle import free_port
 
 
 def _config(tmp_path: Path, api_base: str, *, model: str = "azure/gpt-4o", store: str | None = None,
-            extra: str = "") -> Path:  # fmt: skip
+            extra: str = "", settings: str = "") -> Path:  # fmt: skip
     config = tmp_path / "config.yaml"
     config.write_text(f"""
 model_list:
   - model_name: m
     litellm_params: {{model: {model}, api_base: "{api_base}", api_key: "{KEY}"}}
-modelyard_settings: {{store_path: "{store or tmp_path / 'spend.db'}"}}
+modelyard_settings: {{store_path: "{store or tmp_path / 'spend.db'}"{settings}}}
 general_settings: {{master_key: "{MASTER_KEY}"}}
 {extra}""")
     return config
@@ -59,6 +59,8 @@ def test_the_check_refuses_what_the_app_refuses(tmp_path: Path, api_base: str) -
     weak.write_text(_config(tmp_path, api_base).read_text().replace(MASTER_KEY, "sk-1234"))
     with pytest.raises(ConfigError, match=r"general_settings\.master_key"):
         serve.check(str(weak))
+    with pytest.raises(ConfigError, match=r"modelyard_settings\.prices"):
+        serve.check(str(_config(tmp_path, api_base, settings=f', prices: "{tmp_path / "no-such-prices.json"}"')))
     with pytest.raises(ConfigError, match="routing_strategy"):
         serve.check(str(_config(tmp_path, api_base, extra="router_settings: {routing_strategy: no-such-strategy}\n")))
 
