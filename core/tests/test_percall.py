@@ -89,3 +89,21 @@ def test_calls_after_a_module_setting_changes_reach_the_upstream_with_it(
     settings.api_key = KEY
     modelyard.completion(model="azure/gpt-4o", messages=HELLO)
     assert emulator.requests[-1].headers["api-key"] == KEY
+
+
+def test_a_kept_answer_parses_as_before_even_where_the_fast_parser_refuses() -> None:
+    # With a plugin checking answers (azure_vision, in this workspace), the answer is parsed
+    # once for the check: by pydantic-core's parser, else json.loads (a lone surrogate escape).
+    import httpx
+    from modelyard import api
+    from modelyard._kept import kept_checks
+
+    call = api._prepare("azure/gpt-4o", HELLO, False, {"api_base": "http://a", "api_key": "k"})
+    assert kept_checks(call.plugins, call.route, "response"), "needs a plugin with a check (azure_vision)"
+    body = ('{"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, '
+            '"finish_reason": "stop", "message": {"role": "assistant", "content": "%s"}}]}')  # fmt: skip
+    for content, expected in (("plain", "plain"), ("\\ud800", "\ud800")):
+        raw = (body % content).encode()
+        result = api._kept_response(call, httpx.Response(200, content=raw))
+        assert result is not None and result.choices[0].message.content == expected
+        assert result.__pydantic_private__["_upstream"][1] == raw

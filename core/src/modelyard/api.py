@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from ._calls import (
     CallRecord,
@@ -512,9 +512,12 @@ def _kept_response(call: _Call, response: httpx.Response) -> Any:
     data: Any = None
     if checks:
         try:
-            data = json.loads(content)
+            data = from_json(content)  # pydantic-core's parser: a third of json.loads's ~5 µs
         except ValueError:
-            return None
+            try:  # what it refuses and json.loads takes (a lone surrogate escape): as before
+                data = json.loads(content)
+            except ValueError:
+                return None
         if changed(checks, data):
             return None
     try:

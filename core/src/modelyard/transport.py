@@ -322,6 +322,10 @@ class Transport:
         client = per_loop.get(origin)
         if client is None:
             client = httpx.AsyncClient(limits=self._limits, transport=self._async_transport, trust_env=False)
+            if self._async_transport is None:
+                from ._netstream import install
+
+                install(client)  # the pool's liveness check without anyio's per-check cost
             per_loop[origin] = client
         return client
 
