@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ._percall import cached_connection
 from .errors import APIError, BadRequestError, PluginError
 from .plugins import get_plugins
 from .pricing import PRICE_KEYS
 from .types import Connection, Route
 
 if TYPE_CHECKING:
+    from .connection import ConnectionSchema
     from .observe import CallScope
 
 DEFAULT_NUM_RETRIES = 2
@@ -89,19 +91,27 @@ def _module_settings() -> dict[str, Any]:
     return module.__dict__ if module is not None else {}
 
 
-def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any], schema: ConnectionSchema | None = None) -> set[str]:
     """Add the module's connection settings the call did not pass; return the names added."""
-    from .connection import CORE_SETTINGS, connection_schema
-
-    schema = connection_schema()
+    if schema is None:
+        schema = get_plugins().connection_settings
     added: set[str] = set()
     credentials = schema.credentials
-    given_credential = not credentials.isdisjoint(conn_kw) or any(
-        k.lower() in ("api-key", "authorization") for k in conn_kw.get("extra_headers") or ()
+    extra_headers = conn_kw.get("extra_headers")
+    given_credential = not credentials.isdisjoint(conn_kw) or (
+        extra_headers is not None and any(k.lower() in ("api-key", "authorization") for k in extra_headers)
     )
     given_endpoint = not _ENDPOINT_KEYS.isdisjoint(conn_kw)
-    aliases = {alias for names in schema.aliases.values() for alias in names}
-    for key in (*CORE_SETTINGS, *schema.module_settings):
+    aliases = schema.alias_names
+    filled = schema.filled
+    # Most module settings are unset (None): those cost one C-level lookup each here.
+    for key, value in zip(filled, map(settings.get, filled), strict=True):
+        if value is None:
+            for alias in schema.aliases.get(key, ()):  # LiteLLM's second names (declared with alias_of)
+                if value is None:
+                    value = settings.get(alias)
+            if value is None:
+                continue
         if (
             key in conn_kw
             or key in aliases
@@ -109,13 +119,8 @@ def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any]) -> set[
             or (given_endpoint and key in _ENDPOINT_KEYS)
         ):
             continue
-        value = settings.get(key)
-        for alias in schema.aliases.get(key, ()):  # LiteLLM's second names (declared with alias_of)
-            if value is None:
-                value = settings.get(alias)
-        if value is not None:
-            conn_kw[key] = value
-            added.add(key)
+        conn_kw[key] = value
+        added.add(key)
     return added
 
 
@@ -128,10 +133,12 @@ def _connection(
         BadRequestError: a value of the wrong type, naming the argument (``api_version``) or
             the module setting (``modelyard.api_version``) it came from.
     """
-    from .connection import connection_schema
+    schema = get_plugins().connection_settings
+    from_module = _fill_from_module(conn_kw, settings, schema)
+    return cached_connection(schema, conn_kw, lambda: _build_connection(schema, conn_kw, from_module, model))
 
-    from_module = _fill_from_module(conn_kw, settings)
-    schema = connection_schema()
+
+def _build_connection(schema: ConnectionSchema, conn_kw: dict[str, Any], from_module: set[str], model: str | None) -> Connection:
     for name in schema.names.intersection(conn_kw):
         try:
             conn_kw[name] = schema.check(name, conn_kw[name])
@@ -199,9 +206,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from .connection import connection_schema
-
-    connection_keys = connection_schema().all_names
+    connection_keys = get_plugins().connection_settings.all_names
     connection: dict[str, Any] = {}
     control: dict[str, Any] = {}
     params: dict[str, Any] = {}

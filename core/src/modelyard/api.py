@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from ._calls import (
     CallRecord,
@@ -56,7 +56,8 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
-from .pricing import price_overrides
+from .pricing import cost as _cost
+from .pricing import price_overrides, units_of
 from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
@@ -138,9 +139,7 @@ class _Call:
 
     def cost(self, usage: Any, reported_model: str | None, result: Any = None) -> float | None:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
-        from .pricing import cost, units_of
-
-        return cost(
+        return _cost(
             units_of(self.route.operation, usage, self.priced, result),
             overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
             deployment=self.route.deployment, provider=self.route.provider,
@@ -513,9 +512,12 @@ def _kept_response(call: _Call, response: httpx.Response) -> Any:
     data: Any = None
     if checks:
         try:
-            data = json.loads(content)
+            data = from_json(content)  # pydantic-core's parser: a third of json.loads's ~5 µs
         except ValueError:
-            return None
+            try:  # what it refuses and json.loads takes (a lone surrogate escape): as before
+                data = json.loads(content)
+            except ValueError:
+                return None
         if changed(checks, data):
             return None
     try:

@@ -120,6 +120,10 @@ class ConnectionSchema:
         for name, setting in self.module_settings.items():
             if setting.alias_of:
                 self.aliases.setdefault(setting.alias_of, []).append(name)
+        self.alias_names: frozenset[str] = frozenset(a for names in self.aliases.values() for a in names)
+        """The second names (``alias_of``): each fills the setting it names, never itself."""
+        self.filled: tuple[str, ...] = (*CORE_SETTINGS, *self.module_settings)
+        """The names a call's unset settings are filled for from the module settings, in order."""
 
     def _first(self, name: str) -> ConnectionSetting:
         return self._by_name[name][0][1]

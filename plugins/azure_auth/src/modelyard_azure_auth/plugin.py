@@ -289,6 +289,21 @@ def _has_azure_identity() -> bool:
         return False
 
 
+# A credential read from the connection alone (an api key, a static AD token) is the same for
+# every call with that Connection: the core shares one frozen Connection per distinct settings,
+# so it is picked once per (connection, provider). The entry holds the connection itself, so its
+# id cannot be reused while the entry lives. Credentials from the environment or Entra ID are
+# picked per call, as before.
+_static: dict[tuple[int, str], tuple[Connection, StaticHeaders]] = {}
+
+
+def _remember(connection: Connection, provider: str, auth: StaticHeaders) -> StaticHeaders:
+    if len(_static) >= 256:
+        _static.clear()
+    _static[(id(connection), provider)] = (connection, auth)
+    return auth
+
+
 @hookimpl
 def resolve_auth(route: Route, connection: Connection, timeout: float | None) -> Authenticator | None:
     """Pick the credential for an Azure call (order in the module docstring).
@@ -298,10 +313,13 @@ def resolve_auth(route: Route, connection: Connection, timeout: float | None) ->
     if route.provider not in PROVIDERS:
         return None
     provider = route.provider
+    known = _static.get((id(connection), provider))
+    if known is not None and known[0] is connection:
+        return known[1]
     key_header = KEY_HEADERS[provider]
     extra = connection.extra_headers or {}
     if any(k.lower() in ("api-key", "x-api-key", "authorization") for k in extra):
-        return StaticHeaders({})
+        return _remember(connection, provider, StaticHeaders({}))
     given = sorted(
         {_KINDS[name] for name in connection.model_fields_set & _KINDS.keys() if connection.get(name) is not None}
     )
@@ -313,9 +331,9 @@ def resolve_auth(route: Route, connection: Connection, timeout: float | None) ->
     if connection.get("azure_ad_token_provider") is not None:
         return ProviderToken(connection.get("azure_ad_token_provider"))
     if (token := connection.get("azure_ad_token")) is not None:
-        return StaticHeaders({"Authorization": f"Bearer {token.get_secret_value()}"})
+        return _remember(connection, provider, StaticHeaders({"Authorization": f"Bearer {token.get_secret_value()}"}))
     if connection.api_key is not None:
-        return StaticHeaders({key_header: connection.api_key.get_secret_value()})
+        return _remember(connection, provider, StaticHeaders({key_header: connection.api_key.get_secret_value()}))
     if connection.get("client_secret") is not None:
         return _entra("client_secret", connection, timeout, provider)
     if connection.get("client_certificate_path") is not None:
