@@ -49,6 +49,7 @@ from ._calls import (
     _split,
 )
 from ._kept import changed, kept_checks
+from ._sse import aiter_sse_batches
 from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
@@ -57,7 +58,7 @@ from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
 from .pricing import price_overrides
-from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
+from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -849,27 +850,49 @@ class _AsyncStream(_Stream[_ChunkT]):
     def __aiter__(self) -> AsyncIterator[_ChunkT]:
         return self._items(False)  # type: ignore[return-value]
 
-    def _wire_items(self) -> AsyncIterator[_ChunkT | bytes]:
-        """The stream for the proxy: chunks, except that an event no plugin changes
-        (``keeps_answers``) comes as its JSON, from the event as parsed, not from a model."""
-        return self._items(True)
+    def _wire_items(self) -> AsyncIterator[list[_ChunkT | bytes]]:
+        """The stream for the proxy: a list per upstream read of what it made (never waiting for
+        more), of chunks, except that an event no plugin changes (``keeps_answers``) comes as
+        its JSON: the upstream's own bytes, or the event as parsed when the first event's
+        annotations were folded into it or its bytes were not kept."""
+        return self._items(True)  # type: ignore[return-value]
 
-    async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes]:
+    async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes | list[_ChunkT | bytes]]:
         if self._replay is not None:
+            if wire:
+                if self._replay:
+                    yield list(self._replay)
+                return
             for replayed in self._replay:
                 yield replayed
             return
         assert self._response is not None
+        assembler = self._assembler
         try:
-            async for event in aiter_sse(self._response):
-                chunk = self._assembler.feed(event)
-                if type(chunk) is dict:
-                    yield _dumps(chunk) if wire else self._assembler.chunk(chunk)  # type: ignore[misc]
-                elif type(chunk) is list:
-                    for translated in chunk:
-                        yield translated
-                elif chunk is not None:
-                    yield chunk
+            async for events in aiter_sse_batches(self._response):
+                if wire:
+                    out: list[_ChunkT | bytes] = []
+                    for event, raw in events:
+                        folded = assembler._pending_filters  # a kept event gets the first event's annotations
+                        chunk = assembler.feed(event)
+                        if type(chunk) is dict:
+                            out.append(_dumps(chunk) if raw is None or folded else raw)
+                        elif type(chunk) is list:
+                            out.extend(chunk)
+                        elif chunk is not None:
+                            out.append(chunk)
+                    if out:
+                        yield out
+                    continue
+                for event, _ in events:
+                    chunk = assembler.feed(event)
+                    if type(chunk) is dict:
+                        yield assembler.chunk(chunk)  # type: ignore[misc]
+                    elif type(chunk) is list:
+                        for translated in chunk:
+                            yield translated
+                    elif chunk is not None:
+                        yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
         except APIError as err:  # an error event inside the stream, raised by its translator

@@ -927,10 +927,14 @@ class ProxyApp:
         async def pump() -> None:
             try:
                 async with stream:
-                    # The pipeline's streams give the events no plugin changes as JSON already.
+                    # The pipeline's streams give a list per upstream read, with the events no
+                    # plugin changes as JSON already: one send (one write) per read.
                     items = stream._wire_items() if hasattr(stream, "_wire_items") else stream
                     async for chunk in items:
-                        data = chunk if type(chunk) is bytes else _wire(chunk)
+                        if type(chunk) is list:
+                            data = b"\n\ndata: ".join([c if type(c) is bytes else _wire(c) for c in chunk])
+                        else:
+                            data = _wire(chunk)
                         await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
             except APIError as err:
                 ctx.error = type(err).__name__
