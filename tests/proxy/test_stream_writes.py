@@ -9,17 +9,22 @@ the proxy's chunked answer, where each ASGI ``send`` is one HTTP chunk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from modelyard.plugins import reset_plugins
+from modelyard.proxy import ProxyApp, parse_config
+from modelyard.proxy.protocol import BoundedHttpToolsProtocol
+from modelyard.testing.secret_scan import watch_responses
 from modelyard.testing.server import serve_in_thread
 
-from .conftest import MASTER_KEY, azure, running_proxy
+from .conftest import MASTER_KEY, azure
 from .test_passthrough import Counter, Shouter
 
 HEAD = {"id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-2024-08-06"}
@@ -74,7 +79,9 @@ def stream_proxy(canned: str) -> Iterator[serve_in_thread]:
         ],
         "router_settings": {"num_retries": 0},
     }
-    with running_proxy(config) as server:
+    # Served as ``modelyard serve`` serves it: uvicorn with the proxy's own HTTP protocol.
+    app = ProxyApp(parse_config(config), master_key=MASTER_KEY)
+    with serve_in_thread(watch_responses(app), lifespan="on", http=functools.partial(BoundedHttpToolsProtocol)) as server:
         yield server
 
 
@@ -109,6 +116,15 @@ def _chunks(raw: bytes) -> list[bytes]:
         rest = rest[size + 2 :]
 
 
+def _data_segments_in(sock: socket.socket) -> int:
+    """TCP segments with data this socket has received (Linux ``tcp_info.tcpi_data_segs_in``).
+
+    The proxy's server socket has TCP_NODELAY, so each of its writes is a segment of its own.
+    """
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160)
+    return int.from_bytes(info[152:156], sys.byteorder)
+
+
 def _read_all(sock: socket.socket, data: bytes = b"") -> bytes:
     while piece := sock.recv(65536):
         data += piece
@@ -121,9 +137,9 @@ def test_events_of_one_upstream_read_go_out_in_one_write_as_the_upstream_spelled
     plugin_set(Counter())  # azure_chat and a plugin declaring it changes nothing
     with _post(stream_proxy) as sock:
         chunks = _chunks(_read_all(sock))
-    assert chunks[-1] == b"data: [DONE]\n\n"
-    assert len(chunks) == 2  # every event of the upstream's one write in one send
-    events = chunks[0].split(b"\n\n")[:-1]
+    assert len(chunks) == 1  # every event of the upstream's one write, and the end, in one send
+    events = chunks[0].split(b"\n\n")
+    assert events.pop() == b"" and events.pop() == b"data: [DONE]"
     assert len(events) == 5  # the first event folded into the role event; the pricing-only usage dropped
     assert events[1:] == [b"data: " + _data(e) for e in (*WORDS, FINISH)]  # the upstream's bytes, as sent
     folded = json.loads(events[0][6:])  # re-encoded: it carries the first event's annotations
@@ -138,8 +154,8 @@ def test_a_rewriting_plugin_still_rewrites_the_events_it_claims(
     plugin_set(shouter)
     with _post(stream_proxy) as sock:
         chunks = _chunks(_read_all(sock))
-    assert len(chunks) == 2
-    events = chunks[0].split(b"\n\n")[:-1]
+    assert len(chunks) == 1
+    events = chunks[0].split(b"\n\n")[:-2]
     assert shouter.chunks == len(WORDS)  # the events with content, and only those
     words = [json.loads(e[6:])["choices"][0]["delta"]["content"] for e in events[1:4]]
     assert words == [w["choices"][0]["delta"]["content"].upper() for w in WORDS]
@@ -160,5 +176,16 @@ def test_an_event_is_sent_without_waiting_for_the_next_read(stream_proxy: serve_
             chunks = _chunks(_read_all(sock, data))
     finally:
         released.set()
-    assert len(chunks) == 3 and chunks[-1] == b"data: [DONE]\n\n"  # one send per upstream read
-    assert chunks[0].count(b"data: ") == 1 and chunks[1].count(b"data: ") == len(WORDS) + 1
+    assert len(chunks) == 2  # one send per upstream read, the second with the end
+    assert chunks[0].count(b"data: ") == 1 and chunks[1].count(b"data: ") == len(WORDS) + 2
+    assert chunks[1].endswith(b"data: [DONE]\n\n")
+
+
+def test_a_stream_read_whole_from_the_upstream_reaches_the_client_in_one_segment(stream_proxy: serve_in_thread) -> None:
+    # The head waits for the end of the event loop's turn, where the events, [DONE] and the
+    # chunked body's end join it: one write where there were a head, a write per event and the end.
+    with _post(stream_proxy) as sock:
+        raw = _read_all(sock)
+        segments = _data_segments_in(sock)
+    assert raw.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+    assert segments == 1

@@ -24,7 +24,11 @@ from pydantic_core import from_json
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Event", "SSEParser", "aiter_sse", "aiter_sse_batches", "iter_sse"]
+__all__ = ["END", "Event", "SSEParser", "aiter_sse", "aiter_sse_batches", "iter_sse"]
+
+END = b"[DONE]"
+"""Ends the proxy's last list of a stream's items (``_wire_items``) when the stream is known to
+end there: the upstream's ``[DONE]`` came in that read. Compared by identity."""
 
 Event = tuple[Any, bytes | None]
 """An event: its parsed JSON ``data``, and the data's bytes when they are the JSON as sent (one
@@ -94,9 +98,12 @@ class SSEParser:
             return json.loads(payload.decode("utf-8", "replace")), None
 
 
-async def aiter_sse_batches(response: httpx.Response) -> AsyncIterator[list[Event]]:
-    """The events of each read of ``response``'s body that completes any, until ``[DONE]`` or its end."""
-    parser = SSEParser()
+async def aiter_sse_batches(response: httpx.Response, parser: SSEParser | None = None) -> AsyncIterator[list[Event]]:
+    """The events of each read of ``response``'s body that completes any, until ``[DONE]`` or its end.
+
+    ``parser`` (a new one by default) tells the caller whether ``[DONE]`` came with a batch.
+    """
+    parser = parser if parser is not None else SSEParser()
     async for chunk in response.aiter_bytes():
         events = parser.feed(chunk)
         if events:

@@ -49,7 +49,7 @@ from ._calls import (
     _split,
 )
 from ._kept import changed, kept_checks
-from ._sse import aiter_sse_batches
+from ._sse import END, SSEParser, aiter_sse_batches
 from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
@@ -854,22 +854,27 @@ class _AsyncStream(_Stream[_ChunkT]):
         """The stream for the proxy: a list per upstream read of what it made (never waiting for
         more), of chunks, except that an event no plugin changes (``keeps_answers``) comes as
         its JSON: the upstream's own bytes, or the event as parsed when the first event's
-        annotations were folded into it or its bytes were not kept."""
+        annotations were folded into it or its bytes were not kept. When the upstream's
+        ``[DONE]`` came in a read, the stream is priced and observed first, and that read's list
+        ends with :data:`modelyard._sse.END`: nothing follows it."""
         return self._items(True)  # type: ignore[return-value]
 
     async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes | list[_ChunkT | bytes]]:
         if self._replay is not None:
-            if wire:
-                if self._replay:
-                    yield list(self._replay)
+            if wire:  # all there at once: one list, and the end
+                whole: list[_ChunkT | bytes] = list(self._replay)
+                whole.append(END)
+                yield whole
                 return
             for replayed in self._replay:
                 yield replayed
             return
         assert self._response is not None
         assembler = self._assembler
+        parser = SSEParser()
+        last: list[_ChunkT | bytes] | None = None
         try:
-            async for events in aiter_sse_batches(self._response):
+            async for events in aiter_sse_batches(self._response, parser):
                 if wire:
                     out: list[_ChunkT | bytes] = []
                     for event, raw in events:
@@ -881,6 +886,9 @@ class _AsyncStream(_Stream[_ChunkT]):
                             out.extend(chunk)
                         elif chunk is not None:
                             out.append(chunk)
+                    if parser.done:  # the upstream's [DONE] came with this read: sent with it, after the bookkeeping
+                        last = out
+                        break
                     if out:
                         yield out
                     continue
@@ -903,6 +911,9 @@ class _AsyncStream(_Stream[_ChunkT]):
         finally:
             await self._response.aclose()
         self._finished()
+        if last is not None:
+            last.append(END)
+            yield last
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
