@@ -101,18 +101,28 @@ class SSEParser:
 async def aiter_sse_batches(response: httpx.Response, parser: SSEParser | None = None) -> AsyncIterator[list[Event]]:
     """The events of each read of ``response``'s body that completes any, until ``[DONE]`` or its end.
 
-    ``parser`` (a new one by default) tells the caller whether ``[DONE]`` came with a batch.
+    ``parser`` (a new one by default) tells the caller whether ``[DONE]`` came with a batch. A
+    body without ``content-encoding`` is read from the response's stream itself, and the reader
+    is closed here when ``[DONE]`` ends it early: an async generator left suspended is closed by
+    asyncio in a task of its own (tens of µs), and httpx's readers nest three of them.
     """
     parser = parser if parser is not None else SSEParser()
-    async for chunk in response.aiter_bytes():
-        events = parser.feed(chunk)
+    stream: Any = response.stream
+    chunks: AsyncIterator[bytes] = response.aiter_bytes() if response.headers.get("content-encoding") else stream.__aiter__()
+    try:
+        async for chunk in chunks:
+            events = parser.feed(chunk)
+            if events:
+                yield events
+            if parser.done:
+                return
+        events = parser.close()
         if events:
             yield events
-        if parser.done:
-            return
-    events = parser.close()
-    if events:
-        yield events
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def iter_sse(response: httpx.Response) -> Iterator[Any]:

@@ -888,7 +888,7 @@ class _AsyncStream(_Stream[_ChunkT]):
                             out.append(chunk)
                     if parser.done:  # the upstream's [DONE] came with this read: sent with it, after the bookkeeping
                         last = out
-                        break
+                        continue  # the batches end here (a break would leave them to asyncio to close)
                     if out:
                         yield out
                     continue
