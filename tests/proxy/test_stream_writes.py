@@ -49,24 +49,28 @@ released = threading.Event()
 
 
 async def upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The whole stream in one body write; a deployment named ``held`` sends its role event,
-    then the rest once the test sets ``released``."""
+    """The whole stream in one write; a deployment named ``held`` sends its role event, then the
+    rest once the test sets ``released``."""
     if scope["type"] != "http":
         return
     await receive()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-    if "/deployments/held/" in scope["path"]:
-        await send({"type": "http.response.body", "body": _sse(FIRST, ROLE), "more_body": True})
-        while not released.is_set():
-            await asyncio.sleep(0.01)
-        await send({"type": "http.response.body", "body": _sse(*WORDS, FINISH, USAGE) + b"data: [DONE]\n\n"})
+    if "/deployments/held/" not in scope["path"]:
+        # With its length: the proxy's protocol (serving this too) writes the head with the body.
+        body = _sse(FIRST, ROLE, *WORDS, FINISH, USAGE) + b"data: [DONE]\n\n"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"content-length", b"%d" % len(body))]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
         return
-    await send({"type": "http.response.body", "body": _sse(FIRST, ROLE, *WORDS, FINISH, USAGE) + b"data: [DONE]\n\n"})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    await send({"type": "http.response.body", "body": _sse(FIRST, ROLE), "more_body": True})
+    while not released.is_set():
+        await asyncio.sleep(0.01)
+    await send({"type": "http.response.body", "body": _sse(*WORDS, FINISH, USAGE) + b"data: [DONE]\n\n"})
 
 
 @pytest.fixture(scope="module")
 def canned() -> Iterator[str]:
-    with serve_in_thread(upstream) as server:
+    with serve_in_thread(upstream, http=functools.partial(BoundedHttpToolsProtocol)) as server:
         yield server.url
 
 
