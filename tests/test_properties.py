@@ -26,6 +26,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modelyard._sse import SSEParser
 from modelyard.api import _validate_params
 from modelyard.errors import BadRequestError, ConfigError
 from modelyard.proxy.config import ProxyConfig, load_config
@@ -155,3 +156,15 @@ def test_sse_survives_any_chunk_boundaries(events: list[dict[str, Any]], cuts: l
         return [e async for e in aiter_sse(httpx.Response(200, stream=_Chunks(chunks)))]
 
     assert asyncio.run(collect()) == events
+
+
+@PROPERTY
+@given(EVENTS, st.lists(st.integers(min_value=0), max_size=30), st.sampled_from([b"\n", b"\r\n", b"\r"]), st.booleans())
+def test_sse_keeps_each_events_own_bytes_across_any_chunk_boundaries(events: list[dict[str, Any]], cuts: list[int],
+                                                                     newline: bytes, comments: bool) -> None:  # fmt: skip
+    # Cut anywhere, multi-byte characters included: each event comes with its data's bytes as sent.
+    parser = SSEParser()
+    got = [e for chunk in _cut(_wire(events, newline, comments, True), cuts) for e in parser.feed(chunk)]
+    got += parser.close()  # a last CR may still be the first half of a CRLF
+    assert got == [(e, json.dumps(e, ensure_ascii=False).encode()) for e in events]
+    assert parser.done and parser.feed(b"data: {}\n\n") == []  # nothing after [DONE]

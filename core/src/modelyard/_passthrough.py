@@ -9,11 +9,10 @@ by the provider's ``normalize_response``, whose answer's ``usage`` and ``model``
 
 from __future__ import annotations
 
-import codecs
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .transport import _SSEEvents, _SSELines
+from ._sse import SSEParser
 
 if TYPE_CHECKING:
     import httpx
@@ -38,8 +37,7 @@ class UsageMeter:
         self.model: str | None = None
         self._sse = "text/event-stream" in response.headers.get("content-type", "")
         self._translator: Any = call.plugins.hook.translate_stream(route=call.route) if self._sse else None
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._lines, self._events = _SSELines(), _SSEEvents()
+        self._parser = SSEParser()
         self._body = bytearray()
         self._broken = False
 
@@ -56,9 +54,8 @@ class UsageMeter:
                 return
             if self._translator is None:
                 return
-            for line in self._lines.feed(self._decoder.decode(chunk)):
-                complete, event = self._events.line(line)
-                if complete and isinstance(event, dict):
+            for event, _ in self._parser.feed(chunk):
+                if isinstance(event, dict):
                     self._take(self._translator.feed(event))
         except Exception:  # an error event, or bytes that are not what they claim: not priced
             self._broken = True

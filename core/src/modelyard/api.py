@@ -49,6 +49,7 @@ from ._calls import (
     _split,
 )
 from ._kept import changed, kept_checks
+from ._sse import END, SSEParser, aiter_sse_batches
 from .binary import BinaryResponse
 from .errors import APIError, BadRequestError, PluginError, error_for_status
 from .families import Family, apply_rules, check_needed_plugins
@@ -58,7 +59,7 @@ from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
 from .pricing import cost as _cost
 from .pricing import price_overrides, units_of
-from .transport import Attempts, aiter_sse, get_transport, iter_sse, timeout_seconds
+from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -851,27 +852,57 @@ class _AsyncStream(_Stream[_ChunkT]):
     def __aiter__(self) -> AsyncIterator[_ChunkT]:
         return self._items(False)  # type: ignore[return-value]
 
-    def _wire_items(self) -> AsyncIterator[_ChunkT | bytes]:
-        """The stream for the proxy: chunks, except that an event no plugin changes
-        (``keeps_answers``) comes as its JSON, from the event as parsed, not from a model."""
-        return self._items(True)
+    def _wire_items(self) -> AsyncIterator[list[_ChunkT | bytes]]:
+        """The stream for the proxy: a list per upstream read of what it made (never waiting for
+        more), of chunks, except that an event no plugin changes (``keeps_answers``) comes as
+        its JSON: the upstream's own bytes, or the event as parsed when the first event's
+        annotations were folded into it or its bytes were not kept. When the upstream's
+        ``[DONE]`` came in a read, the stream is priced and observed first, and that read's list
+        ends with :data:`modelyard._sse.END`: nothing follows it."""
+        return self._items(True)  # type: ignore[return-value]
 
-    async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes]:
+    async def _items(self, wire: bool) -> AsyncIterator[_ChunkT | bytes | list[_ChunkT | bytes]]:
         if self._replay is not None:
+            if wire:  # all there at once: one list, and the end
+                whole: list[_ChunkT | bytes] = list(self._replay)
+                whole.append(END)
+                yield whole
+                return
             for replayed in self._replay:
                 yield replayed
             return
         assert self._response is not None
+        assembler = self._assembler
+        parser = SSEParser()
+        last: list[_ChunkT | bytes] | None = None
         try:
-            async for event in aiter_sse(self._response):
-                chunk = self._assembler.feed(event)
-                if type(chunk) is dict:
-                    yield _dumps(chunk) if wire else self._assembler.chunk(chunk)  # type: ignore[misc]
-                elif type(chunk) is list:
-                    for translated in chunk:
-                        yield translated
-                elif chunk is not None:
-                    yield chunk
+            async for events in aiter_sse_batches(self._response, parser):
+                if wire:
+                    out: list[_ChunkT | bytes] = []
+                    for event, raw in events:
+                        folded = assembler._pending_filters  # a kept event gets the first event's annotations
+                        chunk = assembler.feed(event)
+                        if type(chunk) is dict:
+                            out.append(_dumps(chunk) if raw is None or folded else raw)
+                        elif type(chunk) is list:
+                            out.extend(chunk)
+                        elif chunk is not None:
+                            out.append(chunk)
+                    if parser.done:  # the upstream's [DONE] came with this read: sent with it, after the bookkeeping
+                        last = out
+                        continue  # the batches end here (a break would leave them to asyncio to close)
+                    if out:
+                        yield out
+                    continue
+                for event, _ in events:
+                    chunk = assembler.feed(event)
+                    if type(chunk) is dict:
+                        yield assembler.chunk(chunk)  # type: ignore[misc]
+                    elif type(chunk) is list:
+                        for translated in chunk:
+                            yield translated
+                    elif chunk is not None:
+                        yield chunk
         except httpx.TransportError as exc:
             raise _fail(self._call, _stream_broken(exc)) from exc
         except APIError as err:  # an error event inside the stream, raised by its translator
@@ -882,6 +913,9 @@ class _AsyncStream(_Stream[_ChunkT]):
         finally:
             await self._response.aclose()
         self._finished()
+        if last is not None:
+            last.append(END)
+            yield last
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""

@@ -31,19 +31,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
-import json
 import math
 import random
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._loops import PerLoop
+from ._sse import aiter_sse, iter_sse
 from .errors import (
     MAX_RETRY_AFTER,
     APIConnectionError,
@@ -685,106 +684,3 @@ def set_transport(transport: Transport | None) -> Transport | None:
     with _default_lock:
         previous, _default = _default, transport
     return previous
-
-
-# ---------------------------------------------------------------------- server-sent events
-# Our own rather than a dependency: chat streams only use ``data:`` fields.
-
-
-def _event(data: list[str]) -> Any:
-    payload = "\n".join(data)
-    if payload == "[DONE]":
-        return None
-    return json.loads(payload)
-
-
-class _SSELines:
-    """Lines of an event stream from text chunks cut anywhere.
-
-    The SSE spec ends a line at CRLF, LF or CR only. httpx's ``iter_lines`` also splits at the
-    other Unicode line breaks (U+2028, U+0085 ...), which a model's reply may hold unescaped
-    inside the JSON of a ``data:`` line: that cut the event in two and broke its JSON.
-    """
-
-    def __init__(self) -> None:
-        self._partial = ""
-
-    def feed(self, text: str) -> list[str]:
-        buffer = self._partial + text
-        # A CR at the end may be the first half of a CRLF: keep it for the next chunk.
-        hold = buffer.endswith("\r")
-        lines = _LINE_BREAK.split(buffer[:-1] if hold else buffer)
-        self._partial = lines.pop() + ("\r" if hold else "")
-        return lines
-
-    def close(self) -> list[str]:
-        """The last line, when the body did not end with a line break."""
-        rest, self._partial = self._partial.removesuffix("\r"), ""
-        return [rest] if rest else []
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-class _SSEEvents:
-    """Events (parsed JSON ``data``) from lines; None marks ``[DONE]``."""
-
-    def __init__(self) -> None:
-        self._data: list[str] = []
-
-    def line(self, line: str) -> tuple[bool, Any]:
-        """Take one line; returns (an event is complete, the event or None for ``[DONE]``)."""
-        if not line:
-            if self._data:
-                event, self._data = _event(self._data), []
-                return True, event
-        elif line.startswith("data:"):
-            self._data.append(line[6:] if line[5:6] == " " else line[5:])
-        return False, None
-
-    def end(self) -> tuple[bool, Any]:
-        if self._data:
-            return True, _event(self._data)
-        return False, None
-
-
-def iter_sse(response: httpx.Response) -> Iterator[Any]:
-    """Parsed JSON ``data`` of each event until ``[DONE]`` or the end of the body."""
-    lines, events = _SSELines(), _SSEEvents()
-    for text in response.iter_text():
-        for line in lines.feed(text):
-            done, event = events.line(line)
-            if done:
-                if event is None:
-                    return
-                yield event
-    for line in lines.close():
-        done, event = events.line(line)
-        if done:
-            if event is None:
-                return
-            yield event
-    done, event = events.end()
-    if done and event is not None:
-        yield event
-
-
-async def aiter_sse(response: httpx.Response) -> AsyncIterator[Any]:
-    """The async twin of :func:`iter_sse`."""
-    lines, events = _SSELines(), _SSEEvents()
-    async for text in response.aiter_text():
-        for line in lines.feed(text):
-            done, event = events.line(line)
-            if done:
-                if event is None:
-                    return
-                yield event
-    for line in lines.close():
-        done, event = events.line(line)
-        if done:
-            if event is None:
-                return
-            yield event
-    done, event = events.end()
-    if done and event is not None:
-        yield event

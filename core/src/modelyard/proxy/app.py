@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import SecretStr
 from pydantic_core import to_json
 
+from .._sse import END
 from ..connection import connection_schema
 from ..errors import APIError, BadRequestError, ConfigError, ModelyardError
 from ..observe import CallScope, enter_scope, leave_scope, no_scope
@@ -948,18 +949,31 @@ class ProxyApp:
                     "headers": [*_SSE_HEADERS, (b"x-request-id", ctx.request_id.encode()), *(headers or ())]})  # fmt: skip
 
         async def pump() -> None:
+            ended = False
             try:
                 async with stream:
-                    # The pipeline's streams give the events no plugin changes as JSON already.
+                    # The pipeline's streams give a list per upstream read, with the events no
+                    # plugin changes as JSON already: one send (one write) per read; the last one,
+                    # when the upstream's [DONE] came with it, ends with END ("[DONE]") and the body.
                     items = stream._wire_items() if hasattr(stream, "_wire_items") else stream
-                    async for chunk in items:
-                        data = chunk if type(chunk) is bytes else _wire(chunk)
-                        await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
+                    async for chunk in items:  # read to its end, even after END: nothing is left to asyncio to close
+                        if ended:
+                            continue
+                        if type(chunk) is list:
+                            ended = chunk[-1] is END
+                            data = b"\n\ndata: ".join([c if type(c) is bytes else _wire(c) for c in chunk])
+                        else:
+                            data = _wire(chunk)
+                        await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": not ended})
             except APIError as err:
+                if ended:  # the answer is complete: nothing more can be sent
+                    log.warning("request %s: the stream failed after its end: %s", ctx.request_id, err.message)
+                    return
                 ctx.error = type(err).__name__
                 event = b"data: " + _dumps(err.to_response_body()) + b"\n\n"
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            if not ended:
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
         try:
             await self._until_disconnect(receive, pump())

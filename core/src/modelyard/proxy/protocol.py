@@ -48,17 +48,20 @@ class _OneWrite:
 
     uvicorn writes the head as soon as the app sends ``http.response.start``, then the body:
     two writes, two ``send`` system calls and two TCP segments for one small JSON answer. A
-    head whose ``content-length`` announces a body is held here until the first body write
-    (a streamed answer, chunked, is not held: its head goes at once, and neither is the answer
-    to a ``HEAD`` request, which has no body to wait for). Anything else passes
-    straight to the connection's transport; closing sends a held head first.
+    head whose ``content-length`` announces a body is held here until the first body write.
+    A streamed (chunked) head is held only until the event loop's current turn ends: a body
+    write in the same turn (a stream whose first events were already read) goes with it, else
+    it goes alone then, never waiting for an event. The answer to a ``HEAD`` request, which has
+    no body to wait for, is not held. Anything else passes straight to the connection's
+    transport; closing sends a held head first.
     """
 
-    __slots__ = ("_cycle", "_head", "_transport", "_wrote")
+    __slots__ = ("_cycle", "_head", "_loop", "_transport", "_wrote")
 
-    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+    def __init__(self, transport: asyncio.Transport, cycle: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._cycle = cycle
+        self._loop = loop
         self._head: bytes | None = None
         self._wrote = False
 
@@ -74,7 +77,17 @@ class _OneWrite:
             if cycle.chunked_encoding is False and cycle.expected_content_length > 0 and cycle.scope["method"] != "HEAD":
                 self._head = data
                 return
+            if cycle.chunked_encoding:
+                self._head = data
+                self._loop.call_soon(self._flush)
+                return
         self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
 
     def close(self) -> None:
         if self._head is not None:
@@ -155,7 +168,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size <= self.max_head_bytes:
             super().on_headers_complete()
             # The cycle's task has not run yet: its writes go through _OneWrite from the start.
-            self.cycle.transport = _OneWrite(self.transport, self.cycle)  # type: ignore[assignment]
+            self.cycle.transport = _OneWrite(self.transport, self.cycle, self.loop)  # type: ignore[assignment]
             if self.body_timeout is not None and self._body_timer is None:
                 # Disarmed by on_message_complete, at once for a request without a body.
                 self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)

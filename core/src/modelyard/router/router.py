@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import api
 from .._calls import _retry_on_timeout
+from .._sse import END
 from ..api import (
     AsyncChatStream,
     AsyncTextStream,
@@ -1077,6 +1078,8 @@ class _RoutedAsync(_Routed):
             async for chunk in chunks:
                 if self._first is None:
                     self._first = time.perf_counter() - self._started
+                if type(chunk) is list and chunk and chunk[-1] is END:  # the proxy's last send: slot back first
+                    await self._end()
                 yield chunk
         except APIError as err:
             await self._on_failure(err)  # as in _RoutedSync.__iter__
