@@ -265,6 +265,15 @@ def test_bridge_responses_only_parameter_is_refused_naming_it(client: openai.Ope
     assert codex.requests == []
 
 
+def test_bridge_input_items_that_are_not_objects_are_refused_naming_them(client: openai.OpenAI, codex: Emulator) -> None:
+    # The fuzz test found a list item that is a string answered 500 (the bridge read it as a dict).
+    for bad, param in ((["hi", {"role": "user", "content": "x"}], "input[0]"), ([{"role": "user", "content": "x"}, 3], "input[1]")):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.responses.create(model="chat-only", input=bad)  # type: ignore[arg-type]
+        assert isinstance(err.value.body, dict) and err.value.body["param"] == param
+    assert codex.requests == []
+
+
 def test_bridge_in_the_sdk_both_ways(api_base: str, codex: Emulator) -> None:
     conn = {"api_base": api_base, "api_key": KEY}
     chat = modelyard.completion(model="azure/codex-mini", messages=[{"role": "user", "content": "sdk"}],

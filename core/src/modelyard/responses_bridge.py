@@ -348,9 +348,13 @@ def responses_to_chat(params: dict[str, Any], *, drop: bool) -> tuple[list[dict[
     if inp is None:
         raise BadRequestError("responses() needs 'input'.", param="input")
     items = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+    if not isinstance(items, list):
+        raise BadRequestError(f"'input' must be a string or a list of items, not {type(inp).__name__}.", param="input")
     for i, item in enumerate(items):
-        kind = item.get("type", "message" if "role" in item else None)
         where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequestError(f"{where} must be an object (a message or an item), not {type(item).__name__}.", param=where)
+        kind = item.get("type", "message" if "role" in item else None)
         if kind == "message":
             content = item.get("content")
             if isinstance(content, list):
