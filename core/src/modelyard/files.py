@@ -397,19 +397,24 @@ def _send(call: _Call) -> Any:
     return _result(call, response.status_code, response.headers, response.content)
 
 
-async def _asend(call: _Call) -> Any:
+async def _aresponse(call: _Call) -> Any:
+    """``call`` sent (retried as configured): the upstream's response; a transport error observed and raised."""
     from .transport import Attempts, get_transport
 
     call.attempts = Attempts()
     try:
-        try:
-            response = await get_transport().asend(
-                call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
-                retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
-            )  # fmt: skip
-        except APIError as err:
-            _observe(call, err.status_code, err)
-            raise _annotate(call, err) from err.__cause__
+        return await get_transport().asend(
+            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
+            retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
+        )  # fmt: skip
+    except APIError as err:
+        _observe(call, err.status_code, err)
+        raise _annotate(call, err) from err.__cause__
+
+
+async def _asend(call: _Call) -> Any:
+    try:
+        response = await _aresponse(call)
     finally:
         call.close()
     return _result(call, response.status_code, response.headers, response.content)
@@ -625,20 +630,10 @@ async def aopen_file_content(file_id: str, custom_llm_provider: str = DEFAULT_PR
     output of hundreds of megabytes passes through in chunks (the proxy's download endpoint uses
     it). An upstream error is raised here, before any byte, mapped as for :func:`afile_content`.
     """
-    from .transport import Attempts, get_transport
-
     request = _one("file_content", "GET", "/files/{}/content", file_id, "file_id")
     call = _prepare(request, {**kwargs, "custom_llm_provider": custom_llm_provider})
     call.request = call.request.model_copy(update={"stream": True})
-    call.attempts = Attempts()
-    try:
-        response = await get_transport().asend(
-            call.request, call.auth, timeout=call.timeout, num_retries=call.num_retries,
-            retry_on_timeout=call.retry_on_timeout, attempts=call.attempts,
-        )  # fmt: skip
-    except APIError as err:
-        _observe(call, err.status_code, err)
-        raise _annotate(call, err) from err.__cause__
+    response = await _aresponse(call)
     if response.status_code >= 400:
         _result(call, response.status_code, response.headers, response.content)  # raises the mapped error
     _observe(call, response.status_code)

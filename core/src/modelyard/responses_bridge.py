@@ -253,13 +253,44 @@ class _Chunks:
         return []
 
 
-class BridgedChatStream:
+class _BridgedStream:
+    """What both bridged streams share: the stream they read, its headers, closing."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.headers = stream.headers
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._stream.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncClosing(_BridgedStream):
+    """The async twins' closing."""
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class BridgedChatStream(_BridgedStream):
     """Chat chunks (:class:`~modelyard.types.ChatCompletionChunk`) from a Responses stream."""
 
     def __init__(self, stream: Any, include_usage: bool) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._chunks = _Chunks(include_usage)
-        self.headers = stream.headers
 
     @property
     def usage(self) -> Any:
@@ -275,34 +306,14 @@ class BridgedChatStream:
         for event in self._stream:
             yield from self._chunks.feed(event)
 
-    def close(self) -> None:
-        """Stop reading and release the connection."""
-        self._stream.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncBridgedChatStream(BridgedChatStream):
+class AsyncBridgedChatStream(BridgedChatStream, _AsyncClosing):
     """The async twin of :class:`BridgedChatStream`."""
 
     async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         async for event in self._stream:
             for chunk in self._chunks.feed(event):
                 yield chunk
-
-    async def aclose(self) -> None:
-        """Stop reading and release the connection."""
-        await self._stream.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def _chat_kwargs(messages: Any, stream: bool, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -527,13 +538,12 @@ class _Events:
         return [self._event(kind, response=self._response(status, output))]
 
 
-class BridgedResponsesStream:
+class BridgedResponsesStream(_BridgedStream):
     """Responses events (:class:`~modelyard.responses_types.ResponsesEvent`) from a chat stream."""
 
     def __init__(self, stream: Any) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._events = _Events()
-        self.headers = stream.headers
         self.response: ResponsesAPIResponse | None = None
 
     def _final(self, events: list[ResponsesEvent]) -> list[ResponsesEvent]:
@@ -545,18 +555,8 @@ class BridgedResponsesStream:
             yield from self._events.feed(chunk)
         yield from self._final(self._events.done())
 
-    def close(self) -> None:
-        """Stop reading and release the connection."""
-        self._stream.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncBridgedResponsesStream(BridgedResponsesStream):
+class AsyncBridgedResponsesStream(BridgedResponsesStream, _AsyncClosing):
     """The async twin of :class:`BridgedResponsesStream`."""
 
     async def __aiter__(self) -> AsyncIterator[ResponsesEvent]:
@@ -565,16 +565,6 @@ class AsyncBridgedResponsesStream(BridgedResponsesStream):
                 yield event
         for event in self._final(self._events.done()):
             yield event
-
-    async def aclose(self) -> None:
-        """Stop reading and release the connection."""
-        await self._stream.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def _responses_call(model: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:

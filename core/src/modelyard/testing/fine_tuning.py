@@ -249,7 +249,8 @@ class FineTuningService:
             return _err(404, "notFound", f"Fine-tuning job with id={job_id} was not found.", "fine_tuning_job_id")
         return found
 
-    async def _job(self, request: Request) -> Response:
+    async def _with_job(self, request: Request, answer: Callable[[StoredJob], Response]) -> Response:
+        """``answer(job)`` for the path's job, brought up to date, under the lock; or the refusal."""
         _, denied = await self._open(request)
         if denied is not None:
             return denied
@@ -258,48 +259,32 @@ class FineTuningService:
             if isinstance(found, Response):
                 return found
             self._advance(found)
-            return JSONResponse(dict(found.obj))
+            return answer(found)
+
+    async def _job(self, request: Request) -> Response:
+        return await self._with_job(request, lambda job: JSONResponse(dict(job.obj)))
 
     async def _cancel(self, request: Request) -> Response:
-        _, denied = await self._open(request)
-        if denied is not None:
-            return denied
-        with self._lock:
-            found = self._find(request.path_params["job_id"])
-            if isinstance(found, Response):
-                return found
-            self._advance(found)
-            status = found.obj["status"]
+        def cancel(job: StoredJob) -> Response:
+            status = job.obj["status"]
             if status in TERMINAL:
                 return _err(400, "unexpectedEntityState", f"The job is {status} and cannot be cancelled.",
                             "fine_tuning_job_id")  # fmt: skip
-            found.obj.update(status="cancelled", finished_at=int(time.time()))
-            self._event(found, "Job cancelled.")
-            return JSONResponse(dict(found.obj))
+            job.obj.update(status="cancelled", finished_at=int(time.time()))
+            self._event(job, "Job cancelled.")
+            return JSONResponse(dict(job.obj))
+
+        return await self._with_job(request, cancel)
 
     async def _events(self, request: Request) -> Response:
-        _, denied = await self._open(request)
-        if denied is not None:
-            return denied
-        with self._lock:
-            found = self._find(request.path_params["job_id"])
-            if isinstance(found, Response):
-                return found
-            self._advance(found)
-            data = [dict(e) for e in found.events][::-1]
-        return self._page(data, request, 20, first_last=False)
+        return await self._with_job(
+            request, lambda job: self._page([dict(e) for e in job.events][::-1], request, 20, first_last=False)
+        )
 
     async def _checkpoints(self, request: Request) -> Response:
-        _, denied = await self._open(request)
-        if denied is not None:
-            return denied
-        with self._lock:
-            found = self._find(request.path_params["job_id"])
-            if isinstance(found, Response):
-                return found
-            self._advance(found)
-            data = [dict(c) for c in found.checkpoints][::-1]
-        return self._page(data, request, 10, first_last=True)
+        return await self._with_job(
+            request, lambda job: self._page([dict(c) for c in job.checkpoints][::-1], request, 10, first_last=True)
+        )
 
     @staticmethod
     def _page(data: list[dict[str, Any]], request: Request, default: int, *, first_last: bool) -> Response:
