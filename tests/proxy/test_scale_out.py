@@ -32,6 +32,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REQUESTS = 360
 CONCURRENCY = 24
 LATENCY = 0.1
+LOG_SLACK = 0.05  # nginx's stamp may trail the last byte it passed on (seconds)
 
 NGINX_CONF = """
 daemon off;
@@ -215,8 +216,10 @@ async def test_killing_one_proxy_loses_only_its_requests_in_flight(topology: tup
     assert failed <= in_flight, "a request not in flight at the killed proxy failed"
     for t in failed:
         assert logged[t].upstreams == [killed] and logged[t].status in (200, 502)
-    # Everything the killed proxy had in flight failed (its answers were never sent) ...
-    assert {t for t in in_flight if logged[t].end > dead_at[0]} <= failed
+    # Everything the killed proxy had in flight failed (its answers were never sent) ... nginx
+    # stamps a line when its event loop gets to it: an answer the proxy sent whole just before
+    # SIGKILL may be stamped a few ms after it was reaped on a busy machine (seen once in CI).
+    assert {t for t in in_flight if logged[t].end > dead_at[0] + LOG_SLACK} <= failed
     # ... and everything after the kill went to the other two, both of them, all answered.
     assert after and all(e.status == 200 and e.upstreams[-1] in survivors for e in after)
     assert {e.upstreams[-1] for e in after} == survivors
