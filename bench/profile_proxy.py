@@ -6,7 +6,7 @@ an ASGI app ``--requests`` times, ``--concurrency`` at a time. Prints CPU µs pe
 process's CPU time, which does not move with the machine's load the way wall-clock rates do),
 optionally with a virtual key, and with ``--profile FILE`` writes a cProfile of the loop.
 
-    python bench/profile_proxy.py [--stream] [--vkey] [--concurrency 64] [--requests 5000] [--profile out.prof]
+    python bench/profile_proxy.py [--stream] [--vkey [--budget]] [--concurrency 64] [--requests 5000] [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -104,7 +104,10 @@ async def _main(args: argparse.Namespace, upstream: str) -> dict[str, Any]:
             if message["type"] == "http.response.body":
                 status_body.append(message.get("body", b""))
 
-        fields = json.dumps({"models": ["gpt-4o", "embed"], "key_alias": "bench"}).encode()
+        wanted: dict[str, Any] = {"models": ["gpt-4o", "embed"], "key_alias": "bench"}
+        if args.budget:
+            wanted["max_budget"] = 1e6  # as ./dev bench --virtual-key budget: reserved and settled per call
+        fields = json.dumps(wanted).encode()
         scope = {"type": "http", "method": "POST", "path": "/key/generate", "raw_path": b"/key/generate", "query_string": b"",
                  "headers": [(b"authorization", f"Bearer {master}".encode()), (b"content-type", b"application/json")]}  # fmt: skip
         sent = False
@@ -171,6 +174,7 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--embeddings", action="store_true")
     parser.add_argument("--vkey", action="store_true", help="call with a virtual key rather than the master key")
+    parser.add_argument("--budget", action="store_true", help="with --vkey: the key has a max_budget")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after start-up (modelyard serve does it)")

@@ -53,9 +53,11 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .key_limits import Limiter, LimitHit, Usage, Want
+from .ledger import Entry, Ledger
 
 if TYPE_CHECKING:
     from ..store.keys import KeyRecord, KeyStore, TeamRecord
+    from ..store.ledger import LeaseStore
     from .app import ProxyApp
     from .deployments import Deployment
 
@@ -134,6 +136,8 @@ class Admission:
     usage: Usage
     key_reserved: float | None = None
     team_reserved: float | None = None
+    key_entry: Entry | None = None  # the ledger entries holding the reservations
+    team_entry: Entry | None = None
     key_state: tuple[float, float, float] | None = (
         None  # spend, reserved, max_budget after reserving
     )
@@ -324,6 +328,9 @@ class VirtualKeys:
         # Two first requests at once (the dashboard lists keys while creating a team) must not
         # both open the store: SQLite refuses the second table creation ("Cannot open the store").
         self._opening = threading.Lock()
+        self._leases: LeaseStore | None = None
+        self.ledger = Ledger(self._leasestore)
+        self._periods: dict[str, float] = {}
         self._pending_keys: dict[str, float] = {}
         self._pending_teams: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -358,6 +365,16 @@ class VirtualKeys:
                 self._store = KeyStore(shared)
         return self._store
 
+    def _leasestore(self) -> LeaseStore:
+        """The budget leases of this process, in the key store (opened on first use, in a worker thread)."""
+        if self._leases is None:
+            import uuid
+
+            from ..store.ledger import LeaseStore
+
+            self._leases = LeaseStore(self._keystore().store, owner=uuid.uuid4().hex)
+        return self._leases
+
     async def _db(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a :class:`~modelyard.store.keys.KeyStore` method in a worker thread."""
 
@@ -374,6 +391,7 @@ class VirtualKeys:
                 await self._flusher
             self._flusher = None
         await self._flush()
+        await self.ledger.aclose()
         await self.limiter.aclose()
         if self._owned is not None:
             self._owned.close()
@@ -483,34 +501,46 @@ class VirtualKeys:
             return
         await self._reserve(admission, max_cost(deployments, operation, params))
 
-    async def _reserve(self, admission: Admission, amount: float) -> None:
-        from ..store.keys import parse_duration
+    def _period(self, duration: str | None) -> float | None:
+        if duration is None:
+            return None
+        found = self._periods.get(duration)
+        if found is None:
+            from ..store.keys import parse_duration
 
+            found = self._periods[duration] = parse_duration(duration, "budget_duration")
+        return found
+
+    async def _reserve(self, admission: Admission, amount: float) -> None:
+        """Hold ``amount`` against the key's and the team's budget (:mod:`.ledger`), or refuse the call."""
         key, team = admission.key, admission.team
-        key_amount = amount if key.max_budget is not None else None
-        team_amount = amount if team is not None and team.max_budget is not None else None
-        if key_amount is None and team_amount is None:
-            return
-        key_period = (
-            parse_duration(key.budget_duration, "budget_duration") if key.budget_duration else None
-        )
-        team_period = (
-            parse_duration(team.budget_duration, "budget_duration")
-            if team and team.budget_duration
-            else None
-        )
-        refused, states = await self._db("reserve", key.token, key_amount, team.team_id if team else None, team_amount,
-                                         key_period=key_period, team_period=team_period)  # fmt: skip
-        if refused is not None:
-            spend, reserved, budget = states[refused]
-            owner = "key" if refused == "key" else f"team {team.team_id!r}" if team else "team"
-            raise Refusal(
-                429, f"Budget exceeded: this API key's {owner} has spent ${spend:.6f} of its max_budget ${budget:.6f}"
-                f" (${reserved:.6f} held by calls in flight); this call may cost up to ${amount:.6f}.",
-                type="insufficient_quota", code="budget_exceeded", headers=[(b"x-should-retry", b"false")],
-            )  # fmt: skip
-        admission.key_reserved, admission.team_reserved = key_amount, team_amount
-        admission.key_state, admission.team_state = states.get("key"), states.get("team")
+        ledger = self.ledger
+        if key.max_budget is not None:
+            entry = ledger.entry("key", key.token, self._period(key.budget_duration))
+            refused = await ledger.reserve(entry, amount)
+            if refused is not None:
+                self._refuse("key", refused, amount)
+            admission.key_entry, admission.key_reserved = entry, amount
+            admission.key_state = ledger.view(entry)
+        if team is not None and team.max_budget is not None:
+            entry = ledger.entry("team", team.team_id, self._period(team.budget_duration))
+            refused = await ledger.reserve(entry, amount)
+            if refused is not None:
+                if admission.key_entry is not None:
+                    ledger.release(admission.key_entry, amount)
+                    admission.key_entry = admission.key_reserved = admission.key_state = None
+                self._refuse(f"team {team.team_id!r}", refused, amount)
+            admission.team_entry, admission.team_reserved = entry, amount
+            admission.team_state = ledger.view(entry)
+
+    @staticmethod
+    def _refuse(owner: str, state: tuple[float, float, float], amount: float) -> None:
+        spend, reserved, budget = state
+        raise Refusal(
+            429, f"Budget exceeded: this API key's {owner} has spent ${spend:.6f} of its max_budget ${budget:.6f}"
+            f" (${reserved:.6f} held by calls in flight); this call may cost up to ${amount:.6f}.",
+            type="insufficient_quota", code="budget_exceeded", headers=[(b"x-should-retry", b"false")],
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ settlement
 
@@ -539,31 +569,30 @@ class VirtualKeys:
         key, team = admission.key, admission.team
         if unknown:  # charged the most it could have cost: a budget never gains from a missing usage
             cost = max(cost, admission.key_reserved or 0.0, admission.team_reserved or 0.0)
-        if admission.key_reserved is not None or admission.team_reserved is not None:
-            try:
-                await self._db("settle", key.token, admission.key_reserved or 0.0,
-                               team.team_id if team and admission.team_reserved is not None else None,
-                               admission.team_reserved or 0.0, cost)  # fmt: skip
-            except Exception:
-                log.exception("settling the spend of key %s failed", key.token[:12])
-            if admission.key_reserved is None and cost:
+        ledger = self.ledger
+        key_entry, team_entry = admission.key_entry, admission.team_entry
+        if key_entry is None and team_entry is None:
+            if cost:
+                self._queue(key.token, team.team_id if team else None, cost)
+        else:  # written with the ledger's next sync (within a second)
+            if key_entry is not None:
+                ledger.settle(key_entry, admission.key_reserved or 0.0, cost)
+            elif cost:
                 self._queue(key.token, None, cost)
-            if team is not None and admission.team_reserved is None and cost:
+            if team_entry is not None:
+                ledger.settle(team_entry, admission.team_reserved or 0.0, cost)
+            elif team is not None and cost:
                 self._queue(None, team.team_id, cost)
-        elif cost:
-            self._queue(key.token, team.team_id if team else None, cost)
         metrics = self.app.metrics
         if metrics is not None:
-            # What is left once this call settled: the budget, less the spend before it and its cost,
-            # less what the key's (team's) other calls in flight still hold.
-            if admission.key_state is not None:
-                spend, reserved, budget = admission.key_state
-                left = budget - spend - cost - (reserved - (admission.key_reserved or 0.0))
-                metrics.budget(key=key.key_alias or key.token[:12], remaining=max(0.0, left))
-            if admission.team_state is not None and team is not None:
-                spend, reserved, budget = admission.team_state
-                left = budget - spend - cost - (reserved - (admission.team_reserved or 0.0))
-                metrics.budget(team=team.team_id, remaining=max(0.0, left))
+            # What is left once this call settled: the budget, less the spend so far (this call's
+            # included), less what the key's (team's) calls in flight still hold.
+            if key_entry is not None:
+                spend, reserved, budget = ledger.view(key_entry)
+                metrics.budget(key=key.key_alias or key.token[:12], remaining=max(0.0, budget - spend - reserved))
+            if team_entry is not None and team is not None:
+                spend, reserved, budget = ledger.view(team_entry)
+                metrics.budget(team=team.team_id, remaining=max(0.0, budget - spend - reserved))
 
     def _queue(self, token: str | None, team_id: str | None, cost: float) -> None:
         """Spend of rows without a budget: added up here, written once a second off the request path."""
@@ -661,6 +690,13 @@ class VirtualKeys:
             k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
         }
 
+    async def _written(self, *, release: bool = False) -> None:
+        """This process's spend written now (the ledger's and the batched one), before an admin
+        read shows it; ``release``: the unused leases given back too, so that a changed budget or
+        spend applies to the next call here."""
+        await self.ledger.flush(release=release)
+        await self._flush()
+
     async def _send(self, ctx: Any, send: Send, body: Any, status: int = 200) -> None:
         await self.app._send_json(ctx, send, status, body)
 
@@ -742,11 +778,13 @@ class VirtualKeys:
         if not query.get("key"):
             raise Refusal(400, "'key' is required: the key or its token (hash).", type="invalid_request_error",
                           code="missing_required_parameter", param="key")  # fmt: skip
+        await self._written()
         record = await self._find_key(query["key"])
         await self._send(ctx, send, {"key": record.token, "info": key_info(record)})
 
     async def _key_update(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         body: _KeyUpdate = await self._body(ctx, scope, receive, _KeyUpdate)
+        await self._written(release=True)
         current = await self._find_key(body.key)
         team_id = body.team_id if "team_id" in body.model_fields_set else current.team_id
         await self._check_team(team_id, body.models if body.models is not None else current.models)
@@ -780,6 +818,7 @@ class VirtualKeys:
             record = await self._db("key_by_alias", alias)
             if record is not None:
                 tokens.append(record.token)
+        await self._written(release=True)
         deleted = await self._db("delete_keys", tokens)
         self.forget(*deleted)
         missing = len(set(tokens)) - len(deleted)
@@ -796,6 +835,7 @@ class VirtualKeys:
         except ValueError:
             raise Refusal(400, "'page' and 'size' must be whole numbers.", type="invalid_request_error",
                           code="invalid_value", param="page") from None  # fmt: skip
+        await self._written()
         rows, total = await self._db("list_keys", team_id=query.get("team_id"), user_id=query.get("user_id"),
                                      key_alias=query.get("key_alias"), offset=(page - 1) * size, limit=size)  # fmt: skip
         full = query.get("return_full_object", "false").lower() == "true"
@@ -832,6 +872,8 @@ class VirtualKeys:
 
     async def _team_info(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         record = await self._team(self._query(ctx, scope).get("team_id"))
+        await self._written()
+        record = await self._team(record.team_id)
         keys, _ = await self._db("list_keys", team_id=record.team_id, limit=1000)
         await self._send(ctx, send, {"team_id": record.team_id, "team_info": team_info(record),
                                      "keys": [key_info(k) for k in keys]})  # fmt: skip
@@ -839,12 +881,14 @@ class VirtualKeys:
     async def _team_update(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         body: _TeamUpdate = await self._body(ctx, scope, receive, _TeamUpdate)
         await self._team(body.team_id)
+        await self._written(release=True)
         record = await self._db("update_team", body.team_id, self._values(body, skip=("team_id",)))
         self.forget()  # every cached key of the team carries the team's old row
         await self._send(ctx, send, {"team_id": body.team_id, "data": team_info(record)})
 
     async def _team_delete(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         body: _TeamDelete = await self._body(ctx, scope, receive, _TeamDelete)
+        await self._written(release=True)
         teams, keys = await self._db("delete_teams", body.team_ids)
         if not teams:
             raise Refusal(404, "None of these teams exists.", type="invalid_request_error", code="team_not_found",
@@ -854,6 +898,7 @@ class VirtualKeys:
 
     async def _team_list(self, ctx: Any, scope: Scope, receive: Receive, send: Send) -> None:
         self._query(ctx, scope)
+        await self._written()
         teams = await self._db("list_teams")
         await self._send(ctx, send, [team_info(t) for t in teams])
 

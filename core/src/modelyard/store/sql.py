@@ -46,7 +46,7 @@ batches_table = sa.Table(
 # The store's other tables live beside the code that uses them; every one of them is created
 # when a store is opened, whichever module opened it first.
 _CREATE_LOCK = 0x6D6F64656C79  # "modely": the advisory lock held while tables are created
-_TABLE_MODULES = ("fine_tuning", "keys", "responses", "spend")
+_TABLE_MODULES = ("fine_tuning", "keys", "ledger", "responses", "spend")
 
 
 def _import_table_modules() -> None:
