@@ -18,15 +18,17 @@ Per request (:class:`VirtualKeys`):
    ``max_parallel_requests`` of the key and its team; 429 with ``retry-after``.
 3. **Model and budget**, where the model is known (every model call): a model outside the
    key's or team's ``models`` is refused with 403 naming it. Then the most the call can cost
-   is reserved against the key's and the team's remaining budget in one atomic conditional
-   UPDATE (:meth:`modelyard.store.keys.KeyStore.reserve`); when it does not fit, 429
-   ``insufficient_quota`` / ``budget_exceeded`` with ``x-should-retry: false``, nothing sent
-   upstream. A key and team without ``max_budget`` never reserve and are never refused for budget.
+   is reserved against the key's and the team's remaining budget, in memory, from this
+   process's lease of it (:mod:`.ledger`; a renewal, one store transaction, when the lease
+   cannot cover the call); when it does not fit, 429 ``insufficient_quota`` /
+   ``budget_exceeded`` with ``x-should-retry: false``, nothing sent upstream. A key and team
+   without ``max_budget`` never reserve and are never refused for budget.
 4. **Settle** when the answer is complete (a stream at its end, a failure at once): the
    reservation is released and the real cost of the pipeline calls (retries and fallbacks
-   included) is added to ``spend``; a call answered without a usage to price it (a stream on
-   an api-version that cannot send its usage) is charged its reservation. Spend of rows without a budget is batched off the request
-   path and written once a second.
+   included) is added to the ledger's pending spend, written to the store with its next sync
+   (within a second); a call answered without a usage to price it (a stream on an api-version
+   that cannot send its usage) is charged its reservation. Spend of rows without a budget is
+   batched likewise and written once a second.
 
 The request's principal (:class:`Principal`: key hash, alias, team id, user id) is on the
 request's context as ``ctx.principal`` and in the ASGI scope as ``scope["modelyard.principal"]``;

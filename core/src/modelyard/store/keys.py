@@ -1,20 +1,14 @@
-"""Virtual keys and teams in the store: their rows, and the atomic budget reservations on them.
+"""Virtual keys and teams in the store: their rows, limits and running spend.
 
 Two tables beside the files and batches of :mod:`.sql` (same metadata, created on first open):
 ``modelyard_keys`` (one row per virtual key, keyed by the SHA-256 of the key: the key itself is
-never stored) and ``modelyard_teams``. Each row carries its running ``spend`` (USD, settled with
-each call's real cost) and ``reserved`` (the most the calls in flight can still cost).
-
-Budgets hold under concurrency and across instances because a reservation is one conditional
-``UPDATE ... SET reserved = reserved + :amount WHERE spend + reserved + :amount <= max_budget``:
-the database serialises writers to a row (PostgreSQL re-checks the condition on the row it
-locked; SQLite takes its write lock), so two calls can never both take the last dollar, and the
-check reads the row as it is now, never a cached copy.
+never stored) and ``modelyard_teams``. Each row carries its running ``spend`` (USD, the real
+cost of its calls) and ``reserved`` (the sum of the budget leases the proxy processes hold on
+it: :mod:`.ledger`, which also holds the budget checks).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Iterable
@@ -297,52 +291,7 @@ class KeyStore:
             query = sa.select(teams_table).order_by(teams_table.c.created_at, teams_table.c.team_id)
             return [TeamRecord(**r._mapping) for r in conn.execute(query)]
 
-    # ------------------------------------------------------------------ budgets
-
-    def reserve(self, token: str, key_amount: float | None, team_id: str | None, team_amount: float | None, *,
-                key_period: float | None = None, team_period: float | None = None,
-                now: float | None = None) -> tuple[str | None, dict[str, tuple[float, float, float]]]:  # fmt: skip
-        """Reserve ``amount`` USD against a key's and its team's remaining budget, atomically.
-
-        ``None`` for an amount means "this row has no budget: do not touch it". A row whose
-        ``budget_reset_at`` has passed starts a new period of ``key_period`` / ``team_period``
-        seconds first (spend 0). Every statement is a write, so SQLite takes its write lock at the
-        first one and never has to upgrade a read lock (which can fail at once). With an amount of 0
-        (a call whose price is unknown) the row must still be under its budget.
-
-        Returns:
-            ``(refused, states)``: ``refused`` is None when reserved on both, else ``"key"`` or
-            ``"team"`` (that budget cannot cover it; nothing was reserved); ``states`` maps
-            ``"key"`` / ``"team"`` to ``(spend, reserved, max_budget)`` as the row is now.
-        """
-        now = time.time() if now is None else now
-        states: dict[str, tuple[float, float, float]] = {}
-        with self._engine.begin() as conn:
-            for ident, amount, period, name in ((token, key_amount, key_period, "key"),
-                                                (team_id, team_amount, team_period, "team")):  # fmt: skip
-                if amount is None or ident is None:
-                    continue
-                stmts = _STATEMENTS[name]
-                if period is not None:
-                    conn.execute(stmts["reset"], {"ident": ident, "now": now, "next": now + period})
-                take = stmts["reserve"] if amount > 0 else stmts["check"]
-                row = conn.execute(take, {"ident": ident, "amount": amount}).first()
-                if row is None:
-                    now_row = conn.execute(stmts["state"], {"ident": ident}).first()
-                    conn.rollback()
-                    spend, held, budget = (float(v or 0) for v in now_row) if now_row else (0.0, 0.0, 0.0)
-                    states[name] = (spend, held, budget)
-                    return name, states
-                states[name] = (float(row[0]), float(row[1]), float(row[2] if row[2] is not None else math.inf))
-        return None, states
-
-    def settle(self, token: str | None, key_reserved: float, team_id: str | None, team_reserved: float,
-               cost: float) -> None:  # fmt: skip
-        """Release a reservation and add the call's real ``cost`` to the key's and team's spend."""
-        with self._engine.begin() as conn:
-            for ident, reserved, name in ((token, key_reserved, "key"), (team_id, team_reserved, "team")):
-                if ident is not None:
-                    conn.execute(_STATEMENTS[name]["settle"], {"ident": ident, "held": reserved, "cost": cost})
+    # ------------------------------------------------------------------ spend
 
     def add_spend(self, keys: dict[str, float], teams: dict[str, float]) -> None:
         """Add spend to many keys and teams in one transaction (the batched path, no reservation)."""
@@ -366,33 +315,3 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _statements(table: sa.Table, col: Any) -> dict[str, Any]:
-    """The budget statements of one table, built once (building them costs more than running them)."""
-    ident: Any = sa.bindparam("ident")
-    amount = sa.bindparam("amount", type_=sa.Float)
-    taken = table.c.spend + table.c.reserved
-    state = (table.c.spend, table.c.reserved, table.c.max_budget)
-    left = table.c.reserved - sa.bindparam("held", type_=sa.Float)
-
-    def take(fits: Any) -> Any:
-        return (
-            table.update().where(col == ident, sa.or_(table.c.max_budget.is_(None), fits))
-            .values(reserved=table.c.reserved + amount).returning(*state)
-        )  # fmt: skip
-
-    return {
-        "reset": table.update().where(col == ident, table.c.budget_reset_at.is_not(None),
-                                      table.c.budget_reset_at <= sa.bindparam("now", type_=sa.Float))
-        .values(spend=0.0, budget_reset_at=sa.bindparam("next", type_=sa.Float)),
-        "reserve": take(taken + amount <= table.c.max_budget),
-        "check": take(taken < table.c.max_budget),
-        "state": sa.select(*state).where(col == ident),
-        "settle": table.update().where(col == ident).values(
-            spend=table.c.spend + sa.bindparam("cost", type_=sa.Float),
-            reserved=sa.case((left < 0, 0.0), else_=left)),
-    }  # fmt: skip
-
-
-_STATEMENTS = {"key": _statements(keys_table, keys_table.c.token), "team": _statements(teams_table, teams_table.c.team_id)}
