@@ -255,6 +255,9 @@ def _validation(exc: ValidationError) -> Refusal:
 # ---------------------------------------------------------------------- cost bound
 
 
+_PRICING_ARGS: dict[int, tuple[Deployment, dict[str, Any]]] = {}
+
+
 def max_cost(deployments: list[Deployment], operation: str, params: dict[str, Any]) -> float:
     """The most one call can cost on any deployment of its group, in USD (0 when unknown).
 
@@ -284,11 +287,16 @@ def max_cost(deployments: list[Deployment], operation: str, params: dict[str, An
     n = params["n"] if isinstance(params.get("n"), int) and params["n"] > 0 else 1
     worst = 0.0
     for d in deployments:
-        info = d.kwargs.get("model_info") or {}
-        provider, _, name = d.model.partition("/")
-        _, prices = resolve(overrides=price_overrides(d.kwargs, info) or None,
-                            base_model=d.kwargs.get("base_model"), deployment=name.rsplit("/", 1)[-1],
-                            provider=provider)  # fmt: skip
+        found = _PRICING_ARGS.get(id(d))
+        if found is None or found[0] is not d:  # a deployment's kwargs are fixed: read them once
+            info = d.kwargs.get("model_info") or {}
+            provider, _, name = d.model.partition("/")
+            if len(_PRICING_ARGS) > 4096:
+                _PRICING_ARGS.clear()
+            found = _PRICING_ARGS[id(d)] = (d, {"overrides": price_overrides(d.kwargs, info) or None,
+                                                "base_model": d.kwargs.get("base_model"),
+                                                "deployment": name.rsplit("/", 1)[-1], "provider": provider})  # fmt: skip
+        _, prices = resolve(**found[1])  # cached by pricing, which drops it when prices change
         if prices is None:
             continue
         cost = prompt_tokens * float(prices.get("input_cost_per_token") or 0)

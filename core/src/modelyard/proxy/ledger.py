@@ -168,15 +168,21 @@ class Ledger:
         """``(spend, reserved, max_budget)`` of the entry's row as this process knows it now."""
         return entry.spend + entry.pending, entry.others + entry.held, entry.budget
 
-    async def _sync(self, entries: list[Entry], items: list[LeaseSync]) -> list[LeaseState]:
-        """Run one store sync for ``entries`` (whose locks the caller holds) and apply its outcome."""
-        for e in entries:
+    async def _sync(self, entries: list[Entry], items: list[LeaseSync], *, shrinking: bool = True) -> list[LeaseState]:
+        """Run one store sync for ``entries`` (whose locks the caller holds) and apply its outcome.
+
+        ``shrinking``: the items may give back unused lease, so no call may take from the
+        entries until the sync is done; else (each keeps its whole lease less what it spent)
+        calls go on taking from them meanwhile.
+        """
+        flagged = [e for e, item in zip(entries, items, strict=True) if shrinking or item.keep < e.lease - item.spent]
+        for e in flagged:
             e.syncing = True
         started = time.monotonic()
         try:
             states: list[LeaseState] = await asyncio.to_thread(lambda: self._open().sync(items))
         finally:
-            for e in entries:
+            for e in flagged:
                 e.syncing = False
         from ..store.ledger import LEASE_TTL
 
@@ -184,13 +190,16 @@ class Ledger:
             e.pending -= item.spent
             e.lease, e.spend, e.budget = state.lease, state.spend, state.budget
             e.others = max(0.0, state.reserved - state.lease)
-            e.valid_until = started + LEASE_TTL / 3 if state.found else 0.0
+            # An over-committed row (its budget lowered below what the leases hold): the next call
+            # renews, giving back what this process does not use.
+            over = state.spend + state.reserved > state.budget
+            e.valid_until = started + LEASE_TTL / 3 if state.found and not over else 0.0
             if not state.found:
                 e.pending = 0.0
         return states
 
     async def flush(self, *, release: bool = False) -> None:
-        """Sync every entry now: spend written, leases resized (``release``: shrunk to what calls hold)."""
+        """Sync every entry now: spend written; leases resized (``release``: shrunk to what calls hold)."""
         await asyncio.shield(self._flush(release))
 
     async def _flush(self, release: bool) -> None:
@@ -204,13 +213,18 @@ class Ledger:
                 await stack.enter_async_context(e.lock)
             items = []
             for e in entries:
-                want = None if release or self._closed or not e.active else 0.0
-                keep = 0.0 if self._closed else e.held
-                items.append(LeaseSync(e.kind, e.ident, spent=e.pending, keep=keep, want=want, extra=LEASE_FRACTION,
-                                       floor=e.last, period=e.period))  # fmt: skip
+                if self._closed:  # every lease given back
+                    item = LeaseSync(e.kind, e.ident, spent=e.pending, period=e.period)
+                elif release or not e.active:  # shrunk to what its calls hold (calls wait meanwhile)
+                    item = LeaseSync(e.kind, e.ident, spent=e.pending, keep=e.held, period=e.period)
+                else:  # in use: kept whole (calls go on taking from it), topped up to its fraction
+                    have = max(0.0, e.lease - e.held - e.pending)
+                    item = LeaseSync(e.kind, e.ident, spent=e.pending, keep=max(0.0, e.lease - e.pending), want=0.0,
+                                     extra=LEASE_FRACTION, have=have, floor=e.last, period=e.period)  # fmt: skip
+                items.append(item)
                 e.active = False
             try:
-                await self._sync(entries, items)
+                await self._sync(entries, items, shrinking=False)
             except Exception:
                 log.exception("writing the spend and leases of %d budgets failed", len(entries))
                 return

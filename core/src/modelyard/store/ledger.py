@@ -61,6 +61,8 @@ class LeaseSync:
             when anything is left); None: grant nothing (the lease shrinks to ``keep``).
         extra: the fraction of what is left after ``want`` to grant besides, when that is at
             least ``floor`` (else nothing besides: at the budget's edge a lease is exactly the call).
+        have: the unused part of ``keep``: counted in what is left, and the extra granted is
+            only what it lacks of its fraction (a periodic top-up of a lease that is not shrunk).
         floor: the smallest extra worth holding (a typical call's reservation).
         period: ``budget_duration`` in seconds, if the row has one (a due period starts first).
     """
@@ -71,6 +73,7 @@ class LeaseSync:
     keep: float = 0.0
     want: float | None = None
     extra: float = 0.0
+    have: float = 0.0
     floor: float = 0.0
     period: float | None = None
 
@@ -166,7 +169,9 @@ class LeaseStore:
             taken = spend + reserved  # compared as the per-call check did: the same float edge
             if taken + item.want <= budget if item.want > 0 else taken < budget:
                 granted = True
-                extra = item.extra * (remaining - item.want) if math.isfinite(remaining) else 0.0
+                extra = 0.0
+                if math.isfinite(remaining):
+                    extra = item.extra * (remaining + item.have - item.want) - item.have
                 grant = item.want + (extra if extra >= item.floor and extra > 0 else 0.0)
         if grant > 0:
             conn.execute(
