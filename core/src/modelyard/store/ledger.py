@@ -119,9 +119,10 @@ class LeaseStore:
 
         For each item, on its row (locked first: its first statement is a write): add ``spent``
         to ``spend``; start a new budget period if one is due; drop this owner's lease row and
-        every other owner's expired one, taking their amounts out of ``reserved``; put back
-        ``keep``; grant ``want`` (plus ``extra`` of what is left) when it fits; write this
-        owner's lease row with its new amount and expiry.
+        every expired one; set ``reserved`` to the other leases' sum plus ``keep``; grant
+        ``want`` (plus ``extra`` of what is left) when it fits; write this owner's lease row with
+        its new amount and expiry. Every change to a row's leases goes through here, after the
+        row's lock, so the sum is that of the live leases.
         """
         now = time.time() if now is None else now
         out: list[LeaseState] = []
@@ -145,20 +146,17 @@ class LeaseStore:
                 .where(col == item.ident, table.c.budget_reset_at.is_not(None), table.c.budget_reset_at <= now)
                 .values(spend=0.0, budget_reset_at=now + item.period)
             )
-        mine = conn.execute(
-            leases_table.delete().where(lease_of, leases_table.c.owner == self.owner).returning(leases_table.c.amount)
-        ).scalars().all()
-        dead = conn.execute(
-            leases_table.delete()
-            .where(lease_of, leases_table.c.owner != self.owner, leases_table.c.expires_at < now)
-            .returning(leases_table.c.amount)
-        ).scalars().all()
-        give_back = sum(mine) + sum(dead) - item.keep
-        left = table.c.reserved - give_back
+        conn.execute(leases_table.delete().where(lease_of, leases_table.c.owner == self.owner))
+        conn.execute(leases_table.delete().where(lease_of, leases_table.c.expires_at < now))  # dead owners'
+        # reserved is set to the sum of the leases left, plus what this owner keeps: exact (no float
+        # drift from adding and subtracting), and a row can never keep an amount nobody holds.
+        others = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(leases_table.c.amount), 0.0)).where(lease_of)
+        ).scalar_one()
         spend, reserved, budget = conn.execute(
             table.update()
             .where(col == item.ident)
-            .values(reserved=sa.case((left < 0, 0.0), else_=left))
+            .values(reserved=float(others) + item.keep)
             .returning(table.c.spend, table.c.reserved, table.c.max_budget)
         ).one()
         spend, reserved = float(spend), float(reserved)
@@ -173,12 +171,10 @@ class LeaseStore:
                 if math.isfinite(remaining):
                     extra = item.extra * (remaining + item.have - item.want) - item.have
                 grant = item.want + (extra if extra >= item.floor and extra > 0 else 0.0)
-        if grant > 0:
-            conn.execute(
-                table.update().where(col == item.ident).values(reserved=table.c.reserved + grant)
-            )
-            reserved += grant
         lease = item.keep + grant
+        if grant > 0:
+            reserved = float(others) + lease
+            conn.execute(table.update().where(col == item.ident).values(reserved=reserved))
         if lease > 0:
             row = {"kind": item.kind, "ident": item.ident, "owner": self.owner, "amount": lease,
                    "expires_at": now + LEASE_TTL}  # fmt: skip
