@@ -186,3 +186,45 @@ def test_a_budget_lowered_through_another_instance_applies_within_a_second(api_b
             error = answer.json()["error"]
             assert answer.status_code == 429 and error["code"] == "budget_exceeded"
             assert "max_budget $0.000000" in error["message"]
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_ledgers_sharing_a_store_admit_within_the_budget_and_refuse_early_by_less_than_a_call_each(
+    backend: dict[str, Any], processes: int
+) -> None:
+    """Ledgers of several processes (owners) on one store, 60 concurrent calls that each cost
+    all they reserve: never past the budget; with one process exactly up to its edge; with N,
+    at most N - 1 calls refused early (each process can be left with less than a call's worth)."""
+    from modelyard.proxy.ledger import Ledger
+    from modelyard.store.keys import KeyRecord
+
+    amount, fits = 0.25, 20  # the budget: 20.5 calls
+    token = "ab" * 32
+    with opened(backend) as (keys, _):
+        keys.put_key(KeyRecord(token=token, key_name="sk-...test", max_budget=(fits + 0.5) * amount))
+        store = keys.store
+
+        async def run() -> list[bool]:
+            ledgers = [Ledger(lambda i=i: LeaseStore(store, owner=f"process-{i}")) for i in range(processes)]
+
+            async def call(n: int) -> bool:
+                ledger = ledgers[n % processes]
+                entry = ledger.entry("key", token, None)
+                if await ledger.reserve(entry, amount) is not None:
+                    return False
+                await asyncio.sleep(0.01 * (n % 3))  # in flight a while
+                ledger.settle(entry, amount, amount)
+                return True
+
+            admitted = await asyncio.gather(*(call(n) for n in range(60)))
+            for ledger in ledgers:
+                await ledger.aclose()
+            return admitted
+
+        admitted = asyncio.run(run()).count(True)
+        row = keys.get_key(token)
+        try:
+            assert fits - (processes - 1) <= admitted <= fits
+            assert row is not None and row.spend == pytest.approx(admitted * amount) and row.reserved == 0
+        finally:
+            keys.delete_keys([token])
