@@ -228,3 +228,22 @@ def test_ledgers_sharing_a_store_admit_within_the_budget_and_refuse_early_by_les
             assert row is not None and row.spend == pytest.approx(admitted * amount) and row.reserved == 0
         finally:
             keys.delete_keys([token])
+
+
+def test_batches_are_refused_once_the_budget_is_spent_and_hold_nothing(api_base: str, tmp_path: Any,
+                                                                       leaks: Leaks) -> None:  # fmt: skip
+    """``POST /batches`` reserves nothing but needs budget left: a spent key is refused before
+    the request is read; a key with budget left gets through to the batch's own checks."""
+    backend = {"modelyard_settings": {"store_path": str(tmp_path / "s.db")}}
+    with running_proxy(config(api_base, backend)) as server:
+        spent = generate(server, leaks, max_budget=0)
+        funded = generate(server, leaks, max_budget=1.0)
+        batch = {"input_file_id": "file-none", "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+        with user(server, spent, leaks) as u:
+            refused = u.post("/v1/batches", json=batch)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+        with user(server, funded, leaks) as u:
+            passed = u.post("/v1/batches", json=batch)
+        assert passed.status_code != 429, passed.text
+        entries = server.app.virtual_keys.ledger._entries
+        assert all(e.calls == 0 and e.held == 0 for e in entries.values())  # both requests settled
