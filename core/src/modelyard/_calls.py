@@ -25,6 +25,7 @@ from .types import Connection, Route
 if TYPE_CHECKING:
     from .connection import ConnectionSchema
     from .observe import CallScope
+    from .plugins import Plugins
 
 DEFAULT_NUM_RETRIES = 2
 _CONTROL_KEYS = frozenset(
@@ -225,14 +226,17 @@ def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict
 
 
 def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route, *,
-           unknown: Callable[[], APIError | None] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+           unknown: Callable[[], APIError | None] | None = None, via: Plugins | None = None,
+           **kwargs: Any) -> Any:  # fmt: skip
     """Call a firstresult hook and check its answer's type, naming the plugin at fault.
 
     ``unknown`` builds the error for no answer when the caller named a provider no loaded plugin
     knows (a client's mistake, not a missing plugin), or returns None when the provider is known;
     otherwise no answer is a :class:`PluginNotLoadedError` naming the distribution to install.
+    ``via``: the plugin set ``hook`` belongs to, which calls it with less overhead
+    (:meth:`Plugins.call`); else pluggy calls it.
     """
-    result = hook(route=route, **kwargs)
+    result = hook(route=route, **kwargs) if via is None else via.call(hook, route=route, **kwargs)
     if result is None and unknown is not None and (error := unknown()) is not None:
         raise error
     if result is None:
