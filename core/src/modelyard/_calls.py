@@ -97,6 +97,9 @@ def _fill_from_module(conn_kw: dict[str, Any], settings: dict[str, Any], schema:
     if schema is None:
         schema = get_plugins().connection_settings
     added: set[str] = set()
+    values = list(map(settings.get, schema.lookups))
+    if values.count(None) == len(values):  # no module setting is set (the usual case): nothing to fill
+        return added
     credentials = schema.credentials
     extra_headers = conn_kw.get("extra_headers")
     given_credential = not credentials.isdisjoint(conn_kw) or (
@@ -184,11 +187,30 @@ def _retries(value: Any, from_call: bool) -> int:
     return int(value)
 
 
+def _environ(name: str) -> str | None:
+    """``os.environ.get(name)``, read where ``os.environ`` keeps its values when it can.
+
+    ``os.environ.get`` of a name that is not set costs 2-3 µs (its ``__getitem__`` raises a
+    ``KeyError`` that ``get`` catches); this reads ``os.environ``'s own mapping (the one its
+    ``__setitem__`` / ``putenv`` keep current) in a fraction of that, so a change made at run
+    time is still seen by the next call. Anything else standing in for ``os.environ`` is asked
+    the usual way.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    encode = getattr(environ, "encodekey", None)
+    decode = getattr(environ, "decodevalue", None)
+    if type(data) is not dict or encode is None or decode is None:
+        return environ.get(name)
+    value = data.get(encode(name))
+    return None if value is None else decode(value)  # type: ignore[no-any-return]
+
+
 def _retry_on_timeout(control: dict[str, Any]) -> bool:
     """``retry_on_timeout`` of a call: its own value, else ``MODELYARD_RETRY_ON_TIMEOUT``, else False."""
     value = control.get("retry_on_timeout")
     if value is None:
-        return os.environ.get("MODELYARD_RETRY_ON_TIMEOUT", "").strip().lower() in (
+        return (_environ("MODELYARD_RETRY_ON_TIMEOUT") or "").strip().lower() in (
             "1",
             "true",
             "yes",
