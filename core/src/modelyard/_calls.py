@@ -203,7 +203,7 @@ def _environ(name: str) -> str | None:
     if type(data) is not dict or encode is None or decode is None:
         return environ.get(name)
     value = data.get(encode(name))
-    return None if value is None else decode(value)  # type: ignore[no-any-return]
+    return None if value is None else decode(value)
 
 
 def _retry_on_timeout(control: dict[str, Any]) -> bool:
