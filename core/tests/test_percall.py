@@ -47,6 +47,17 @@ def test_a_module_setting_changed_at_run_time_is_used_by_the_next_call(settings:
     assert _conn(api_base="http://a").api_key.get_secret_value() == "another-key"  # type: ignore[union-attr]
 
 
+def test_a_second_name_or_a_false_module_setting_alone_is_still_filled(settings: Any) -> None:
+    # With no module setting set, filling is skipped (issue 17); one set under LiteLLM's second
+    # name only, or set to False, must still be seen.
+    assert _conn(api_base="http://a").api_key is None
+    settings.azure_key = "second-name-key"
+    assert _conn(api_base="http://a").api_key.get_secret_value() == "second-name-key"  # type: ignore[union-attr]
+    settings.azure_key = None
+    settings.enable_azure_ad_token_refresh = False
+    assert _conn(api_base="http://a").get("enable_azure_ad_token_refresh") is False
+
+
 def test_a_value_of_the_wrong_type_is_refused_after_a_valid_equal_one(settings: Any) -> None:
     # True == 1 and hash(True) == hash(1): the cache must not hand 1 the connection True made.
     assert _conn(api_base="http://a", enable_azure_ad_token_refresh=True).get("enable_azure_ad_token_refresh") is True
@@ -107,3 +118,21 @@ def test_a_kept_answer_parses_as_before_even_where_the_fast_parser_refuses() -> 
         result = api._kept_response(call, httpx.Response(200, content=raw))
         assert result is not None and result.choices[0].message.content == expected
         assert result.__pydantic_private__["_upstream"][1] == raw
+
+
+def test_the_environment_read_per_call_sees_changes_made_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MODELYARD_RETRY_ON_TIMEOUT is read where os.environ keeps its values (issue 17): a change
+    # made after start-up is seen by the next call, as with os.environ.get.
+    from modelyard._calls import _environ, _retry_on_timeout
+
+    monkeypatch.delenv("MODELYARD_RETRY_ON_TIMEOUT", raising=False)
+    assert _retry_on_timeout({}) is False and _environ("MODELYARD_RETRY_ON_TIMEOUT") is None
+    monkeypatch.setenv("MODELYARD_RETRY_ON_TIMEOUT", " Yes ")
+    assert _retry_on_timeout({}) is True
+    assert _retry_on_timeout({"retry_on_timeout": False}) is False
+    monkeypatch.setenv("MODELYARD_RETRY_ON_TIMEOUT", "0")
+    assert _retry_on_timeout({}) is False
+    monkeypatch.setenv("MODELYARD_TEST_VALUE", "héllo")
+    assert _environ("MODELYARD_TEST_VALUE") == "héllo"
+    monkeypatch.setattr("os.environ", {"MODELYARD_RETRY_ON_TIMEOUT": "true"})  # a stand-in mapping
+    assert _retry_on_timeout({}) is True

@@ -292,6 +292,23 @@ def test_long_prompts_use_the_tier_above_the_threshold() -> None:
     assert big == pytest.approx(0.9)
 
 
+def test_text_only_usage_costs_the_same_with_or_without_zero_breakdowns() -> None:
+    # Text tokens only take a shorter sum (issue 17): Azure's zero breakdowns, no breakdown, a
+    # tiered price and a missing output price must give what the full sum gives.
+    pricing.register_model({"azure/text-only": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06,
+                                                "input_cost_per_token_above_200k_tokens": 2e-06},
+                            "azure/input-only": {"input_cost_per_token": 1e-06}})  # fmt: skip
+    plain = {"prompt_tokens": 1200, "completion_tokens": 34}
+    zeros = {**plain, "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}}  # fmt: skip
+    assert completion_cost(usage=plain, model="azure/text-only") == 1200 * 1e-06 + 34 * 3e-06
+    assert completion_cost(usage=zeros, model="azure/text-only") == 1200 * 1e-06 + 34 * 3e-06
+    assert completion_cost(usage={"prompt_tokens": 250_000, "completion_tokens": 0}, model="azure/text-only") == 250_000 * 2e-06
+    assert completion_cost(usage={"prompt_tokens": 0, "completion_tokens": 10}, model="azure/text-only") == 10 * 3e-06
+    assert completion_cost(usage={"prompt_tokens": 5, "completion_tokens": 0}, model="azure/input-only") == 5 * 1e-06
+    assert completion_cost(usage=plain, model="azure/input-only") is None  # output tokens without a price
+
+
 # --------------------------------------------------------------------------- where prices come from
 
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["AiohttpBackend"]
 
 _EMPTY = httpx.ByteStream(b"")
+# allow_nan=False as httpx does: NaN and Infinity are not JSON (ValueError, on both backends).
+# Built once: json.dumps with keywords builds an encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 class _Stream(httpx.AsyncByteStream):
@@ -115,8 +118,14 @@ class AiohttpBackend:
             self._urls[key] = url
         return url
 
-    async def send(self, request: ProviderRequest, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+    async def send(
+        self, request: ProviderRequest, headers: dict[str, str], timeout: httpx.Timeout, *, idle: bool = True
+    ) -> httpx.Response:
         """One attempt: the whole response, or an open one for a stream with status < 400.
+
+        ``idle=False`` when the caller's deadline bounds the whole answer (a float timeout, an
+        answer that is not streamed): no idle timeout between reads then, which could never
+        fire first and costs a timer reset per read.
 
         Raises:
             httpx.TransportError: the subclass matching what aiohttp raised.
@@ -124,17 +133,17 @@ class AiohttpBackend:
         session = self._session()
         body = None
         if request.json_body is not None:
-            # allow_nan=False as httpx does: NaN and Infinity are not JSON (ValueError, on both backends).
-            body = json.dumps(request.json_body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+            body = _encode(request.json_body).encode()
             headers = {**headers, "content-type": "application/json"}
         # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
         # connection; sock_connect bounds opening one, the transport's deadline the rest.
-        client_timeout = self._timeouts.get((timeout.connect, timeout.read))
+        read = timeout.read if idle else None
+        client_timeout = self._timeouts.get((timeout.connect, read))
         if client_timeout is None:  # made once per pair of values (attrs' frozen __init__ costs µs per call)
             if len(self._timeouts) > 64:
                 self._timeouts.clear()
-            client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
-            self._timeouts[(timeout.connect, timeout.read)] = client_timeout
+            client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=read)
+            self._timeouts[(timeout.connect, read)] = client_timeout
         try:
             response = await session.request(
                 request.method, self._url(request), data=body, headers=headers, timeout=client_timeout,

@@ -266,16 +266,18 @@ def _build_call(
     """Steps 3 and 4, the same for every operation: the provider's request, then its authenticator."""
     hook = plugins.hook
     provider_request = _first(
-        hook.transform_request, ProviderRequest, "transform_request", route, request=request, connection=connection
-    )
+        hook.transform_request, ProviderRequest, "transform_request", route, via=plugins, request=request,
+        connection=connection,
+    )  # fmt: skip
     retries = _control_setting(control, settings, ("num_retries", "max_retries"), "num_retries")
     timeout = _control_setting(control, settings, ("timeout", "request_timeout"), "request_timeout")
-    auth = _first(hook.resolve_auth, object, "resolve_auth", route, connection=connection, timeout=timeout_seconds(timeout))
+    auth = _first(hook.resolve_auth, object, "resolve_auth", route, via=plugins, connection=connection,
+                  timeout=timeout_seconds(timeout))  # fmt: skip
     scope = current_scope()
     state: dict[str, Any] | None = None
     if hook.on_call_start.get_hookimpls():
         state = {}
-        provider_request = _call_started(hook, route, request, provider_request, scope, state)
+        provider_request = _call_started(plugins, route, request, provider_request, scope, state)
     model_info = control.get("model_info") or {}
     base_model = control.get("base_model") or model_info.get("base_model")
     return _Call(
@@ -384,12 +386,12 @@ def _close(owned: list[IO[bytes]]) -> None:
     owned.clear()
 
 
-def _call_started(hook: Any, route: Route, request: ChatRequest, provider_request: ProviderRequest,
+def _call_started(plugins: Plugins, route: Route, request: ChatRequest, provider_request: ProviderRequest,
                   scope: CallScope | None, state: dict[str, Any]) -> ProviderRequest:  # fmt: skip
     """Run ``on_call_start``; the request with the headers its observers add (never replacing one)."""
     event = CallStarted(route, request, provider_request.url, provider_request.stream, scope, state)
     try:
-        answers = hook.on_call_start(call=event)
+        answers = plugins.call(plugins.hook.on_call_start, call=event)
     except Exception:  # observers must not break a call
         import logging
 
@@ -460,7 +462,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     if not hook.get_hookimpls():
         return
     try:
-        hook(event=record)
+        call.plugins.call(hook, event=record)
     except Exception:  # observers must not break a call
         import logging
 
@@ -478,7 +480,7 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
     result = _kept_response(call, response)
     if result is None:
         result = _first(
-            call.plugins.hook.normalize_response, object, "normalize_response", call.route,
+            call.plugins.hook.normalize_response, object, "normalize_response", call.route, via=call.plugins,
             response=_provider_response(response),
         )  # fmt: skip
     if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:

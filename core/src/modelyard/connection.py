@@ -124,6 +124,8 @@ class ConnectionSchema:
         """The second names (``alias_of``): each fills the setting it names, never itself."""
         self.filled: tuple[str, ...] = (*CORE_SETTINGS, *self.module_settings)
         """The names a call's unset settings are filled for from the module settings, in order."""
+        self.lookups: tuple[str, ...] = tuple(dict.fromkeys((*self.filled, *sorted(self.alias_names))))
+        """Every module setting a call may be filled from (``filled`` and the second names)."""
 
     def _first(self, name: str) -> ConnectionSetting:
         return self._by_name[name][0][1]

@@ -536,6 +536,10 @@ def _token_cost(prices: Mapping[str, Any], usage: Mapping[str, Any], batch: bool
     text_in = max(prompt - cached - written - audio_in - image_in, 0)
     text_out = max(output - reasoning - audio_out - image_out, 0)
     tier = prompt if tiered else 0  # tiered prices (``*_above_200k_tokens``) are rare: skip the search
+    if not (cached or written or audio_in or image_in or reasoning or audio_out or image_out):
+        # Text tokens only (most calls): the sum below is these two parts, the others adding 0.0.
+        total = text_in * _rate(prices, "input_cost_per_token", batch=batch, tokens=tier) if text_in else 0.0
+        return total + (text_out * _rate(prices, "output_cost_per_token", batch=batch, tokens=tier) if text_out else 0.0)
 
     def part(n: int, key: str, fallback: str | None = None) -> float:
         return n * _rate(prices, key, batch=batch, tokens=tier, fallback=fallback) if n else 0.0
@@ -582,8 +586,9 @@ def _image_cost(prices: Mapping[str, Any], units: Units) -> float:
 def _has_tokens(usage: Mapping[str, Any] | None) -> bool:
     if not usage:
         return False
-    keys = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
-    return any(_int(usage.get(k)) for k in keys)
+    get = usage.get
+    return bool(_int(get("prompt_tokens")) or _int(get("completion_tokens")) or _int(get("input_tokens"))
+                or _int(get("output_tokens")))  # fmt: skip
 
 
 def cost_of(prices: Mapping[str, Any], units: Units, *, tiered: bool = True) -> float:
@@ -595,7 +600,7 @@ def cost_of(prices: Mapping[str, Any], units: Units, *, tiered: bool = True) -> 
     Raises:
         _Unpriced: a unit was used that ``prices`` has no price for.
     """
-    token_priced = any(k in prices for k in ("input_cost_per_token", "output_cost_per_token", "input_cost_per_image_token"))
+    token_priced = "input_cost_per_token" in prices or "output_cost_per_token" in prices or "input_cost_per_image_token" in prices
     if units.usage is not None and _has_tokens(units.usage) and (token_priced or units.images is None):
         return _token_cost(prices, units.usage, units.batch, tiered)
     if units.images is not None:

@@ -441,6 +441,7 @@ class Transport:
         elif fast is None:
             client = self.aclient(request.url)
         total = _deadline_of(timeout)
+        idle = request.stream or total is None  # else the deadline bounds the whole answer
         refreshed = False
         attempt = 0
         while True:
@@ -451,7 +452,7 @@ class Transport:
             try:
                 # The deadline covers the whole attempt (for a stream: until it starts).
                 async with asyncio.timeout(total):
-                    response = await self._attempt(request, headers, timeout, fast, client)
+                    response = await self._attempt(request, headers, timeout, fast, client, idle)
             except TimeoutError as exc:
                 if total is None:
                     raise
@@ -493,10 +494,15 @@ class Transport:
         timeout: float | httpx.Timeout | None,
         fast: AiohttpBackend | None,
         client: httpx.AsyncClient | None,
+        idle: bool = True,
     ) -> httpx.Response:
-        """One try: the whole response, or an open one for a stream with status < 400."""
+        """One try: the whole response, or an open one for a stream with status < 400.
+
+        ``idle``: whether the aiohttp backend needs its idle timeout between reads (a stream,
+        or per-phase timeouts); otherwise the caller's deadline bounds the whole answer.
+        """
         if fast is not None:
-            return await fast.send(request, headers, _timeout(timeout))
+            return await fast.send(request, headers, _timeout(timeout), idle=idle)
         assert client is not None
         req = client.build_request(
             request.method,

@@ -41,3 +41,23 @@ def test_no_endpoint_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as info:
         deployment_url(Connection(), "d", "/embeddings")
     assert info.value.key == "api_base"
+
+
+def test_a_url_worked_out_once_follows_the_environment_and_hands_out_its_own_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    # deployment_url keeps what it worked out per call settings (issue 17): the endpoint and
+    # version the environment gives are part of that, and each caller gets a query it may change.
+    conn = Connection(api_version="2024-10-21")
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    monkeypatch.setenv("AZURE_API_BASE", "https://one.openai.azure.com")
+    first = deployment_url(conn, "d", "/chat/completions")
+    assert first[0] == "https://one.openai.azure.com/openai/deployments/d/chat/completions"
+    first[1]["api-version"] = "changed by a caller"
+    monkeypatch.setenv("AZURE_API_BASE", "https://two.openai.azure.com/openai")
+    assert deployment_url(conn, "d", "/chat/completions") == (
+        "https://two.openai.azure.com/openai/deployments/d/chat/completions", {"api-version": "2024-10-21"}, False,
+    )  # fmt: skip
+    monkeypatch.setenv("AZURE_API_VERSION", "v1")
+    assert deployment_url(Connection(), "d", "/chat/completions") == ("https://two.openai.azure.com/openai/v1/chat/completions", {}, True)
+    monkeypatch.delenv("AZURE_API_BASE")
+    with pytest.raises(ConfigError):
+        deployment_url(Connection(api_version="2024-10-21"), "d", "/chat/completions")

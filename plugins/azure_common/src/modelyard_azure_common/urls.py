@@ -88,6 +88,26 @@ def deployment_url(connection: Connection, deployment: str, path: str) -> tuple[
         ConfigError: no endpoint (see :func:`resource_base`).
     """
     version = api_version(connection)
+    base_url = connection.base_url
+    # What the answer depends on, the environment's endpoint included: the same call settings
+    # give the same URL, worked out once (quoting and suffix stripping cost µs on every call).
+    endpoint = None if base_url else (connection.api_base or os.environ.get("AZURE_API_BASE")
+                                      or os.environ.get("AZURE_OPENAI_ENDPOINT"))  # fmt: skip
+    key = (version, base_url, endpoint, deployment, path)
+    found = _deployment_urls.get(key)
+    if found is None:
+        found = _deployment_url(connection, version, deployment, path)
+        if len(_deployment_urls) > 1024:
+            _deployment_urls.clear()
+        _deployment_urls[key] = found
+    url, query, v1 = found
+    return url, dict(query), v1  # the caller's own query dict
+
+
+_deployment_urls: dict[tuple[str | None, ...], tuple[str, dict[str, str], bool]] = {}
+
+
+def _deployment_url(connection: Connection, version: str, deployment: str, path: str) -> tuple[str, dict[str, str], bool]:
     v1 = version in V1_VERSIONS
     if connection.base_url:
         query = {} if v1 else {"api-version": version}

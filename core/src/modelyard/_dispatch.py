@@ -1,0 +1,139 @@
+"""The per-call hook calls, without pluggy's general machinery (issue 17).
+
+A call of the pipeline makes four hook calls (``transform_request``, ``resolve_auth``,
+``on_call_start``, ``on_success``); through pluggy's ``HookCaller`` each costs about 1 µs plus
+0.3-0.5 µs per implementation (defaults applied, arguments checked against the spec, the list of
+implementations copied, the call routed through the manager, a try block and a list of
+arguments per implementation). :func:`call_hook` makes the same calls in the same order with
+the same results: it is pluggy's ``_multicall`` for the cases the pipeline has, with the
+arguments each implementation takes worked out once per plugin set.
+
+Every implementation is still called, in pluggy's order, each time: an implementation that
+answers None for one request and an answer for the next is asked every time, as before, and
+a new-style wrapper (``wrapper=True``) sees and may replace the result or the exception.
+What is remembered per hook is only who implements it and which arguments each takes, and
+that is checked on every call against the hook's current implementations (a plugin registered
+later gets a new plan). Whatever this does not reproduce exactly goes to pluggy itself: an
+old-style ``hookwrapper``, an implementation with keyword-only arguments, a hook
+specification with defaults, or hook-call monitoring (``MODELYARD_TRACE_PLUGINS=1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, NoReturn
+
+from pluggy import HookCallError
+
+__all__ = ["call_hook"]
+
+# (function, the argument names it takes, whether it is a new-style wrapper), in calling order.
+_Step = tuple[Callable[..., Any], tuple[str, ...], bool]
+
+
+class _Plan:
+    """How to call a hook's ``impls``: ``steps``, or None when pluggy must (see the module)."""
+
+    __slots__ = ("firstresult", "impls", "steps")
+
+    def __init__(self, impls: list[Any], steps: tuple[_Step, ...] | None, firstresult: bool = False) -> None:
+        self.impls, self.steps, self.firstresult = impls, steps, firstresult
+
+    @property
+    def direct(self) -> bool:
+        """Whether these calls are made here (else by pluggy)."""
+        return self.steps is not None
+
+
+def _plan(caller: Any, impls: list[Any], direct: bool) -> _Plan:
+    spec = caller.spec
+    if not direct or spec is None or spec.kwargnames or caller.is_historic():
+        return _Plan(impls, None)
+    steps: list[_Step] = []
+    for impl in reversed(impls):
+        if impl.hookwrapper or impl.kwargnames:
+            return _Plan(impls, None)
+        steps.append((impl.function, tuple(impl.argnames), bool(impl.wrapper)))
+    return _Plan(impls, tuple(steps), bool(spec.opts.get("firstresult")))
+
+
+def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> Any:
+    """``caller(**kwargs)``, as pluggy would answer it (see the module).
+
+    Args:
+        plans: where the plans of one plugin set are kept, per hook name.
+        caller: the pluggy ``HookCaller`` (``plugins.hook.transform_request``).
+        direct: False when the manager's hook calls are monitored: pluggy calls then.
+        kwargs: the hook's arguments, by name.
+    """
+    impls = caller.get_hookimpls()
+    plan = plans.get(caller.name)
+    if plan is None or plan.impls != impls:
+        plan = plans[caller.name] = _plan(caller, impls, direct)
+    if plan.steps is None:
+        return caller(**kwargs)
+    return _multicall(plan.steps, plan.firstresult, kwargs)
+
+
+def _multicall(steps: tuple[_Step, ...], firstresult: bool, kwargs: dict[str, Any]) -> Any:
+    """pluggy's ``_multicall`` (pluggy 1.5-1.7), for new-style wrappers and plain implementations."""
+    results: list[Any] = []
+    teardowns: list[Generator[None, Any, Any]] | None = None
+    exception: BaseException | None = None
+    try:
+        for function, argnames, wrapper in steps:
+            try:
+                args = [kwargs[name] for name in argnames]
+            except KeyError as e:
+                raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
+            if wrapper:
+                gen = function(*args)
+                try:
+                    next(gen)
+                except StopIteration:
+                    _wrapfail(gen, "did not yield")
+                if teardowns is None:
+                    teardowns = []
+                teardowns.append(gen)
+                continue
+            res = function(*args)
+            if res is not None:
+                results.append(res)
+                if firstresult:
+                    break
+    except BaseException as exc:
+        if teardowns is None:
+            raise
+        exception = exc
+    result: Any = (results[0] if results else None) if firstresult else results
+    if teardowns is None:
+        return result
+    for teardown in reversed(teardowns):
+        try:
+            if exception is not None:
+                try:
+                    teardown.throw(exception)
+                except RuntimeError as re:
+                    if isinstance(exception, StopIteration) and re.__cause__ is exception:
+                        teardown.close()
+                        continue
+                    raise
+            else:
+                teardown.send(result)
+            teardown.close()
+        except StopIteration as si:
+            result = si.value
+            exception = None
+            continue
+        except BaseException as e:
+            exception = e
+            continue
+        _wrapfail(teardown, "has second yield")
+    if exception is not None:
+        raise exception
+    return result
+
+
+def _wrapfail(gen: Generator[None, Any, Any], msg: str) -> NoReturn:
+    co = gen.gi_code  # type: ignore[attr-defined]
+    raise RuntimeError(f"wrap_controller at {co.co_name!r} {co.co_filename}:{co.co_firstlineno} {msg}")
