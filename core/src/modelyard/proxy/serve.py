@@ -430,7 +430,12 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
             failed_dir = tempfile.mkdtemp(prefix="modelyard-start-")
             os.environ[_ENV_FAILED] = os.path.join(failed_dir, "failed")
             try:
-                uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
+                from .workers import run_workers
+
+                status = run_workers(uvicorn.Config("modelyard.proxy.serve:worker_app", factory=True,
+                                                    workers=num_workers, **options))  # fmt: skip
+                if status:
+                    return status  # the address could not be bound; uvicorn's logger said why
                 if os.path.exists(os.environ[_ENV_FAILED]):
                     return STARTUP_FAILURE  # a worker could not build the app; it logged why
             finally:
