@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -126,3 +127,27 @@ def test_a_port_in_use_fails_before_the_workers_start(tmp_path: Path, api_base: 
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 3, out.stderr
     assert "in use" in out.stderr and "a worker could not start" not in out.stderr
+
+
+def test_a_worker_started_again_listens_on_a_socket_of_its_own(tmp_path: Path, api_base: str) -> None:
+    import httpx
+
+    with serve("--config", str(_config(tmp_path, api_base)), "--num_workers", "2") as (proc, url):
+        port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 60
+        while sum(s == LISTEN for s in _sockets(port).values()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = {owner for i, owner in _owners(_children(proc.pid)).items() if _sockets(port).get(i) == LISTEN}
+        assert len(workers) == 2
+        killed = workers.pop()
+        os.kill(killed, signal.SIGKILL)
+        # uvicorn starts another worker; it binds a socket of its own (the killed one's is gone).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listening = {owner for i, owner in _owners(_children(proc.pid)).items() if _sockets(port).get(i) == LISTEN}
+            if len(listening) == 2 and killed not in listening:
+                break
+            time.sleep(0.1)
+        assert len(listening) == 2 and killed not in listening and workers < listening
+        for _ in range(20):  # new connections, each hashed to one of the two sockets: all answered
+            assert httpx.get(f"{url}/health/liveliness", timeout=10).status_code == 200
