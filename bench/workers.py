@@ -56,7 +56,8 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
     cmd = [python, "-m", "modelyard.cli", "serve", "--config", str(config), "--port", str(port)]
     if workers > 1:
         cmd += ["--num_workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for_proxy())
+    log = config.parent / "serve.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env_for_proxy())
     try:
         wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
         time.sleep(0.5 if workers > 1 else 0.1)
@@ -88,6 +89,8 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
         result["upstream_us_per_req"] = (_own_cpu(upstream_pid) - up0) / max(1, total) * 1e6 * scale
         result["load_us_per_req"] = load_cpu / max(1, total) * 1e6 * scale
         result["conns"] = sorted(seen[0].values(), reverse=True) if seen else []
+        if result["errors"]:
+            print(f"errors: the proxy's log ({log}) ends with:", log.read_text()[-3000:], file=sys.stderr)
         busy = sorted((v for v in per_pid.values() if v > 0.05), reverse=True)
         result["cpu_s_per_process"] = [round(v, 2) for v in busy]
         return result
