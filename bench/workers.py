@@ -29,7 +29,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import env_for_proxy
-from run import HERE, PY, cpu_seconds, free_port, stop, tree_pids, wait_ready, write_config
+from run import (
+    HERE,
+    PY,
+    UPSTREAM_KEY,
+    cpu_seconds,
+    free_port,
+    stop,
+    tree_pids,
+    wait_ready,
+    write_config,
+)
 
 _PID = re.compile(r"pid=(\d+)")
 
@@ -51,7 +61,21 @@ def connections(port: int) -> dict[int, int]:
     return counts
 
 
-def one(python: str, config: Path, key: str, workers: int, concurrency: int, duration: float, upstream_pid: int) -> dict[str, Any]:
+def loader_start_cpu(upstream: str, concurrency: int) -> float:
+    """The load generator's CPU seconds for starting and stopping (imports, connections), best of 3."""
+    url = f"{upstream}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    best = float("inf")
+    for _ in range(3):
+        cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", "0.01", "--warmup", "0", "--key", UPSTREAM_KEY]
+        loader = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        _, _, usage = os.wait4(loader.pid, 0)
+        loader.returncode = 0
+        best = min(best, usage.ru_utime + usage.ru_stime)
+    return best
+
+
+def one(python: str, config: Path, key: str, workers: int, concurrency: int, duration: float, upstream_pid: int,
+        start_cpu: float = 0.0) -> dict[str, Any]:  # fmt: skip
     port = free_port()
     cmd = [python, "-m", "modelyard.cli", "serve", "--config", str(config), "--port", str(port)]
     if workers > 1:
@@ -80,7 +104,7 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
         _, _, usage = os.wait4(loader.pid, 0)  # the loader's own CPU time
         loader.returncode = 0
         sampler.join()
-        load_cpu = usage.ru_utime + usage.ru_stime
+        load_cpu = usage.ru_utime + usage.ru_stime - start_cpu  # per request: without its start
         result: dict[str, Any] = json.loads(out)
         total = result["requests"] + result["errors"]
         scale = duration / (duration + 1.0)  # the warm-up second is served too, not counted in requests
@@ -115,10 +139,12 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {}
     try:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
+        start_cpu = loader_start_cpu(upstream, args.concurrency)
+        print(f"the load generator's own start and stop: {start_cpu:.2f} s of CPU (not counted per request)")
         for _ in range(args.rounds):
             for py in pythons:
                 for n in ([1] if args.single else []) + [args.workers]:
-                    r = one(py, write_config(upstream, key), key, n, args.concurrency, args.duration, upstream_proc.pid)
+                    r = one(py, write_config(upstream, key), key, n, args.concurrency, args.duration, upstream_proc.pid, start_cpu)
                     name = f"{py} w{n}"
                     rows.setdefault(name, []).append(r)
                     print(name, json.dumps(r), flush=True)
