@@ -73,7 +73,9 @@ class _OneWrite:
             return
         if not self._wrote and data[9:10] != b"1":  # the response head (not a 100 Continue)
             self._wrote = True
-            cycle = self._cycle
+            # Read once: let the request cycle go (it holds this object: a reference cycle that
+            # would keep the request's scope, headers and body for the garbage collector).
+            cycle, self._cycle = self._cycle, None
             if cycle.chunked_encoding is False and cycle.expected_content_length > 0 and cycle.scope["method"] != "HEAD":
                 self._head = data
                 return

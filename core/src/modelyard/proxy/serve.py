@@ -213,7 +213,7 @@ def worker_app() -> Any:
     return app
 
 
-YOUNG_GC_THRESHOLD = 5000
+YOUNG_GC_THRESHOLD = 20_000
 """The youngest generation's collection threshold while serving (:func:`freeze_heap`)."""
 
 
@@ -226,11 +226,15 @@ def freeze_heap() -> None:
     stay, frozen. Objects freed by their reference count are freed as before. Only for a process
     that serves (``modelyard serve``), not for an app made in a test.
 
-    The youngest generation is collected after 5,000 net allocations instead of CPython's 700:
+    The youngest generation is collected after 20,000 net allocations instead of CPython's 700:
     a request's objects are freed by their reference count (it makes no cycles:
-    tests/proxy/test_request_garbage.py), so a collection every 700 mostly walks the objects of
-    the requests in flight, about 20 µs of CPU per request at 64 in flight (issue 17). A higher
-    threshold set before start-up is kept.
+    tests/proxy/test_request_garbage.py, test_protocol_garbage.py), so a young collection only
+    walks the objects of the requests in flight, and what triggers it is their number going up
+    and down. At 64 in flight that number swings by more than 5,000 (70-86 collections of ~1 ms
+    in 5 s of the bench's load, 14-16 µs of CPU per request) and rarely by 20,000 (one
+    collection: 0.4-0.6 µs per request; bench/README.md). What waits longer for a collection is
+    only cyclic garbage, which requests no longer make. A higher threshold set before start-up
+    is kept.
     """
     import gc
 
@@ -430,7 +434,12 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
             failed_dir = tempfile.mkdtemp(prefix="modelyard-start-")
             os.environ[_ENV_FAILED] = os.path.join(failed_dir, "failed")
             try:
-                uvicorn.run("modelyard.proxy.serve:worker_app", factory=True, workers=num_workers, **options)
+                from .workers import run_workers
+
+                status = run_workers(uvicorn.Config("modelyard.proxy.serve:worker_app", factory=True,
+                                                    workers=num_workers, **options))  # fmt: skip
+                if status:
+                    return status  # the address could not be bound; uvicorn's logger said why
                 if os.path.exists(os.environ[_ENV_FAILED]):
                     return STARTUP_FAILURE  # a worker could not build the app; it logged why
             finally:

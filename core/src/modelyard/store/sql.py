@@ -158,7 +158,13 @@ class Store:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
                     _metadata.create_all(conn)
             else:
-                _metadata.create_all(self._engine)
+                # The same race on a new SQLite file ("table ... already exists" in all but the
+                # first of the workers of --num_workers N): SQLite's write lock, taken before
+                # the tables are looked for, makes the rest wait (up to the 5 s busy timeout).
+                with self._engine.connect() as conn:
+                    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                    _metadata.create_all(conn)
+                    conn.commit()
         except (SQLAlchemyError, ImportError) as exc:
             detail = type(getattr(exc, "orig", None) or exc).__name__
             raise ConfigError(f"Cannot open the store at {self.url} ({detail}).", key="database_url") from None
