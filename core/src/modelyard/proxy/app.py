@@ -45,6 +45,7 @@ from .config import ProxyConfig
 from .deployments import Deployment, Deployments, build_router
 from .keys import Refusal, VirtualKeys
 from .logs import line_writer
+from .spend import record_request
 
 if TYPE_CHECKING:
     from ..router import Router
@@ -642,8 +643,6 @@ class ProxyApp:
     def _log(self, ctx: _Ctx) -> None:
         seconds = time.perf_counter() - ctx.started
         if self.spend is not None and ctx.operation is not None:
-            from .spend import record_request
-
             end = time.time()
             try:
                 record_request(self.spend, ctx, end - seconds, end)
@@ -1160,7 +1159,11 @@ def _spend_headers(ctx: _Ctx, result: Any) -> list[tuple[bytes, bytes]]:
     if ctx.deployment:
         deployment = ctx.deployment.encode("ascii", "replace")
         headers += [(b"x-modelyard-deployment-id", deployment), (b"x-litellm-model-id", deployment)]
-    cost = getattr(result, "cost", None)
+    # A pipeline result's cost is its _hidden_params' response_cost (what its ``cost`` property
+    # reads): from pydantic's private dict, skipping the model's slow __getattr__.
+    private = getattr(result, "__pydantic_private__", None)
+    hidden = private.get("_hidden_params") if private else None
+    cost = hidden.get("response_cost") if type(hidden) is dict else getattr(result, "cost", None)
     if isinstance(cost, float | int):
         value = repr(float(cost)).encode()
         headers += [(b"x-modelyard-response-cost", value), (b"x-litellm-response-cost", value)]
