@@ -3,6 +3,7 @@ with less work per request."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from modelyard.proxy import metrics as metrics_module
+from modelyard.proxy.disconnect import Disconnected, DisconnectWatch
 from modelyard.proxy.logs import BatchedLineHandler, line_writer
 
 from .conftest import MASTER_KEY, azure, running_proxy
@@ -135,3 +137,61 @@ def test_metrics_exact_past_the_cache_of_request_shapes(
     assert total(found, "modelyard_deployment_remaining_requests", deployment="dep-m") > 0
     # a kind of token never counted has no series (bound when first counted)
     assert not [key for key in found if key[0] == "modelyard_tokens_total" and ("kind", "reasoning") in key[1]]
+
+
+class Client:
+    """An ASGI ``receive`` after the body was read: it returns only when the client leaves."""
+
+    def __init__(self) -> None:
+        self.left = asyncio.Event()
+        self.asked = 0
+
+    async def receive(self) -> dict[str, Any]:
+        self.asked += 1
+        await self.left.wait()
+        return {"type": "http.disconnect"}
+
+
+def test_disconnect_watch_one_timer_per_batch_and_watchers_only_for_long_work() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at
+
+        def counted(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+            if getattr(callback, "__func__", None) is DisconnectWatch._fire:  # the watch's timers (not asyncio.sleep's)
+                timers.append(when)
+            return call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = counted  # type: ignore[method-assign]
+        watch = DisconnectWatch(0.05)
+        quick = [Client() for _ in range(20)]
+        # 20 requests at once, each answered before the watch is due: one timer, no watcher ever asks
+        assert await asyncio.gather(*(watch.run(c.receive, asyncio.sleep(0, i)) for i, c in enumerate(quick))) == list(range(20))
+        assert len(timers) == 1 and sum(c.asked for c in quick) == 0
+        await asyncio.sleep(0.02)  # past the batch's joining time (after / 5)
+        # 10 slow requests at once: their clients are watched once their batch's timer fires
+        slow = [Client() for _ in range(10)]
+        gone = asyncio.Event()
+        tasks = [asyncio.ensure_future(watch.run(c.receive, gone.wait())) for c in slow]
+        while not all(c.asked for c in slow):
+            await asyncio.sleep(0.01)
+        assert len(timers) == 2
+        for c in slow[:4]:  # four clients leave: their work is cancelled, the others go on
+            c.left.set()
+        while sum(t.done() for t in tasks) < 4:
+            await asyncio.sleep(0.01)
+        assert [t.done() for t in tasks] == [True] * 4 + [False] * 6
+        for t in tasks[:4]:
+            assert isinstance(t.exception(), Disconnected)
+        gone.set()  # the rest finish normally, their watchers cancelled
+        assert await asyncio.gather(*tasks[4:]) == [True] * 6
+        # a cancel that is not the watcher's (the server shutting down) stays a cancel
+        c = Client()
+        task = asyncio.ensure_future(watch.run(c.receive, asyncio.Event().wait()))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

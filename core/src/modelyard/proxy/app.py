@@ -43,6 +43,7 @@ from ..operations import CORE_OPERATIONS, OPERATIONS, Operation, operation_for_m
 from .auth import KeyCheck, extract_key
 from .config import ProxyConfig
 from .deployments import Deployment, Deployments, build_router
+from .disconnect import Disconnected, DisconnectWatch
 from .keys import Refusal, VirtualKeys
 from .logs import line_writer
 from .spend import record_request
@@ -95,8 +96,8 @@ class _Reject(Exception):
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code or str(status)}}
 
 
-class _Disconnected(Exception):
-    """The client went away while we read its request."""
+_Disconnected = Disconnected
+"""The client went away while we read its request or served it."""
 
 
 class _NonFinite(ValueError):
@@ -215,6 +216,7 @@ class ProxyApp:
         self._installed_transport: Any = None
         self._previous_globals: dict[str, Any] = {}
         self._flushers: list[asyncio.Task[None]] = []
+        self._watch = DisconnectWatch(_WATCH_AFTER)
         self._apply_settings()
         # The Router picks deployments, retries, fails over, cools down and falls back.
         self.router: Router | None = build_router(config, self.deployments) if len(self.deployments) else None
@@ -900,48 +902,22 @@ class ProxyApp:
         finally:
             await result.aclose()
 
-    async def _until_disconnect(self, receive: Receive, work: Awaitable[_T]) -> _T:
+    def _until_disconnect(self, receive: Receive, work: Awaitable[_T]) -> Awaitable[_T]:
         """Await ``work`` (a model call, a stream being forwarded) unless the client leaves first.
 
         Once the request body is read, ``receive()`` only returns when the client disconnects;
         a watcher waiting on it cancels ``work`` at once instead of letting the upstream call run
         (and hold its deployment's in-flight slot) for a client that is gone. ``work`` runs in
         this task; the watcher is a task of its own, started only once ``work`` has run for
-        ``_WATCH_AFTER`` seconds: a call that answers sooner (a fast upstream, where the proxy's
-        CPU per request matters most) costs a timer, not a task (issue 17).
+        about ``_WATCH_AFTER`` seconds, by a timer shared with the requests that started
+        within a few milliseconds (:class:`~modelyard.proxy.disconnect.DisconnectWatch`): a
+        call that answers sooner (a fast upstream, where the proxy's CPU per request matters
+        most) costs a list append, not a task or a timer (issue 17).
 
         Raises:
             _Disconnected: the client disconnected first; ``work`` was cancelled.
         """
-        task = asyncio.current_task()
-        assert task is not None
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            task.cancel()
-
-        loop = asyncio.get_running_loop()
-        watcher: asyncio.Task[None] | None = None
-
-        def start() -> None:
-            nonlocal watcher
-            watcher = loop.create_task(watch())
-
-        timer = loop.call_later(_WATCH_AFTER, start)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if gone and task.uncancel() == 0:  # our watcher's cancel, not the server's (shutdown)
-                raise _Disconnected from None
-            raise
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+        return self._watch.run(receive, work)  # its coroutine, awaited by the caller: no frame of our own
 
     async def _stream(
         self, ctx: _Ctx, receive: Receive, send: Send, stream: Any, headers: list[tuple[bytes, bytes]] | None = None
