@@ -94,6 +94,9 @@ class _Blocked:
     rate_limited: bool = False  # ... and each of those this process saw cooled by a 429
 
 
+_NOT_BLOCKED = _Blocked(0.0, False)
+
+
 @dataclass
 class _Request:
     """What one router call carries from try to try."""
@@ -256,6 +259,11 @@ class _Lease:
     def __init__(self, state: RouterState, slot: Reservation) -> None:
         self._state = state
         self._slot = [slot]
+
+    @property
+    def held(self) -> bool:
+        """Whether the slot is still to be given back."""
+        return bool(self._slot)
 
     def _take(self) -> Reservation | None:
         try:
@@ -618,7 +626,7 @@ class Router:
             self.routing_strategy, fresh, snaps, stream=req.stream, rng=self._rng, now=now,
             quota_ttl=self.quota_ttl, args=self.routing_strategy_args,
         )  # fmt: skip
-        return chosen, _Blocked(0.0, False)
+        return chosen, _NOT_BLOCKED
 
     def _unavailable(self, group: str, wait: float) -> RateLimitError:
         return RateLimitError(
@@ -1036,7 +1044,8 @@ class _Routed:
 
 class _RoutedSync(_Routed):
     def _end(self) -> None:
-        self._lease.release(**self._release_kwargs())
+        if self._lease.held:  # ended once already (the read's end, then close)
+            self._lease.release(**self._release_kwargs())
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -1059,7 +1068,8 @@ class _RoutedSync(_Routed):
 
 class _RoutedAsync(_Routed):
     async def _end(self) -> None:
-        await self._lease.arelease(**self._release_kwargs())
+        if self._lease.held:  # ended once already (the last send, then the read's end, then aclose)
+            await self._lease.arelease(**self._release_kwargs())
 
     def __aiter__(self) -> AsyncIterator[Any]:
         items = getattr(super(), "_items", None)  # the pipeline's streams: the base's, not ours again
