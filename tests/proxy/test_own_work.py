@@ -7,14 +7,19 @@ import asyncio
 import io
 import json
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from modelyard.proxy import metrics as metrics_module
+from modelyard.proxy import protocol as protocol_module
 from modelyard.proxy.disconnect import Disconnected, DisconnectWatch
 from modelyard.proxy.logs import BatchedLineHandler, line_writer
+from modelyard.proxy.protocol import BoundedHttpToolsProtocol
+from modelyard.testing.server import serve_in_thread
 
 from .conftest import MASTER_KEY, azure, running_proxy
 from .test_metrics import samples, total
@@ -195,3 +200,38 @@ def test_disconnect_watch_one_timer_per_batch_and_watchers_only_for_long_work() 
             await task
 
     asyncio.run(main())
+
+
+async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _get(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b"ok"):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed a connection in use"
+        answer += chunk
+    return answer
+
+
+def test_keep_alive_timeout_by_the_loops_idle_sweep() -> None:
+    # One sweep per event loop closes connections idle past uvicorn's timeout_keep_alive; the
+    # protocol arms no timer per response. A connection in use is never closed.
+    with serve_in_thread(_ok, http=BoundedHttpToolsProtocol, timeout_keep_alive=1) as server:
+        address = ("127.0.0.1", server.port)
+        with socket.create_connection(address, timeout=30) as idle, socket.create_connection(address, timeout=30) as busy:
+            assert _get(idle).startswith(b"HTTP/1.1 200 ")
+            (sweep,) = [s for s in protocol_module._SWEEPS.values() if s.idle]
+            assert len(sweep.idle) == 1 and all(p.timeout_keep_alive_task is None for p in sweep.idle)
+            for _ in range(30):  # 1.5 s of requests 50 ms apart: more than the timeout, never idle that long
+                assert _get(busy).startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.05)
+            assert idle.recv(1) == b""  # closed by the sweep (the socket's own timeout is 30 s)
+            assert _get(busy).startswith(b"HTTP/1.1 200 ")
+            assert list(sweep.idle) == [p for p in sweep.idle if not p.transport.is_closing()]  # the closed one left
