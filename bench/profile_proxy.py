@@ -6,7 +6,7 @@ an ASGI app ``--requests`` times, ``--concurrency`` at a time. Prints CPU µs pe
 process's CPU time, which does not move with the machine's load the way wall-clock rates do),
 optionally with a virtual key, and with ``--profile FILE`` writes a cProfile of the loop.
 
-    python bench/profile_proxy.py [--stream] [--vkey [--budget]] [--concurrency 64] [--requests 5000] [--profile out.prof]
+    python bench/profile_proxy.py [--stream] [--vkey [--budget]] [--concurrency 64] [--requests 5000] [--profile out.prof] [--canned]
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ async def _main(args: argparse.Namespace, upstream: str) -> dict[str, Any]:
             assert await _call(app, path, body, key) == 200
 
     await asyncio.gather(*(worker(50 // args.concurrency + 1) for _ in range(args.concurrency)))  # warm-up
+    if args.canned:
+        await _can(app, path, body, key, args)
     profiler = None
     if args.profile:
         import cProfile
@@ -169,6 +171,42 @@ async def _main(args: argparse.Namespace, upstream: str) -> dict[str, Any]:
             "gc_us_per_req": [round(t / n * 1e6, 1) for t in gc_time], "gc_collections": gc_count}  # fmt: skip
 
 
+async def _can(app: Any, path: str, body: bytes, key: str, args: argparse.Namespace) -> None:
+    """From now on the Router's model call answers with a captured answer, and its call record, at once.
+
+    What is left is the proxy's own work (ASGI handling, the Router, metrics, the access log,
+    the spend row): no SDK pipeline, no upstream I/O.
+    """
+    import modelyard.api as api
+    import modelyard.router.router as router_module
+    from modelyard.observe import current_scope
+
+    if args.stream:
+        raise SystemExit("--canned: not for streams (a stream is read once)")
+    target, name = (api, "aembedding") if args.embeddings else (router_module, "acompletion")
+    real = getattr(target, name)
+    captured: list[Any] = []
+
+    async def capture(**kwargs: Any) -> Any:
+        result = await real(**kwargs)
+        scope = current_scope()
+        assert scope is not None
+        captured[:] = [result, scope.calls[-1][2]]
+        return result
+
+    setattr(target, name, capture)
+    assert await _call(app, path, body, key) == 200
+    result, record = captured
+
+    async def canned(**kwargs: Any) -> Any:
+        scope = current_scope()
+        assert scope is not None
+        scope.calls.append((scope.model_group, scope.deployment_id, record))
+        return result
+
+    setattr(target, name, canned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stream", action="store_true")
@@ -179,6 +217,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after start-up (modelyard serve does it)")
     parser.add_argument("--profile", help="write a cProfile of the measured loop here")
+    parser.add_argument("--canned", action="store_true",
+                        help="the model call answers from a captured answer: the proxy's own work alone (not --stream)")
     args = parser.parse_args()
     port = free_port()
     upstream_proc = subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["BatchedLineHandler"]
+__all__ = ["BatchedLineHandler", "line_writer"]
 
 
 class BatchedLineHandler(logging.Handler):
@@ -36,10 +37,15 @@ class BatchedLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = record.getMessage() + "\n"
+            line = record.getMessage()
         except Exception:
             self.handleError(record)
             return
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """Queue ``line`` (without its newline) as :meth:`emit` queues a record's message."""
+        line += "\n"
         with self._guard:
             self._lines.append(line)
             self._size += len(line)
@@ -72,3 +78,21 @@ class BatchedLineHandler(logging.Handler):
     def close(self) -> None:
         self.flush()
         super().close()
+
+
+def line_writer(logger: logging.Logger, level: int = logging.INFO) -> Callable[[str], None] | None:
+    """What writes a message of ``level`` to ``logger`` without a :class:`logging.LogRecord`, or None.
+
+    When ``logger``'s only handler is a :class:`BatchedLineHandler` that takes ``level``, and no
+    filter, disabled flag or parent logger could see the record, logging it comes down to the
+    handler queueing its message: this returns that handler's :meth:`BatchedLineHandler.write_line`.
+    Otherwise (a test's capture handler, a filter, another handler added at run time) it returns
+    None and the caller logs as usual. Checked per message, so a change to the logger applies at once.
+    """
+    handlers = logger.handlers
+    if len(handlers) != 1 or logger.filters or logger.propagate or logger.disabled:
+        return None
+    handler = handlers[0]
+    if type(handler) is not BatchedLineHandler or handler.filters or level < handler.level:
+        return None
+    return handler.write_line

@@ -15,7 +15,6 @@ directory it removes at exit, unless it is set already.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,9 @@ __all__ = ["ProxyMetrics", "available"]
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_REMAINING = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
+_SERIES_CAP = 4096
+"""Request shapes (path, status, model, deployment) whose metric children are kept bound."""
 _ENDPOINTS = frozenset({"/chat/completions", "/completions", "/models", "/health", "/metrics", "/files",
                         "/batches", "/health/readiness", "/health/liveliness", "/health/liveness"})  # fmt: skip
 
@@ -116,6 +118,8 @@ class ProxyMetrics:
                                  "A team's budget left after its latest settled call, by team id.",
                                  ["team"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._requests: dict[tuple[str, int, str | None, str | None], _RequestSeries] = {}
+        self._calls: dict[tuple[str, str, int | None], _CallSeries] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # labels() validates and locks on every call; the children are cached here instead.
@@ -125,49 +129,85 @@ class ProxyMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _request_series(self, path: str, status: int, model: str | None, deployment: str | None) -> _RequestSeries:
+        # Keyed by what the request carries (a client's path and model name), so bounded by a
+        # size cap rather than by the label values: past it the cache starts over.
+        group = model if model in self.groups else ""
+        endpoint = endpoint_label(path, self.endpoints)
+        if len(self._requests) >= _SERIES_CAP:
+            self._requests.clear()
+        series = self._requests[(path, status, model, deployment)] = _RequestSeries(
+            self._child(self.requests, group, deployment or "", endpoint, str(status)),
+            self._child(self.latency, group, endpoint), group, endpoint,
+        )  # fmt: skip
+        return series
+
     def request(self, *, path: str, status: int, model: str | None, deployment: str | None,
                 seconds: float, scope: CallScope | None) -> None:  # fmt: skip
         """Record one finished request (and what its scope gathered)."""
-        group = model if model in self.groups else ""
-        endpoint = endpoint_label(path, self.endpoints)
-        child = self._child
-        child(self.requests, group, deployment or "", endpoint, str(status)).inc()
-        child(self.latency, group, endpoint).observe(seconds)
+        series = self._requests.get((path, status, model, deployment))
+        if series is None:
+            series = self._request_series(path, status, model, deployment)
+        series.requests.inc()
+        series.latency.observe(seconds)
         if scope is None:
             return
+        group = series.group
         if scope.calls:
-            child(self.overhead, group, endpoint).observe(max(0.0, seconds - scope.upstream_seconds))
+            overhead = series.overhead
+            if overhead is None:
+                overhead = series.overhead = self._child(self.overhead, group, series.endpoint)
+            overhead.observe(max(0.0, seconds - scope.upstream_seconds))
             for call_group, dep_id, event in scope.calls:
                 self._call(call_group or group, dep_id or "", event)
         if scope.retries:
-            child(self.retries, group).inc(scope.retries)
+            self._child(self.retries, group).inc(scope.retries)
         for source, target in scope.fallbacks:
-            child(self.fallbacks, source if source in self.groups else "", target).inc()
+            self._child(self.fallbacks, source if source in self.groups else "", target).inc()
         for dep_id, until in scope.cooldowns:
-            child(self.cooldowns, dep_id).inc()
-            child(self.cooldown_until, dep_id).set(until)
+            self._child(self.cooldowns, dep_id).inc()
+            self._child(self.cooldown_until, dep_id).set(until)
 
     def _call(self, group: str, dep: str, event: Any) -> None:
-        child = self._child
-        child(self.calls, group, dep, str(event.status_code or "error")).inc()
+        status = event.status_code
+        series = self._calls.get((group, dep, status))
+        if series is None:
+            if len(self._calls) >= _SERIES_CAP:
+                self._calls.clear()
+            series = self._calls[(group, dep, status)] = _CallSeries(
+                self._child(self.calls, group, dep, str(status or "error"))
+            )
+        series.calls.inc()
         usage = event.usage
         if usage:
             for kind, value in (("prompt", usage.get("prompt_tokens")), ("completion", usage.get("completion_tokens")),
                                 ("cached", (usage.get("prompt_tokens_details") or {}).get("cached_tokens")),
                                 ("reasoning", (usage.get("completion_tokens_details") or {}).get("reasoning_tokens"))):  # fmt: skip
                 if isinstance(value, int) and value > 0:
-                    child(self.tokens, group, dep, kind).inc(value)
+                    tokens = series.tokens.get(kind)
+                    if tokens is None:  # bound when first counted: no zero series for kinds never seen
+                        tokens = series.tokens[kind] = self._child(self.tokens, group, dep, kind)
+                    tokens.inc(value)
         cost = getattr(event, "cost", None)  # set by a core that computes costs
         if isinstance(cost, int | float) and cost > 0:
-            child(self.cost, group, dep).inc(cost)
+            if series.cost is None:
+                series.cost = self._child(self.cost, group, dep)
+            series.cost.inc(cost)
         headers = event.response_headers
         if headers is not None:
-            for name, gauge in (("x-ratelimit-remaining-requests", self.remaining_requests),
-                                ("x-ratelimit-remaining-tokens", self.remaining_tokens)):  # fmt: skip
+            remaining = series.remaining
+            for i, name in enumerate(_REMAINING):
                 value = headers.get(name)
-                if value is not None:
-                    with contextlib.suppress(ValueError):
-                        child(gauge, dep).set(float(value))
+                if value is None:
+                    continue
+                try:
+                    number = float(value)
+                except ValueError:
+                    continue
+                gauge = remaining[i]
+                if gauge is None:
+                    gauge = remaining[i] = self._child(self.remaining_requests if i == 0 else self.remaining_tokens, dep)
+                gauge.set(number)
 
     def budget(self, *, key: str | None = None, team: str | None = None, remaining: float) -> None:
         """Record what a key's (or a team's) budget has left once a call of it settled."""
@@ -191,3 +231,28 @@ class ProxyMetrics:
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _RequestSeries:
+    """The metric children one request shape (path, status, model, deployment) records to."""
+
+    __slots__ = ("endpoint", "group", "latency", "overhead", "requests")
+
+    def __init__(self, requests: Any, latency: Any, group: str, endpoint: str) -> None:
+        self.requests = requests
+        self.latency = latency
+        self.overhead: Any = None  # bound on the first request with a model call
+        self.group = group
+        self.endpoint = endpoint
+
+
+class _CallSeries:
+    """The metric children one upstream call's (group, deployment, status) records to."""
+
+    __slots__ = ("calls", "cost", "remaining", "tokens")
+
+    def __init__(self, calls: Any) -> None:
+        self.calls = calls
+        self.tokens: dict[str, Any] = {}  # by kind, each bound when first counted
+        self.cost: Any = None
+        self.remaining: list[Any] = [None, None]  # the deployment's x-ratelimit-remaining-* gauges

@@ -94,6 +94,9 @@ class _Blocked:
     rate_limited: bool = False  # ... and each of those this process saw cooled by a 429
 
 
+_NOT_BLOCKED = _Blocked(0.0, False)
+
+
 @dataclass
 class _Request:
     """What one router call carries from try to try."""
@@ -256,6 +259,11 @@ class _Lease:
     def __init__(self, state: RouterState, slot: Reservation) -> None:
         self._state = state
         self._slot = [slot]
+
+    @property
+    def held(self) -> bool:
+        """Whether the slot is still to be given back."""
+        return bool(self._slot)
 
     def _take(self) -> Reservation | None:
         try:
@@ -448,6 +456,7 @@ class Router:
         self._groups: dict[str, list[Deployment]] = {}
         for d in self.deployments:
             self._groups.setdefault(d.model_name, []).append(d)
+        self._ids = {group: [d.id for d in deps] for group, deps in self._groups.items()}  # what each pick reads
         if state is not None:
             self.state = state
         elif redis_url or redis_host:
@@ -583,11 +592,8 @@ class Router:
         """When ``d`` may take a call again (0: now)."""
         if s.cooldown_until > now:
             return s.cooldown_until
-        next_window = (self.state.window_index(now) + 1) * self.state.window
-        if d.rpm is not None and s.requests >= d.rpm:
-            return next_window
-        if d.tpm is not None and s.tokens > 0 and s.tokens + estimate > d.tpm:
-            return next_window
+        if (d.rpm is not None and s.requests >= d.rpm) or (d.tpm is not None and s.tokens > 0 and s.tokens + estimate > d.tpm):
+            return (self.state.window_index(now) + 1) * self.state.window  # the next window
         q = s.quota
         if q is not None and now - q.at < self.quota_ttl:
             out_of_requests = q.remaining_requests is not None and q.remaining_requests <= 0
@@ -612,15 +618,15 @@ class Router:
                 available.append(d)
         if not available:
             return None, _Blocked(soonest, cooling, all(self._cooled_by_429.get(d.id, False) for d in deps))
-        fresh = [d for d in available if d.id not in tried] or available
-        if any(d.order is not None for d in fresh):
+        fresh = ([d for d in available if d.id not in tried] or available) if tried else available
+        if len(fresh) > 1 and any(d.order is not None for d in fresh):  # one is chosen whatever its order
             best = min(d.order if d.order is not None else math.inf for d in fresh)
             fresh = [d for d in fresh if (d.order if d.order is not None else math.inf) == best]
         chosen = choose(
             self.routing_strategy, fresh, snaps, stream=req.stream, rng=self._rng, now=now,
             quota_ttl=self.quota_ttl, args=self.routing_strategy_args,
         )  # fmt: skip
-        return chosen, _Blocked(0.0, False)
+        return chosen, _NOT_BLOCKED
 
     def _unavailable(self, group: str, wait: float) -> RateLimitError:
         return RateLimitError(
@@ -675,7 +681,7 @@ class Router:
 
         Nothing is reserved before the backoff sleep, so a call abandoned there holds no slot.
         """
-        ids = [d.id for d in deps]
+        ids = self._ids.get(group) or [d.id for d in deps]
         while True:
             chosen, blocked = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
@@ -697,7 +703,7 @@ class Router:
         delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
         """The async twin of :meth:`_pick`."""
-        ids = [d.id for d in deps]
+        ids = self._ids.get(group) or [d.id for d in deps]
         while True:
             chosen, blocked = self._select(deps, await self.state.asnapshot(ids), tried, req)
             if chosen is None:
@@ -1038,7 +1044,8 @@ class _Routed:
 
 class _RoutedSync(_Routed):
     def _end(self) -> None:
-        self._lease.release(**self._release_kwargs())
+        if self._lease.held:  # ended once already (the read's end, then close)
+            self._lease.release(**self._release_kwargs())
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -1061,7 +1068,8 @@ class _RoutedSync(_Routed):
 
 class _RoutedAsync(_Routed):
     async def _end(self) -> None:
-        await self._lease.arelease(**self._release_kwargs())
+        if self._lease.held:  # ended once already (the last send, then the read's end, then aclose)
+            await self._lease.arelease(**self._release_kwargs())
 
     def __aiter__(self) -> AsyncIterator[Any]:
         items = getattr(super(), "_items", None)  # the pipeline's streams: the base's, not ours again
