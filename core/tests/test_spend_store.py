@@ -78,6 +78,25 @@ def test_the_background_task_flushes_on_rows_and_on_time_and_aclose_writes_the_r
         assert SpendLog(store).logs(SpendQuery())[1] == 15
 
 
+def test_aclose_stops_the_writer_when_a_batch_wakes_it_in_the_same_turn(tmp_path: Path) -> None:
+    """The batch that wakes the writer and the shutdown's cancel land in the same turn of the
+    loop: on Python 3.11 ``asyncio.wait_for`` returned the wait's result and swallowed the cancel
+    (CPython gh-86296), so the writer went back to waiting and ``aclose`` never returned."""
+
+    async def run(store: Store) -> tuple[bool, int]:
+        recorder = SpendRecorder(store, flush_interval=3600, flush_rows=5)
+        recorder.start()
+        await asyncio.sleep(0.05)  # the writer waits for its wake-up
+        for i in range(5):
+            _record(recorder, i)  # the 5th sets the wake-up ...
+        closing = asyncio.ensure_future(recorder.aclose())  # ... and the cancel follows at once
+        done, _ = await asyncio.wait([closing], timeout=5)
+        return closing in done, recorder.written
+
+    with Store(path=tmp_path / "s.db") as store:
+        assert asyncio.run(run(store)) == (True, 5)
+
+
 def test_a_database_failure_keeps_the_rows_for_the_next_try(tmp_path: Path) -> None:
     with Store(path=tmp_path / "s.db") as store:
         recorder = SpendRecorder(store)

@@ -252,8 +252,12 @@ class SpendRecorder:
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel (aclose's)
+            # that lands in the turn the wake-up completes (CPython gh-86296), and the writer
+            # went on waiting for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             await asyncio.to_thread(self.flush)
 
