@@ -356,6 +356,40 @@ def test_revocation_through_one_instance_reaches_the_other_within_the_cache_ttl(
             assert chat(ub).status_code == 401
 
 
+def test_requests_finding_no_cached_key_together_share_one_store_lookup(
+    api_base: str, backend: dict[str, Any], leaks: Leaks
+) -> None:
+    """A key's first burst (or every request in flight when its cached entry expires) waits for one
+    lookup of the key in the store, not one each: the SELECTs of the keys' table are those of one
+    request, whether one request comes or twenty at once."""
+    import sqlalchemy as sa
+
+    selects: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "modelyard_keys" in statement:
+            selects.append(statement)
+
+    async def burst(server: Any, key: str, n: int) -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                                     event_hooks={"response": [leaks.arecord]}) as client:  # fmt: skip
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+            answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(n)))
+        return [r.status_code for r in answers]
+
+    with running_proxy(config(api_base, backend)) as server:
+        one, twenty = generate(server, leaks), generate(server, leaks)
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+        try:
+            assert asyncio.run(burst(server, one, 1)) == [200]
+            alone = len(selects)
+            assert alone >= 1
+            assert asyncio.run(burst(server, twenty, 20)) == [200] * 20
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert len(selects) - alone == alone
+
+
 def test_master_key_rotation_accepts_both_during_the_overlap(api_base: str, backend: dict[str, Any],
                                                              leaks: Leaks) -> None:  # fmt: skip
     new = "sk-new-master-" + "n" * 20

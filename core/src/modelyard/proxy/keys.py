@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -333,6 +334,7 @@ class VirtualKeys:
         general = app.config.general_settings
         self.cache_ttl = float(general.user_api_key_cache_ttl)
         self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None]] = {}
+        self._lookups: dict[str, asyncio.Future[Any]] = {}  # token -> its store lookup in flight
         self._store: KeyStore | None = None
         self._owned: Any = None
         # Two first requests at once (the dashboard lists keys while creating a team) must not
@@ -408,11 +410,36 @@ class VirtualKeys:
         self._owned, self._store = None, None
 
     def forget(self, *tokens: str) -> None:
-        """Drop keys from this instance's cache (after an update or delete here)."""
+        """Drop keys from this instance's cache (after an update or delete here); a lookup of
+        one still in flight is not cached, and the next request looks it up anew."""
         if not tokens:
             self._cache.clear()
+            self._lookups.clear()
         for token in tokens:
             self._cache.pop(token, None)
+            self._lookups.pop(token, None)
+
+    async def _lookup(self, token: str, now: float) -> tuple[KeyRecord | None, TeamRecord | None]:
+        """The key and its team from the store, one lookup per key at a time: the requests that
+        find no cached entry together (a key's first burst, or every request in flight when its
+        entry expires) wait for the same one, rather than each queueing its own for the threads."""
+        pending = self._lookups.get(token)
+        if pending is None:
+            pending = self._lookups[token] = asyncio.ensure_future(self._db("key_with_team", token))
+            pending.add_done_callback(functools.partial(self._looked_up, token, now))
+        found: tuple[KeyRecord | None, TeamRecord | None] = await asyncio.shield(pending)
+        return found
+
+    def _looked_up(self, token: str, started: float, lookup: asyncio.Future[Any]) -> None:
+        if self._lookups.get(token) is not lookup:
+            return  # forgotten meanwhile (updated or deleted here): not cached
+        del self._lookups[token]
+        if lookup.cancelled() or lookup.exception() is not None:
+            return
+        key, team = lookup.result()
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[token] = (started + self.cache_ttl, key, team)
 
     # ------------------------------------------------------------------ authentication
 
@@ -439,10 +466,7 @@ class VirtualKeys:
         if cached is not None and cached[0] > now:
             _, key, team = cached
         else:
-            key, team = await self._db("key_with_team", token)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[token] = (now + self.cache_ttl, key, team)
+            key, team = await self._lookup(token, now)
         if key is None:
             raise _invalid_key()
         if key.blocked:
