@@ -144,6 +144,17 @@ class RouterState:
         """Async :meth:`reserve`."""
         return self.reserve(id, rpm)
 
+    async def asnapshot_reserve(
+        self, ids: Sequence[str], id: str, rpm: int | None
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """:meth:`asnapshot` of ``ids``, then :meth:`areserve` of ``id``, in one go when the store can.
+
+        For a caller that will choose ``id`` unless the snapshot says it is blocked (a group of
+        one deployment): it gives the slot back (:meth:`arelease`) when it is. The default makes
+        the two calls; a shared store sends them together (one round trip, not two).
+        """
+        return await self.asnapshot(ids), await self.areserve(id, rpm)
+
     async def arelease(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
@@ -652,6 +663,23 @@ class RedisState(RouterState):
             self._defer(Reservation(id, shared=True, token=token))  # see _reserved
             raise
         return self._reserved(id, rpm, result, token, tried)
+
+    async def asnapshot_reserve(
+        self, ids: Sequence[str], id: str, rpm: int | None
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        # One pipeline: the snapshot's reads, then the reservation's script (so the snapshot
+        # does not count the slot it takes, as when they are sent one after the other).
+        token, tried = _token(), self.available
+        reads = self._snapshot_commands(ids)
+        try:
+            result = await self._arun([*reads, *self._reserve_commands(id, rpm, token)])
+        except asyncio.CancelledError:
+            self._defer(Reservation(id, shared=True, token=token))  # see _reserved
+            raise
+        if result is None:
+            return self._snapshot_parse(ids, None), self._reserved(id, rpm, None, token, tried)
+        n = len(reads)
+        return self._snapshot_parse(ids, result[:n]), self._reserved(id, rpm, result[n:], token, tried)
 
     async def arelease(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
