@@ -284,6 +284,10 @@ class _CountingState(RedisState):
             self.trips.append([str(c[0]) for c in commands])
         return await super()._arun(commands)
 
+    def _run(self, commands: list[Any]) -> list[Any] | None:
+        self.trips.append([str(c[0]) for c in commands])
+        return super()._run(commands)
+
 
 def test_a_lone_deployment_is_read_and_reserved_in_one_round_trip(emu: Emulator, emu_url: str, redis_url: str) -> None:
     # On an async call's path, a group of one deployment costs one round trip to Redis before
@@ -326,3 +330,19 @@ def test_a_lone_deployment_out_of_quota_gets_its_slot_back(emu: Emulator, emu_ur
     router = asyncio.run(main())
     assert _leases_in_redis(redis_url, router) == 0
     assert emu.requests == []
+
+
+def test_a_sync_call_to_a_lone_deployment_reads_and_reserves_in_one_round_trip(
+    emu: Emulator, emu_url: str, redis_url: str
+) -> None:
+    # The sync twin: a look and a slot in one trip, then the release (sent on the call's path).
+    emu.add_deployment(Deployment("a"))
+    state = _CountingState(redis_url)
+    router = Router(model_list=[entry("a", emu_url)], state=state)
+    try:
+        router.completion(model="gpt-4o", messages=HELLO)
+    finally:
+        router.close()
+    assert len(state.trips) == 2  # read + reserve, then the release
+    assert state.trips[0] == ["GET", "GET", "ZCOUNT", "GET", "HMGET", "EVAL"]
+    assert state.trips[1][0] == "ZREM"

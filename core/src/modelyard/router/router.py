@@ -680,8 +680,16 @@ class Router:
         """Choose a deployment and reserve its slot; None when the backoff would pass the deadline.
 
         Nothing is reserved before the backoff sleep, so a call abandoned there holds no slot.
+        A group of one deployment without an ``rpm`` is looked at and reserved in one go (see
+        :meth:`_apick`).
         """
         ids = self._ids.get(group) or [d.id for d in deps]
+        if delay is None and len(deps) == 1 and deps[0].rpm is None:
+            snaps, slot = self.state.snapshot_reserve(ids, deps[0].id, None)
+            if slot is not None:
+                if self._select(deps, snaps, tried, req)[0] is not None:
+                    return deps[0], _Lease(self.state, slot)
+                self.state.release(slot)
         while True:
             chosen, blocked = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
