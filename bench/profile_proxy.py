@@ -6,7 +6,7 @@ an ASGI app ``--requests`` times, ``--concurrency`` at a time. Prints CPU µs pe
 process's CPU time, which does not move with the machine's load the way wall-clock rates do),
 optionally with a virtual key, and with ``--profile FILE`` writes a cProfile of the loop.
 
-    python bench/profile_proxy.py [--stream] [--vkey [--budget]] [--concurrency 64] [--requests 5000] [--profile out.prof] [--canned]
+    python bench/profile_proxy.py [--stream] [--vkey [--budget]] [--concurrency 64] [--requests 5000] [--redis-url URL] [--profile out.prof] [--canned]
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ async def _main(args: argparse.Namespace, upstream: str) -> dict[str, Any]:
     from modelyard.proxy import serve
 
     master = "sk-bench-profile-0123456789abcdef"
-    config = write_config(upstream, master)
+    # --redis-url: the Router's state in Redis, as with several workers (one round trip or two per call)
+    config = write_config(upstream, master, f"router_settings:\n  redis_url: {args.redis_url}\n" if args.redis_url else "")
     serve._configure_logging("warning", access_log=True)
     import logging
 
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--budget", action="store_true", help="with --vkey: the key has a max_budget")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--redis-url", help="share the Router's state in this Redis (as several workers do)")
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after start-up (modelyard serve does it)")
     parser.add_argument("--profile", help="write a cProfile of the measured loop here")
     parser.add_argument("--canned", action="store_true",

@@ -9,11 +9,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from modelyard import Router
+from modelyard import RateLimitError, Router
 from modelyard.router import RedisState
+from modelyard.router.state import Quota
 from modelyard.testing import Deployment, Emulator, Faults
 
 from .conftest import RedisServer
@@ -268,3 +270,79 @@ def test_async_release_pending_at_close_is_sent(emu: Emulator, emu_url: str, red
 
     router = asyncio.run(main())
     assert _leases_in_redis(redis_url, router) == 0
+
+
+class _CountingState(RedisState):
+    """A RedisState that records the commands of each round trip it makes (its pipelines)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.trips: list[list[str]] = []
+
+    async def _arun(self, commands: list[Any]) -> list[Any] | None:
+        if commands:  # not a flush of releases alone (those go after the answer)
+            self.trips.append([str(c[0]) for c in commands])
+        return await super()._arun(commands)
+
+    def _run(self, commands: list[Any]) -> list[Any] | None:
+        self.trips.append([str(c[0]) for c in commands])
+        return super()._run(commands)
+
+
+def test_a_lone_deployment_is_read_and_reserved_in_one_round_trip(emu: Emulator, emu_url: str, redis_url: str) -> None:
+    # On an async call's path, a group of one deployment costs one round trip to Redis before
+    # the upstream call: the snapshot's reads and the reservation go in one pipeline.
+    emu.add_deployment(Deployment("a"))
+
+    async def main() -> tuple[list[list[str]], int]:
+        state = _CountingState(redis_url)
+        router = Router(model_list=[entry("a", emu_url)], state=state)
+        for _ in range(2):
+            await router.acompletion(model="gpt-4o", messages=HELLO)
+        snap = (await state.asnapshot([router.deployments[0].id]))[router.deployments[0].id]
+        await router.aclose()
+        return state.trips[:2], snap.requests
+
+    trips, requests = asyncio.run(main())
+    read_and_reserve = ["GET", "GET", "ZCOUNT", "GET", "HMGET", "EVAL"]
+    assert trips == [read_and_reserve, read_and_reserve]
+    assert requests == 2
+
+
+def test_a_lone_deployment_out_of_quota_gets_its_slot_back(emu: Emulator, emu_url: str, redis_url: str) -> None:
+    # Reserved with the look, the slot of a deployment the look finds blocked (no requests
+    # left, by the upstream's latest reading) is given back: nothing stays in flight.
+    emu.add_deployment(Deployment("a"))
+
+    async def main() -> Router:
+        router = Router(model_list=[entry("a", emu_url)], redis_url=redis_url, timeout=1.0)
+        dep = router.deployments[0].id
+        other = RedisState(redis_url)
+        slot = other.reserve(dep, None)
+        assert slot is not None
+        other.release(slot, quota=Quota(0, None, time.time()))  # for 10 s (quota_ttl), nothing left
+        other.close()
+        with pytest.raises(RateLimitError):
+            await router.acompletion(model="gpt-4o", messages=HELLO)
+        await router.aclose()
+        return router
+
+    router = asyncio.run(main())
+    assert _leases_in_redis(redis_url, router) == 0
+    assert emu.requests == []
+
+
+def test_a_sync_call_to_a_lone_deployment_reads_and_reserves_in_one_round_trip(
+    emu: Emulator, emu_url: str, redis_url: str
+) -> None:
+    # The sync twin: a look and a slot in one trip, then the release (sent on the call's path).
+    emu.add_deployment(Deployment("a"))
+    state = _CountingState(redis_url)
+    router = Router(model_list=[entry("a", emu_url)], state=state)
+    try:
+        router.completion(model="gpt-4o", messages=HELLO)
+    finally:
+        router.close()
+    assert len(state.trips) == 2  # read + reserve, then the release
+    assert state.trips[0] == ["GET", "GET", "ZCOUNT", "GET", "HMGET", "EVAL"]
+    assert state.trips[1][0] == "ZREM"

@@ -680,8 +680,16 @@ class Router:
         """Choose a deployment and reserve its slot; None when the backoff would pass the deadline.
 
         Nothing is reserved before the backoff sleep, so a call abandoned there holds no slot.
+        A group of one deployment without an ``rpm`` is looked at and reserved in one go (see
+        :meth:`_apick`).
         """
         ids = self._ids.get(group) or [d.id for d in deps]
+        if delay is None and len(deps) == 1 and deps[0].rpm is None:
+            snaps, slot = self.state.snapshot_reserve(ids, deps[0].id, None)
+            if slot is not None:
+                if self._select(deps, snaps, tried, req)[0] is not None:
+                    return deps[0], _Lease(self.state, slot)
+                self.state.release(slot)
         while True:
             chosen, blocked = self._select(deps, self.state.snapshot(ids), tried, req)
             if chosen is None:
@@ -702,8 +710,19 @@ class Router:
         self, group: str, deps: Sequence[Deployment], tried: set[str], cooled: set[str], req: _Request,
         delay: float | None, last: APIError | None,
     ) -> tuple[Deployment, _Lease] | None:  # fmt: skip
-        """The async twin of :meth:`_pick`."""
+        """The async twin of :meth:`_pick`.
+
+        A group of one deployment without an ``rpm`` (the common case) is looked at and reserved
+        in one go (one round trip to Redis, not two): the slot is given back if the look says the
+        deployment is blocked (out of quota, at its ``tpm``), and the loop below waits as usual.
+        """
         ids = self._ids.get(group) or [d.id for d in deps]
+        if delay is None and len(deps) == 1 and deps[0].rpm is None:
+            snaps, slot = await self.state.asnapshot_reserve(ids, deps[0].id, None)
+            if slot is not None:
+                if self._select(deps, snaps, tried, req)[0] is not None:
+                    return deps[0], _Lease(self.state, slot)
+                await self.state.arelease(slot)
         while True:
             chosen, blocked = self._select(deps, await self.state.asnapshot(ids), tried, req)
             if chosen is None:

@@ -112,6 +112,11 @@ class RouterState:
         """
         raise NotImplementedError
 
+    def snapshot_reserve(self, ids: Sequence[str], id: str, rpm: int | None) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """:meth:`snapshot` of ``ids``, then :meth:`reserve` of ``id``, in one go when the store can
+        (see :meth:`asnapshot_reserve`)."""
+        return self.snapshot(ids), self.reserve(id, rpm)
+
     def release(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
@@ -143,6 +148,17 @@ class RouterState:
     async def areserve(self, id: str, rpm: int | None) -> Reservation | None:
         """Async :meth:`reserve`."""
         return self.reserve(id, rpm)
+
+    async def asnapshot_reserve(
+        self, ids: Sequence[str], id: str, rpm: int | None
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """:meth:`asnapshot` of ``ids``, then :meth:`areserve` of ``id``, in one go when the store can.
+
+        For a caller that will choose ``id`` unless the snapshot says it is blocked (a group of
+        one deployment): it gives the slot back (:meth:`arelease`) when it is. The default makes
+        the two calls; a shared store sends them together (one round trip, not two).
+        """
+        return await self.asnapshot(ids), await self.areserve(id, rpm)
 
     async def arelease(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
@@ -617,6 +633,12 @@ class RedisState(RouterState):
         result = self._run(self._reserve_commands(id, rpm, token))
         return self._reserved(id, rpm, result, token, tried)
 
+    def snapshot_reserve(self, ids: Sequence[str], id: str, rpm: int | None) -> tuple[dict[str, Snapshot], Reservation | None]:
+        token, tried = _token(), self.available
+        reads = self._snapshot_commands(ids)
+        result = self._run([*reads, *self._reserve_commands(id, rpm, token)])
+        return self._snapshot_reserved(ids, id, rpm, len(reads), result, token, tried)
+
     def release(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
         quota: Quota | None = None,
@@ -652,6 +674,28 @@ class RedisState(RouterState):
             self._defer(Reservation(id, shared=True, token=token))  # see _reserved
             raise
         return self._reserved(id, rpm, result, token, tried)
+
+    async def asnapshot_reserve(
+        self, ids: Sequence[str], id: str, rpm: int | None
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        # One pipeline: the snapshot's reads, then the reservation's script (so the snapshot
+        # does not count the slot it takes, as when they are sent one after the other).
+        token, tried = _token(), self.available
+        reads = self._snapshot_commands(ids)
+        try:
+            result = await self._arun([*reads, *self._reserve_commands(id, rpm, token)])
+        except asyncio.CancelledError:
+            self._defer(Reservation(id, shared=True, token=token))  # see _reserved
+            raise
+        return self._snapshot_reserved(ids, id, rpm, len(reads), result, token, tried)
+
+    def _snapshot_reserved(
+        self, ids: Sequence[str], id: str, rpm: int | None, n: int, result: list[Any] | None, token: str, tried: bool
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """The snapshot (the first ``n`` answers) and the slot (the rest) of one pipeline."""
+        if result is None:
+            return self._snapshot_parse(ids, None), self._reserved(id, rpm, None, token, tried)
+        return self._snapshot_parse(ids, result[:n]), self._reserved(id, rpm, result[n:], token, tried)
 
     async def arelease(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,
