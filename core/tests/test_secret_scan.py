@@ -59,12 +59,12 @@ def test_logs_the_emulator_key():
 '''
 
 
-def _run(tmp_path: Path, test: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, test: str, *extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_probe.py").write_text(test)
     (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\nmodelyard_no_network = true\n"
                                          "modelyard_clean_env = true\nmodelyard_secret_scan = true\n")  # fmt: skip
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:asyncio", "-q",
-                           "test_probe.py"], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True,
+                           *extra, "test_probe.py"], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True,
                           timeout=120)  # fmt: skip
 
 
@@ -78,6 +78,27 @@ def test_a_secret_in_a_debug_log_fails_the_run_naming_it_and_the_test(tmp_path: 
     assert "test_probe.py::test_leaks_into_a_debug_log" in out
     assert "test_quiet" not in out.split("SECRETS LEAKED", 1)[1]
     assert PLANTED not in out  # the report names the secret, never prints it
+
+
+def test_a_secret_seen_in_a_pytest_xdist_worker_fails_the_run_and_is_reported(tmp_path: Path) -> None:
+    """`./dev test` runs the suite on pytest-xdist workers: what a worker's scan finds reaches the
+    controller, which names it and fails the run (a worker's own exit status and report would not)."""
+    run = _run(tmp_path, LEAKY_LOG, "-n", "2")
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "2 passed" in out
+    assert "SECRETS LEAKED" in out
+    assert "test_probe.PLANTED_SECRET appeared 1x in log record of 'some.library'" in out
+    assert "test_probe.py::test_leaks_into_a_debug_log" in out
+    assert PLANTED not in out
+
+
+def test_a_clean_run_on_pytest_xdist_workers_passes_and_counts_what_they_searched(tmp_path: Path) -> None:
+    run = _run(tmp_path, CLEAN, "-n", "2")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    line = next(x for x in out.splitlines() if x.startswith("modelyard secret scan:"))
+    assert "none found" in line and " 0 log records" not in line  # the workers' records are counted
 
 
 def test_a_secret_in_a_proxy_answer_fails_the_run(tmp_path: Path) -> None:
