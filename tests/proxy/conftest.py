@@ -7,10 +7,11 @@ and are re-exported here for the tests' ``from .conftest import ...``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from modelyard.plugins import reset_plugins
 from modelyard.testing import MASTER_KEY, running_proxy
 from modelyard.testing import litellm_params as azure
 
@@ -84,3 +85,12 @@ def logged_text(caplog: pytest.LogCaptureFixture | Everything) -> str:
         if record.exc_info and record.exc_info[1] is not None:
             parts.append(repr(record.exc_info[1]))
     return "\n".join(parts)
+
+
+@pytest.fixture
+def plugin_set() -> Iterator[Callable[..., None]]:
+    def use(*extra: object) -> None:
+        reset_plugins(extra=list(extra))
+
+    yield use
+    reset_plugins()

@@ -13,13 +13,11 @@ order in the proxy's answer shows whose bytes they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
 import modelyard
-import pytest
-from modelyard.plugins import reset_plugins
 from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.server import serve_in_thread
 
@@ -93,15 +91,6 @@ def _has_content(data: dict[str, Any]) -> bool:
     return any(
         (c.get("delta") or c.get("message") or {}).get("content") for c in data.get("choices") or ()
     )
-
-
-@pytest.fixture
-def plugin_set() -> Iterator[Callable[..., None]]:
-    def use(*extra: object) -> None:
-        reset_plugins(extra=list(extra))
-
-    yield use
-    reset_plugins()
 
 
 def _events(text: str) -> list[str]:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from modelyard.plugins import reset_plugins
 from modelyard.proxy import ProxyApp, parse_config
 from modelyard.proxy.protocol import BoundedHttpToolsProtocol
 from modelyard.testing.secret_scan import watch_responses
@@ -87,15 +86,6 @@ def stream_proxy(canned: str) -> Iterator[serve_in_thread]:
     app = ProxyApp(parse_config(config), master_key=MASTER_KEY)
     with serve_in_thread(watch_responses(app), lifespan="on", http=functools.partial(BoundedHttpToolsProtocol)) as server:
         yield server
-
-
-@pytest.fixture
-def plugin_set() -> Iterator[Callable[..., None]]:
-    def use(*extra: object) -> None:
-        reset_plugins(extra=list(extra))
-
-    yield use
-    reset_plugins()
 
 
 def _post(proxy: serve_in_thread, model: str = "gpt-4o") -> socket.socket:
