@@ -1,5 +1,5 @@
-"""Binary answers stream through the transport with bounded memory, sync and async, on the httpx
-and aiohttp backends (the primitive speech and file contents use)."""
+"""Binary answers stream through the transport with bounded memory, sync and async, on the httpx,
+native and aiohttp backends (the primitive speech and file contents use)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_sync_stream_to_file_holds_little_memory(upstream: str, tmp_path: Path) 
     _check_file(tmp_path / "out.mp3")
 
 
-@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("backend", ["httpx", "native", "aiohttp"])
 async def test_async_stream_to_file_holds_little_memory(upstream: str, tmp_path: Path, backend: str) -> None:
     t = transport.Transport(async_backend=backend)
     tracemalloc.start()
@@ -113,7 +113,7 @@ async def test_async_stream_to_file_holds_little_memory(upstream: str, tmp_path:
     _check_file(tmp_path / "out.mp3")
 
 
-@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("backend", ["httpx", "native", "aiohttp"])
 async def test_first_bytes_arrive_before_the_upstream_has_finished(upstream: str, backend: str) -> None:
     released.clear()
     t = transport.Transport(async_backend=backend)

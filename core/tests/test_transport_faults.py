@@ -1,6 +1,6 @@
 """Issue 22, transport bugs 3-6: retry-after parsing, retries of sent requests, the call's
 deadline, and per-loop pools, against the emulator on loopback on the three ways to send
-(sync httpx, async httpx, async aiohttp)."""
+(sync httpx, async httpx, async native, async aiohttp)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from modelyard.plugins import reset_plugins
 from modelyard.testing import KEY, Emulator, Faults
 
 MESSAGES = [{"role": "user", "content": "hi there"}]
-BACKENDS = ["sync", "httpx", "aiohttp"]
+BACKENDS = ["sync", "httpx", "native", "aiohttp"]
 
 
 class Recorder:
@@ -39,11 +39,11 @@ class Recorder:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """How the call is sent: ``completion`` (sync httpx), ``acompletion`` on httpx, or on aiohttp."""
-    if request.param != "aiohttp":
+    """How the call is sent: ``completion`` (sync httpx), ``acompletion`` on httpx, native or aiohttp."""
+    if request.param not in ("native", "aiohttp"):
         yield request.param
         return
-    t = transport.Transport(async_backend="aiohttp")
+    t = transport.Transport(async_backend=request.param)
     previous = transport.set_transport(t)
     try:
         yield request.param
@@ -207,7 +207,7 @@ def _sockets() -> int:
     return count
 
 
-@pytest.mark.parametrize("async_backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("async_backend", ["httpx", "native", "aiohttp"])
 def test_bug6_pools_of_finished_event_loops_are_closed(
     async_backend: str, api_base: str, emulator: Emulator, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,4 @@
-"""The SDK pipeline on the aiohttp async backend (what the proxy uses): same results, same errors."""
+"""The SDK pipeline on the native and aiohttp async backends (the proxy uses native): same results, same errors."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from modelyard.testing import KEY, Emulator
 MESSAGES = [{"role": "user", "content": "hi there"}]
 
 
-@pytest.fixture
-async def aiohttp_transport() -> AsyncIterator[transport.Transport]:
-    t = transport.Transport(async_backend="aiohttp")
+@pytest.fixture(params=["native", "aiohttp"])
+async def fast_transport(request: pytest.FixtureRequest) -> AsyncIterator[transport.Transport]:
+    t = transport.Transport(async_backend=request.param)
     previous = transport.set_transport(t)
     try:
         yield t
@@ -24,7 +24,7 @@ async def aiohttp_transport() -> AsyncIterator[transport.Transport]:
         transport.set_transport(previous)
 
 
-async def test_chat_stream_retry_and_errors(aiohttp_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
+async def test_chat_stream_retry_and_errors(fast_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
     kw = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21"}
     r = await acompletion(model="azure/gpt-4o", messages=MESSAGES, **kw)
     assert r.choices[0].message.content == "This is gpt-4o on the modelyard emulator. You said: hi there"
@@ -48,7 +48,7 @@ async def test_chat_stream_retry_and_errors(aiohttp_transport: transport.Transpo
     assert KEY not in str(exc.value)
 
 
-async def test_broken_stream_is_a_connection_error(aiohttp_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
+async def test_broken_stream_is_a_connection_error(fast_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
     emulator.deployments["gpt-4o"].faults.drop_stream_after = 2
     stream = await acompletion(model="azure/gpt-4o", messages=MESSAGES, stream=True, api_base=api_base, api_key=KEY)
     with pytest.raises(APIConnectionError):
@@ -56,8 +56,8 @@ async def test_broken_stream_is_a_connection_error(aiohttp_transport: transport.
             pass
 
 
-async def test_file_upload_and_batch_calls(aiohttp_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
-    # Multipart uploads go through httpx; the JSON calls around them through aiohttp.
+async def test_file_upload_and_batch_calls(fast_transport: transport.Transport, api_base: str, emulator: Emulator) -> None:
+    # Multipart uploads go through httpx; the JSON calls around them through the fast backend.
     from modelyard import files
 
     line = {"custom_id": "r1", "method": "POST", "url": "/chat/completions",

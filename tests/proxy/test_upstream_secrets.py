@@ -70,7 +70,7 @@ def _config(api_base: str, backend: str, redis: RedisServer) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("backend", ["native", "aiohttp", "httpx"])
 def test_secrets_never_reach_clients_or_logs(
     backend: str, api_base: str, emulator: Emulator, entra: EntraEmulator, instruct: None, redis_server: RedisServer,
     everything_logged: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
@@ -190,7 +190,7 @@ def test_upstream_error_echo_is_scrubbed(api_base: str, emulator: Emulator) -> N
             assert KEY not in r.text and AD_TOKEN not in r.text
 
 
-@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("backend", ["httpx", "native", "aiohttp"])
 async def test_header_with_a_line_break_is_refused_before_sending(backend: str, api_base: str, emulator: Emulator) -> None:
     """The last line of defence: the HTTP library would quote the value in its error (h11's
     "Illegal header value b'...'"); the transport refuses it first, naming only the header."""

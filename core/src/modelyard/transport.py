@@ -54,6 +54,7 @@ from .redact import check_header_values, header_secrets, safe_url, scrub
 
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpBackend
+    from ._wire import NativeBackend
     from .hookspecs import Authenticator
     from .types import ProviderRequest
 
@@ -258,12 +259,15 @@ class Transport:
         transport: an ``httpx`` sync transport to use instead of the network, for tests
             (``httpx.MockTransport``).
         async_transport: the same for async calls.
-        async_backend: ``"httpx"`` (httpx's own pool) or ``"aiohttp"``: async calls go
-            straight to one ``aiohttp.ClientSession`` per event loop and come back as
-            ``httpx.Response`` objects (:mod:`modelyard._aiohttp`; needs the ``server`` extra).
-            Measured with 32 calls in flight to a canned local upstream, it costs a fraction of
-            httpx's default pool per call (see bench/README.md); the proxy uses it. Ignored when
-            ``async_transport`` is given.
+        async_backend: ``"httpx"`` (httpx's own pool), ``"native"`` or ``"aiohttp"``.
+            ``"native"``: async calls go to modelyard's own HTTP/1.1 client (:mod:`modelyard._wire`:
+            asyncio protocols, httptools' parser, a keep-alive pool per origin and event loop)
+            and come back as ``httpx.Response`` objects; the proxy uses it. ``"aiohttp"``: the
+            same through one ``aiohttp.ClientSession`` per event loop (:mod:`modelyard._aiohttp`;
+            needs the ``server`` extra). Measured with 32 calls in flight to a canned local
+            upstream, both cost a fraction of httpx's default pool per call, native the least
+            (see bench/README.md). Multipart uploads (``files``/``data``) still go through
+            httpx. Ignored when ``async_transport`` is given.
 
     The async clients (and aiohttp sessions) of an event loop are closed on that loop when
     it shuts down; :meth:`aclose` closes the running loop's at once.
@@ -277,11 +281,15 @@ class Transport:
         async_transport: httpx.AsyncBaseTransport | None = None,
         async_backend: str = "httpx",
     ) -> None:
-        if async_backend not in ("httpx", "aiohttp"):
-            raise ValueError(f"async_backend must be 'httpx' or 'aiohttp', not {async_backend!r}")
+        if async_backend not in ("httpx", "native", "aiohttp"):
+            raise ValueError(f"async_backend must be 'httpx', 'native' or 'aiohttp', not {async_backend!r}")
         self._async_backend = async_backend
-        self._aiohttp: AiohttpBackend | None = None
-        if async_backend == "aiohttp" and async_transport is None:
+        self._fast: AiohttpBackend | NativeBackend | None = None  # the fast backend, if any
+        if async_backend == "native" and async_transport is None:
+            from ._wire import NativeBackend
+
+            self._fast = NativeBackend()
+        elif async_backend == "aiohttp" and async_transport is None:
             try:
                 from ._aiohttp import AiohttpBackend
             except ImportError:
@@ -290,7 +298,7 @@ class Transport:
                 raise ConfigError(
                     "async_backend='aiohttp' needs aiohttp: pip install 'modelyard[proxy]'.", key="async_backend"
                 ) from None
-            self._aiohttp = AiohttpBackend()
+            self._fast = AiohttpBackend()
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         self._transport = transport
         self._async_transport = async_transport
@@ -329,8 +337,8 @@ class Transport:
         return client
 
     def pools(self) -> int:
-        """How many event loops have async clients (or aiohttp sessions) open in this transport."""
-        return len(self._async) + (self._aiohttp.sessions() if self._aiohttp is not None else 0)
+        """How many event loops have async clients (or native pools, aiohttp sessions) open in this transport."""
+        return len(self._async) + (self._fast.sessions() if self._fast is not None else 0)
 
     def close(self) -> None:
         """Close the sync clients (async ones close with their loop, or with :meth:`aclose`)."""
@@ -341,8 +349,8 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the async clients of the running loop."""
-        if self._aiohttp is not None:
-            await self._aiohttp.aclose()
+        if self._fast is not None:
+            await self._fast.aclose()
         await self._async.aclose(asyncio.get_running_loop())
 
     # ------------------------------------------------------------------ sending
@@ -434,7 +442,7 @@ class Transport:
     ) -> httpx.Response:
         """The async twin of :meth:`send`."""
         # Multipart uploads (files / form data) stay on httpx, which streams them.
-        fast = self._aiohttp if not request.files and request.data is None and request.handler is None else None
+        fast = self._fast if not request.files and request.data is None and request.handler is None else None
         client = None
         if request.handler is not None:
             client = _ain_process(request.handler)
@@ -492,13 +500,13 @@ class Transport:
         request: ProviderRequest,
         headers: dict[str, str],
         timeout: float | httpx.Timeout | None,
-        fast: AiohttpBackend | None,
+        fast: AiohttpBackend | NativeBackend | None,
         client: httpx.AsyncClient | None,
         idle: bool = True,
     ) -> httpx.Response:
         """One try: the whole response, or an open one for a stream with status < 400.
 
-        ``idle``: whether the aiohttp backend needs its idle timeout between reads (a stream,
+        ``idle``: whether the native or aiohttp backend needs its idle timeout between reads (a stream,
         or per-phase timeouts); otherwise the caller's deadline bounds the whole answer.
         """
         if fast is not None:

@@ -433,10 +433,11 @@ class ProxyApp:
         """Install the transport the config asks for (``general_settings.http_backend``)."""
         from .. import transport
 
-        if self.config.general_settings.http_backend == "aiohttp":
+        backend = self.config.general_settings.http_backend
+        if backend != "httpx":
             current = transport.get_transport()
-            if getattr(current, "_async_backend", "httpx") != "aiohttp":
-                self._installed_transport = transport.Transport(async_backend="aiohttp")
+            if getattr(current, "_async_backend", "httpx") != backend:
+                self._installed_transport = transport.Transport(async_backend=backend)
                 self._previous_transport = transport.set_transport(self._installed_transport)
         if self.spend is not None:
             self.spend.start()

@@ -226,7 +226,9 @@ class GeneralSettings(_Section):
     shutdown_delay: float = Field(default=0.0, ge=0)
     """Seconds the proxy keeps serving after SIGTERM, ``/health/readiness`` answering 503, before
     it stops accepting connections: time for a load balancer to take it out of rotation."""
-    http_backend: str = Field(default="aiohttp", pattern="^(aiohttp|httpx)$")
+    http_backend: str = Field(default="native", pattern="^(native|aiohttp|httpx)$")
+    """The async client of upstream calls: ``native`` (modelyard's own HTTP/1.1 client, the
+    default), ``aiohttp`` or ``httpx`` (see :class:`modelyard.transport.Transport`)."""
     max_header_size_kb: float = Field(default=16.0, gt=0)
     """The most a request line and its headers may take together, in KiB (16: h11's and Node's default)."""
     request_header_timeout: float = Field(default=10.0, gt=0)
