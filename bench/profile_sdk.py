@@ -5,7 +5,9 @@ mode, reporting this process's CPU time per call (``time.process_time``, which m
 with the machine's load than the calls-per-second of bench/sdk.py). Modes: ``httpx`` (raw
 sync ``httpx.Client``), ``modelyard`` (sequential ``completion``), ``httpx-async`` and
 ``modelyard-async`` (32 in flight, default httpx backend), ``aiohttp-async`` and
-``modelyard-aiohttp`` (32 in flight, the aiohttp backend). ``--rounds N`` interleaves the modes
+``modelyard-aiohttp`` (32 in flight, the aiohttp backend), ``native-async`` (the native
+backend's ``send`` alone, plus ``json.loads``) and ``modelyard-native`` (32 in flight, the
+native backend). ``--rounds N`` interleaves the modes
 N times and prints best and median; ``--profile FILE`` writes a cProfile of one mode's loop.
 
     python bench/profile_sdk.py [--modes httpx,modelyard] [--calls 3000] [--rounds 3] [--profile out.prof]
@@ -33,7 +35,8 @@ KEY = "bench-upstream-key"
 VERSION = "2024-10-21"
 MESSAGES = [{"role": "user", "content": "Hello, how are you?"}]
 IN_FLIGHT = 32
-MODES = ("httpx", "modelyard", "httpx-async", "modelyard-async", "aiohttp-async", "modelyard-aiohttp")
+MODES = ("httpx", "modelyard", "httpx-async", "modelyard-async", "aiohttp-async", "modelyard-aiohttp", "native-async",
+         "modelyard-native")
 
 
 def _sync(call: Callable[[], Any], calls: int, profile: cProfile.Profile | None) -> float:
@@ -112,10 +115,30 @@ async def _measure_async(mode: str, base: str, url: str, body: dict[str, Any], c
                     return await r.json()
 
             return await _async(acall, calls, profile)
+    if mode == "native-async":
+        import json
+
+        import httpx
+        from modelyard._wire import NativeBackend
+        from modelyard.types import ProviderRequest
+
+        backend = NativeBackend()
+        path, _, _ = url.partition("?")
+        request = ProviderRequest(url=path, params={"api-version": VERSION}, json_body=body)
+        timeout = httpx.Timeout(600.0, connect=10.0)
+
+        async def ncall() -> Any:
+            return json.loads((await backend.send(request, {"api-key": KEY}, timeout, idle=False)).content)
+
+        try:
+            return await _async(ncall, calls, profile)
+        finally:
+            await backend.aclose()
     import modelyard
     from modelyard import transport
 
-    transport.set_transport(transport.Transport(async_backend="aiohttp" if mode.endswith("aiohttp") else "httpx"))
+    backend_name = "aiohttp" if mode.endswith("aiohttp") else "native" if mode.endswith("native") else "httpx"
+    transport.set_transport(transport.Transport(async_backend=backend_name))
 
     async def mcall() -> Any:
         return await modelyard.acompletion(model="azure/gpt-4o", messages=MESSAGES, api_base=base, api_key=KEY, api_version=VERSION)

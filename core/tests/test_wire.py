@@ -476,6 +476,18 @@ async def test_stream_idle_timeout_between_chunks(backend: NativeBackend) -> Non
                     pass
 
 
+async def test_idle_timeout_of_a_whole_answer(backend: NativeBackend) -> None:
+    async def answer(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")  # then nothing
+        await seen.reader.read()
+        return False
+
+    async with Upstream(answer) as up:
+        with pytest.raises(httpx.ReadTimeout):
+            await backend.send(req(up.url()), {}, httpx.Timeout(0.2, connect=5))
+        await up.until(lambda: up.ended == 1)  # closed, never reused half-read
+
+
 async def test_stream_flow_control_pauses_reading(backend: NativeBackend) -> None:
     block = b"x" * 65536
 
