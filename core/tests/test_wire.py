@@ -415,6 +415,19 @@ async def test_stream_arrives_piece_by_piece_and_the_connection_is_reused(backen
         assert up.connections == 1
 
 
+async def test_stream_reader_closed_after_the_last_byte_keeps_the_connection(backend: NativeBackend) -> None:
+    # The SSE reader stops at "data: [DONE]" and closes its generator: the answer was read whole.
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 23\r\n\r\ndata: 1\n\ndata: [DONE]\n\n"
+    async with Upstream(reply(raw)) as up:
+        for _ in range(3):
+            r = await backend.send(req(up.url(), stream=True), {}, TIMEOUT)
+            chunks = r.stream.__aiter__()  # type: ignore[union-attr]
+            assert (await chunks.__anext__()).endswith(b"[DONE]\n\n")
+            await chunks.aclose()  # type: ignore[attr-defined]
+            await r.aclose()
+        assert up.connections == 1
+
+
 async def test_stream_error_status_is_read_whole(backend: NativeBackend) -> None:
     raw = b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 11\r\n\r\n{\"e\": \"no\"}"
     async with Upstream(reply(raw)) as up:

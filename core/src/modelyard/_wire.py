@@ -383,10 +383,13 @@ class _Body(httpx.AsyncByteStream):
                     return
                 else:
                     await conn.wait()
-        except BaseException:  # a failure, a cancellation, or the reader left early
+        except BaseException:  # a failure, a cancellation, or the reader left (maybe after the last byte)
             if self._conn is not None:
                 self._conn = None
-                conn.close()
+                if parser.complete and not parser.body and conn.error is None:
+                    conn.done()  # all of it was read: the connection may carry another request
+                else:
+                    conn.close()
             raise
 
     async def aclose(self) -> None:
