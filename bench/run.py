@@ -54,7 +54,7 @@ UPSTREAM_KEY = "bench-upstream-key"
 # Like an installed package, let Python cache bytecode: without it every start compiles every module.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 WARM = {
-    PY: "import modelyard.proxy.serve, modelyard.proxy.app, modelyard.api, modelyard.testing, modelyard._aiohttp, "
+    PY: "import modelyard.proxy.serve, modelyard.proxy.app, modelyard.api, modelyard.testing, modelyard._aiohttp, modelyard._wire, "
         "uvicorn, httptools, uvloop, openai, modelyard_azure_chat.plugin, modelyard_azure_auth.plugin",
     str(LITELLM_PY): "import litellm, litellm.proxy.proxy_server",
 }
@@ -375,7 +375,8 @@ def start_shared(stack: contextlib.ExitStack) -> tuple[str, str]:
 
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
     modes = [(PY, m) for m in ("httpx", "modelyard", "openai", "httpx-async", "aiohttp-async", "modelyard-async",
-                               "modelyard-async-aiohttp", "import-modelyard", "import-modelyard.api")]  # fmt: skip
+                               "modelyard-async-aiohttp", "modelyard-async-native", "import-modelyard",
+                               "import-modelyard.api")]  # fmt: skip
     if with_litellm:
         modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm")]
     return modes
@@ -399,11 +400,11 @@ def print_sdk(results: dict[str, Any]) -> None:
     abase = results.get("httpx-async", {}).get("calls_per_s")
     for mode, r in results.items():
         if "calls_per_s" in r:
-            ref = abase if mode.endswith(("async", "aiohttp")) else base
+            ref = abase if mode.endswith(("async", "aiohttp", "native")) else base
             rel = f"  {r['calls_per_s'] / ref:.2f}x raw httpx{' async' if ref is abase else ''}" if ref else ""
             kind = "32 in flight" if ref is abase else "sequential"
             aio = results.get("aiohttp-async", {}).get("calls_per_s")
-            if mode == "modelyard-async-aiohttp" and aio:
+            if mode in ("modelyard-async-aiohttp", "modelyard-async-native") and aio:
                 rel += f", {r['calls_per_s'] / aio:.2f}x raw aiohttp"
             print(f"  {mode:26s} {r['calls_per_s']:8.0f} calls/s ({kind}){rel}")
         else:

@@ -4,7 +4,7 @@
 
 Modes: ``httpx`` (raw sync httpx), ``modelyard``, ``openai``, ``litellm`` (sequential sync calls);
 ``httpx-async``, ``aiohttp-async``, ``modelyard-async``, ``modelyard-async-aiohttp``,
-``litellm-async`` (32 calls in flight); ``import-modelyard``, ``import-litellm``.
+``modelyard-async-native``, ``litellm-async`` (32 calls in flight); ``import-modelyard``, ``import-litellm``.
 The litellm modes run in bench/.litellm-venv; the others in the workspace.
 """
 
@@ -119,8 +119,8 @@ async def _measure_async(mode: str, base: str, url: str, body: dict[str, Any], d
         import modelyard
         from modelyard import transport
 
-        if mode.endswith("aiohttp"):
-            transport.set_transport(transport.Transport(async_backend="aiohttp"))
+        if mode.endswith(("aiohttp", "native")):
+            transport.set_transport(transport.Transport(async_backend=mode.rsplit("-", 1)[1]))
 
         async def mcall() -> Any:
             return await modelyard.acompletion(
