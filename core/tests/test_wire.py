@@ -360,6 +360,13 @@ async def test_unasked_bytes_spoil_an_idle_connection(backend: NativeBackend) ->
         assert up.connections == 2
 
 
+async def test_bytes_after_a_whole_answer_keep_the_answer_but_not_the_connection(backend: NativeBackend) -> None:
+    async with Upstream(reply(OK + b"garbage\r\n\r\n")) as up:
+        for _ in range(2):
+            assert (await backend.send(req(up.url()), {}, TIMEOUT)).json() == {"a": 1}
+        assert up.connections == 2
+
+
 async def test_cancelled_call_closes_its_connection(backend: NativeBackend) -> None:
     gate = asyncio.Event()
 

@@ -118,8 +118,8 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass of asyncio's
 
     def data_received(self, data: bytes) -> None:
-        if not self.active:  # nothing was asked: this connection cannot be trusted any more
-            self.close()
+        if not self.active or self.parser.complete:  # nothing was asked: this connection cannot be trusted any more
+            self.close()  # (an answer already read whole stays good)
             return
         self.got = True
         if self.read_timeout is not None:
@@ -128,8 +128,10 @@ class _Connection(asyncio.Protocol):
         try:
             parser.feed(data)
         except httpx.RemoteProtocolError as exc:
-            self.fail(exc)
+            if not parser.complete:  # else the answer is whole; only what came after it is bad
+                self.fail(exc)
             self.close()
+            self.wake()
             return
         if self.streaming:
             if parser.head_done:
