@@ -15,8 +15,12 @@ closed after :data:`KEEPALIVE` seconds by one sweep per pool; at most ``limit`` 
 origin are open, callers beyond that wait their turn in order. A connection the upstream
 closes leaves the pool at once; one goes back to it only after a complete answer that allows
 keep-alive. A request on a reused connection that fails before any byte of an answer (the
-upstream closed it while it was idle) is sent once more on a new connection; a failure after
-answer bytes arrived is a ``ReadError`` and never resent here (the transport decides).
+upstream closed it while it was idle) is sent once more on a new connection when running it
+twice is harmless: an idempotent method (GET, DELETE, PUT, OPTIONS), as aiohttp does. A POST the
+upstream may have read is not resent here: Azure may be running it and would bill it twice, so
+the transport decides (``retry_on_timeout``). A failure after answer bytes arrived is a
+``ReadError`` and never resent here. An idle connection the upstream closes is dropped as soon
+as the loop reports it, so the stale case is the rare race of a close crossing the request.
 
 Timeouts: ``timeout.connect`` bounds opening a connection (the TLS handshake included); the
 transport's deadline bounds the rest. With ``idle=True``, ``timeout.read`` is also the longest
@@ -57,6 +61,8 @@ HIGH_WATER = 256 * 1024
 """Bytes of a streamed body held unread before the connection stops reading (flow control)."""
 
 _METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
+_IDEMPOTENT = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
+"""Methods resent once when a reused connection turns out stale (aiohttp's set, less HEAD and TRACE)."""
 _default_tls: ssl.SSLContext | None = None
 
 
@@ -473,7 +479,7 @@ class NativeBackend:
                 break
             except httpx.ReadError:
                 conn.close()
-                if conn.reused and not conn.got and not fresh:
+                if conn.reused and not conn.got and not fresh and method in _IDEMPOTENT:
                     fresh = True  # the upstream closed it while idle: once more on a new one
                     continue
                 raise
