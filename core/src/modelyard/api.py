@@ -57,8 +57,8 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
+from .pricing import PRICE_KEYS, price_overrides, units_of
 from .pricing import cost as _cost
-from .pricing import price_overrides, units_of
 from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
@@ -296,7 +296,10 @@ def _build_call(
         state=state,
         started_at=time.time() - (time.perf_counter() - started),
         base_model=base_model,
-        price_overrides=price_overrides(control, model_info) or None,
+        # A call's control settings hold price keys only under their names (_split): without
+        # those and without model_info there is nothing to look for.
+        price_overrides=(price_overrides(control, model_info) or None)
+        if model_info or not PRICE_KEYS.isdisjoint(control) else None,
     )
 
 
