@@ -125,9 +125,10 @@ def _multicall(steps: tuple[_Step, ...], firstresult: bool, kwargs: dict[str, An
     teardowns: list[Generator[None, Any, Any]] | None = None
     exception: BaseException | None = None
     try:
+        get = kwargs.__getitem__
         for function, argnames, wrapper in steps:
             try:
-                args = [kwargs[name] for name in argnames]
+                args = tuple(map(get, argnames))  # a list comprehension is a call of its own on 3.11
             except KeyError as e:
                 raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
             if wrapper:
