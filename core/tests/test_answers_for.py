@@ -158,6 +158,8 @@ def test_the_pipeline_asks_declared_plugins_for_their_routes_and_undeclared_ones
         assert "modelyard_azure_chat.plugin" in chat and "modelyard_azure_embeddings.plugin" not in chat
         assert "modelyard_openai.plugin" not in chat and "modelyard_azure_anthropic.plugin" not in chat
         assert "modelyard_azure_embeddings.plugin" in embeddings and "modelyard_azure_chat.plugin" not in embeddings
+        # azure_vision's wrapper wraps chat only.
+        assert "modelyard_azure_vision.plugin" in chat and "modelyard_azure_vision.plugin" not in embeddings
         assert __name__ in chat and __name__ in embeddings
         auth = {f.__module__ for f, _, _ in plugins.plans["resolve_auth"].for_route("azure", "chat")}
         assert "modelyard_openai.plugin" not in auth and "modelyard_azure_auth.plugin" in auth
