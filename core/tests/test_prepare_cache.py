@@ -13,6 +13,7 @@ import pytest
 from modelyard import BadRequestError, api
 from modelyard.testing import KEY, Emulator
 from modelyard.types import ChatParams
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 def test_scalar_parameters_are_validated_once_and_each_call_gets_its_own_dict() -> None:
@@ -51,6 +52,29 @@ def test_what_fails_fails_every_time_and_long_strings_or_containers_are_not_kept
     api._validate_params({"stream_options": {"include_usage": True}, "max_tokens": 5})
     assert len(api._VALIDATED) == kept
     assert api._validate_params({"temperature": 0.5}, ChatParams) == {"temperature": 0.5}
+
+
+SEEN: list[int] = []
+
+
+class PluginParams(BaseModel):
+    """A plugin's request model: its validator runs on every call (it may do more than check)."""
+
+    model_config = ConfigDict(extra="allow")
+    size: int
+
+    @field_validator("size")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        SEEN.append(value)
+        return value
+
+
+def test_a_plugins_request_model_is_validated_on_every_call() -> None:
+    SEEN.clear()
+    for _ in range(3):
+        assert api._validate_params({"size": 2}, PluginParams) == {"size": 2}
+    assert SEEN == [2, 2, 2]
 
 
 def test_calls_with_the_same_parameters_send_them_each_time(api_base: str, emulator: Emulator) -> None:

@@ -168,12 +168,15 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
 # Validated parameters, per (schema, parameters) when every value is a plain scalar (each with its
 # type in the key: True and 1 hash alike): ``{"temperature": 0.2, "max_tokens": 256}`` is checked
 # by pydantic once, not on every call (~4-5 µs). Failures are not kept (they raise each time).
+# Only the core's own request models (pure checks); a plugin's may have validators that do more.
 _VALIDATED: dict[tuple[Any, ...], dict[str, Any]] = {}
 _KEYED = frozenset({bool, int, float, str})
 _MAX_KEYED_STR = 128  # longer strings (a prompt, an input) are not worth keeping
 
 
 def _params_key(schema: type[BaseModel], params: dict[str, Any]) -> tuple[Any, ...] | None:
+    if not schema.__module__.startswith("modelyard."):
+        return None
     types = tuple(map(type, params.values()))
     if not _KEYED.issuperset(types):
         return None
