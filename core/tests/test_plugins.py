@@ -288,6 +288,6 @@ def test_cli_lists_plugins_with_families_and_status(monkeypatch: pytest.MonkeyPa
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     chat = next(line for line in out.splitlines() if line.startswith("azure_chat"))
-    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.10" in chat  # its HOOK_API (keeps_answers)
+    assert "modelyard-azure-chat" in chat and "loaded" in chat and "azure" in chat and "1.11" in chat  # its HOOK_API (answers_for)
     acme = next(line for line in out.splitlines() if line.startswith("acme_family"))
     assert "blocked" in acme

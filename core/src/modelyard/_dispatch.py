@@ -16,6 +16,12 @@ that is checked on every call against the hook's current implementations (a plug
 later gets a new plan). Whatever this does not reproduce exactly goes to pluggy itself: an
 old-style ``hookwrapper``, an implementation with keyword-only arguments, a hook
 specification with defaults, or hook-call monitoring (``MODELYARD_TRACE_PLUGINS=1``).
+
+An implementation marked with :func:`modelyard.hookspecs.answers_for` (HOOK_API 1.11) declares
+the (provider, operation) pairs it answers for: a hook call with a ``route`` skips it for the
+other routes (it promised to return None for them). Which implementations a route asks is worked
+out once per (provider, operation) and kept with the plan; one declaring nothing is asked for
+every route, as before.
 """
 
 from __future__ import annotations
@@ -25,19 +31,49 @@ from typing import Any, NoReturn
 
 from pluggy import HookCallError
 
+from .hookspecs import ANSWERS_ATTR
+
 __all__ = ["call_hook"]
 
 # (function, the argument names it takes, whether it is a new-style wrapper), in calling order.
 _Step = tuple[Callable[..., Any], tuple[str, ...], bool]
 
 
+_Answers = frozenset[tuple[str, str | None]]
+_MAX_ROUTES = 256
+
+
 class _Plan:
-    """How to call a hook's ``impls``: ``steps``, or None when pluggy must (see the module)."""
+    """How to call a hook's ``impls``: ``steps``, or None when pluggy must (see the module).
 
-    __slots__ = ("firstresult", "impls", "steps")
+    ``answers``: per step, the routes its implementation declared (None: every route), or None
+    when no step declared any; ``routed``: the steps each (provider, operation) asks.
+    """
 
-    def __init__(self, impls: list[Any], steps: tuple[_Step, ...] | None, firstresult: bool = False) -> None:
-        self.impls, self.steps, self.firstresult = impls, steps, firstresult
+    __slots__ = ("answers", "firstresult", "impls", "routed", "steps")
+
+    def __init__(
+        self, impls: list[Any], steps: tuple[_Step, ...] | None, firstresult: bool = False,
+        answers: tuple[_Answers | None, ...] | None = None,
+    ) -> None:  # fmt: skip
+        self.impls, self.steps, self.firstresult, self.answers = impls, steps, firstresult, answers
+        self.routed: dict[tuple[str, str], tuple[_Step, ...]] = {}
+
+    def for_route(self, provider: str, operation: str) -> tuple[_Step, ...]:
+        """The steps a route of (``provider``, ``operation``) asks: those that did not declare
+        routes, and those that declared this one."""
+        key = (provider, operation)
+        steps = self.routed.get(key)
+        if steps is None:
+            assert self.steps is not None and self.answers is not None
+            anywhere = (provider, None)
+            steps = tuple(
+                step for step, answers in zip(self.steps, self.answers, strict=True)
+                if answers is None or key in answers or anywhere in answers
+            )  # fmt: skip
+            if len(self.routed) < _MAX_ROUTES:
+                self.routed[key] = steps
+        return steps
 
     @property
     def direct(self) -> bool:
@@ -50,11 +86,15 @@ def _plan(caller: Any, impls: list[Any], direct: bool) -> _Plan:
     if not direct or spec is None or spec.kwargnames or caller.is_historic():
         return _Plan(impls, None)
     steps: list[_Step] = []
+    answers: list[_Answers | None] = []
     for impl in reversed(impls):
         if impl.hookwrapper or impl.kwargnames:
             return _Plan(impls, None)
         steps.append((impl.function, tuple(impl.argnames), bool(impl.wrapper)))
-    return _Plan(impls, tuple(steps), bool(spec.opts.get("firstresult")))
+        declared = getattr(impl.function, ANSWERS_ATTR, None)
+        answers.append(declared if isinstance(declared, frozenset) and declared else None)
+    routed = "route" in spec.argnames and any(a is not None for a in answers)
+    return _Plan(impls, tuple(steps), bool(spec.opts.get("firstresult")), tuple(answers) if routed else None)
 
 
 def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> Any:
@@ -72,6 +112,10 @@ def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str
         plan = plans[caller.name] = _plan(caller, impls, direct)
     if plan.steps is None:
         return caller(**kwargs)
+    if plan.answers is not None:
+        route = kwargs.get("route")
+        if route is not None:
+            return _multicall(plan.for_route(route.provider, route.operation), plan.firstresult, kwargs)
     return _multicall(plan.steps, plan.firstresult, kwargs)
 
 
@@ -81,9 +125,10 @@ def _multicall(steps: tuple[_Step, ...], firstresult: bool, kwargs: dict[str, An
     teardowns: list[Generator[None, Any, Any]] | None = None
     exception: BaseException | None = None
     try:
+        get = kwargs.__getitem__
         for function, argnames, wrapper in steps:
             try:
-                args = [kwargs[name] for name in argnames]
+                args = tuple(map(get, argnames))  # a list comprehension is a call of its own on 3.11
             except KeyError as e:
                 raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
             if wrapper:

@@ -27,7 +27,7 @@ def cached_connection(schema: ConnectionSchema, conn_kw: dict[str, Any], build: 
     them is a valid flag), and the schema object itself (one per plugin set).
     """
     try:
-        key = (schema, *((name, type(value), value) for name, value in conn_kw.items()))
+        key = (schema, tuple(conn_kw.items()), tuple(map(type, conn_kw.values())))
         found = _connections.get(key)
     except TypeError:  # an unhashable value (extra_headers): built per call
         return build()

@@ -57,8 +57,8 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
+from .pricing import PRICE_KEYS, price_overrides, units_of
 from .pricing import cost as _cost
-from .pricing import price_overrides, units_of
 from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
@@ -165,9 +165,34 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
+# Validated parameters, per (schema, parameters) when every value is a plain scalar (each with its
+# type in the key: True and 1 hash alike): ``{"temperature": 0.2, "max_tokens": 256}`` is checked
+# by pydantic once, not on every call (~4-5 µs). Failures are not kept (they raise each time).
+# Only the core's own request models (pure checks); a plugin's may have validators that do more.
+_VALIDATED: dict[tuple[Any, ...], dict[str, Any]] = {}
+_KEYED = frozenset({bool, int, float, str})
+_MAX_KEYED_STR = 128  # longer strings (a prompt, an input) are not worth keeping
+
+
+def _params_key(schema: type[BaseModel], params: dict[str, Any]) -> tuple[Any, ...] | None:
+    if not schema.__module__.startswith("modelyard."):
+        return None
+    types = tuple(map(type, params.values()))
+    if not _KEYED.issuperset(types):
+        return None
+    if str in types and any(type(v) is str and len(v) > _MAX_KEYED_STR for v in params.values()):
+        return None
+    return (schema, tuple(params.items()), types)
+
+
 def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParams, model: str | None = None) -> dict[str, Any]:
     if not params and _empty_is_valid(schema):
         return {}  # what validating and dumping ``{}`` gives, without the ~5 µs it costs
+    key = _params_key(schema, params)
+    if key is not None:
+        known = _VALIDATED.get(key)
+        if known is not None:
+            return dict(known)  # a copy: the rules and the caller may change theirs
     try:
         valid = schema.model_validate(params).model_dump(exclude_unset=True)
     except ValidationError as exc:
@@ -184,6 +209,10 @@ def _validate_params(params: dict[str, Any], schema: type[BaseModel] = ChatParam
             field = _field(where)
             raise BadRequestError(f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",
                                   param=field, model=model)  # fmt: skip
+    if key is not None:
+        if len(_VALIDATED) >= 256:
+            _VALIDATED.clear()
+        _VALIDATED[key] = dict(valid)
     return valid
 
 
@@ -296,7 +325,10 @@ def _build_call(
         state=state,
         started_at=time.time() - (time.perf_counter() - started),
         base_model=base_model,
-        price_overrides=price_overrides(control, model_info) or None,
+        # A call's control settings hold price keys only under their names (_split): without
+        # those and without model_info there is nothing to look for.
+        price_overrides=(price_overrides(control, model_info) or None)
+        if model_info or not PRICE_KEYS.isdisjoint(control) else None,
     )
 
 

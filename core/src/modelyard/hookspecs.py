@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pluggy
 
@@ -52,16 +52,54 @@ __all__ = [
     "RegisterPrices",
     "RegisterProvider",
     "StreamTranslator",
+    "answers_for",
     "hookimpl",
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 10)
+HOOK_API: tuple[int, int] = (1, 11)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+ANSWERS_ATTR = "modelyard_answers"
+"""The attribute :func:`answers_for` sets on an implementation: a frozenset of
+``(provider, operation or None)`` pairs."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def answers_for(provider: str, *operations: str) -> Callable[[_F], _F]:
+    """Declare the routes a hook implementation answers for, so that it is asked for those only.
+
+    For the hooks that take a ``route`` (``transform_request``, ``transform_files_request``,
+    ``resolve_auth``, ``normalize_response``, ``normalize_chunk``, ``translate_stream``,
+    ``keeps_answers``, ``map_error``): an implementation marked ``@answers_for("azure", "chat",
+    "completions")`` promises to return None (and do nothing else) for every route whose
+    ``provider`` is not ``"azure"`` or whose ``operation`` is not one of those, and the core then
+    skips it for those routes. With no operation named, every operation of ``provider`` is
+    declared. Stack the decorator to declare several providers. An implementation declaring
+    nothing is asked for every route, as before; a wrapper (``wrapper=True``) may be marked too
+    (it then wraps only the declared routes). Monitored hook calls (``MODELYARD_TRACE_PLUGINS=1``)
+    still ask every implementation, which a correct declaration cannot tell apart.
+    Since HOOK_API 1.11.
+
+    Raises:
+        TypeError: ``provider`` or an operation is not a non-empty string.
+    """
+    for name in (provider, *operations):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"answers_for() takes non-empty strings (a provider, then operations), got {name!r}")
+    pairs = frozenset((provider, op) for op in operations) if operations else frozenset({(provider, None)})
+
+    def mark(function: _F) -> _F:
+        before: frozenset[tuple[str, str | None]] = getattr(function, ANSWERS_ATTR, frozenset())
+        setattr(function, ANSWERS_ATTR, before | pairs)
+        return function
+
+    return mark
 
 
 class RegisterFamily(Protocol):

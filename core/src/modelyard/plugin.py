@@ -65,6 +65,7 @@ from .hookspecs import (
     RegisterPriceNames,
     RegisterPrices,
     RegisterProvider,
+    answers_for,
     hookimpl,
 )
 from .operations import OPERATIONS, Operation, OperationRef, ProxyPath, multipart_parts
@@ -145,6 +146,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "Usage",
+    "answers_for",
     "check_header_values",
     "clean_secret",
     "connection_schema",

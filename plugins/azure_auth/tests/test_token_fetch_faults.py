@@ -182,3 +182,33 @@ def test_refresh_ahead_runs_in_background_with_backoff(
     assert 2 <= len(failed) <= 6, len(failed)
     assert "refresh failed" in caplog.text and "next try in" in caplog.text
     assert CLIENT_SECRET not in caplog.text
+
+
+# --------------------------------------------------------------------------- a cancel in the fetch's last turn
+
+
+async def test_a_cancel_arriving_as_the_fetch_ends_is_never_lost() -> None:
+    # asyncio.wait_for (Python 3.11) returned the token when the waiting task was cancelled in
+    # the turn the fetch ended, losing the cancel (CPython gh-86296): a request whose client had
+    # gone carried on. The fetch's end and the cancel are stepped here turn by turn, each offset
+    # on a fresh source whose fetch the test holds and finishes itself.
+    spec = CredentialSpec("client_secret", tenant_id=TENANT, client_id=CLIENT_ID, secret=CLIENT_SECRET)
+    raced = 0
+    for turns in range(8):
+        source = TokenSource(spec, COGNITIVE_SCOPE)
+        fetch: concurrent.futures.Future[str] = concurrent.futures.Future()
+        fetch.set_running_or_notify_cancel()
+        source._inflight = fetch  # the fetch every caller waits for (no thread, no endpoint)
+        waiter = asyncio.create_task(source.atoken(30.0))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the waiter is waiting
+        fetch.set_result("the-token")
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if waiter.cancel():  # not finished yet: the cancel must win
+            raced += turns > 0
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        else:
+            assert await waiter == "the-token"
+    assert raced >= 1  # some offsets cancelled after the fetch had ended: the race was run

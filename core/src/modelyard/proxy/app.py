@@ -623,8 +623,11 @@ class ProxyApp:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
+        # As json.loads(bytes): its encoding detection, skipped for a body opening with "{" and
+        # an ASCII byte (UTF-8 then: no BOM, no UTF-16/32 zero byte).
+        encoding = "utf-8" if len(raw) > 1 and raw[0] == 0x7B and raw[1] else json.detect_encoding(raw)
         try:
-            body = _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads(bytes)
+            body = _BODY_DECODER.decode(raw.decode(encoding, "surrogatepass"))
         except _NonFinite:
             field = _non_finite_field(raw)
             raise _Reject(400, f"{field!r} is NaN or Infinity, which JSON does not allow; send a finite number.",

@@ -245,12 +245,36 @@ class MemoryState(RouterState):
     def reserve(self, id: str, rpm: int | None) -> Reservation | None:
         with self._lock:
             self._settle()
-            e = self._entry(id)
-            if rpm is not None and e.requests >= rpm:
-                return None
-            e.requests += 1
-            e.in_flight += 1
-            return Reservation(id)
+            return self._reserve(self._entry(id), id, rpm)
+
+    @staticmethod
+    def _reserve(e: _Entry, id: str, rpm: int | None) -> Reservation | None:
+        if rpm is not None and e.requests >= rpm:
+            return None
+        e.requests += 1
+        e.in_flight += 1
+        return Reservation(id)
+
+    def snapshot_reserve(self, ids: Sequence[str], id: str, rpm: int | None) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """:meth:`snapshot` then :meth:`reserve`, under one hold of the lock (a subclass: its own two calls)."""
+        if type(self) is not MemoryState:
+            return super().snapshot_reserve(ids, id, rpm)
+        w = self.window_index()
+        with self._lock:
+            self._settle()
+            out = {}
+            for i in ids:
+                e = self._entry(i, w)
+                out[i] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
+            return out, self._reserve(self._entry(id, w), id, rpm)
+
+    async def asnapshot_reserve(
+        self, ids: Sequence[str], id: str, rpm: int | None
+    ) -> tuple[dict[str, Snapshot], Reservation | None]:
+        """:meth:`snapshot_reserve` (nothing to wait for in memory; a subclass: its own two calls)."""
+        if type(self) is not MemoryState:
+            return await super().asnapshot_reserve(ids, id, rpm)
+        return self.snapshot_reserve(ids, id, rpm)
 
     def release(
         self, slot: Reservation, *, tokens: int = 0, latency: float | None = None, ttft: float | None = None,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from modelyard import hookimpl
 from modelyard.errors import APIError, ConfigError
 from modelyard.families import Family, ParamRules, Provider
+from modelyard.hookspecs import answers_for
 from modelyard.types import ChatCompletion, ProviderRequest
 
 from .errors import error_from_body
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the native messages row (1.8: translate_stream)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations: the native messages row (1.8: translate_stream)
 PROVIDER = "azure_anthropic"
 DISTRIBUTION = "modelyard-azure-anthropic"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -121,6 +122,7 @@ def messages_url(connection: Connection) -> str:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """A chat call translated to the Messages API, or a ``messages`` call's native body as given."""
     if route.provider != PROVIDER or route.operation not in OPERATIONS:
@@ -138,12 +140,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Anthropic's answers are translated: never kept as sent (None for other providers)."""
     return False if route.provider == PROVIDER and route.operation in OPERATIONS else None
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """A Messages API answer as a :class:`ChatCompletion`; for ``messages`` (passed through to the
     caller unchanged) a :class:`MessagesResponse` whose ``usage`` is in OpenAI's shape, to price it."""
@@ -158,6 +162,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def translate_stream(route: Route) -> StreamTranslator | None:
     """One :class:`~modelyard_azure_anthropic.stream.MessagesStream` per stream (chat; and
     ``messages``, whose events the core reads on the side for the usage)."""
@@ -167,6 +172,7 @@ def translate_stream(route: Route) -> StreamTranslator | None:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Anthropic's error shape (and Azure's gateway errors) to the error tree (:mod:`.errors`)."""
     if route.provider != PROVIDER:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
 from modelyard.families import Provider
+from modelyard.hookspecs import answers_for
 from modelyard.operations import OPERATIONS, multipart_parts
 from modelyard.types import ProviderRequest, TranscriptionResponse
 from modelyard_azure_common.errors import map_azure_error
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 PATHS = {"speech": "/audio/speech", "transcriptions": "/audio/transcriptions", "translations": "/audio/translations"}
 """Each operation served and its path after the deployment (upstream, and the proxy's for ``AzureOpenAI`` clients)."""
@@ -44,6 +45,7 @@ def _mine(route: Route) -> bool:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS_SERVED)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """The upstream call: ``POST /openai/deployments/{d}/audio/<op>?api-version=V`` (or
     ``/openai/v1/audio/<op>`` with ``model`` in the body or form)."""
@@ -91,12 +93,14 @@ def _named(part: tuple[str, Any, str]) -> tuple[str, Any, str]:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS_SERVED)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Transcripts are made here (text formats): not kept as sent; None for others' routes."""
     return False if _mine(route) else None
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS_SERVED)
 def normalize_response(route: Route, response: ProviderResponse) -> TranscriptionResponse | None:
     """A transcription or translation as a :class:`TranscriptionResponse` (``.text`` always)."""
     if not _mine(route) or route.operation == "speech":
@@ -109,6 +113,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> Transcriptio
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS_SERVED)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Azure's error bodies, mapped as for every Azure operation (``param`` kept)."""
     if not _mine(route):

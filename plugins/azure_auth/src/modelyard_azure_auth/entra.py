@@ -276,11 +276,14 @@ class TokenSource:
         if future is None:
             assert usable is not None
             return usable
-        # The shield keeps this task's cancellation (or wait_for's timeout) away from the shared
-        # fetch, which other tasks and threads (and later calls) are waiting for.
+        # The shield keeps this task's cancellation (or the timeout) away from the shared fetch,
+        # which other tasks and threads (and later calls) are waiting for. asyncio.timeout, not
+        # wait_for: on Python 3.11 wait_for returns the result when a cancellation arrives in the
+        # turn the fetch ends, and the caller's cancel is lost (CPython gh-86296).
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(asyncio.wrap_future(future))
         except TimeoutError:
             if future.done():  # the fetch itself ended with a TimeoutError: that is the answer
                 return future.result()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard import hookimpl
 from modelyard.errors import APIError, BadRequestError
 from modelyard.families import Family, ParamRules, Provider
+from modelyard.hookspecs import answers_for
 from modelyard.operations import OperationRef
 from modelyard.plugin import PriceNames
 from modelyard.types import (
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations (the AzureOpenAI clients' paths), register_price_names, register_header_views, default_config
 PROVIDER = "azure"
 OPERATION_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 """The operations this plugin serves, and their paths after the deployment (or ``/openai/v1``)."""
@@ -85,6 +86,7 @@ def register_families(register: RegisterFamily) -> None:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATION_PATHS, "messages")
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """Build the Azure call: deployment-scoped (classic) or v1 URL, JSON body, caller headers.
 
@@ -121,6 +123,7 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATION_PATHS)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Azure's chat answers and chunks are OpenAI-shaped: validated, never changed (None for others)."""
     if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
@@ -129,6 +132,7 @@ def keeps_answers(route: Route, kind: str) -> bool | None:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATION_PATHS)
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """Azure's JSON as a pydantic model; Azure's extra fields (filter results ...) are kept."""
     if route.provider != PROVIDER or route.operation not in OPERATION_PATHS:
@@ -139,6 +143,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
     """One stream event as a :class:`ChatCompletionChunk` (a :class:`TextCompletion` on ``completions``)."""
     if route.provider != PROVIDER:
@@ -149,6 +154,7 @@ def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATION_PATHS)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Azure's error bodies (both the ``error`` wrapper and the bare token-failure shape).
 

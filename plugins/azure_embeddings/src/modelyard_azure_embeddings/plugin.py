@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from modelyard import hookimpl
 from modelyard.families import Provider
+from modelyard.hookspecs import answers_for
 from modelyard.types import EmbeddingResponse, ProviderRequest
 from modelyard_azure_common.errors import map_azure_error
 from modelyard_azure_common.paths import deployment_paths
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' path (1.4: hooks per operation)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations: the AzureOpenAI clients' path (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATION = "embeddings"
 DISTRIBUTION = "modelyard-azure-embeddings"
@@ -33,6 +34,7 @@ def _mine(route: Route) -> bool:
 
 
 @hookimpl
+@answers_for(PROVIDER, OPERATION)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """``POST /openai/deployments/{d}/embeddings?api-version=V`` (or ``/openai/v1/embeddings``
     with ``model`` in the body): the validated body as it is (``input``, ``dimensions``,
@@ -48,12 +50,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 
 @hookimpl
+@answers_for(PROVIDER, OPERATION)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Azure's embeddings answers are only validated (True); None for every other route."""
     return True if _mine(route) else None
 
 
 @hookimpl
+@answers_for(PROVIDER, OPERATION)
 def normalize_response(route: Route, response: ProviderResponse) -> EmbeddingResponse | None:
     """Azure's answer as an :class:`EmbeddingResponse` (base64 vectors stay strings)."""
     if not _mine(route):
@@ -62,6 +66,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> EmbeddingRes
 
 
 @hookimpl
+@answers_for(PROVIDER, OPERATION)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Azure's error bodies, mapped as for every Azure operation (``param`` kept)."""
     if not _mine(route):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard import hookimpl
 from modelyard.errors import BadRequestError
 from modelyard.families import Provider
+from modelyard.hookspecs import answers_for
 from modelyard.types import ImageResponse, ProviderRequest
 from modelyard_azure_common.errors import map_azure_error
 from modelyard_azure_common.paths import deployment_paths
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 OPERATIONS = {"image_generation": "/images/generations", "image_edit": "/images/edits"}
 DISTRIBUTION = "modelyard-azure-images"
@@ -57,6 +58,7 @@ def _edit(params: dict[str, Any], model: str | None) -> ProviderRequest:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """``POST /openai/deployments/{d}/images/generations?api-version=V`` (or ``/openai/v1/...``
     with ``model`` in the body) with the validated JSON body; ``images/edits`` as a multipart
@@ -75,12 +77,14 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Only image operations are this plugin's: None for every other route."""
     return False if _mine(route) else None
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def normalize_response(route: Route, response: ProviderResponse) -> ImageResponse | None:
     """Azure's answer as an :class:`ImageResponse` (filter results and unknown fields kept)."""
     if not _mine(route):
@@ -89,6 +93,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> ImageRespons
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Azure's error bodies, mapped as for every Azure operation; a prompt refused by the
     safety system (``content_policy_violation``, with ``inner_error.content_filter_results``)

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from modelyard import hookimpl
 from modelyard.families import Provider
+from modelyard.hookspecs import answers_for
 from modelyard.operations import ProxyPath
 from modelyard.responses_types import (
     DeleteResponseResult,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from modelyard.hookspecs import RegisterOperation, RegisterProvider
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_operations: the AzureOpenAI clients' paths (1.4: hooks per operation)
 PROVIDER = "azure"
 DISTRIBUTION = "modelyard-azure-responses"
 FIRST_DATED_VERSION = "2025-03-01-preview"
@@ -66,6 +67,7 @@ def responses_connection(connection: Connection) -> Connection:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """``POST {base}/openai/v1/responses`` (or ``/openai/responses?api-version=V``) with the
     validated body, ``model`` set to the deployment and input messages typed; the id-addressed operations
@@ -99,12 +101,14 @@ def _typed_items(items: list[Any]) -> list[Any]:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """Only Responses API operations are this plugin's: None for every other route."""
     return False if _mine(route) else None
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """Azure's answer as the operation's model (:class:`ResponsesAPIResponse`, the deletion, the item list)."""
     if not _mine(route):
@@ -117,6 +121,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 
 
 @hookimpl
+@answers_for(PROVIDER, *OPERATIONS)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """Azure's error bodies, mapped as for every Azure operation (``param`` kept)."""
     if not _mine(route):

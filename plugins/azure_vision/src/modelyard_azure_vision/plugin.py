@@ -22,18 +22,20 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
+from modelyard.hookspecs import answers_for
 
 from . import extensions, images
 
 if TYPE_CHECKING:
     from modelyard.types import ChatRequest, Connection, ProviderRequest, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers: only extension-shaped answers are changed
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers: only extension-shaped answers are changed
 PROVIDER = "azure"
 _FINISH = {"stop": "stop", "max_tokens": "length", "length": "length", "content_filter": "content_filter"}
 
 
 @hookimpl(wrapper=True)
+@answers_for(PROVIDER, "chat")
 def transform_request(
     route: Route, request: ChatRequest, connection: Connection
 ) -> Generator[None, ProviderRequest | None, ProviderRequest | None]:
@@ -54,6 +56,7 @@ def transform_request(
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def keeps_answers(route: Route, kind: str) -> Callable[[dict[str, Any]], bool] | bool | None:
     """Only extension-shaped answers and chunks are changed (``object``, ``finish_details``):
     a check for Azure's chat and completions, True (nothing changed) for its other operations."""

@@ -29,6 +29,7 @@ from modelyard.errors import (
     error_for_status,
 )
 from modelyard.families import Family, Provider
+from modelyard.hookspecs import answers_for
 from modelyard.operations import OPERATIONS, multipart_parts
 from modelyard.plugin import PriceNames
 from modelyard.types import (
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     )
     from modelyard.types import ChatRequest, Connection, ProviderResponse, Route
 
-HOOK_API = (1, 10)  # keeps_answers (1.10); register_connection_settings, bare-name families (1.7); register_price_names (1.9)
+HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers (1.10); register_connection_settings, bare-name families (1.7); register_price_names (1.9)
 PROVIDER = "openai"
 DISTRIBUTION = "modelyard-openai"
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -114,6 +115,7 @@ def _mine(route: Route) -> bool:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def transform_request(route: Route, request: ChatRequest, connection: Connection) -> ProviderRequest | None:
     """``POST {base}{path}`` with the model in the body (JSON, or multipart for uploads)."""
     if not _mine(route):
@@ -162,6 +164,7 @@ class BearerKey:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def resolve_auth(route: Route, connection: Connection, timeout: float | None) -> BearerKey | None:
     """``api_key``, else ``OPENAI_API_KEY``; a caller's own ``Authorization`` header is kept as is."""
     if route.provider != PROVIDER:
@@ -189,6 +192,7 @@ class _Given(BearerKey):
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def keeps_answers(route: Route, kind: str) -> bool | None:
     """OpenAI's chat answers and chunks are validated, never changed; other operations may be."""
     if route.provider != PROVIDER:
@@ -197,6 +201,7 @@ def keeps_answers(route: Route, kind: str) -> bool | None:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def normalize_response(route: Route, response: ProviderResponse) -> Any:
     """OpenAI's JSON as the operation's response model (transcripts in text formats as ``text``)."""
     if not _mine(route):
@@ -212,6 +217,7 @@ def normalize_response(route: Route, response: ProviderResponse) -> Any:
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def normalize_chunk(route: Route, chunk: dict[str, Any]) -> Any:
     """One stream event: a chat chunk, or a text-completion chunk on ``completions``."""
     if route.provider != PROVIDER:
@@ -225,6 +231,7 @@ _RETRY_AFTER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 
 
 @hookimpl
+@answers_for(PROVIDER)
 def map_error(route: Route, response: ProviderResponse) -> APIError | None:
     """OpenAI's error JSON: ``context_length_exceeded``, 429 with ``retry-after``, else by status."""
     if not _mine(route):
