@@ -17,9 +17,9 @@ import modelyard
 import pytest
 from modelyard import pricing
 from modelyard.plugins import reset_plugins
-from modelyard.pricing import Units, completion_cost, cost, get_model_prices
+from modelyard.pricing import Units, completion_cost, cost, get_model_prices, token_cost, units_of
 from modelyard.testing import KEY, Deployment, Emulator
-from modelyard.types import ChatCompletion
+from modelyard.types import ChatCompletion, EmbeddingUsage, Usage
 
 MESSAGES = [{"role": "user", "content": "Say hello to the pricing tests"}]
 
@@ -307,6 +307,49 @@ def test_text_only_usage_costs_the_same_with_or_without_zero_breakdowns() -> Non
     assert completion_cost(usage={"prompt_tokens": 0, "completion_tokens": 10}, model="azure/text-only") == 10 * 3e-06
     assert completion_cost(usage={"prompt_tokens": 5, "completion_tokens": 0}, model="azure/input-only") == 5 * 1e-06
     assert completion_cost(usage=plain, model="azure/input-only") is None  # output tokens without a price
+
+
+def test_text_rates_cached_per_lookup_give_what_the_general_way_gives(caplog: Any) -> None:
+    # _Call.cost prices text-only usage at two rates cached per price lookup (issue 17, round
+    # five): every usage and price here must cost what cost(units_of(...)) gives, and a price
+    # changed by register_model must apply to the next call.
+    pricing.register_model({"azure/text-only": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06,
+                                                "input_cost_per_token_above_200k_tokens": 2e-06,
+                                                "cache_read_input_token_cost": 5e-07},
+                            "azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06},
+                            "azure/input-only": {"input_cost_per_token": 1e-06}})  # fmt: skip
+    usages = [
+        Usage(prompt_tokens=1200, completion_tokens=34, total_tokens=1234),
+        Usage.model_validate({"prompt_tokens": 1200, "completion_tokens": 34,
+                              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                              "completion_tokens_details": {"reasoning_tokens": 0}}),
+        Usage.model_validate({"prompt_tokens": 1200, "completion_tokens": 34,
+                              "prompt_tokens_details": {"cached_tokens": 1000}}),
+        Usage.model_validate({"prompt_tokens": 10, "completion_tokens": 34,
+                              "completion_tokens_details": {"reasoning_tokens": 20}}),
+        Usage(prompt_tokens=250_000),
+        Usage(prompt_tokens=0, completion_tokens=10),
+        Usage(prompt_tokens=5),
+        Usage(),
+        EmbeddingUsage(prompt_tokens=7, total_tokens=7),
+    ]  # fmt: skip
+    kinds = [{"base_model": "azure/text-only"}, {"base_model": "azure/flat"}, {"base_model": "azure/input-only"},
+             {"reported_model": "gpt-4o-2024-08-06"}, {"deployment": "no-such-model"},
+             {"base_model": "azure/flat", "overrides": {"output_cost_per_token": 1e-05}},
+             {"deployment": "no-such-model", "overrides": {"input_cost_per_token": 2e-06}}]  # fmt: skip
+    checked = 0
+    for usage in usages:
+        for kind in kinds:
+            general = cost(units_of("chat", usage), **kind)
+            for _ in range(2):  # the second from the cached rates
+                fast = token_cost(usage, **kind)
+                assert fast is None or fast == general, (usage, kind, fast, general)
+                checked += fast is not None
+    assert checked > 20  # most of the grid takes the cached rates
+    assert token_cost(usages[0], base_model="azure/flat") == 1200 * 1e-06 + 34 * 3e-06
+    pricing.register_model({"azure/flat": {"output_cost_per_token": 4e-06}})
+    assert token_cost(usages[0], base_model="azure/flat") == 1200 * 1e-06 + 34 * 4e-06
+    assert token_cost({"prompt_tokens": 3}, base_model="azure/flat") is None  # a dict: the general way
 
 
 # --------------------------------------------------------------------------- where prices come from

@@ -1,0 +1,35 @@
+"""The end of a call made cheaper (issue 17, round five): the same answers, records and costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.types import ChatCompletion, EmbeddingResponse
+
+ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+          "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}  # fmt: skip
+
+
+def test_private_state_of_validated_answers_is_their_own() -> None:
+    # The private attributes are set from a template, not by pydantic's per-attribute default
+    # copies: each answer still gets pydantic's defaults, in its order, and a dict of its own.
+    first, second = ChatCompletion.model_validate(ANSWER), ChatCompletion.model_validate_json(b'{"id": "x"}')
+    for answer in (first, second, ChatCompletion(), ChatCompletion.model_construct(), EmbeddingResponse()):
+        assert answer.__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
+        assert list(answer.__pydantic_private__ or ()) == ["_response_headers", "_hidden_params", "_upstream"]
+    first._hidden_params["response_cost"] = 1.0
+    assert second._hidden_params == {} and ChatCompletion()._hidden_params == {}
+    assert first.cost == 1.0 and second.cost is None
+
+
+def test_an_answer_type_with_its_own_post_init_keeps_pydantics_way() -> None:
+    seen: list[Any] = []
+
+    class Noted(ChatCompletion):
+        def model_post_init(self, context: Any, /) -> None:
+            seen.append(self.__pydantic_private__)
+
+    noted = Noted.model_validate(ANSWER)
+    assert seen == [{"_response_headers": None, "_hidden_params": {}, "_upstream": None}]
+    assert noted.__pydantic_private__ is seen[0]
