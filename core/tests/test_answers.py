@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+from modelyard._ratelimit import REMAINING, remaining
 from modelyard.types import ChatCompletion, EmbeddingResponse
 
 ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
@@ -33,3 +35,24 @@ def test_an_answer_type_with_its_own_post_init_keeps_pydantics_way() -> None:
     noted = Noted.model_validate(ANSWER)
     assert seen == [{"_response_headers": None, "_hidden_params": {}, "_upstream": None}]
     assert noted.__pydantic_private__ is seen[0]
+
+
+def test_remaining_headers_read_in_one_pass_as_httpx_gives_them() -> None:
+    # The Router's quota and the proxy's gauges read both x-ratelimit-remaining-* headers in
+    # one pass over httpx's list: the same strings httpx's get gives, whatever the headers are.
+    cases = [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"X-RateLimit-Remaining-Requests", b"99"), (b"x-ratelimit-remaining-tokens", b"9000"), (b"date", b"Mon")],
+        [(b"x-ratelimit-remaining-tokens", b"12")],
+        [(b"x-ratelimit-remaining-requests", b"1"), (b"x-ratelimit-remaining-requests", b"2")],
+        [(b"x-ratelimit-remaining-requests", "é".encode())],
+        [(b"x-ratelimit-remaining-requests", "é".encode("latin-1"))],
+    ]
+    for raw in cases:
+        headers = httpx.Headers(raw)
+        expected = (headers.get(REMAINING[0]), headers.get(REMAINING[1]))
+        assert remaining(headers) == expected, raw
+        assert remaining(dict(headers.items())) == (dict(headers.items()).get(REMAINING[0]), dict(headers.items()).get(REMAINING[1]))
+    assert remaining(None) == (None, None)
+    assert remaining(httpx.Headers([(b"X-RateLimit-Remaining-Requests", b"99")])) == ("99", None)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import api
 from .._calls import _retry_on_timeout
+from .._ratelimit import remaining
 from .._sse import END
 from ..api import (
     AsyncChatStream,
@@ -194,12 +195,7 @@ def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
 
 
 def _quota(headers: Any) -> Quota | None:
-    if not headers:
-        return None
-    try:
-        requests, tokens = headers.get("x-ratelimit-remaining-requests"), headers.get("x-ratelimit-remaining-tokens")
-    except AttributeError:
-        return None
+    requests, tokens = remaining(headers)
     if requests is None and tokens is None:
         return None
 
