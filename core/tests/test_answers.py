@@ -56,3 +56,16 @@ def test_remaining_headers_read_in_one_pass_as_httpx_gives_them() -> None:
         assert remaining(dict(headers.items())) == (dict(headers.items()).get(REMAINING[0]), dict(headers.items()).get(REMAINING[1]))
     assert remaining(None) == (None, None)
     assert remaining(httpx.Headers([(b"X-RateLimit-Remaining-Requests", b"99")])) == ("99", None)
+
+
+def test_price_overrides_found_by_name_as_before() -> None:
+    # Which names are prices is worked out once per name now (issue 17, round five): the same
+    # keys, first source first, None values skipped, whatever the order of calls.
+    from modelyard.pricing import price_overrides
+
+    control = {"timeout": 600, "input_cost_per_token": None, "base_model": "azure/gpt-4o"}
+    info = {"id": "abc", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "my_cost_": 3.0, 7: "x"}
+    for _ in range(3):
+        assert price_overrides(control, info) == {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "my_cost_": 3.0}
+        assert price_overrides({"output_cost_per_token": 5e-06}, info)["output_cost_per_token"] == 5e-06
+        assert price_overrides(None, {}) == {}

@@ -312,10 +312,22 @@ def price_overrides(*sources: Mapping[str, Any] | None) -> dict[str, Any]:
     """The price keys found in ``model_info`` / ``litellm_params`` (the first source wins per key)."""
     out: dict[str, Any] = {}
     for source in sources:
-        for key, value in (source or {}).items():
-            if key not in out and isinstance(key, str) and _PRICE_KEY.search(key) and value is not None:
+        if not source:
+            continue
+        for key, value in source.items():
+            if value is None or key in out:
+                continue
+            priced = _price_key.get(key)
+            if priced is None:  # the regex once per name (a few per deployment), not per call
+                if len(_price_key) > 4096:
+                    _price_key.clear()
+                priced = _price_key[key] = isinstance(key, str) and _PRICE_KEY.search(key) is not None
+            if priced:
                 out[key] = value
     return out
+
+
+_price_key: dict[Any, bool] = {}
 
 
 _resolved: dict[tuple[Any, ...], tuple[str | None, dict[str, Any] | None, bool]] = {}
