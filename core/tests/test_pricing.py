@@ -435,3 +435,19 @@ def test_v1_api_and_new_previews_are_asked_for_usage_ga_2024_10_21_is_not(api_ba
         "v1": {"include_usage": True}, "2025-04-01-preview": {"include_usage": True},
         "2024-09-01-preview": {"include_usage": True}, "2024-10-21": None, "2024-06-01": None,
     }  # fmt: skip
+
+
+def test_calls_without_usage_cost_none_with_one_warning_per_name(caplog: Any) -> None:
+    # A stream on an api-version that sends no usage: None, warned once per model name, then
+    # answered without the general way's raised and caught "no usage" (issue 17, round five).
+    pricing.register_model({"azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06}})
+    assert not pricing.warned_unpriced(base_model="azure/flat")
+    with caplog.at_level(logging.WARNING, logger="modelyard.pricing"):
+        for _ in range(3):
+            assert cost(units_of("chat", None), base_model="azure/flat") is None
+            assert cost(units_of("chat", None), deployment="no-such-model") is None
+    assert len([r for r in caplog.records if "azure/flat" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "no-such-model" in r.getMessage()]) == 1
+    assert pricing.warned_unpriced(base_model="azure/flat")
+    assert pricing.warned_unpriced(deployment="no-such-model")
+    assert not pricing.warned_unpriced(base_model="azure/other-name")

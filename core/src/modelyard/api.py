@@ -57,7 +57,7 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
-from .pricing import TOKEN_OPERATIONS, price_overrides, token_cost, units_of
+from .pricing import TOKEN_OPERATIONS, price_overrides, token_cost, units_of, warned_unpriced
 from .pricing import cost as _cost
 from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
@@ -142,12 +142,16 @@ class _Call:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
         route = self.route
         if route.operation in TOKEN_OPERATIONS:  # text tokens at two cached rates (most calls)
-            found = token_cost(
-                usage, overrides=self.price_overrides, base_model=self.base_model,
-                reported_model=reported_model or None, deployment=route.deployment, provider=route.provider,
-            )  # fmt: skip
-            if found is not None:
-                return found
+            names = {"overrides": self.price_overrides, "base_model": self.base_model,
+                     "reported_model": reported_model or None, "deployment": route.deployment,
+                     "provider": route.provider}  # fmt: skip
+            if usage is None:
+                if warned_unpriced(**names):
+                    return None
+            else:
+                found = token_cost(usage, **names)
+                if found is not None:
+                    return found
         return _cost(
             units_of(self.route.operation, usage, self.priced, result),
             overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,

@@ -578,6 +578,25 @@ def token_cost(
     return total + (output * rate_out if output > 0 and rate_out is not None else 0.0)
 
 
+def warned_unpriced(
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    base_model: str | None = None,
+    reported_model: str | None = None,
+    deployment: str | None = None,
+    provider: str | None = None,
+) -> bool:
+    """Whether :func:`cost` of a call that reported no usage (a stream on an api-version that
+    does not send it) is None without a word: it always is None, and its one warning for the
+    name it would be priced as has been given. Spares the raised and caught ``_Unpriced`` of
+    every such call."""
+    try:
+        name, _, _ = _lookup(overrides, base_model, reported_model, deployment, provider, None, None)
+    except Exception:  # cost() logs it
+        return False
+    return (name or "?") in _warned
+
+
 _OTHER_TOKENS = ("cached_tokens", "cache_write_tokens", "audio_tokens", "image_tokens", "reasoning_tokens")
 
 
