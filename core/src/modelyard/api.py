@@ -142,14 +142,17 @@ class _Call:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
         route = self.route
         if route.operation in TOKEN_OPERATIONS:  # text tokens at two cached rates (most calls)
-            names = {"overrides": self.price_overrides, "base_model": self.base_model,
-                     "reported_model": reported_model or None, "deployment": route.deployment,
-                     "provider": route.provider}  # fmt: skip
             if usage is None:
-                if warned_unpriced(**names):
+                if warned_unpriced(
+                    overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
+                    deployment=route.deployment, provider=route.provider,
+                ):  # fmt: skip
                     return None
             else:
-                found = token_cost(usage, **names)
+                found = token_cost(
+                    usage, overrides=self.price_overrides, base_model=self.base_model,
+                    reported_model=reported_model or None, deployment=route.deployment, provider=route.provider,
+                )  # fmt: skip
                 if found is not None:
                     return found
         return _cost(
