@@ -592,7 +592,7 @@ class _ChunkAssembler:
         self.finish_reasons: list[str] = []
         # A provider whose stream is not in chat chunks translates it with per-stream state
         # (HOOK_API 1.8); streams already in chunks answer None and keep normalize_chunk.
-        self.translator: Any = call.plugins.hook.translate_stream(route=call.route)
+        self.translator: Any = call.plugins.call(call.plugins.hook.translate_stream, route=call.route)
         # Events no plugin changes (HOOK_API 1.10 keeps_answers) skip normalize_chunk: the
         # caller gets them validated as the plugin would, the proxy as they were parsed.
         self.checks = None
