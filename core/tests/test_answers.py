@@ -69,3 +69,30 @@ def test_price_overrides_found_by_name_as_before() -> None:
         assert price_overrides(control, info) == {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "my_cost_": 3.0}
         assert price_overrides({"output_cost_per_token": 5e-06}, info)["output_cost_per_token"] == 5e-06
         assert price_overrides(None, {}) == {}
+
+
+def test_call_records_carry_the_usage_model_dump_gives() -> None:
+    # CallRecord.usage of a plain Usage is its fields copied (issue 17, round five): the dict
+    # model_dump gives, for Azure's recorded answers and for usages with fields of their own.
+    import json
+    from pathlib import Path
+
+    from modelyard.api import _usage_dump
+    from modelyard.types import Usage
+
+    data = Path(__file__).resolve().parents[2] / "tests" / "data" / "azure_responses"
+    usages = [json.loads(p.read_text())["body"]["usage"] for p in sorted(data.glob("chat_*.json"))]
+    usages += [
+        {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+        {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": None}},
+        {"prompt_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 2, "new_kind_tokens": 4}},
+        {"prompt_tokens": 9, "new_top_level": {"a": 1}},
+        {},
+    ]
+    assert len(usages) >= 8
+    for raw in usages:
+        usage = Usage.model_validate(raw)
+        dumped = _usage_dump(usage)
+        assert dumped == usage.model_dump() and list(dumped) == list(usage.model_dump()), raw
+        assert dumped is not usage.__dict__
+    assert _usage_dump(Usage(prompt_tokens=1))["prompt_tokens_details"] is None

@@ -66,7 +66,9 @@ from .types import (
     ChatParams,
     ChatRequest,
     ChoiceLogprobs,
+    CompletionTokensDetails,
     Connection,
+    PromptTokensDetails,
     ProviderRequest,
     ProviderResponse,
     Route,
@@ -462,7 +464,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     scope = call.scope
     if scope is None and not hook.get_hookimpls():
         return
-    usage_dict = usage.model_dump() if isinstance(usage, BaseModel) else usage
+    usage_dict = _usage_dump(usage) if isinstance(usage, BaseModel) else usage
     attempts = call.attempts or Attempts()
     duration = time.perf_counter() - call.started
     if ids is None:
@@ -482,6 +484,31 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
         import logging
 
         logging.getLogger("modelyard").exception("an on_success/on_failure observer raised")
+
+
+def _usage_dump(usage: BaseModel) -> dict[str, Any]:
+    """``usage.model_dump()``; for a plain :class:`Usage` (counts, details, no extra fields)
+    its fields copied, a third of model_dump's ~1-1.8 µs."""
+    dumped = _plain_dump(usage) if type(usage) in _PLAIN_USAGE else None
+    return usage.model_dump() if dumped is None else dumped
+
+
+def _plain_dump(model: BaseModel) -> dict[str, Any] | None:
+    if model.__pydantic_extra__:
+        return None
+    out = model.__dict__.copy()
+    for key, value in out.items():
+        if value is not None and type(value) is not int:
+            if type(value) not in _PLAIN_USAGE:
+                return None
+            inner = _plain_dump(value)
+            if inner is None:
+                return None
+            out[key] = inner
+    return out
+
+
+_PLAIN_USAGE = frozenset({Usage, PromptTokensDetails, CompletionTokensDetails})
 
 
 def _finish_reasons(result: Any) -> list[str] | None:
@@ -538,8 +565,11 @@ def _kept_response(call: _Call, response: httpx.Response) -> Any:
                 return None
         if changed(checks, data):
             return None
+    # The model's validator itself: what model_validate calls, without its ~0.5 µs of
+    # argument checks.
+    validator = model.__pydantic_validator__
     try:
-        result = model.model_validate(data) if checks else model.model_validate_json(content)
+        result = validator.validate_python(data) if checks else validator.validate_json(content)
     except ValidationError:  # the plugin's hook raises it, as before
         return None
     private = result.__pydantic_private__
