@@ -96,3 +96,16 @@ def test_call_records_carry_the_usage_model_dump_gives() -> None:
         assert dumped == usage.model_dump() and list(dumped) == list(usage.model_dump()), raw
         assert dumped is not usage.__dict__
     assert _usage_dump(Usage(prompt_tokens=1))["prompt_tokens_details"] is None
+
+
+def test_a_subclass_of_an_answer_type_gets_the_same_private_state() -> None:
+    class Mine(ChatCompletion):
+        note: str = ""
+
+    class Deeper(Mine):
+        def model_post_init(self, context: Any, /) -> None:
+            self.__pydantic_private__["_hidden_params"]["seen"] = True  # type: ignore[index]
+
+    assert Mine.model_validate(ANSWER).__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
+    assert Deeper.model_validate(ANSWER)._hidden_params == {"seen": True}
+    assert Mine()._hidden_params == {}  # not the one Deeper wrote into
