@@ -261,13 +261,6 @@ class _Lease:
         """Whether the slot is still to be given back."""
         return bool(self._slot)
 
-    @property
-    def synchronous(self) -> bool:
-        """Whether the state's ``arelease`` is the base one, which only calls ``release`` (the
-        memory state): the async caller calls :meth:`release` itself, without the two coroutines
-        (``_Lease.arelease``, ``RouterState.arelease``) that would wrap it (~1.7 µs a call)."""
-        return type(self._state).arelease is RouterState.arelease
-
     def _take(self) -> Reservation | None:
         try:
             return self._slot.pop()
@@ -997,11 +990,7 @@ class Router:
             stats = {"latency": time.perf_counter() - started}
             raise
         finally:
-            if streamed:
-                pass
-            elif lease.synchronous:
-                lease.release(**stats)
-            else:
+            if not streamed:
                 await lease.arelease(**stats)
 
     async def _afailed(self, d: Deployment, err: APIError, group_size: int) -> bool:
@@ -1094,13 +1083,8 @@ class _RoutedSync(_Routed):
 
 class _RoutedAsync(_Routed):
     async def _end(self) -> None:
-        lease = self._lease
-        if not lease.held:  # ended once already (the last send, then the read's end, then aclose)
-            return
-        if lease.synchronous:
-            lease.release(**self._release_kwargs())
-        else:
-            await lease.arelease(**self._release_kwargs())
+        if self._lease.held:  # ended once already (the last send, then the read's end, then aclose)
+            await self._lease.arelease(**self._release_kwargs())
 
     def __aiter__(self) -> AsyncIterator[Any]:
         items = getattr(super(), "_items", None)  # the pipeline's streams: the base's, not ours again
