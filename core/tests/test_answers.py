@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -74,7 +75,6 @@ def test_price_overrides_found_by_name_as_before() -> None:
 def test_call_records_carry_the_usage_model_dump_gives() -> None:
     # CallRecord.usage of a plain Usage is its fields copied (issue 17, round five): the dict
     # model_dump gives, for Azure's recorded answers and for usages with fields of their own.
-    import json
     from pathlib import Path
 
     from modelyard.api import _usage_dump
@@ -109,3 +109,22 @@ def test_a_subclass_of_an_answer_type_gets_the_same_private_state() -> None:
     assert Mine.model_validate(ANSWER).__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
     assert Deeper.model_validate(ANSWER)._hidden_params == {"seen": True}
     assert Mine()._hidden_params == {}  # not the one Deeper wrote into
+
+
+def test_an_answer_that_is_not_a_chat_completion_is_still_refused() -> None:
+    # The kept answer stays validated whole (the decision of issue 17 round five): a body with
+    # the envelope but a choice without its message is not passed on as the upstream's bytes.
+    import pytest
+    from modelyard import api
+    from pydantic import ValidationError
+
+    call = api._prepare("azure/gpt-4o", [{"role": "user", "content": "hi"}], False,
+                        {"api_base": "http://127.0.0.1:1", "api_key": "k", "api_version": "2024-10-21"})  # fmt: skip
+    good = httpx.Response(200, content=json.dumps(ANSWER).encode())
+    kept = api._normalize(call, good)
+    assert isinstance(kept, ChatCompletion) and kept.choices[0].message.content == "hi"
+    assert kept.__pydantic_private__["_upstream"] == (id(kept), good.content)  # type: ignore[index]
+    bad = {**ANSWER, "choices": [{"index": 0, "finish_reason": "stop"}]}
+    assert api._kept_response(call, httpx.Response(200, content=json.dumps(bad).encode())) is None
+    with pytest.raises(ValidationError):
+        api._normalize(call, httpx.Response(200, content=json.dumps(bad).encode()))
