@@ -451,3 +451,15 @@ def test_calls_without_usage_cost_none_with_one_warning_per_name(caplog: Any) ->
     assert pricing.warned_unpriced(base_model="azure/flat")
     assert pricing.warned_unpriced(deployment="no-such-model")
     assert not pricing.warned_unpriced(base_model="azure/other-name")
+
+
+def test_cached_text_rates_outlive_other_lookups() -> None:
+    # The rates cached for one model stay when another model is looked up for the first time
+    # (only a new price table, register_model or reset_prices forget them).
+    pricing.register_model({"azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06}})
+    usage = Usage(prompt_tokens=10, completion_tokens=2)
+    assert token_cost(usage, base_model="azure/flat") == 10 * 1e-06 + 2 * 3e-06
+    assert len(pricing._text_rates) == 1
+    token_cost(usage, base_model="gpt-4o")
+    cost(units_of("chat", usage), base_model="azure/other-name")
+    assert len(pricing._text_rates) == 2  # azure/flat's kept, gpt-4o's added

@@ -392,7 +392,6 @@ def _lookup(
     if key is not None:
         if len(_resolved) > 4096:  # bounded: model names come from config and upstream answers
             _resolved.clear()
-        _text_rates.clear()
         _resolved[key] = result
     return result
 
