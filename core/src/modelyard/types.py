@@ -620,6 +620,8 @@ def _private_init(cls: type[BaseModel]) -> Callable[[BaseModel, Any], None] | No
             return None
     setattr_ = object.__setattr__
 
+    # pydantic's name on purpose: a subclass inherits this, pydantic wraps it (functools.wraps
+    # keeps the name), and the check above then knows the subclass has no post-init of its own.
     def init_private_attributes(self: BaseModel, context: Any, /) -> None:
         if getattr(self, "__pydantic_private__", None) is None:
             private = template.copy()
