@@ -17,9 +17,9 @@ import modelyard
 import pytest
 from modelyard import pricing
 from modelyard.plugins import reset_plugins
-from modelyard.pricing import Units, completion_cost, cost, get_model_prices
+from modelyard.pricing import Units, completion_cost, cost, get_model_prices, token_cost, units_of
 from modelyard.testing import KEY, Deployment, Emulator
-from modelyard.types import ChatCompletion
+from modelyard.types import ChatCompletion, EmbeddingUsage, Usage
 
 MESSAGES = [{"role": "user", "content": "Say hello to the pricing tests"}]
 
@@ -309,6 +309,49 @@ def test_text_only_usage_costs_the_same_with_or_without_zero_breakdowns() -> Non
     assert completion_cost(usage=plain, model="azure/input-only") is None  # output tokens without a price
 
 
+def test_text_rates_cached_per_lookup_give_what_the_general_way_gives(caplog: Any) -> None:
+    # _Call.cost prices text-only usage at two rates cached per price lookup (issue 17, round
+    # five): every usage and price here must cost what cost(units_of(...)) gives, and a price
+    # changed by register_model must apply to the next call.
+    pricing.register_model({"azure/text-only": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06,
+                                                "input_cost_per_token_above_200k_tokens": 2e-06,
+                                                "cache_read_input_token_cost": 5e-07},
+                            "azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06},
+                            "azure/input-only": {"input_cost_per_token": 1e-06}})  # fmt: skip
+    usages = [
+        Usage(prompt_tokens=1200, completion_tokens=34, total_tokens=1234),
+        Usage.model_validate({"prompt_tokens": 1200, "completion_tokens": 34,
+                              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                              "completion_tokens_details": {"reasoning_tokens": 0}}),
+        Usage.model_validate({"prompt_tokens": 1200, "completion_tokens": 34,
+                              "prompt_tokens_details": {"cached_tokens": 1000}}),
+        Usage.model_validate({"prompt_tokens": 10, "completion_tokens": 34,
+                              "completion_tokens_details": {"reasoning_tokens": 20}}),
+        Usage(prompt_tokens=250_000),
+        Usage(prompt_tokens=0, completion_tokens=10),
+        Usage(prompt_tokens=5),
+        Usage(),
+        EmbeddingUsage(prompt_tokens=7, total_tokens=7),
+    ]  # fmt: skip
+    kinds = [{"base_model": "azure/text-only"}, {"base_model": "azure/flat"}, {"base_model": "azure/input-only"},
+             {"reported_model": "gpt-4o-2024-08-06"}, {"deployment": "no-such-model"},
+             {"base_model": "azure/flat", "overrides": {"output_cost_per_token": 1e-05}},
+             {"deployment": "no-such-model", "overrides": {"input_cost_per_token": 2e-06}}]  # fmt: skip
+    checked = 0
+    for usage in usages:
+        for kind in kinds:
+            general = cost(units_of("chat", usage), **kind)
+            for _ in range(2):  # the second from the cached rates
+                fast = token_cost(usage, **kind)
+                assert fast is None or fast == general, (usage, kind, fast, general)
+                checked += fast is not None
+    assert checked > 20  # most of the grid takes the cached rates
+    assert token_cost(usages[0], base_model="azure/flat") == 1200 * 1e-06 + 34 * 3e-06
+    pricing.register_model({"azure/flat": {"output_cost_per_token": 4e-06}})
+    assert token_cost(usages[0], base_model="azure/flat") == 1200 * 1e-06 + 34 * 4e-06
+    assert token_cost({"prompt_tokens": 3}, base_model="azure/flat") is None  # a dict: the general way
+
+
 # --------------------------------------------------------------------------- where prices come from
 
 
@@ -392,3 +435,31 @@ def test_v1_api_and_new_previews_are_asked_for_usage_ga_2024_10_21_is_not(api_ba
         "v1": {"include_usage": True}, "2025-04-01-preview": {"include_usage": True},
         "2024-09-01-preview": {"include_usage": True}, "2024-10-21": None, "2024-06-01": None,
     }  # fmt: skip
+
+
+def test_calls_without_usage_cost_none_with_one_warning_per_name(caplog: Any) -> None:
+    # A stream on an api-version that sends no usage: None, warned once per model name, then
+    # answered without the general way's raised and caught "no usage" (issue 17, round five).
+    pricing.register_model({"azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06}})
+    assert not pricing.warned_unpriced(base_model="azure/flat")
+    with caplog.at_level(logging.WARNING, logger="modelyard.pricing"):
+        for _ in range(3):
+            assert cost(units_of("chat", None), base_model="azure/flat") is None
+            assert cost(units_of("chat", None), deployment="no-such-model") is None
+    assert len([r for r in caplog.records if "azure/flat" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "no-such-model" in r.getMessage()]) == 1
+    assert pricing.warned_unpriced(base_model="azure/flat")
+    assert pricing.warned_unpriced(deployment="no-such-model")
+    assert not pricing.warned_unpriced(base_model="azure/other-name")
+
+
+def test_cached_text_rates_outlive_other_lookups() -> None:
+    # The rates cached for one model stay when another model is looked up for the first time
+    # (only a new price table, register_model or reset_prices forget them).
+    pricing.register_model({"azure/flat": {"input_cost_per_token": 1e-06, "output_cost_per_token": 3e-06}})
+    usage = Usage(prompt_tokens=10, completion_tokens=2)
+    assert token_cost(usage, base_model="azure/flat") == 10 * 1e-06 + 2 * 3e-06
+    assert len(pricing._text_rates) == 1
+    token_cost(usage, base_model="gpt-4o")
+    cost(units_of("chat", usage), base_model="azure/other-name")
+    assert len(pricing._text_rates) == 2  # azure/flat's kept, gpt-4o's added

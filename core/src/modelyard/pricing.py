@@ -241,6 +241,7 @@ def load_prices(source: str | None = None) -> int:
         _configured_source = source or None
         _table = None
         _resolved.clear()
+        _text_rates.clear()
     return len(_prices())
 
 
@@ -257,6 +258,7 @@ def register_model(model_cost: Mapping[str, Mapping[str, Any]] | str) -> None:
         if _table is not None:
             _merge(_table, entries, "register_model")
         _resolved.clear()
+        _text_rates.clear()
         _warned.clear()
 
 
@@ -268,6 +270,7 @@ def reset_prices() -> None:
         _configured_source = None
         _registered.clear()
         _resolved.clear()
+        _text_rates.clear()
         _warned.clear()
 
 
@@ -309,13 +312,29 @@ def price_overrides(*sources: Mapping[str, Any] | None) -> dict[str, Any]:
     """The price keys found in ``model_info`` / ``litellm_params`` (the first source wins per key)."""
     out: dict[str, Any] = {}
     for source in sources:
-        for key, value in (source or {}).items():
-            if key not in out and isinstance(key, str) and _PRICE_KEY.search(key) and value is not None:
+        if not source:
+            continue
+        for key, value in source.items():
+            if value is None or key in out:
+                continue
+            priced = _price_key.get(key)
+            if priced is None:  # the regex once per name (a few per deployment), not per call
+                if len(_price_key) > 4096:
+                    _price_key.clear()
+                priced = _price_key[key] = isinstance(key, str) and _PRICE_KEY.search(key) is not None
+            if priced:
                 out[key] = value
     return out
 
 
+_price_key: dict[Any, bool] = {}
+
+
 _resolved: dict[tuple[Any, ...], tuple[str | None, dict[str, Any] | None, bool]] = {}
+_text_rates: dict[tuple[Any, ...], tuple[float | None, float | None] | None] = {}
+"""Per :func:`_lookup` key: the input and output price per text token (no tiers, no batch),
+(None where the prices have none), or None when :func:`token_cost` must take the general way
+(no price, tiered prices)."""
 
 
 def _cache_key(*parts: Any, overrides: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
@@ -507,6 +526,105 @@ def units_of(operation: str, usage: Any, params: Mapping[str, Any] | None = None
             used = None
         return Units(usage=used if _has_tokens(used) else None, seconds=seconds)
     return Units(usage=used)
+
+
+TOKEN_OPERATIONS = frozenset({"chat", "completions", "embeddings"})
+"""The operations priced by the usage's tokens alone (:func:`units_of` gives ``Units(usage=...)``)."""
+
+
+def token_cost(
+    usage: Any,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    base_model: str | None = None,
+    reported_model: str | None = None,
+    deployment: str | None = None,
+    provider: str | None = None,
+) -> float | None:
+    """``cost(units_of(op, usage), ...)`` of a :data:`TOKEN_OPERATIONS` call whose usage (a
+    pydantic ``Usage``) counts text tokens only, from the two rates cached per price lookup:
+    no ``Units``, no usage dict, no price key looked up per call. None when the call takes
+    :func:`cost` (which gives None itself when no price applies): another usage, tokens of other
+    kinds, tiered prices, no price.
+    """
+    fields = getattr(usage, "__dict__", None)
+    if type(fields) is not dict or not hasattr(usage, "__pydantic_fields__"):
+        return None
+    get = fields.get
+    # As _token_cost reads the dict usage_dict() gives (declared fields, details as dicts).
+    prompt = _int(get("prompt_tokens")) or _int(get("input_tokens"))
+    output = _int(get("completion_tokens")) or _int(get("output_tokens"))
+    for name in ("prompt_tokens_details", "input_tokens_details", "completion_tokens_details", "output_tokens_details"):
+        details = get(name)
+        if details is not None and not _no_other_tokens(details):
+            return None
+    key = _cache_key(base_model, reported_model, deployment, provider, None, None, overrides=overrides)
+    if key is None:
+        return None
+    try:
+        rates = _text_rates[key]
+    except KeyError:
+        rates = _text_rates_of(overrides, base_model, reported_model, deployment, provider)
+        if len(_text_rates) > 4096:
+            _text_rates.clear()
+        _text_rates[key] = rates
+    if rates is None:
+        return None
+    rate_in, rate_out = rates
+    if (prompt > 0 and rate_in is None) or (output > 0 and rate_out is None):
+        return None  # cost() warns once and gives None
+    total = prompt * rate_in if prompt > 0 and rate_in is not None else 0.0
+    return total + (output * rate_out if output > 0 and rate_out is not None else 0.0)
+
+
+def warned_unpriced(
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    base_model: str | None = None,
+    reported_model: str | None = None,
+    deployment: str | None = None,
+    provider: str | None = None,
+) -> bool:
+    """Whether :func:`cost` of a call that reported no usage (a stream on an api-version that
+    does not send it) is None without a word: it always is None, and its one warning for the
+    name it would be priced as has been given. Spares the raised and caught ``_Unpriced`` of
+    every such call."""
+    try:
+        name, _, _ = _lookup(overrides, base_model, reported_model, deployment, provider, None, None)
+    except Exception:  # cost() logs it
+        return False
+    return (name or "?") in _warned
+
+
+_OTHER_TOKENS = ("cached_tokens", "cache_write_tokens", "audio_tokens", "image_tokens", "reasoning_tokens")
+
+
+def _no_other_tokens(details: Any) -> bool:
+    """Whether a usage's details object counts no tokens priced apart from text (cached, audio ...)."""
+    fields = getattr(details, "__dict__", None)
+    if type(fields) is not dict or not hasattr(details, "__pydantic_fields__"):
+        return False
+    return not any(_int(fields.get(name)) for name in _OTHER_TOKENS)
+
+
+def _text_rates_of(
+    overrides: Mapping[str, Any] | None, base_model: str | None, reported_model: str | None,
+    deployment: str | None, provider: str | None,
+) -> tuple[float | None, float | None] | None:  # fmt: skip
+    _, prices, tiered = _lookup(overrides, base_model, reported_model, deployment, provider, None, None)
+    if prices is None or tiered:
+        return None
+
+    def rate(key: str) -> float | None:
+        try:
+            return _rate(prices, key, batch=False)
+        except _Unpriced:
+            return None
+
+    try:
+        return rate("input_cost_per_token"), rate("output_cost_per_token")
+    except Exception:  # a malformed price (a string where a number belongs): cost() logs it
+        return None
 
 
 def _seconds(value: Any) -> float | None:

@@ -19,6 +19,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._ratelimit import remaining
+
 if TYPE_CHECKING:
     from ..observe import CallScope
 
@@ -26,7 +28,6 @@ __all__ = ["ProxyMetrics", "available"]
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-_REMAINING = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
 _SERIES_CAP = 4096
 """Request shapes (path, status, model, deployment) whose metric children are kept bound."""
 _ENDPOINTS = frozenset({"/chat/completions", "/completions", "/models", "/health", "/metrics", "/files",
@@ -195,18 +196,17 @@ class ProxyMetrics:
             series.cost.inc(cost)
         headers = event.response_headers
         if headers is not None:
-            remaining = series.remaining
-            for i, name in enumerate(_REMAINING):
-                value = headers.get(name)
+            gauges = series.remaining
+            for i, value in enumerate(remaining(headers)):
                 if value is None:
                     continue
                 try:
                     number = float(value)
                 except ValueError:
                     continue
-                gauge = remaining[i]
+                gauge = gauges[i]
                 if gauge is None:
-                    gauge = remaining[i] = self._child(self.remaining_requests if i == 0 else self.remaining_tokens, dep)
+                    gauge = gauges[i] = self._child(self.remaining_requests if i == 0 else self.remaining_tokens, dep)
                 gauge.set(number)
 
     def budget(self, *, key: str | None = None, team: str | None = None, remaining: float) -> None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import api
 from .._calls import _retry_on_timeout
+from .._ratelimit import remaining
 from .._sse import END
 from ..api import (
     AsyncChatStream,
@@ -193,32 +194,8 @@ def _estimate_tokens(messages: Any, kwargs: Mapping[str, Any]) -> int:
     return chars // 4 + 4 * count + max(0, limit)
 
 
-_REMAINING = b"x-ratelimit-remaining-"
-_REMAINING_REQUESTS = b"x-ratelimit-remaining-requests"
-_REMAINING_TOKENS = b"x-ratelimit-remaining-tokens"
-
-
 def _quota(headers: Any) -> Quota | None:
-    if not headers:
-        return None
-    items = getattr(headers, "_list", None)
-    if type(items) is list:
-        # httpx.Headers keeps (raw name, lowercased name, value) triples: one pass over them for
-        # both names (two Headers.get cost ~0.9 µs each). A name sent twice reads as httpx joins
-        # it ("1, 2"), which is no number.
-        requests: Any = None
-        tokens: Any = None
-        for _, name, value in items:
-            if name.startswith(_REMAINING):
-                if name == _REMAINING_REQUESTS:
-                    requests = value if requests is None else b"?"
-                elif name == _REMAINING_TOKENS:
-                    tokens = value if tokens is None else b"?"
-    else:
-        try:
-            requests, tokens = headers.get("x-ratelimit-remaining-requests"), headers.get("x-ratelimit-remaining-tokens")
-        except AttributeError:
-            return None
+    requests, tokens = remaining(headers)
     if requests is None and tokens is None:
         return None
 

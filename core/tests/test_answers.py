@@ -1,0 +1,130 @@
+"""The end of a call made cheaper (issue 17, round five): the same answers, records and costs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from modelyard._ratelimit import REMAINING, remaining
+from modelyard.types import ChatCompletion, EmbeddingResponse
+
+ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+          "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}  # fmt: skip
+
+
+def test_private_state_of_validated_answers_is_their_own() -> None:
+    # The private attributes are set from a template, not by pydantic's per-attribute default
+    # copies: each answer still gets pydantic's defaults, in its order, and a dict of its own.
+    first, second = ChatCompletion.model_validate(ANSWER), ChatCompletion.model_validate_json(b'{"id": "x"}')
+    for answer in (first, second, ChatCompletion(), ChatCompletion.model_construct(), EmbeddingResponse()):
+        assert answer.__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
+        assert list(answer.__pydantic_private__ or ()) == ["_response_headers", "_hidden_params", "_upstream"]
+    first._hidden_params["response_cost"] = 1.0
+    assert second._hidden_params == {} and ChatCompletion()._hidden_params == {}
+    assert first.cost == 1.0 and second.cost is None
+
+
+def test_an_answer_type_with_its_own_post_init_keeps_pydantics_way() -> None:
+    seen: list[Any] = []
+
+    class Noted(ChatCompletion):
+        def model_post_init(self, context: Any, /) -> None:
+            seen.append(self.__pydantic_private__)
+
+    noted = Noted.model_validate(ANSWER)
+    assert seen == [{"_response_headers": None, "_hidden_params": {}, "_upstream": None}]
+    assert noted.__pydantic_private__ is seen[0]
+
+
+def test_remaining_headers_read_in_one_pass_as_httpx_gives_them() -> None:
+    # The Router's quota and the proxy's gauges read both x-ratelimit-remaining-* headers in
+    # one pass over httpx's list: the same strings httpx's get gives, whatever the headers are.
+    cases = [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"X-RateLimit-Remaining-Requests", b"99"), (b"x-ratelimit-remaining-tokens", b"9000"), (b"date", b"Mon")],
+        [(b"x-ratelimit-remaining-tokens", b"12")],
+        [(b"x-ratelimit-remaining-requests", b"1"), (b"x-ratelimit-remaining-requests", b"2")],
+        [(b"x-ratelimit-remaining-requests", "é".encode())],
+        [(b"x-ratelimit-remaining-requests", "é".encode("latin-1"))],
+    ]
+    for raw in cases:
+        headers = httpx.Headers(raw)
+        expected = (headers.get(REMAINING[0]), headers.get(REMAINING[1]))
+        assert remaining(headers) == expected, raw
+        assert remaining(dict(headers.items())) == (dict(headers.items()).get(REMAINING[0]), dict(headers.items()).get(REMAINING[1]))
+    assert remaining(None) == (None, None)
+    assert remaining(httpx.Headers([(b"X-RateLimit-Remaining-Requests", b"99")])) == ("99", None)
+
+
+def test_price_overrides_found_by_name_as_before() -> None:
+    # Which names are prices is worked out once per name now (issue 17, round five): the same
+    # keys, first source first, None values skipped, whatever the order of calls.
+    from modelyard.pricing import price_overrides
+
+    control = {"timeout": 600, "input_cost_per_token": None, "base_model": "azure/gpt-4o"}
+    info = {"id": "abc", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "my_cost_": 3.0, 7: "x"}
+    for _ in range(3):
+        assert price_overrides(control, info) == {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "my_cost_": 3.0}
+        assert price_overrides({"output_cost_per_token": 5e-06}, info)["output_cost_per_token"] == 5e-06
+        assert price_overrides(None, {}) == {}
+
+
+def test_call_records_carry_the_usage_model_dump_gives() -> None:
+    # CallRecord.usage of a plain Usage is its fields copied (issue 17, round five): the dict
+    # model_dump gives, for Azure's recorded answers and for usages with fields of their own.
+    from pathlib import Path
+
+    from modelyard.api import _usage_dump
+    from modelyard.types import Usage
+
+    data = Path(__file__).resolve().parents[2] / "tests" / "data" / "azure_responses"
+    usages = [json.loads(p.read_text())["body"]["usage"] for p in sorted(data.glob("chat_*.json"))]
+    usages += [
+        {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+        {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": None}},
+        {"prompt_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 2, "new_kind_tokens": 4}},
+        {"prompt_tokens": 9, "new_top_level": {"a": 1}},
+        {},
+    ]
+    assert len(usages) >= 8
+    for raw in usages:
+        usage = Usage.model_validate(raw)
+        dumped = _usage_dump(usage)
+        assert dumped == usage.model_dump() and list(dumped) == list(usage.model_dump()), raw
+        assert dumped is not usage.__dict__
+    assert _usage_dump(Usage(prompt_tokens=1))["prompt_tokens_details"] is None
+
+
+def test_a_subclass_of_an_answer_type_gets_the_same_private_state() -> None:
+    class Mine(ChatCompletion):
+        note: str = ""
+
+    class Deeper(Mine):
+        def model_post_init(self, context: Any, /) -> None:
+            self.__pydantic_private__["_hidden_params"]["seen"] = True  # type: ignore[index]
+
+    assert Mine.model_validate(ANSWER).__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
+    assert Deeper.model_validate(ANSWER)._hidden_params == {"seen": True}
+    assert Mine()._hidden_params == {}  # not the one Deeper wrote into
+
+
+def test_an_answer_that_is_not_a_chat_completion_is_still_refused() -> None:
+    # The kept answer stays validated whole (the decision of issue 17 round five): a body with
+    # the envelope but a choice without its message is not passed on as the upstream's bytes.
+    import pytest
+    from modelyard import api
+    from pydantic import ValidationError
+
+    call = api._prepare("azure/gpt-4o", [{"role": "user", "content": "hi"}], False,
+                        {"api_base": "http://127.0.0.1:1", "api_key": "k", "api_version": "2024-10-21"})  # fmt: skip
+    good = httpx.Response(200, content=json.dumps(ANSWER).encode())
+    kept = api._normalize(call, good)
+    assert isinstance(kept, ChatCompletion) and kept.choices[0].message.content == "hi"
+    assert kept.__pydantic_private__["_upstream"] == (id(kept), good.content)  # type: ignore[index]
+    bad = {**ANSWER, "choices": [{"index": 0, "finish_reason": "stop"}]}
+    assert api._kept_response(call, httpx.Response(200, content=json.dumps(bad).encode())) is None
+    with pytest.raises(ValidationError):
+        api._normalize(call, httpx.Response(200, content=json.dumps(bad).encode()))
