@@ -57,6 +57,7 @@ __all__ = ["METHODS", "SyncNativeBackend", "default_tls"]
 
 METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
 """What this backend sends (HEAD is not: llhttp cannot tell that its answer has no body)."""
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _READ = 65536
 _monotonic = time.monotonic
 _default_tls: ssl.SSLContext | None = None
@@ -393,6 +394,8 @@ class SyncNativeBackend:
         if request.json_body is not None:
             body = encode_json(request.json_body)
             data = request_head(method, target, headers, body, "application/json") + body
+        elif method in _BODY_METHODS:  # an empty body, said so (as httpx and aiohttp do: some servers want it)
+            data = request_head(method, target, headers, b"")
         else:
             data = request_head(method, target, headers)
         pool = self._pool(target.origin)

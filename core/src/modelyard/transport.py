@@ -269,9 +269,8 @@ class Transport:
             to modelyard's own HTTP/1.1 client (:mod:`modelyard._wire_sync`: blocking sockets,
             httptools' parser, a thread-safe keep-alive pool per origin) and come back as
             ``httpx.Response`` objects, at a fraction of httpx's CPU per call (see
-            bench/README.md). Multipart uploads (``files``/``data``), in-process handlers and
-            methods other than GET/POST/PUT/PATCH/DELETE/OPTIONS still go through httpx.
-            Ignored when ``transport`` is given.
+            bench/README.md). Multipart uploads (``files``/``data``) and in-process handlers
+            still go through httpx. Ignored when ``transport`` is given.
 
     The async clients (and aiohttp sessions) of an event loop are closed on that loop when
     it shuts down; :meth:`aclose` closes the running loop's at once.
@@ -394,9 +393,8 @@ class Transport:
             attempts: filled in with the retries made, for observers.
         """
         native = self._native_sync
-        if native is not None and (request.files or request.data is not None or request.handler is not None
-                                   or request.method not in _NATIVE_METHODS):  # fmt: skip
-            native = None  # multipart uploads, in-process handlers and HEAD stay on httpx
+        if native is not None and (request.files or request.data is not None or request.handler is not None):
+            native = None  # multipart uploads (httpx streams them) and in-process handlers stay on httpx
         client = None
         if native is None:
             client = self.client(request.url) if request.handler is None else _in_process(request.handler)
@@ -535,9 +533,6 @@ class Transport:
             finally:
                 await response.aclose()
         return response
-
-
-_NATIVE_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})  # as _wire_sync.METHODS
 
 
 def _httpx_attempt(
