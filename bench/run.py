@@ -374,7 +374,7 @@ def start_shared(stack: contextlib.ExitStack) -> tuple[str, str]:
 
 
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
-    modes = [(PY, m) for m in ("httpx", "modelyard", "openai", "httpx-async", "aiohttp-async", "modelyard-async",
+    modes = [(PY, m) for m in ("httpx", "modelyard", "modelyard-native-sync", "openai", "httpx-async", "aiohttp-async", "modelyard-async",
                                "modelyard-async-aiohttp", "import-modelyard", "import-modelyard.api")]  # fmt: skip
     if with_litellm:
         modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm")]

@@ -15,10 +15,15 @@ Pools: one per origin (scheme, host, port), shared by all threads behind a lock.
 connections are reused last-in first-out; one idle longer than the keep-alive time is closed
 when a caller finds it (no timer, no thread); at most ``limit`` connections per origin are
 open, callers beyond that wait (at most the pool timeout). A connection goes back to the pool
-only after a complete answer that allows keep-alive. A request on a reused connection that
-fails before any byte of an answer (the upstream closed it while it was idle) is sent once
-more on a new connection; a failure after answer bytes arrived is never resent here (the
-transport decides).
+only after a complete answer that allows keep-alive. An idle connection is checked when taken
+(a poll with no wait, as httpcore does): one the upstream closed, or that holds bytes nobody
+asked for, is dropped before anything is sent on it. A request on a reused connection that
+fails before any byte of an answer is sent once more on a new connection when that cannot run
+it twice: the request could not be sent whole (``WriteError``), or its method is idempotent
+(GET, DELETE). A POST the upstream read and then dropped without a word is not resent here:
+the upstream may be running it (Azure bills it), so the transport decides (``retry_on_timeout``),
+as with httpx and aiohttp, which never resend a POST either. A failure after answer bytes
+arrived is never resent here.
 
 Timeouts, as the httpx path of :meth:`Transport.send <modelyard.transport.Transport.send>`:
 with a ``deadline`` (a number ``timeout``), connecting gets ``timeout.connect`` at most and the
@@ -58,6 +63,7 @@ __all__ = ["METHODS", "SyncNativeBackend", "default_tls"]
 METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
 """What this backend sends (HEAD is not: llhttp cannot tell that its answer has no body)."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_IDEMPOTENT = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
 _READ = 65536
 _monotonic = time.monotonic
 _default_tls: ssl.SSLContext | None = None
@@ -413,9 +419,9 @@ class SyncNativeBackend:
             try:
                 _exchange(conn, data, timeout, deadline, stream)
                 break
-            except (httpx.WriteError, httpx.ReadError):
+            except (httpx.WriteError, httpx.ReadError) as exc:
                 pool.discard(conn)
-                if conn.reused and not conn.got and not fresh:
+                if conn.reused and not conn.got and not fresh and (method in _IDEMPOTENT or isinstance(exc, httpx.WriteError)):
                     fresh = True  # the upstream closed it while idle: once more on a new one
                     continue
                 raise
