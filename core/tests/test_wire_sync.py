@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import socket
 import ssl
@@ -482,6 +483,34 @@ def test_unfinished_stream_closed_early_closes_its_connection(backend: SyncNativ
         r.close()  # before reading anything
         up.until(lambda: up.ended == 2)
         assert up.connections == 2
+
+
+def test_a_stream_dropped_unread_frees_its_connection_and_its_place() -> None:
+    backend = SyncNativeBackend(limit=1)
+
+    def answer(seen: Seen, sock: socket.socket) -> bool:
+        if seen.body:
+            sock.sendall(OK)
+        else:
+            sock.sendall(STREAM_HEAD + chunk(b"data: 1\n\n"))  # never ends
+        return True
+
+    quick = httpx.Timeout(5, pool=1)
+    try:
+        with Upstream(answer) as up:
+            r = send(backend, req(up.url(), stream=True))
+            del r  # neither read nor closed (a binary answer the caller forgot)
+            gc.collect()
+            up.until(lambda: up.ended == 1)  # its socket was closed, not left to the collector's warning
+            assert send(backend, req(up.url(), body={"n": 1}), timeout=quick).json() == {"a": 1}  # its place is free
+            pieces = send(backend, req(up.url(), stream=True)).iter_bytes()
+            assert next(pieces) == b"data: 1\n\n"
+            del pieces  # left half-read
+            gc.collect()
+            up.until(lambda: up.ended == 2)
+            assert send(backend, req(up.url(), body={"n": 2}), timeout=quick).json() == {"a": 1}
+    finally:
+        backend.close()
 
 
 def test_stream_idle_timeout_between_chunks(backend: SyncNativeBackend) -> None:

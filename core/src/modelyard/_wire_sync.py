@@ -159,6 +159,7 @@ class _Pool:
         self.waiting = 0
         self.cond = threading.Condition(threading.Lock())
         self.closed = False
+        self.dropped: list[None] = []  # places freed without the lock (see drop), taken back in _take
 
     def acquire(self, connect: float | None, pool: float | None, fresh: bool = False) -> _Connection:
         """An idle connection (unless ``fresh``), else a new one once the limit allows.
@@ -186,6 +187,8 @@ class _Pool:
         conn: _Connection | None
         with self.cond:
             while True:
+                if self.dropped:
+                    self._count_dropped()
                 idle = self.idle
                 if idle and not fresh:
                     conn = idle.pop()
@@ -249,6 +252,26 @@ class _Pool:
         conn.close()
         self._forget()
 
+    def drop(self, conn: _Connection) -> None:
+        """:meth:`discard` for a finalizer (an answer never closed, garbage-collected): it may run
+        in any thread at any moment, even one holding this pool's lock, so it never waits for it."""
+        conn.close()
+        if self.cond.acquire(blocking=False):
+            try:
+                self.dropped.append(None)
+                self._count_dropped()
+            finally:
+                self.cond.release()
+        else:
+            self.dropped.append(None)  # atomic; counted by the next caller that takes the lock
+
+    def _count_dropped(self) -> None:
+        n = len(self.dropped)
+        del self.dropped[:n]
+        self.open -= n
+        if self.waiting:
+            self.cond.notify(n)
+
     def _forget(self) -> None:
         with self.cond:
             self.open -= 1
@@ -294,11 +317,23 @@ class _Body(httpx.SyncByteStream):
                     return
                 elif not conn.read(self._idle):
                     raise httpx.ReadError("the upstream closed the connection before the end of the answer")
-        except BaseException:  # a failure, or the reader left early (GeneratorExit)
+        except GeneratorExit:  # the reader left early: maybe the collector, holding who knows what
+            if self._conn is not None:
+                self._conn = None
+                self._pool.drop(conn)
+            raise
+        except BaseException:  # a failure
             if self._conn is not None:
                 self._conn = None
                 self._pool.discard(conn)
             raise
+
+    def __del__(self) -> None:
+        # An answer dropped without being read or closed: free its connection and its place.
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            self._pool.drop(conn)
 
     def _finish(self, conn: _Connection) -> None:
         if conn.parser.keep_alive:
