@@ -155,12 +155,13 @@ class Upstream:
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
-                while len(buffer) < length:
-                    data = sock.recv(65536)
+                pieces = bytearray(buffer)  # (not bytes +=: a 32 MiB body would take quadratic time)
+                while len(pieces) < length:
+                    data = sock.recv(1 << 20)
                     if not data:
                         return
-                    buffer += data
-                body, buffer = buffer[:length], buffer[length:]
+                    pieces += data
+                body, buffer = bytes(pieces[:length]), bytes(pieces[length:])
                 seen = Seen(conn, head, body, first)
                 self._note(lambda seen=seen: self.seen.append(seen))  # type: ignore[misc]
                 if not self.answer(seen, sock):
