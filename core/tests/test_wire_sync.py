@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import os
 import socket
 import ssl
 import struct
@@ -570,6 +571,27 @@ def test_many_threads_share_the_pools(backend: SyncNativeBackend) -> None:
     with Upstream(answer) as up, ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(400)))
         assert len(up.seen) == 400 and up.connections <= 8
+
+
+def test_a_forked_child_starts_with_no_connections(backend: SyncNativeBackend) -> None:
+    with Upstream(reply(OK)) as up:
+        send(backend, req(up.url(), body={"who": "parent"}))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one call, its result down the pipe, and out
+            code = 1
+            try:
+                os.write(write, send(backend, req(up.url(), body={"who": "child"})).content)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as answer:
+            assert answer.read() == b'{"a": 1}' and os.waitstatus_to_exitcode(status) == 0
+        send(backend, req(up.url(), body={"who": "parent"}))
+        # the child opened its own connection; the parent's stayed open and its own
+        assert [(s.conn, s.body) for s in up.seen] == [(0, b'{"who":"parent"}'), (1, b'{"who":"child"}'), (0, b'{"who":"parent"}')]
 
 
 # ---------------------------------------------------------------------- connecting

@@ -25,6 +25,9 @@ the upstream may be running it (Azure bills it), so the transport decides (``ret
 as with httpx and aiohttp, which never resend a POST either. A failure after answer bytes
 arrived is never resent here.
 
+Processes: a child forked from a process with open connections starts with none (the
+parent's stay the parent's: two processes reading one socket would read each other's answers).
+
 Timeouts, as the httpx path of :meth:`Transport.send <modelyard.transport.Transport.send>`:
 with a ``deadline`` (a number ``timeout``), connecting gets ``timeout.connect`` at most and the
 whole attempt (connect, send, and the answer to its last byte; for a stream, until its head is
@@ -35,11 +38,13 @@ deadline (an ``httpx.Timeout`` as given), each phase gets its own timeout.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -380,6 +385,14 @@ def _exchange(conn: _Connection, data: bytes, timeout: httpx.Timeout, deadline: 
             raise httpx.ReadError("the upstream closed the connection without answering")
 
 
+_backends: weakref.WeakSet[SyncNativeBackend] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for backend in list(_backends):
+        backend._forked()
+
+
 class SyncNativeBackend:
     """The connection pools of one :class:`~modelyard.transport.Transport`'s sync calls.
 
@@ -397,6 +410,17 @@ class SyncNativeBackend:
         self._tls = tls
         self._pools: dict[Origin, _Pool] = {}
         self._lock = threading.Lock()
+        _backends.add(self)
+
+    def _forked(self) -> None:
+        """In a child process just forked: start with no connections. The parent's are its own
+        (two processes reading one socket would read each other's answers); their descriptors
+        are closed here, which leaves the parent's connections open. No lock is taken: one may
+        have been held by a thread of the parent that does not exist here."""
+        pools, self._pools, self._lock = self._pools, {}, threading.Lock()
+        for pool in pools.values():
+            for conn in pool.idle:
+                conn.close()
 
     def __repr__(self) -> str:
         return f"SyncNativeBackend(origins={len(self._pools)})"
@@ -481,3 +505,6 @@ class SyncNativeBackend:
             self._pools.clear()
         for pool in pools:
             pool.close()
+
+
+os.register_at_fork(after_in_child=_after_fork)
