@@ -681,7 +681,7 @@ def test_transport_maps_native_failures_without_secrets() -> None:
         t.close()
 
 
-def test_transport_sends_userinfo_as_basic_auth_and_checks_the_backend_name() -> None:
+def test_transport_sends_userinfo_as_basic_auth_and_checks_its_settings() -> None:
     with Upstream(reply(OK)) as up:
         t = transport.Transport(sync_backend="native")
         try:
@@ -691,6 +691,11 @@ def test_transport_sends_userinfo_as_basic_auth_and_checks_the_backend_name() ->
             assert b"content-length: 0" in up.seen[0].lines  # a POST without a body says so
         finally:
             t.close()
+    unlimited = transport.Transport(sync_backend="native", limits=httpx.Limits(max_connections=None, max_keepalive_connections=None,
+                                                                              keepalive_expiry=None))  # fmt: skip
+    assert unlimited._native_sync is not None and unlimited._native_sync._max_idle > 1000 and unlimited._native_sync._keepalive > 1e9
+    limited = transport.Transport(sync_backend="native", limits=httpx.Limits(max_connections=3, max_keepalive_connections=2))
+    assert limited._native_sync is not None and (limited._native_sync._limit, limited._native_sync._max_idle) == (3, 2)
     with pytest.raises(ValueError, match="sync_backend must be 'httpx' or 'native'"):
         transport.Transport(sync_backend="requests")
 

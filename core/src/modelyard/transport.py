@@ -308,11 +308,12 @@ class Transport:
         if sync_backend == "native" and transport is None:
             from ._wire_sync import SyncNativeBackend
 
-            limits = self._limits
+            limits, unlimited = self._limits, 1 << 30  # httpx's None: no limit
             self._native_sync = SyncNativeBackend(
-                limit=limits.max_connections or 1_000_000, max_idle=limits.max_keepalive_connections or 0,
-                keepalive=limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0,
-            )  # fmt: skip
+                limit=unlimited if limits.max_connections is None else limits.max_connections,
+                max_idle=unlimited if limits.max_keepalive_connections is None else limits.max_keepalive_connections,
+                keepalive=float("inf") if limits.keepalive_expiry is None else limits.keepalive_expiry,
+            )
         self._sync: dict[str, httpx.Client] = {}
         self._async: PerLoop[dict[str, httpx.AsyncClient]] = PerLoop(_aclose_clients)
         self._lock = threading.Lock()
