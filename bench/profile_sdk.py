@@ -3,7 +3,8 @@
 Starts bench/upstream.py (or uses ``--upstream URL``) and makes ``--calls`` chat calls in each
 mode, reporting this process's CPU time per call (``time.process_time``, which moves far less
 with the machine's load than the calls-per-second of bench/sdk.py). Modes: ``httpx`` (raw
-sync ``httpx.Client``), ``modelyard`` (sequential ``completion``), ``httpx-async`` and
+sync ``httpx.Client``), ``modelyard`` (sequential ``completion``), ``modelyard-native-sync``
+(the same on ``Transport(sync_backend="native")``), ``httpx-async`` and
 ``modelyard-async`` (32 in flight, default httpx backend), ``aiohttp-async`` and
 ``modelyard-aiohttp`` (32 in flight, the aiohttp backend), ``native-async`` (the native
 backend's ``send`` alone, plus ``json.loads``) and ``modelyard-native`` (32 in flight, the
@@ -35,8 +36,8 @@ KEY = "bench-upstream-key"
 VERSION = "2024-10-21"
 MESSAGES = [{"role": "user", "content": "Hello, how are you?"}]
 IN_FLIGHT = 32
-MODES = ("httpx", "modelyard", "httpx-async", "modelyard-async", "aiohttp-async", "modelyard-aiohttp", "native-async",
-         "modelyard-native")
+MODES = ("httpx", "modelyard", "modelyard-native-sync", "httpx-async", "modelyard-async", "aiohttp-async",
+         "modelyard-aiohttp", "native-async", "modelyard-native")
 
 
 def _sync(call: Callable[[], Any], calls: int, profile: cProfile.Profile | None) -> float:
@@ -83,13 +84,21 @@ def measure(mode: str, base: str, calls: int, profile: cProfile.Profile | None =
 
         with httpx.Client() as client:
             return _sync(lambda: client.post(url, json=body, headers={"api-key": KEY}).json(), calls, profile)
-    if mode == "modelyard":
+    if mode in ("modelyard", "modelyard-native-sync"):
         import modelyard
+        from modelyard import transport
+
+        t = transport.Transport(sync_backend="native" if mode == "modelyard-native-sync" else "httpx")
+        previous = transport.set_transport(t)
 
         def call() -> Any:
             return modelyard.completion(model="azure/gpt-4o", messages=MESSAGES, api_base=base, api_key=KEY, api_version=VERSION)
 
-        return _sync(call, calls, profile)
+        try:
+            return _sync(call, calls, profile)
+        finally:
+            transport.set_transport(previous)
+            t.close()
     return asyncio.run(_measure_async(mode, base, url, body, calls, profile))
 
 

@@ -3,6 +3,7 @@
     python bench/profile_sdk_ratio.py [--bursts 15] [--calls 300]
 
 One process, bench/upstream.py as the upstream: for each pair (raw httpx / ``completion``, raw
+httpx / ``completion`` on the native sync backend, raw
 ``httpx.AsyncClient`` / ``acompletion``, raw aiohttp / ``acompletion`` on the aiohttp backend)
 it alternates bursts of ``--calls`` calls of each and prints the median CPU µs per call of each
 side and the ratio of the medians. Bursts a second long or less see the same load on a shared
@@ -78,10 +79,13 @@ def main() -> None:
         def ours() -> Any:
             return modelyard.completion(model="azure/gpt-4o", messages=MESSAGES, api_base=base, api_key=KEY, api_version=VERSION)
 
-        for f in (raw, ours):
-            _burst(f, 50)
-        pairs = [(_burst(raw, args.calls), _burst(ours, args.calls)) for _ in range(args.bursts)]
-        _report("sync (httpx)", [p[0] for p in pairs], [p[1] for p in pairs])
+        for backend in ("httpx", "native"):
+            transport.set_transport(transport.Transport(sync_backend=backend))
+            for f in (raw, ours):
+                _burst(f, 50)
+            pairs = [(_burst(raw, args.calls), _burst(ours, args.calls)) for _ in range(args.bursts)]
+            _report(f"sync ({backend})", [p[0] for p in pairs], [p[1] for p in pairs])
+            transport.get_transport().close()
         asyncio.run(_async_pairs(base, url, body, args, transport))
     finally:
         proc.terminate()

@@ -374,8 +374,8 @@ def start_shared(stack: contextlib.ExitStack) -> tuple[str, str]:
 
 
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
-    modes = [(PY, m) for m in ("httpx", "modelyard", "openai", "httpx-async", "aiohttp-async", "modelyard-async",
-                               "modelyard-async-aiohttp", "modelyard-async-native", "import-modelyard",
+    modes = [(PY, m) for m in ("httpx", "modelyard", "modelyard-native-sync", "openai", "httpx-async", "aiohttp-async",
+                               "modelyard-async", "modelyard-async-aiohttp", "modelyard-async-native", "import-modelyard",
                                "import-modelyard.api")]  # fmt: skip
     if with_litellm:
         modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm")]

@@ -2,7 +2,8 @@
 
     python bench/sdk.py MODE BASE_URL [--duration 3]
 
-Modes: ``httpx`` (raw sync httpx), ``modelyard``, ``openai``, ``litellm`` (sequential sync calls);
+Modes: ``httpx`` (raw sync httpx), ``modelyard``, ``modelyard-native-sync`` (on
+``Transport(sync_backend="native")``), ``openai``, ``litellm`` (sequential sync calls);
 ``httpx-async``, ``aiohttp-async``, ``modelyard-async``, ``modelyard-async-aiohttp``,
 ``modelyard-async-native``, ``litellm-async`` (32 calls in flight); ``import-modelyard``, ``import-litellm``.
 The litellm modes run in bench/.litellm-venv; the others in the workspace.
@@ -73,8 +74,12 @@ def measure(mode: str, base: str, duration: float) -> dict[str, Any]:
 
         client = httpx.Client()
         return {"calls_per_s": _sync_rate(lambda: client.post(url, json=body, headers={"api-key": KEY}).json(), duration)}
-    if mode == "modelyard":
+    if mode in ("modelyard", "modelyard-native-sync"):
         import modelyard
+        from modelyard import transport
+
+        if mode == "modelyard-native-sync":
+            transport.set_transport(transport.Transport(sync_backend="native"))
 
         def call() -> Any:
             return modelyard.completion(model="azure/gpt-4o", messages=MESSAGES, api_base=base, api_key=KEY, api_version=VERSION)

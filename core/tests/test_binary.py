@@ -78,9 +78,10 @@ def _check_file(path: Path) -> None:
     assert all(data[i * CHUNK : (i + 1) * CHUNK] == _piece(i) for i in range(CHUNKS))
 
 
-def test_sync_stream_to_file_holds_little_memory(upstream: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["httpx", "native"])
+def test_sync_stream_to_file_holds_little_memory(upstream: str, tmp_path: Path, backend: str) -> None:
     done: list[bool] = []
-    t = transport.Transport()
+    t = transport.Transport(sync_backend=backend)
     tracemalloc.start()
     try:
         response = t.send(_request(f"{upstream}/big"), _NoAuth(), timeout=60)
@@ -90,7 +91,7 @@ def test_sync_stream_to_file_holds_little_memory(upstream: str, tmp_path: Path) 
     finally:
         tracemalloc.stop()
         t.close()
-    print(f"sync httpx: {CHUNK * CHUNKS >> 20} MiB streamed, Python peak {peak / 2**20:.1f} MiB")
+    print(f"sync {backend}: {CHUNK * CHUNKS >> 20} MiB streamed, Python peak {peak / 2**20:.1f} MiB")
     assert peak < LIMIT
     assert done == [True]
     assert binary.content_type == "audio/mpeg"
@@ -129,9 +130,10 @@ async def test_first_bytes_arrive_before_the_upstream_has_finished(upstream: str
     assert first == b"first" and rest == b"-rest"
 
 
-def test_sync_iter_bytes_and_content(upstream: str) -> None:
+@pytest.mark.parametrize("backend", ["httpx", "native"])
+def test_sync_iter_bytes_and_content(upstream: str, backend: str) -> None:
     released.set()
-    t = transport.Transport()
+    t = transport.Transport(sync_backend=backend)
     with BinaryResponse(t.send(_request(f"{upstream}/held"), _NoAuth(), timeout=60)) as binary:
         assert binary.content == b"first-rest"
         assert binary.read() == b"first-rest"

@@ -1,6 +1,6 @@
 """Issue 22, transport bugs 3-6: retry-after parsing, retries of sent requests, the call's
-deadline, and per-loop pools, against the emulator on loopback on the three ways to send
-(sync httpx, async httpx, async native, async aiohttp)."""
+deadline, and per-loop pools, against the emulator on loopback on the five ways to send
+(sync httpx, sync native, async httpx, async native, async aiohttp)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from modelyard.plugins import reset_plugins
 from modelyard.testing import KEY, Emulator, Faults
 
 MESSAGES = [{"role": "user", "content": "hi there"}]
-BACKENDS = ["sync", "httpx", "native", "aiohttp"]
+BACKENDS = ["sync", "sync-native", "httpx", "native", "aiohttp"]
 
 
 class Recorder:
@@ -39,23 +39,28 @@ class Recorder:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """How the call is sent: ``completion`` (sync httpx), ``acompletion`` on httpx, native or aiohttp."""
-    if request.param not in ("native", "aiohttp"):
-        yield request.param
-        return
-    t = transport.Transport(async_backend=request.param)
+    """How the call is sent: ``completion`` on httpx or native, ``acompletion`` on httpx, native or aiohttp."""
+    if request.param == "sync-native":
+        t = transport.Transport(sync_backend="native", async_backend="httpx")
+    elif request.param in ("native", "aiohttp"):
+        t = transport.Transport(sync_backend="httpx", async_backend=request.param)
+    elif request.param in ("sync", "httpx"):
+        t = transport.Transport(sync_backend="httpx", async_backend="httpx")
+    else:
+        raise AssertionError(request.param)
     previous = transport.set_transport(t)
     try:
         yield request.param
     finally:
         transport.set_transport(previous)
+        t.close()
 
 
 def call(backend: str, api_base: str, **kw: Any) -> Any:
     """One chat call on ``backend``; a stream is read to its end and returned as its text."""
     kw = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21", **kw}
     kw.setdefault("model", "azure/gpt-4o")
-    if backend == "sync":
+    if backend.startswith("sync"):
         result = modelyard.completion(messages=MESSAGES, **kw)
         return "".join(c.choices[0].delta.content or "" for c in result) if kw.get("stream") else result
 

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from modelyard import AsyncChatStream, Router
+from modelyard import AsyncChatStream, Router, transport
 from modelyard.api import TextStream
 from modelyard.errors import (
     APIConnectionError,
@@ -234,7 +235,7 @@ def test_a_group_failing_with_503s_fails_fast_with_a_503_and_retry_after(
 
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_a_deployment_that_keeps_cutting_streams_cools_down_and_streams_move_to_the_other(
-    emu: Emulator, emu_url: str, asynchronous: bool
+    emu: Emulator, emu_url: str, asynchronous: bool, sync_backend: str
 ) -> None:
     emu.add_deployment(Deployment("east", faults=Faults(drop_stream_after=1)))
     emu.add_deployment(Deployment("west"))
@@ -261,9 +262,24 @@ def test_a_deployment_that_keeps_cutting_streams_cools_down_and_streams_move_to_
     assert Counter(served(emu))["east"] == outcomes["cut"]
 
 
-def test_a_connection_reset_before_the_answer_fails_over_only_with_retry_on_timeout(emu: Emulator, emu_url: str) -> None:
+@pytest.fixture(params=["httpx", "native"])
+def sync_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The process-wide transport's sync backend for the test."""
+    t = transport.Transport(sync_backend=request.param)
+    previous = transport.set_transport(t)
+    try:
+        yield request.param
+    finally:
+        transport.set_transport(previous)
+        t.close()
+
+
+def test_a_connection_reset_before_the_answer_fails_over_only_with_retry_on_timeout(
+    emu: Emulator, emu_url: str, sync_backend: str
+) -> None:
     # The request had left: the upstream may be running it. As documented (docs/router.md), it
-    # is counted against the deployment but not retried elsewhere unless retry_on_timeout.
+    # is counted against the deployment but not retried elsewhere unless retry_on_timeout (nor
+    # resent by the HTTP client on a new connection: the reset comes on a reused one).
     emu.add_deployment(Deployment("east", faults=Faults(reset_rate=1.0)))
     emu.add_deployment(Deployment("west"))
     model_list = [entry("east", emu_url, litellm_params={"weight": 1}), entry("west", emu_url, litellm_params={"weight": 0})]

@@ -55,6 +55,7 @@ from .redact import check_header_values, header_secrets, safe_url, scrub
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpBackend
     from ._wire import NativeBackend
+    from ._wire_sync import SyncNativeBackend
     from .hookspecs import Authenticator
     from .types import ProviderRequest
 
@@ -259,15 +260,22 @@ class Transport:
         transport: an ``httpx`` sync transport to use instead of the network, for tests
             (``httpx.MockTransport``).
         async_transport: the same for async calls.
-        async_backend: ``"httpx"`` (httpx's own pool), ``"native"`` or ``"aiohttp"``.
-            ``"native"``: async calls go to modelyard's own HTTP/1.1 client (:mod:`modelyard._wire`:
-            asyncio protocols, httptools' parser, a keep-alive pool per origin and event loop)
-            and come back as ``httpx.Response`` objects; the proxy uses it. ``"aiohttp"``: the
-            same through one ``aiohttp.ClientSession`` per event loop (:mod:`modelyard._aiohttp`;
-            needs the ``server`` extra). Measured with 32 calls in flight to a canned local
-            upstream, both cost a fraction of httpx's default pool per call, native the least
-            (see bench/README.md). Multipart uploads (``files``/``data``) still go through
-            httpx. Ignored when ``async_transport`` is given.
+        async_backend: ``"httpx"`` (httpx's own pool, the default), ``"native"`` or
+            ``"aiohttp"``. ``"native"``: async calls go to modelyard's own HTTP/1.1 client
+            (:mod:`modelyard._wire`: asyncio protocols, httptools' parser, a keep-alive pool per
+            origin and event loop) and come back as ``httpx.Response`` objects. ``"aiohttp"``:
+            the same through one ``aiohttp.ClientSession`` per event loop
+            (:mod:`modelyard._aiohttp`; needs the ``server`` extra). Measured with 32 calls in
+            flight to a canned local upstream, both cost a fraction of httpx's default pool per
+            call, native the least (see bench/README.md). Multipart uploads (``files``/``data``)
+            still go through httpx. Ignored when ``async_transport`` is given.
+        sync_backend: ``"httpx"`` (httpx's own pool, the default) or ``"native"``:
+            ``"native"`` sends sync calls with modelyard's own HTTP/1.1 client
+            (:mod:`modelyard._wire_sync`: blocking sockets, httptools' parser, a thread-safe
+            keep-alive pool per origin), and they come back as ``httpx.Response`` objects, at a
+            fraction of httpx's CPU per call (see bench/README.md). Multipart uploads
+            (``files``/``data``) and in-process handlers still go through httpx. Ignored when
+            ``transport`` is given.
 
     The async clients (and aiohttp sessions) of an event loop are closed on that loop when
     it shuts down; :meth:`aclose` closes the running loop's at once.
@@ -280,7 +288,10 @@ class Transport:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         async_backend: str = "httpx",
+        sync_backend: str = "httpx",
     ) -> None:
+        if sync_backend not in ("httpx", "native"):
+            raise ValueError(f"sync_backend must be 'httpx' or 'native', not {sync_backend!r}")
         if async_backend not in ("httpx", "native", "aiohttp"):
             raise ValueError(f"async_backend must be 'httpx', 'native' or 'aiohttp', not {async_backend!r}")
         self._async_backend = async_backend
@@ -302,6 +313,16 @@ class Transport:
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         self._transport = transport
         self._async_transport = async_transport
+        self._native_sync: SyncNativeBackend | None = None
+        if sync_backend == "native" and transport is None:
+            from ._wire_sync import SyncNativeBackend
+
+            limits, unlimited = self._limits, 1 << 30  # httpx's None: no limit
+            self._native_sync = SyncNativeBackend(
+                limit=unlimited if limits.max_connections is None else limits.max_connections,
+                max_idle=unlimited if limits.max_keepalive_connections is None else limits.max_keepalive_connections,
+                keepalive=float("inf") if limits.keepalive_expiry is None else limits.keepalive_expiry,
+            )
         self._sync: dict[str, httpx.Client] = {}
         self._async: PerLoop[dict[str, httpx.AsyncClient]] = PerLoop(_aclose_clients)
         self._lock = threading.Lock()
@@ -346,6 +367,8 @@ class Transport:
             for client in self._sync.values():
                 client.close()
             self._sync.clear()
+        if self._native_sync is not None:
+            self._native_sync.close()
 
     async def aclose(self) -> None:
         """Close the async clients of the running loop."""
@@ -379,7 +402,12 @@ class Transport:
             retry_on_timeout: also retry when the upstream may already have the request.
             attempts: filled in with the retries made, for observers.
         """
-        client = self.client(request.url) if request.handler is None else _in_process(request.handler)
+        native = self._native_sync
+        if native is not None and (request.files or request.data is not None or request.handler is not None):
+            native = None  # multipart uploads (httpx streams them) and in-process handlers stay on httpx
+        client = None
+        if native is None:
+            client = self.client(request.url) if request.handler is None else _in_process(request.handler)
         total = _deadline_of(timeout)
         refreshed = False
         attempt = 0
@@ -388,25 +416,12 @@ class Transport:
             headers = request.headers if auth is None else {**request.headers, **auth.headers()}
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
-            extensions: dict[str, Any] = {}
-            deadline = 0.0
-            if total is not None:
-                deadline = time.monotonic() + total
-                extensions = {"timeout": _Deadline(_timeout(timeout).as_dict(), deadline, total, request.stream)}
-            req = client.build_request(
-                request.method,
-                _url(request),
-                headers=headers,
-                json=request.json_body,
-                files=request.files,
-                data=request.data,
-                timeout=_timeout(timeout),
-                extensions=extensions,
-            )
             try:
-                response = client.send(req, stream=True)
-                if not request.stream or response.status_code >= 400:
-                    _read_within(response, deadline if total is not None else None, total)
+                if native is not None:
+                    response = native.send(request, headers, _timeout(timeout), None if total is None else time.monotonic() + total)
+                else:
+                    assert client is not None
+                    response = _httpx_attempt(client, request, headers, timeout, total)
             except httpx.TransportError as exc:
                 if not _retry_transport_error(exc, attempt, num_retries, retry_on_timeout, attempts):
                     raise _connection_error(exc, request) from exc
@@ -528,6 +543,32 @@ class Transport:
             finally:
                 await response.aclose()
         return response
+
+
+def _httpx_attempt(
+    client: httpx.Client, request: ProviderRequest, headers: dict[str, str], timeout: float | httpx.Timeout | None,
+    total: float | None,
+) -> httpx.Response:
+    """One sync try through httpx: the whole response, or an open one for a stream with status < 400."""
+    extensions: dict[str, Any] = {}
+    deadline = 0.0
+    if total is not None:
+        deadline = time.monotonic() + total
+        extensions = {"timeout": _Deadline(_timeout(timeout).as_dict(), deadline, total, request.stream)}
+    req = client.build_request(
+        request.method,
+        _url(request),
+        headers=headers,
+        json=request.json_body,
+        files=request.files,
+        data=request.data,
+        timeout=_timeout(timeout),
+        extensions=extensions,
+    )
+    response = client.send(req, stream=True)
+    if not request.stream or response.status_code >= 400:
+        _read_within(response, deadline if total is not None else None, total)
+    return response
 
 
 def _in_process(handler: Callable[[httpx.Request], Any]) -> httpx.Client:
