@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import ssl
 
 import httpx
 import pytest
@@ -13,7 +15,10 @@ from modelyard._http1 import (
     Target,
     build_response,
     check_headers,
+    default_tls,
     encode_json,
+    error_reason,
+    request_bytes,
     request_head,
     split_url,
 )
@@ -150,6 +155,42 @@ def test_bytes_after_a_complete_response_spoil_the_connection() -> None:
     assert parser.complete and not parser.keep_alive
     with pytest.raises(httpx.RemoteProtocolError, match="after the end"):
         parser.feed(b"more")
+
+
+def test_a_whole_second_response_in_the_same_read_leaves_the_answer_as_read() -> None:
+    parser = _parse(
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok"
+        b"HTTP/1.1 500 Oops\r\nX-B: 2\r\nContent-Length: 3\r\n\r\nbad"
+    )
+    assert (parser.status, parser.headers, b"".join(parser.body)) == (200, [(b"X-A", b"1"), (b"Content-Length", b"2")], b"ok")
+    assert parser.complete and not parser.keep_alive  # the connection is spoiled, the answer is not
+
+
+def test_request_bytes_says_an_empty_body_of_a_post_and_none_of_a_get() -> None:
+    target = split_url("http://h/p")
+    post = request_bytes("POST", target, {})
+    assert post.endswith(b"\r\n\r\n") and b"content-length: 0\r\n" in post and b"content-type" not in post
+    assert b"content-length" not in request_bytes("GET", target, {})
+    sent = request_bytes("POST", target, {"api-key": "k"}, {"a": [1, "é"]})
+    head, body = sent.split(b"\r\n\r\n", 1)
+    assert body == '{"a":[1,"é"]}'.encode() and b"content-length: %d" % len(body) in head
+    assert b"content-type: application/json" in head
+
+
+def test_default_tls_trusts_certifi_and_the_system_and_checks_host_names() -> None:
+    import certifi
+
+    context = default_tls()
+    assert context is default_tls()  # built once
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    with open(certifi.where(), "rb") as f:
+        bundle = f.read().count(b"BEGIN CERTIFICATE")
+    assert context.cert_store_stats()["x509_ca"] >= bundle  # certifi's, as httpx trusted (and the system's, as aiohttp)
+
+
+def test_error_reason_never_quotes_an_address() -> None:
+    exc = OSError(111, "Connect call failed ('10.1.2.3', 443)")
+    assert error_reason(exc) == f"ConnectionRefusedError: {os.strerror(111)}" and "10.1.2.3" not in error_reason(exc)
 
 
 def test_reset_reads_the_next_response() -> None:

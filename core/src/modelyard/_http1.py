@@ -14,12 +14,19 @@ API (additions only from now on; a sync client builds on it):
 - :func:`encode_json` encodes a JSON body as httpx does.
 - :class:`ResponseParser` reads one response (1xx skipped), its framing and keep-alive.
 - :func:`build_response` makes the ``httpx.Response``.
+- :func:`request_bytes` is what a client writes for a request (head and JSON body).
+- :func:`default_tls` is the TLS context both clients use by default; :func:`error_reason`
+  words a socket or TLS failure without an address; :data:`METHODS` and :data:`IDEMPOTENT`
+  are what the clients send, and what they may resend on a stale connection.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -28,13 +35,18 @@ import httpx
 
 __all__ = [
     "DEFAULT_HEADERS",
+    "IDEMPOTENT",
+    "METHODS",
     "InvalidHeader",
     "Origin",
     "ResponseParser",
     "Target",
     "build_response",
     "check_headers",
+    "default_tls",
     "encode_json",
+    "error_reason",
+    "request_bytes",
     "request_head",
     "split_url",
 ]
@@ -42,6 +54,13 @@ __all__ = [
 DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (("accept", "*/*"), ("accept-encoding", "gzip, deflate"))
 """Sent unless the caller sets the same header (in any case), as aiohttp does (no user-agent).
 httpx decodes gzip and deflate bodies without extras."""
+
+METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
+"""What the native clients send (not HEAD: llhttp cannot tell that its answer has no body)."""
+IDEMPOTENT = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
+"""What a native client resends once when a reused connection turns out stale (aiohttp's set, less
+HEAD and TRACE). Never a POST the upstream may have read: Azure may be running it, and bills it."""
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
@@ -176,6 +195,21 @@ def request_head(
     return "".join(lines).encode()
 
 
+def request_bytes(method: str, target: Target, headers: Mapping[str, str], json_body: Any = None) -> bytes:
+    """What a client writes for one request: the head and the JSON body (if any), in one piece.
+
+    A POST, PUT or PATCH without a body says ``content-length: 0``, as httpx and aiohttp do
+    (some servers answer 411 without it). Call :func:`check_headers` first.
+
+    Raises:
+        ValueError: ``json_body`` holds NaN or Infinity (not JSON).
+    """
+    if json_body is not None:
+        body = encode_json(json_body)
+        return request_head(method, target, headers, body, "application/json") + body
+    return request_head(method, target, headers, b"" if method in _BODY_METHODS else None)
+
+
 def encode_json(body: Any) -> bytes:
     """``body`` as compact UTF-8 JSON, as httpx's ``json=`` (NaN and Infinity refused: ValueError)."""
     return _encode(body).encode()
@@ -283,7 +317,9 @@ class ResponseParser:
             self.keep_alive = False  # bytes nobody asked for: never reuse this connection
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """httptools callback: one header."""
+        """httptools callback: one header (of a response after a complete one: ignored)."""
+        if self.complete:
+            return
         self.headers.append((name, value))
         if len(name) in (14, 16, 17):
             lowered = name.lower()
@@ -294,6 +330,8 @@ class ResponseParser:
 
     def on_headers_complete(self) -> None:
         """httptools callback: the head is in."""
+        if self.complete:  # a response nobody asked for, in the same read: the answer stays as read
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             self._info = True  # skipped: the final answer follows
@@ -307,12 +345,54 @@ class ResponseParser:
 
     def on_body(self, body: bytes) -> None:
         """httptools callback: body bytes (kept in :attr:`body`)."""
-        self.body.append(body)
+        if not self.complete:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
         """httptools callback: the response is in."""
+        if self.complete:  # the end of a response nobody asked for: the connection stays spoiled
+            return
         if self._info:
             self._info = False
             return
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
+
+
+_default_tls: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def default_tls() -> ssl.SSLContext:
+    """The TLS context of the native clients' https connections, built once on first use.
+
+    It trusts the system's certificate authorities (as aiohttp, which the proxy used before) and
+    certifi's bundle (as httpx, which the SDK used before), so a host either trusted is trusted;
+    host names are checked.
+    """
+    global _default_tls
+    if _default_tls is None:
+        with _tls_lock:
+            if _default_tls is None:
+                import certifi  # httpx's own dependency
+
+                context = ssl.create_default_context()
+                context.load_verify_locations(cafile=certifi.where())
+                _default_tls = context
+    return _default_tls
+
+
+def error_reason(exc: BaseException) -> str:
+    """``exc``'s class and the operating system's (or TLS library's) reason; never an address.
+
+    asyncio's and socket's texts can quote the address (and so a URL's host or userinfo): the
+    reason is worded again from the error number.
+    """
+    reason = getattr(exc, "strerror", None)
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or reason
+    else:
+        errno = getattr(exc, "errno", None)
+        if errno:
+            reason = os.strerror(errno)
+    return f"{type(exc).__name__}: {reason}" if isinstance(reason, str) and reason else type(exc).__name__

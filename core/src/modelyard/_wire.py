@@ -40,12 +40,15 @@ from typing import TYPE_CHECKING, cast
 import httpx
 
 from ._http1 import (
+    IDEMPOTENT,
+    METHODS,
     Origin,
     ResponseParser,
     build_response,
     check_headers,
-    encode_json,
-    request_head,
+    default_tls,
+    error_reason,
+    request_bytes,
     split_url,
 )
 from ._loops import PerLoop
@@ -60,27 +63,6 @@ KEEPALIVE = 15.0
 HIGH_WATER = 256 * 1024
 """Bytes of a streamed body held unread before the connection stops reading (flow control)."""
 
-_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
-_IDEMPOTENT = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
-"""Methods resent once when a reused connection turns out stale (aiohttp's set, less HEAD and TRACE)."""
-_default_tls: ssl.SSLContext | None = None
-
-
-def default_tls() -> ssl.SSLContext:
-    """The default TLS context (the system's CAs, hostname checks), built once on first use."""
-    global _default_tls
-    if _default_tls is None:
-        _default_tls = ssl.create_default_context()
-    return _default_tls
-
-
-def _reason(exc: BaseException) -> str:
-    """The class name and the operating system's reason only (never a URL or header value)."""
-    reason = getattr(exc, "strerror", None)
-    errno = getattr(exc, "errno", None)
-    if errno and not isinstance(exc, ssl.SSLError):  # asyncio's text quotes the address: the OS's words instead
-        reason = os.strerror(errno)
-    return f"{type(exc).__name__}: {reason}" if isinstance(reason, str) and reason else type(exc).__name__
 
 
 class _Parser(ResponseParser):
@@ -93,8 +75,9 @@ class _Parser(ResponseParser):
         self.size = 0
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-        self.size += len(body)
+        if not self.complete:
+            self.body.append(body)
+            self.size += len(body)
 
 
 class _Connection(asyncio.Protocol):
@@ -156,7 +139,7 @@ class _Connection(asyncio.Protocol):
         self.pool.lost(self)
         if self.active and not self.parser.eof():
             if exc is not None:
-                what = _reason(exc)
+                what = error_reason(exc)
             elif self.got:
                 what = "the upstream closed the connection before the end of the answer"
             else:
@@ -314,7 +297,7 @@ class _Pool:
             if exc.errno and not isinstance(exc, ssl.SSLError):  # asyncio's text quotes the address
                 cause = OSError(exc.errno, os.strerror(exc.errno))
                 cause.__cause__ = exc
-            raise httpx.ConnectError(_reason(exc)) from cause
+            raise httpx.ConnectError(error_reason(exc)) from cause
         return conn
 
     def release(self, conn: _Connection) -> None:
@@ -455,18 +438,14 @@ class NativeBackend:
                 ``LocalProtocolError`` (a header that could inject another; nothing sent).
         """
         method: str = request.method
-        if method not in _METHODS:  # HEAD: llhttp cannot tell that its answer has no body
+        if method not in METHODS:  # HEAD: llhttp cannot tell that its answer has no body
             raise httpx.UnsupportedProtocol(f"{method[:10]!r} requests are not supported by the native backend")
         try:
             target = split_url(request.url, request.params)
         except httpx.InvalidURL as exc:
             raise httpx.UnsupportedProtocol(f"the URL is not valid ({exc})") from None
         check_headers(headers)
-        if request.json_body is not None:
-            body = encode_json(request.json_body)
-            data = request_head(method, target, headers, body, "application/json") + body
-        else:
-            data = request_head(method, target, headers)
+        data = request_bytes(method, target, headers, request.json_body)
         pool = self._pool(target.origin)
         read = timeout.read if idle else None
         stream = request.stream
@@ -479,7 +458,7 @@ class NativeBackend:
                 break
             except httpx.ReadError:
                 conn.close()
-                if conn.reused and not conn.got and not fresh and method in _IDEMPOTENT:
+                if conn.reused and not conn.got and not fresh and method in IDEMPOTENT:
                     fresh = True  # the upstream closed it while idle: once more on a new one
                     continue
                 raise

@@ -51,52 +51,31 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ._http1 import (
+    IDEMPOTENT,
+    METHODS,
     Origin,
     ResponseParser,
     build_response,
     check_headers,
-    encode_json,
-    request_head,
+    default_tls,
+    error_reason,
+    request_bytes,
     split_url,
 )
 
 if TYPE_CHECKING:
     from .types import ProviderRequest
 
-__all__ = ["METHODS", "SyncNativeBackend", "default_tls"]
+__all__ = ["SyncNativeBackend"]
 
-METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
-"""What this backend sends (HEAD is not: llhttp cannot tell that its answer has no body)."""
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_IDEMPOTENT = frozenset({"GET", "DELETE", "PUT", "OPTIONS"})
 _READ = 65536
 _monotonic = time.monotonic
-_default_tls: ssl.SSLContext | None = None
-_tls_lock = threading.Lock()
-
-
-def default_tls() -> ssl.SSLContext:
-    """The default TLS context (the system's CAs, hostname checks), built once on first use."""
-    global _default_tls
-    if _default_tls is None:
-        with _tls_lock:
-            if _default_tls is None:
-                _default_tls = ssl.create_default_context()
-    return _default_tls
-
-
-def _reason(exc: BaseException) -> str:
-    """The class name and the operating system's (or TLS library's) reason, never an address."""
-    reason = getattr(exc, "strerror", None)
-    if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or reason
-    return f"{type(exc).__name__}: {reason}" if isinstance(reason, str) and reason else type(exc).__name__
 
 
 def _error(kind: type[httpx.TransportError], exc: BaseException) -> httpx.TransportError:
     """``kind`` with ``exc``'s safe reason (raise it ``from exc``: the transport words its
     message from the cause's operating-system reason)."""
-    return kind(_reason(exc))
+    return kind(error_reason(exc))
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -456,13 +435,7 @@ class SyncNativeBackend:
         except httpx.InvalidURL as exc:
             raise httpx.UnsupportedProtocol(f"the URL is not valid ({exc})") from exc
         check_headers(headers)
-        if request.json_body is not None:
-            body = encode_json(request.json_body)
-            data = request_head(method, target, headers, body, "application/json") + body
-        elif method in _BODY_METHODS:  # an empty body, said so (as httpx and aiohttp do: some servers want it)
-            data = request_head(method, target, headers, b"")
-        else:
-            data = request_head(method, target, headers)
+        data = request_bytes(method, target, headers, request.json_body)
         pool = self._pool(target.origin)
         stream = request.stream
         fresh = False
@@ -480,7 +453,7 @@ class SyncNativeBackend:
                 break
             except (httpx.WriteError, httpx.ReadError) as exc:
                 pool.discard(conn)
-                if conn.reused and not conn.got and not fresh and (method in _IDEMPOTENT or isinstance(exc, httpx.WriteError)):
+                if conn.reused and not conn.got and not fresh and (method in IDEMPOTENT or isinstance(exc, httpx.WriteError)):
                     fresh = True  # the upstream closed it while idle: once more on a new one
                     continue
                 raise
