@@ -232,7 +232,7 @@ def test_bug6_pools_of_finished_event_loops_are_closed(
 
 
 def test_bug6_pool_of_a_loop_closed_without_shutdown_is_swept(api_base: str, emulator: Emulator) -> None:
-    t = transport.Transport()
+    t = transport.Transport(async_backend="httpx")  # httpx's clients, per origin and loop
     previous = transport.set_transport(t)
     kw = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21"}
     try:

@@ -1,8 +1,11 @@
 """Pooled HTTP clients, timeouts, retries and server-sent-event parsing.
 
-One ``httpx.Client`` per upstream origin (scheme, host, port), and one ``httpx.AsyncClient``
-per origin and event loop (an async connection pool belongs to the loop that opened it),
-reused across calls. The async clients of a loop are closed on that loop when it shuts down
+Calls go out through modelyard's own HTTP/1.1 clients by default (:mod:`modelyard._wire_sync`,
+a thread-safe pool per origin; :mod:`modelyard._wire`, a pool per origin and event loop), or
+through httpx (``sync_backend="httpx"`` / ``async_backend="httpx"``: one ``httpx.Client`` per
+upstream origin, one ``httpx.AsyncClient`` per origin and event loop) or aiohttp; multipart
+uploads always through httpx. An async connection pool belongs to the loop that opened it, and
+is reused across calls. The async pools of a loop are closed on that loop when it shuts down
 (``asyncio.run`` and every runner end with ``loop.shutdown_asyncgens()``, which we hook), and
 a loop that closed without it is swept when the next loop opens its clients. Credentials are
 added per attempt and never stored in a client, so a refreshed token is used on the next
@@ -260,7 +263,7 @@ class Transport:
         transport: an ``httpx`` sync transport to use instead of the network, for tests
             (``httpx.MockTransport``).
         async_transport: the same for async calls.
-        async_backend: ``"httpx"`` (httpx's own pool, the default), ``"native"`` or
+        async_backend: ``"native"`` (the default), ``"httpx"`` (httpx's own pool) or
             ``"aiohttp"``. ``"native"``: async calls go to modelyard's own HTTP/1.1 client
             (:mod:`modelyard._wire`: asyncio protocols, httptools' parser, a keep-alive pool per
             origin and event loop) and come back as ``httpx.Response`` objects. ``"aiohttp"``:
@@ -269,7 +272,7 @@ class Transport:
             flight to a canned local upstream, both cost a fraction of httpx's default pool per
             call, native the least (see bench/README.md). Multipart uploads (``files``/``data``)
             still go through httpx. Ignored when ``async_transport`` is given.
-        sync_backend: ``"httpx"`` (httpx's own pool, the default) or ``"native"``:
+        sync_backend: ``"native"`` (the default) or ``"httpx"`` (httpx's own pool):
             ``"native"`` sends sync calls with modelyard's own HTTP/1.1 client
             (:mod:`modelyard._wire_sync`: blocking sockets, httptools' parser, a thread-safe
             keep-alive pool per origin), and they come back as ``httpx.Response`` objects, at a
@@ -287,8 +290,8 @@ class Transport:
         limits: httpx.Limits | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
-        async_backend: str = "httpx",
-        sync_backend: str = "httpx",
+        async_backend: str = "native",
+        sync_backend: str = "native",
     ) -> None:
         if sync_backend not in ("httpx", "native"):
             raise ValueError(f"sync_backend must be 'httpx' or 'native', not {sync_backend!r}")
