@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,11 +280,12 @@ def test_percentiles_from_the_histogram_are_within_ten_percent() -> None:
 
 def test_the_request_path_pays_one_append() -> None:
     traffic = Traffic(["a"])
-    started = time.perf_counter()
+    # No Python frame on the request path: record is the queue's own (C) append, and nothing is
+    # counted until the fold, off the request path. (Not timed: timings move with the machine.)
+    assert isinstance(traffic.record, types.BuiltinMethodType)
     for i in range(100_000):
         traffic.record((1.0e9 + i / 1000, "a", "d", 200, 0.01))
-    per_call = (time.perf_counter() - started) / 100_000
-    assert per_call < 2e-6, per_call  # about 0.1 µs; the fold does the rest, off the request path
+    assert traffic._buckets == {} and len(traffic._queue) == 100_000
     traffic.fold(now=1.0e9 + 100)
     assert sum(b["a"].requests for b in traffic._buckets.values()) == 100_000
 
