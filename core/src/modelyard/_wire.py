@@ -64,7 +64,6 @@ HIGH_WATER = 256 * 1024
 """Bytes of a streamed body held unread before the connection stops reading (flow control)."""
 
 
-
 class _Parser(ResponseParser):
     """The response parser of a connection, counting the body bytes held for a stream."""
 

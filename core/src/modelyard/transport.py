@@ -530,22 +530,30 @@ class Transport:
         if fast is not None:
             return await fast.send(request, headers, _timeout(timeout), idle=idle)
         assert client is not None
-        req = client.build_request(
-            request.method,
-            _url(request),
-            headers=headers,
-            json=request.json_body,
-            files=request.files,
-            data=request.data,
-            timeout=_timeout(timeout),
-        )
-        response = await client.send(req, stream=request.stream)
+        response = await client.send(_httpx_request(client, request, headers, timeout), stream=request.stream)
         if request.stream and response.status_code >= 400:
             try:
                 await response.aread()
             finally:
                 await response.aclose()
         return response
+
+
+def _httpx_request(
+    client: httpx.Client | httpx.AsyncClient, request: ProviderRequest, headers: dict[str, str],
+    timeout: float | httpx.Timeout | None, extensions: dict[str, Any] | None = None,
+) -> httpx.Request:  # fmt: skip
+    """``request`` as httpx sends it (JSON, or multipart ``files`` / form ``data``)."""
+    return client.build_request(
+        request.method,
+        _url(request),
+        headers=headers,
+        json=request.json_body,
+        files=request.files,
+        data=request.data,
+        timeout=_timeout(timeout),
+        extensions=extensions,
+    )
 
 
 def _httpx_attempt(
@@ -558,16 +566,7 @@ def _httpx_attempt(
     if total is not None:
         deadline = time.monotonic() + total
         extensions = {"timeout": _Deadline(_timeout(timeout).as_dict(), deadline, total, request.stream)}
-    req = client.build_request(
-        request.method,
-        _url(request),
-        headers=headers,
-        json=request.json_body,
-        files=request.files,
-        data=request.data,
-        timeout=_timeout(timeout),
-        extensions=extensions,
-    )
+    req = _httpx_request(client, request, headers, timeout, extensions)
     response = client.send(req, stream=True)
     if not request.stream or response.status_code >= 400:
         _read_within(response, deadline if total is not None else None, total)
