@@ -363,6 +363,27 @@ def test_a_connection_the_server_closed_while_idle_is_not_used(backend: SyncNati
         assert [s.conn for s in up.seen] == [0, 1]
 
 
+def test_idle_connections_are_reused_with_descriptors_past_select_s_limit(backend: SyncNativeBackend) -> None:
+    """A busy process's sockets get descriptors past 1023, where select() refuses them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the next sockets land past 1023
+    try:
+        with Upstream(reply(OK)) as up:
+            for _ in range(3):
+                assert send(backend, req(up.url())).json() == {"a": 1}
+            [pool] = backend._pools.values()
+            assert pool.idle[0].sock.fileno() > 1023
+            assert up.connections == 1  # reused each time, not seen as spoiled
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_unasked_bytes_spoil_an_idle_connection(backend: SyncNativeBackend) -> None:
     sent = threading.Event()
 

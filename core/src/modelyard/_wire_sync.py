@@ -80,11 +80,22 @@ def _error(kind: type[httpx.TransportError], exc: BaseException) -> httpx.Transp
 
 def _readable(sock: socket.socket) -> bool:
     """Whether an idle connection has something to read: the upstream closed it (EOF, a reset)
-    or sent bytes nobody asked for; either way it cannot carry a request (as httpcore checks)."""
+    or sent bytes nobody asked for; either way it cannot carry a request (as httpcore checks).
+
+    ``poll`` where there is one: ``select`` refuses descriptors past 1023 (FD_SETSIZE), which a
+    busy process reaches, and every idle connection would then look spoiled.
+    """
     try:
+        if _poll is not None:
+            poller = _poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         return bool(select.select((sock,), (), (), 0)[0])
     except (OSError, ValueError):  # closed
         return True
+
+
+_poll = getattr(select, "poll", None)
 
 
 class _Connection:
