@@ -15,8 +15,7 @@ ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model"
 
 
 def test_private_state_of_validated_answers_is_their_own() -> None:
-    # The private attributes are set from a template, not by pydantic's per-attribute default
-    # copies: each answer still gets pydantic's defaults, in its order, and a dict of its own.
+    # Each answer gets pydantic's private defaults, in its order, and a dict of its own.
     first, second = ChatCompletion.model_validate(ANSWER), ChatCompletion.model_validate_json(b'{"id": "x"}')
     for answer in (first, second, ChatCompletion(), ChatCompletion.model_construct(), EmbeddingResponse()):
         assert answer.__pydantic_private__ == {"_response_headers": None, "_hidden_params": {}, "_upstream": None}

@@ -57,15 +57,7 @@ from .hookspecs import Authenticator
 from .observe import CallScope, current_scope, trace_id_of
 from .operations import OPERATIONS, Operation
 from .plugins import Plugins, get_plugins
-from .pricing import (
-    PRICE_KEYS,
-    TOKEN_OPERATIONS,
-    price_overrides,
-    token_cost,
-    units_of,
-    warned_unpriced,
-)
-from .pricing import cost as _cost
+from .pricing import PRICE_KEYS, call_cost, price_overrides
 from .transport import Attempts, get_transport, iter_sse, timeout_seconds
 from .types import (
     ChatCompletion,
@@ -150,24 +142,9 @@ class _Call:
     def cost(self, usage: Any, reported_model: str | None, result: Any = None) -> float | None:
         """The call's cost from its usage (docs/spend.md); None when no price is known."""
         route = self.route
-        if route.operation in TOKEN_OPERATIONS:  # text tokens at two cached rates (most calls)
-            if usage is None:
-                if warned_unpriced(
-                    overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
-                    deployment=route.deployment, provider=route.provider,
-                ):  # fmt: skip
-                    return None
-            else:
-                found = token_cost(
-                    usage, overrides=self.price_overrides, base_model=self.base_model,
-                    reported_model=reported_model or None, deployment=route.deployment, provider=route.provider,
-                )  # fmt: skip
-                if found is not None:
-                    return found
-        return _cost(
-            units_of(self.route.operation, usage, self.priced, result),
-            overrides=self.price_overrides, base_model=self.base_model, reported_model=reported_model or None,
-            deployment=self.route.deployment, provider=self.route.provider,
+        return call_cost(
+            route.operation, usage, self.priced, result, overrides=self.price_overrides, base_model=self.base_model,
+            reported_model=reported_model or None, deployment=route.deployment, provider=route.provider,
         )  # fmt: skip
 
     def hidden_params(self, cost: float | None) -> dict[str, Any]:

@@ -596,6 +596,39 @@ def warned_unpriced(
     return (name or "?") in _warned
 
 
+def call_cost(
+    operation: str,
+    usage: Any,
+    priced: Mapping[str, Any] | None = None,
+    result: Any = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    base_model: str | None = None,
+    reported_model: str | None = None,
+    deployment: str | None = None,
+    provider: str | None = None,
+) -> float | None:
+    """``cost(units_of(operation, usage, priced, result), ...)``: what one call cost, or None.
+
+    A :data:`TOKEN_OPERATIONS` call (most calls) takes the short ways first: text tokens at the
+    two rates cached per price lookup (:func:`token_cost`), and a call without usage whose one
+    warning was given is None at once (:func:`warned_unpriced`); anything else goes the general
+    way, with the same result.
+    """
+    if operation in TOKEN_OPERATIONS:
+        if usage is None:
+            if warned_unpriced(overrides=overrides, base_model=base_model, reported_model=reported_model,
+                               deployment=deployment, provider=provider):  # fmt: skip
+                return None
+        else:
+            found = token_cost(usage, overrides=overrides, base_model=base_model, reported_model=reported_model,
+                               deployment=deployment, provider=provider)  # fmt: skip
+            if found is not None:
+                return found
+    return cost(units_of(operation, usage, priced, result), overrides=overrides, base_model=base_model,
+                reported_model=reported_model, deployment=deployment, provider=provider)  # fmt: skip
+
+
 _OTHER_TOKENS = ("cached_tokens", "cache_write_tokens", "audio_tokens", "image_tokens", "reasoning_tokens")
 
 

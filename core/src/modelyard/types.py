@@ -555,13 +555,6 @@ class _Response(_Open):
     plugin changed it (``keeps_answers``); the proxy sends it as it came. A copy of the model has
     another id, so a copy (``model_copy(update=...)``) never passes for the upstream's answer."""
 
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        fast = _private_init(cls)
-        if fast is not None:
-            cls.model_post_init = fast  # type: ignore[method-assign]
-
     @property
     def cost(self) -> float | None:
         """What this call cost in USD, from the model's price (docs/spend.md); None when unknown.
@@ -590,46 +583,6 @@ class _Response(_Open):
                 return super().__getattr__(name)
             except AttributeError as exc:
                 raise module.missing(self, name, exc) from None
-
-
-_IMMUTABLE: tuple[type, ...] = (bool, int, float, str, bytes)
-
-
-def _private_init(cls: type[BaseModel]) -> Callable[[BaseModel, Any], None] | None:
-    """What pydantic's ``init_private_attributes`` does for ``cls``, without its per-attribute
-    ``get_default`` (a deep copy of each default): the private dict from a template.
-
-    pydantic runs its own in Python for every validated response (~2 of a chat answer's ~9 µs).
-    None (pydantic's stays) when ``cls`` has a ``model_post_init`` of its own or a private
-    default this cannot copy the same way (a mutable one, a factory taking the validated data).
-    """
-    own = cls.__dict__.get("model_post_init")
-    if getattr(own, "__name__", None) != "init_private_attributes":
-        return None
-    template: dict[str, Any] = {}
-    factories: list[tuple[str, Callable[[], Any]]] = []
-    for name, attr in cls.__private_attributes__.items():
-        if attr.default_factory is not None:
-            if attr.default_factory_takes_validated_data:
-                return None
-            factories.append((name, attr.default_factory))  # type: ignore[arg-type]
-            template[name] = None  # a place in the order pydantic gives, filled per instance
-        elif attr.default is None or type(attr.default) in _IMMUTABLE:
-            template[name] = attr.default
-        else:
-            return None
-    setattr_ = object.__setattr__
-
-    # pydantic's name on purpose: a subclass inherits this, pydantic wraps it (functools.wraps
-    # keeps the name), and the check above then knows the subclass has no post-init of its own.
-    def init_private_attributes(self: BaseModel, context: Any, /) -> None:
-        if getattr(self, "__pydantic_private__", None) is None:
-            private = template.copy()
-            for name, factory in factories:
-                private[name] = factory()
-            setattr_(self, "__pydantic_private__", private)
-
-    return init_private_attributes
 
 
 # ---- usage

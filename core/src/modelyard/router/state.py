@@ -236,11 +236,15 @@ class MemoryState(RouterState):
         w = self.window_index()
         with self._lock:
             self._settle()
-            out = {}
-            for id in ids:
-                e = self._entry(id, w)
-                out[id] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
-            return out
+            return self._snapshot(ids, w)
+
+    def _snapshot(self, ids: Sequence[str], w: int) -> dict[str, Snapshot]:
+        """The entries of ``ids`` in window ``w`` (the lock held, settled)."""
+        out = {}
+        for id in ids:
+            e = self._entry(id, w)
+            out[id] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
+        return out
 
     def reserve(self, id: str, rpm: int | None) -> Reservation | None:
         with self._lock:
@@ -262,11 +266,7 @@ class MemoryState(RouterState):
         w = self.window_index()
         with self._lock:
             self._settle()
-            out = {}
-            for i in ids:
-                e = self._entry(i, w)
-                out[i] = Snapshot(e.requests, e.tokens, e.in_flight, e.cooldown_until, e.latency, e.ttft, e.quota)
-            return out, self._reserve(self._entry(id, w), id, rpm)
+            return self._snapshot(ids, w), self._reserve(self._entry(id, w), id, rpm)
 
     async def asnapshot_reserve(
         self, ids: Sequence[str], id: str, rpm: int | None
