@@ -3,6 +3,7 @@
     ./dev bench                      # everything (installs LiteLLM into bench/.litellm-venv once)
     ./dev bench --duration 10        # seconds per load level (default 5, after 1 s of warm-up)
     ./dev bench --skip-litellm       # only modelyard (no install)
+    ./dev bench --load aiohttp       # the load from bench/load.py (aiohttp) instead of wrk (bench/wrk.py)
     ./dev bench --only proxy|sdk
     ./dev bench --observability      # also modelyard with metrics off and with tracing on
     ./dev bench --virtual-key plain  # also modelyard called with a virtual key (no budget) ...
@@ -16,8 +17,8 @@ What it does:
 
 1. starts bench/upstream.py (a raw-asyncio server answering a fixed Azure chat completion);
 2. drives it directly, then through ``modelyard serve`` and through LiteLLM's proxy (one
-   worker each, the same model list and master key) with bench/load.py at concurrency 1, 16
-   and 64; prints req/s, p50/p99 latency added over the direct calls, the ratio
+   worker each, the same model list and master key) with wrk (bench/wrk.py; ``--load aiohttp``:
+   bench/load.py) at concurrency 1, 16 and 64; prints req/s, p50/p99 latency added over the direct calls, the ratio
    ours/LiteLLM, each proxy's CPU per request, its time to become ready and its RSS after the run;
 3. measures SDK calls per second (bench/sdk.py): sequential sync calls of
    ``modelyard.completion``, raw httpx, the openai SDK and ``litellm.completion``; async with
@@ -42,12 +43,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wrk
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 LITELLM_VENV = HERE / ".litellm-venv"
 LITELLM_PY = LITELLM_VENV / "bin" / "python"
 LEVELS = (1, 16, 64)
+LOADERS = ("wrk", "aiohttp")
+LOAD = "wrk"  # the load generator (--load): wrk (bench/wrk.py) or aiohttp (bench/load.py)
 EMBEDDINGS_LEVEL = 16
 STREAM_LEVEL = 16
 UPSTREAM_KEY = "bench-upstream-key"
@@ -126,6 +132,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load(url: str, concurrency: int, duration: float, key: str | None = None, body: str = "chat") -> dict[str, Any]:
+    """One closed-loop load level (a 1 s warm-up, then ``duration`` s) with the chosen generator
+    (``LOAD``): wrk through bench/wrk.py, or bench/load.py (aiohttp) in a process of its own."""
+    if LOAD == "wrk":
+        return wrk.run(url, concurrency, duration, key, body)
     cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration), "--body", body]
     if key:
         cmd += ["--key", key]
@@ -274,7 +284,7 @@ def print_proxies(results: dict[str, Any]) -> None:
     fixed = ("floor", "modelyard", "bare", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm")
     names = [n for n in fixed if n in results] + [n for n in results if n not in fixed and n != "direct"]
     widths = [10, 5, 9, 8, 8, 10, 10, 8, 8]
-    print("\nProxy, one worker, canned upstream (latency added = proxy minus direct, same concurrency)")
+    print(f"\nProxy, one worker, canned upstream, load from {LOAD} (latency added = proxy minus direct, same concurrency)")
     print(fmt_row(["target", "conc", "req/s", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "errors", "cpu us"], widths))
     for c in LEVELS:
         d = results["direct"][c]
@@ -425,7 +435,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="also modelyard with --num_workers N (its req/s over one worker's)")
     parser.add_argument("--workers-store", choices=("sqlite", "postgres"), default="sqlite",
                         help="with --workers: spend in SQLite (default), or PostgreSQL and Redis for both rows")  # fmt: skip
+    parser.add_argument("--load", choices=LOADERS, default=LOAD,
+                        help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, ~120 us of CPU per request)")  # fmt: skip
     args = parser.parse_args()
+    global LOAD
+    LOAD = args.load
     with_litellm = not args.skip_litellm
     if with_litellm:
         subprocess.run(["bash", str(HERE / "setup_litellm.sh")], check=True)
@@ -437,7 +451,7 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{port}"
     try:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
-        report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration}
+        report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration, "load": LOAD}
         if args.only in (None, "proxy"):
             with contextlib.ExitStack() as services:
                 shared = None

@@ -1,7 +1,7 @@
 """How ``modelyard serve --num_workers N`` shares a closed-loop load among its workers, and what the machine has left.
 
     python bench/workers.py [--python A/.venv/bin/python ...] [--workers 2] [--concurrency 64]
-                            [--duration 3] [--rounds 3] [--single]
+                            [--duration 3] [--rounds 3] [--single] [--load wrk|aiohttp]
 
 Per interpreter (a checkout's ``.venv``) and round, interleaved: one proxy with ``--num_workers
 N`` from the bench's config (spend to SQLite, metrics and the access log on), the bench's chat
@@ -10,7 +10,8 @@ of the load's connections (``ss -tnp``: the process that owns the accepted socke
 worker's CPU time. Prints req/s, p50/p99, the connections and the CPU share per worker, and the
 CPU per request of the proxy tree, of the load generator and of the upstream: on a machine with
 few cores these bound what N workers can reach (``--single`` adds one worker, same round, for
-the ratio).
+the ratio). The load is wrk's (bench/wrk.py, a few µs of CPU per request; ``--load aiohttp``:
+bench/load.py's, ~120 µs).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wrk
 from memory import env_for_proxy
 from run import (
     HERE,
+    LOADERS,
     PY,
     UPSTREAM_KEY,
     cpu_seconds,
@@ -75,7 +78,7 @@ def loader_start_cpu(upstream: str, concurrency: int) -> float:
 
 
 def one(python: str, config: Path, key: str, workers: int, concurrency: int, duration: float, upstream_pid: int,
-        start_cpu: float = 0.0) -> dict[str, Any]:  # fmt: skip
+        start_cpu: float = 0.0, load: str = "wrk") -> dict[str, Any]:  # fmt: skip
     port = free_port()
     cmd = [python, "-m", "modelyard.cli", "serve", "--config", str(config), "--port", str(port)]
     if workers > 1:
@@ -87,10 +90,8 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
         time.sleep(0.5 if workers > 1 else 0.1)
         pids = tree_pids(proc.pid)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        load_cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration), "--key", key]
         cpu0 = {p: _own_cpu(p) for p in pids}
         tree0, up0 = cpu_seconds(proc.pid), _own_cpu(upstream_pid)
-        loader = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, text=True)
         seen: list[dict[int, int]] = []
 
         def sample() -> None:
@@ -99,13 +100,20 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        assert loader.stdout is not None
-        out = loader.stdout.read()
-        _, _, usage = os.wait4(loader.pid, 0)  # the loader's own CPU time
-        loader.returncode = 0
+        result: dict[str, Any]
+        if load == "wrk":  # a warm-up run of 1 s, then the measured one (bench/wrk.py)
+            result = wrk.run(url, concurrency, duration, key)
+            load_cpu = result.pop("load_cpu_s")
+        else:
+            load_cmd = [PY, str(HERE / "load.py"), url, "--concurrency", str(concurrency), "--duration", str(duration), "--key", key]
+            loader = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, text=True)
+            assert loader.stdout is not None
+            out = loader.stdout.read()
+            _, _, usage = os.wait4(loader.pid, 0)  # the loader's own CPU time
+            loader.returncode = 0
+            load_cpu = usage.ru_utime + usage.ru_stime - start_cpu  # per request: without its start
+            result = json.loads(out)
         sampler.join()
-        load_cpu = usage.ru_utime + usage.ru_stime - start_cpu  # per request: without its start
-        result: dict[str, Any] = json.loads(out)
         total = result["requests"] + result["errors"]
         scale = duration / (duration + 1.0)  # the warm-up second is served too, not counted in requests
         per_pid = {p: _own_cpu(p) - cpu0[p] for p in pids}
@@ -130,6 +138,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", action="store_true", help="also one worker per round (the ratio)")
+    parser.add_argument("--load", choices=LOADERS, default="wrk", help="the load generator: wrk (bench/wrk.py) or aiohttp (bench/load.py)")
     args = parser.parse_args()
     pythons = args.python or [PY]
     port = free_port()
@@ -139,12 +148,15 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {}
     try:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
-        start_cpu = loader_start_cpu(upstream, args.concurrency)
-        print(f"the load generator's own start and stop: {start_cpu:.2f} s of CPU (not counted per request)")
+        start_cpu = 0.0
+        if args.load == "aiohttp":
+            start_cpu = loader_start_cpu(upstream, args.concurrency)
+            print(f"the load generator's own start and stop: {start_cpu:.2f} s of CPU (not counted per request)")
         for _ in range(args.rounds):
             for py in pythons:
                 for n in ([1] if args.single else []) + [args.workers]:
-                    r = one(py, write_config(upstream, key), key, n, args.concurrency, args.duration, upstream_proc.pid, start_cpu)
+                    r = one(py, write_config(upstream, key), key, n, args.concurrency, args.duration, upstream_proc.pid, start_cpu,
+                            args.load)  # fmt: skip
                     name = f"{py} w{n}"
                     rows.setdefault(name, []).append(r)
                     print(name, json.dumps(r), flush=True)
