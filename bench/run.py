@@ -422,6 +422,7 @@ def print_sdk(results: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    global LOAD
     parser = argparse.ArgumentParser(description="modelyard vs LiteLLM")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per proxy load level")
     parser.add_argument("--sdk-duration", type=float, default=3.0)
@@ -438,7 +439,6 @@ def main() -> None:
     parser.add_argument("--load", choices=LOADERS, default=LOAD,
                         help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, ~120 us of CPU per request)")  # fmt: skip
     args = parser.parse_args()
-    global LOAD
     LOAD = args.load
     with_litellm = not args.skip_litellm
     if with_litellm:

@@ -138,9 +138,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", action="store_true", help="also one worker per round (the ratio)")
-    parser.add_argument("--load", choices=LOADERS, default="wrk", help="the load generator: wrk (bench/wrk.py) or aiohttp (bench/load.py)")
+    parser.add_argument("--load", choices=LOADERS, action="append",
+                        help="the load generator: wrk (bench/wrk.py, the default) or aiohttp (bench/load.py); repeat to interleave both")  # fmt: skip
     args = parser.parse_args()
     pythons = args.python or [PY]
+    loads = args.load or ["wrk"]
     port = free_port()
     upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
     upstream = f"http://127.0.0.1:{port}"
@@ -149,15 +151,15 @@ def main() -> None:
     try:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
         start_cpu = 0.0
-        if args.load == "aiohttp":
+        if "aiohttp" in loads:
             start_cpu = loader_start_cpu(upstream, args.concurrency)
             print(f"the load generator's own start and stop: {start_cpu:.2f} s of CPU (not counted per request)")
         for _ in range(args.rounds):
             for py in pythons:
-                for n in ([1] if args.single else []) + [args.workers]:
+                for load, n in ((load, n) for load in loads for n in ([1] if args.single else []) + [args.workers]):
                     r = one(py, write_config(upstream, key), key, n, args.concurrency, args.duration, upstream_proc.pid, start_cpu,
-                            args.load)  # fmt: skip
-                    name = f"{py} w{n}"
+                            load)  # fmt: skip
+                    name = f"{py} w{n}" + (f" {load}" if len(loads) > 1 else "")
                     rows.setdefault(name, []).append(r)
                     print(name, json.dumps(r), flush=True)
     finally:
@@ -168,6 +170,13 @@ def main() -> None:
             print(f"{name:<56} {r['req_per_s']:>7.0f} {r['p50_ms']:>6.1f} {r['p99_ms']:>6.1f} {r['cpu_us_per_req']:>7.0f} "
                   f"{r['upstream_us_per_req']:>6.0f} {r['load_us_per_req']:>7.0f}  {r['conns']} / {r['cpu_s_per_process']}")  # fmt: skip
         print(f"{'  median req/s':<56} {statistics.median(r['req_per_s'] for r in rs):>7.0f}")
+    if args.single:  # N workers over one, each round's pair, and the medians'
+        for name, rs in rows.items():
+            one_name = name.replace(f" w{args.workers}", " w1", 1)
+            if f" w{args.workers}" in name and one_name in rows:
+                pairs = [m["req_per_s"] / max(o["req_per_s"], 1e-9) for m, o in zip(rs, rows[one_name], strict=True)]
+                medians = statistics.median(r["req_per_s"] for r in rs) / max(statistics.median(r["req_per_s"] for r in rows[one_name]), 1e-9)
+                print(f"{name}: {' '.join(f'{p:.2f}x' for p in pairs)} of one worker per round; {medians:.2f}x the median")
 
 
 if __name__ == "__main__":
