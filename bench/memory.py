@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from run import (
     rss_mib,
     stop,
     tree_pids,
+    wait_listening,
     wait_ready,
     write_config,
 )  # fmt: skip
@@ -56,7 +56,7 @@ def one(python: str, config: Path, master_key: str, duration: float, workers: in
     try:
         ready = wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
         if workers > 1:  # every worker answers before the figures are taken
-            time.sleep(0.5)
+            wait_listening(port, workers)
         out: dict[str, Any] = {"ready_s": ready, "cpu_to_ready_s": cpu_seconds(proc.pid), "rss_ready": rss_mib(proc.pid),
                                "each_ready": [rss_mib(p, tree=False) for p in tree_pids(proc.pid)]}  # fmt: skip
         url = f"http://127.0.0.1:{port}/v1/chat/completions"

@@ -89,6 +89,20 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) ->
         time.sleep(0.02)
 
 
+def wait_listening(port: int, sockets: int, timeout: float = 120) -> None:
+    """Until ``sockets`` sockets listen on ``port``: with ``--num_workers N`` each worker listens on
+    a socket of its own (``SO_REUSEPORT``) once its start-up is done, and until then the workers
+    already listening take every connection (a keep-alive load then stays on them)."""
+    start = time.perf_counter()
+    while True:
+        out = subprocess.run(["ss", "-tlnH", f"( sport = :{port} )"], capture_output=True, text=True).stdout
+        if len(out.splitlines()) >= sockets:
+            return
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"port {port}: {len(out.splitlines())} listening sockets after {timeout} s, not {sockets}")
+        time.sleep(0.05)
+
+
 def tree_pids(pid: int) -> list[int]:
     pids = [pid]
     children: dict[int, list[int]] = {}
@@ -250,6 +264,8 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
         proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             ready = wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
+            if "--num_workers" in cmd:
+                wait_listening(port, int(cmd[cmd.index("--num_workers") + 1]))
             info: dict[str, Any] = {"ready_s": ready, "spawn_to_ready_s": time.perf_counter() - started}
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             key = master_key

@@ -40,6 +40,7 @@ from run import (
     free_port,
     stop,
     tree_pids,
+    wait_listening,
     wait_ready,
     write_config,
 )
@@ -87,7 +88,8 @@ def one(python: str, config: Path, key: str, workers: int, concurrency: int, dur
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env_for_proxy())
     try:
         wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
-        time.sleep(0.5 if workers > 1 else 0.1)
+        wait_listening(port, workers)  # every worker takes its share of the connections
+        time.sleep(0.1)
         pids = tree_pids(proc.pid)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         cpu0 = {p: _own_cpu(p) for p in pids}
