@@ -179,6 +179,17 @@ def main() -> None:
                 pairs = [m["req_per_s"] / max(o["req_per_s"], 1e-9) for m, o in zip(rs, rows[one_name], strict=True)]
                 medians = statistics.median(r["req_per_s"] for r in rs) / max(statistics.median(r["req_per_s"] for r in rows[one_name]), 1e-9)
                 print(f"{name}: {' '.join(f'{p:.2f}x' for p in pairs)} of one worker per round; {medians:.2f}x the median")
+                # Where the CPU goes: with every process CPU-bound, one worker is held to one core
+                # (1 / s1 requests per second) and N share the machine with the generator and the
+                # upstream (cores / (sN + up + load)): the ratio this machine allows when idle.
+                med = {k: statistics.median(r[k] for r in rs) for k in ("cpu_us_per_req", "upstream_us_per_req", "load_us_per_req")}
+                s1 = statistics.median(r["cpu_us_per_req"] for r in rows[one_name])
+                cores = min(args.workers, os.cpu_count() or 1)
+                used = statistics.median(r["req_per_s"] * sum(r[k] for k in med) / 1e6 for r in rs)
+                ceiling = cores * s1 / sum(med.values())
+                print(f"  CPU per request (medians): proxy {med['cpu_us_per_req']:.0f} us (one worker {s1:.0f}), upstream "
+                      f"{med['upstream_us_per_req']:.0f}, load {med['load_us_per_req']:.0f}; these used {used:.2f} of "
+                      f"{os.cpu_count()} cores; on an idle machine at most {ceiling:.2f}x one worker")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 The same contract as bench/load.py (``concurrency`` connections post the same chat, embeddings
 or streamed chat request back to back; a warm-up first; one JSON object out: requests, errors,
-req_per_s, p50_ms, p99_ms), for a few µs of CPU per request instead of load.py's ~120: on a
-machine with few cores the generator then leaves the cores to what it measures.
+req_per_s, p50_ms, p99_ms), for 24-33 µs of CPU per request against load.py's 125-220 (one
+proxy at c=64, bench/README.md "loadgen"): on a machine with few cores the generator then
+leaves the cores to what it measures.
 
     python bench/wrk.py URL --concurrency 16 --duration 5 [--key sk-...] [--body chat|embeddings|stream]
 
