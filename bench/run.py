@@ -456,6 +456,8 @@ def main() -> None:
                         help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, ~120 us of CPU per request)")  # fmt: skip
     args = parser.parse_args()
     LOAD = args.load
+    if LOAD == "wrk":  # wrk runs whole seconds; the CPU per request is scaled by the same duration
+        args.duration = float(max(1, round(args.duration)))
     with_litellm = not args.skip_litellm
     if with_litellm:
         subprocess.run(["bash", str(HERE / "setup_litellm.sh")], check=True)

@@ -145,6 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     pythons = args.python or [PY]
     loads = args.load or ["wrk"]
+    if "wrk" in loads:  # wrk runs whole seconds; the CPU per request is scaled by the same duration
+        args.duration = float(max(1, round(args.duration)))
     port = free_port()
     upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
     upstream = f"http://127.0.0.1:{port}"
