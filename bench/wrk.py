@@ -2,7 +2,7 @@
 
 The same contract as bench/load.py (``concurrency`` connections post the same chat, embeddings
 or streamed chat request back to back; a warm-up first; one JSON object out: requests, errors,
-req_per_s, p50_ms, p99_ms), for 24-33 µs of CPU per request against load.py's 125-220 (one
+req_per_s, p50_ms, p99_ms), for 24-37 µs of CPU per request against load.py's 125-220 (one
 proxy at c=64, bench/README.md "loadgen"): on a machine with few cores the generator then
 leaves the cores to what it measures.
 
