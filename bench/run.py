@@ -4,6 +4,7 @@
     ./dev bench --duration 10        # seconds per load level (default 5, after 1 s of warm-up)
     ./dev bench --skip-litellm       # only modelyard (no install)
     ./dev bench --load aiohttp       # the load from bench/load.py (aiohttp) instead of wrk (bench/wrk.py)
+    ./dev bench --upstream nginx     # the canned answers from nginx (bench/upstream_nginx.py), not bench/upstream.py
     ./dev bench --only proxy|sdk
     ./dev bench --observability      # also modelyard with metrics off and with tracing on
     ./dev bench --virtual-key plain  # also modelyard called with a virtual key (no budget) ...
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import upstream_nginx
 import wrk
 
 HERE = Path(__file__).resolve().parent
@@ -87,6 +89,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) ->
         if time.perf_counter() - start > timeout:
             raise SystemExit(f"{url}: not ready after {timeout} s")
         time.sleep(0.02)
+
+
+UPSTREAMS = ("python", "nginx")
+
+
+def upstream_command(kind: str, port: int) -> list[str]:
+    """The canned upstream's command: bench/upstream.py (``python``) or nginx (bench/upstream_nginx.py)."""
+    if kind == "nginx":
+        return upstream_nginx.command(port)
+    return [PY, str(HERE / "upstream.py"), "--port", str(port)]
 
 
 def wait_listening(port: int, sockets: int, timeout: float = 120) -> None:
@@ -454,6 +466,8 @@ def main() -> None:
                         help="with --workers: spend in SQLite (default), or PostgreSQL and Redis for both rows")  # fmt: skip
     parser.add_argument("--load", choices=LOADERS, default=LOAD,
                         help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, ~120 us of CPU per request)")  # fmt: skip
+    parser.add_argument("--upstream", choices=UPSTREAMS, default="python",
+                        help="the canned upstream: bench/upstream.py (default) or nginx with njs (bench/upstream_nginx.py)")  # fmt: skip
     args = parser.parse_args()
     LOAD = args.load
     if LOAD == "wrk":  # wrk runs whole seconds; the CPU per request is scaled by the same duration
@@ -465,11 +479,11 @@ def main() -> None:
         if py == PY or with_litellm:
             subprocess.run([py, "-c", code], check=False, capture_output=True)
     port = free_port()
-    upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
+    upstream_proc = subprocess.Popen(upstream_command(args.upstream, port), stdout=subprocess.DEVNULL)
     upstream = f"http://127.0.0.1:{port}"
     try:
         wait_ready(upstream + "/", upstream_proc, timeout=30)
-        report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration, "load": LOAD}
+        report: dict[str, Any] = {"cpus": os.cpu_count(), "duration": args.duration, "load": LOAD, "upstream": args.upstream}
         if args.only in (None, "proxy"):
             with contextlib.ExitStack() as services:
                 shared = None

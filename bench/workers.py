@@ -1,7 +1,7 @@
 """How ``modelyard serve --num_workers N`` shares a closed-loop load among its workers, and what the machine has left.
 
     python bench/workers.py [--python A/.venv/bin/python ...] [--workers 2] [--concurrency 64]
-                            [--duration 3] [--rounds 3] [--single] [--load wrk|aiohttp]
+                            [--duration 3] [--rounds 3] [--single] [--load wrk|aiohttp] [--upstream nginx]
 
 Per interpreter (a checkout's ``.venv``) and round, interleaved: one proxy with ``--num_workers
 N`` from the bench's config (spend to SQLite, metrics and the access log on), the bench's chat
@@ -36,10 +36,12 @@ from run import (
     LOADERS,
     PY,
     UPSTREAM_KEY,
+    UPSTREAMS,
     cpu_seconds,
     free_port,
     stop,
     tree_pids,
+    upstream_command,
     wait_listening,
     wait_ready,
     write_config,
@@ -142,13 +144,15 @@ def main() -> None:
     parser.add_argument("--single", action="store_true", help="also one worker per round (the ratio)")
     parser.add_argument("--load", choices=LOADERS, action="append",
                         help="the load generator: wrk (bench/wrk.py, the default) or aiohttp (bench/load.py); repeat to interleave both")  # fmt: skip
+    parser.add_argument("--upstream", choices=UPSTREAMS, default="python",
+                        help="the canned upstream: bench/upstream.py (default) or nginx (bench/upstream_nginx.py)")  # fmt: skip
     args = parser.parse_args()
     pythons = args.python or [PY]
     loads = args.load or ["wrk"]
     if "wrk" in loads:  # wrk runs whole seconds; the CPU per request is scaled by the same duration
         args.duration = float(max(1, round(args.duration)))
     port = free_port()
-    upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
+    upstream_proc = subprocess.Popen(upstream_command(args.upstream, port), stdout=subprocess.DEVNULL)
     upstream = f"http://127.0.0.1:{port}"
     key = "sk-bench-workers-0123456789abcdef"
     rows: dict[str, list[dict[str, Any]]] = {}

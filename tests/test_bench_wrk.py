@@ -1,7 +1,9 @@
 """bench/wrk.py (the bench's load generator, wrk with bench/load.lua) against bench/upstream.py, for real.
 
 No timing is asserted: only that the JSON wrk's ``done()`` prints parses, counts what was sent
-and read every answer to its end (``./dev test`` installs wrk, the Debian package).
+and read every answer to its end (``./dev test`` installs wrk, the Debian package), against
+bench/upstream.py and against the same answers from nginx (bench/upstream_nginx.py; ``./dev
+test`` installs nginx and its njs module).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def _module(name: str) -> ModuleType:
 
 wrk = _module("wrk")
 upstream = _module("upstream")
+upstream_nginx = _module("upstream_nginx")
 
 
 def _free_port() -> int:
@@ -39,10 +42,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def canned() -> Iterator[str]:
+@pytest.fixture(scope="module", params=["python", "nginx"])
+def canned(request: pytest.FixtureRequest) -> Iterator[str]:
+    """bench/upstream.py, or the same answers from nginx (bench/upstream_nginx.py, ``--upstream nginx``)."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(BENCH / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
+    if request.param == "nginx":
+        cmd = upstream_nginx.command(port)
+    else:
+        cmd = [sys.executable, str(BENCH / "upstream.py"), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -58,21 +66,21 @@ def canned() -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-@pytest.mark.parametrize(("body", "path", "reply"), [
-    ("chat", "/gpt-4o/chat/completions", upstream._REPLY),
-    ("stream", "/gpt-4o/chat/completions", upstream._STREAM),
-    ("embeddings", "/text-embedding-3-small/embeddings", upstream._EMB_REPLY),
+@pytest.mark.parametrize(("body", "path", "answer"), [
+    ("chat", "/gpt-4o/chat/completions", upstream._BODY),
+    ("stream", "/gpt-4o/chat/completions", upstream._EVENTS),
+    ("embeddings", "/text-embedding-3-small/embeddings", upstream._EMB_BODY),
 ])  # fmt: skip
-def test_wrk_counts_whole_answers(canned: str, body: str, path: str, reply: bytes) -> None:
+def test_wrk_counts_whole_answers(canned: str, body: str, path: str, answer: bytes) -> None:
     concurrency = 4
     r = wrk.run(f"{canned}{path}?api-version=2024-10-21", concurrency, 1, key="sk-bench-test", body=body, warmup=0)
     assert r["errors"] == 0 and r["requests"] > 0, r
     assert r["req_per_s"] == pytest.approx(r["requests"] / r["duration_s"], rel=1e-3)
     assert 0 < r["p50_ms"] <= r["p99_ms"], r
     assert r["load_cpu_s"] > 0
-    # Every counted answer was read whole (for a stream: to its last event); at most one
-    # answer per connection was cut off by the end of the run.
-    assert len(reply) * r["requests"] <= r["bytes"] < len(reply) * (r["requests"] + concurrency), (r, len(reply))
+    # Every counted answer was read whole (for a stream: to its last event), its head (at most
+    # 512 bytes) included; at most one answer per connection was cut off by the end of the run.
+    assert len(answer) * r["requests"] <= r["bytes"] < (len(answer) + 512) * (r["requests"] + concurrency), (r, len(answer))
 
 
 def test_a_target_that_refuses_fails_the_run() -> None:
@@ -86,3 +94,17 @@ def test_the_script_posts_load_py_bodies() -> None:
     script = (BENCH / "load.lua").read_text()
     for name, body in load.BODIES.items():
         assert f"{name} = '{json.dumps(body)}'" in script, name
+
+
+def test_nginx_answers_what_upstream_py_answers(canned: str) -> None:
+    """Byte for byte, the body of each of the three answers, and a stream's content type."""
+    import httpx
+
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    with httpx.Client() as client:
+        chat = client.post(f"{canned}/gpt-4o/chat/completions?api-version=2024-10-21", json=body)
+        stream = client.post(f"{canned}/gpt-4o/chat/completions?api-version=2024-10-21", json={**body, "stream": True})
+        emb = client.post(f"{canned}/text-embedding-3-small/embeddings?api-version=2024-10-21", json={"input": "Hi"})
+    assert chat.content == upstream._BODY and chat.headers["content-type"] == "application/json"
+    assert stream.content == upstream._EVENTS and stream.headers["content-type"] == "text/event-stream"
+    assert emb.content == upstream._EMB_BODY and emb.headers["content-type"] == "application/json"
