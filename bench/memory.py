@@ -1,7 +1,7 @@
 """Start-up and memory of ``modelyard serve``, A/B between checkouts, interleaved.
 
     python bench/memory.py [--python A/.venv/bin/python --python B/.venv/bin/python] [--rounds 3]
-                           [--duration 3] [--workers 2]
+                           [--duration 3] [--workers 2] [--load wrk|aiohttp]
 
 Each round starts the proxy once per interpreter (each its own checkout's ``.venv``), from the
 bench's config (bench/run.py: spend to SQLite, metrics and the access log on), and measures what
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run
 from run import (
     EMBEDDINGS_LEVEL,
     HERE,
@@ -77,7 +78,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--load", choices=run.LOADERS, default=run.LOAD, help="the load generator: wrk (bench/wrk.py) or aiohttp (bench/load.py)")
     args = parser.parse_args()
+    run.LOAD = args.load  # run.load() reads it
     pythons = args.python or [PY]
     port = free_port()
     upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
