@@ -16,7 +16,8 @@
 
 What it does:
 
-1. starts bench/upstream.py (a raw-asyncio server answering a fixed Azure chat completion);
+1. starts bench/upstream.py (a raw-asyncio server answering a fixed Azure chat completion;
+   ``--upstream nginx``: the same answers from nginx, bench/upstream_nginx.py);
 2. drives it directly, then through ``modelyard serve`` and through LiteLLM's proxy (one
    worker each, the same model list and master key) with wrk (bench/wrk.py; ``--load aiohttp``:
    bench/load.py) at concurrency 1, 16 and 64; prints req/s, p50/p99 latency added over the direct calls, the ratio
@@ -465,7 +466,7 @@ def main() -> None:
     parser.add_argument("--workers-store", choices=("sqlite", "postgres"), default="sqlite",
                         help="with --workers: spend in SQLite (default), or PostgreSQL and Redis for both rows")  # fmt: skip
     parser.add_argument("--load", choices=LOADERS, default=LOAD,
-                        help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, ~120 us of CPU per request)")  # fmt: skip
+                        help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, 125-220 us of CPU per request against wrk's 24-37)")  # fmt: skip
     parser.add_argument("--upstream", choices=UPSTREAMS, default="python",
                         help="the canned upstream: bench/upstream.py (default) or nginx with njs (bench/upstream_nginx.py)")  # fmt: skip
     args = parser.parse_args()
