@@ -70,11 +70,11 @@ def percentile(hist: Sequence[int], q: float) -> float | None:
     return round(_bin_ms(BINS - 1), 1)  # pragma: no cover - seen reaches total above
 
 
-_NO_COUNTS = bytes(4 * BINS)
+_NO_COUNTS = array("I", [0]) * BINS
 
 
 def _new_hist() -> array[int]:
-    return array("I", _NO_COUNTS)
+    return _NO_COUNTS[:]
 
 
 @dataclass(slots=True)
