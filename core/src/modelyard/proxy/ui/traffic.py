@@ -82,8 +82,8 @@ class _Bucket:
     """One second of one model group's traffic (or a sum of them, when read).
 
     Ten minutes of these are kept per model group: the histogram is an array of 32-bit counts
-    (364 bytes; a list of 64 ints took 568) and the bucket has slots (no instance dict). With
-    the per-deployment counts, ten minutes of traffic every second cost 0.35 MiB per model group
+    (336 bytes; a list of 64 ints took 568) and the bucket has slots (no instance dict). With
+    the per-deployment counts, ten minutes of traffic every second cost 0.34 MiB per model group
     instead of 0.49 (bench/README.md, "rss2").
     """
 
