@@ -1,7 +1,7 @@
 """Start-up and memory of ``modelyard serve``, A/B between checkouts, interleaved.
 
     python bench/memory.py [--python A/.venv/bin/python --python B/.venv/bin/python] [--rounds 3]
-                           [--duration 3] [--workers 2] [--load wrk|aiohttp]
+                           [--duration 3] [--workers 2] [--load wrk|aiohttp] [--upstream-delay 0.1]
 
 Each round starts the proxy once per interpreter (each its own checkout's ``.venv``), from the
 bench's config (bench/run.py: spend to SQLite, metrics and the access log on), and measures what
@@ -10,6 +10,11 @@ bench's config (bench/run.py: spend to SQLite, metrics and the access log on), a
 c=1/16/64, embeddings and streams at c=16, ``--duration`` seconds each), plus what the run does
 not show: the RSS when ready, the CPU time spent until ready (all processes; steadier than the
 wall clock on a loaded machine), and, with ``--workers``, each process's RSS.
+
+``--upstream-delay`` has the canned upstream answer each request that many seconds late, as a
+model does: the proxy then holds every request that long (its disconnect watch starts after 50 ms)
+and the request rates are set by the latency, not by the machine's load, so the figures repeat
+on a busy machine.
 """
 
 from __future__ import annotations
@@ -79,11 +84,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--load", choices=run.LOADERS, default=run.LOAD, help="the load generator: wrk (bench/wrk.py) or aiohttp (bench/load.py)")
+    parser.add_argument("--upstream-delay", type=float, default=0.0, help="seconds the upstream waits before each answer")
     args = parser.parse_args()
     run.LOAD = args.load  # run.load() reads it
     pythons = args.python or [PY]
     port = free_port()
-    upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL)
+    upstream_proc = subprocess.Popen([PY, str(HERE / "upstream.py"), "--port", str(port), "--delay", str(args.upstream_delay)],
+                                     stdout=subprocess.DEVNULL)  # fmt: skip
     upstream = f"http://127.0.0.1:{port}"
     results: dict[str, list[dict[str, Any]]] = {p: [] for p in pythons}
     try:

@@ -3,9 +3,11 @@
 It answers every POST with the same Azure chat completion (or, when the body asks for
 ``"stream": true``, a short SSE stream; a request to an ``/embeddings`` path gets a fixed
 embeddings answer of 1536 floats, the size of text-embedding-3-small's), as fast as the event loop allows, so that what the
-benchmark measures is the proxy in front of it and not the upstream.
+benchmark measures is the proxy in front of it and not the upstream. With ``--delay`` each answer
+is sent that many seconds after its request (a model's latency: the proxy then holds every request
+that long, as in production; bench/memory.py --upstream-delay).
 
-    python bench/upstream.py --port 8900
+    python bench/upstream.py --port 8900 [--delay 0.1]
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ _STREAM = (
 )  # fmt: skip
 
 
+DELAY = 0.0
+"""Seconds between a request and its answer (``--delay``)."""
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.buf = b""
@@ -89,9 +95,20 @@ class _Protocol(asyncio.Protocol):
             self.buf = self.buf[total:]
             assert self.transport is not None
             if b"/embeddings" in head[: head.find(b"\r\n")]:
-                self.transport.write(_EMB_REPLY)
+                self._answer(_EMB_REPLY)
             else:
-                self.transport.write(_STREAM if b'"stream":true' in body.replace(b" ", b"") else _REPLY)
+                self._answer(_STREAM if b'"stream":true' in body.replace(b" ", b"") else _REPLY)
+
+    def _answer(self, reply: bytes) -> None:
+        assert self.transport is not None
+        if DELAY > 0:
+            asyncio.get_running_loop().call_later(DELAY, self._late, reply)
+        else:
+            self.transport.write(reply)
+
+    def _late(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)
 
 
 async def _main(host: str, port: int) -> None:
@@ -106,7 +123,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer (default none)")
     args = parser.parse_args()
+    global DELAY
+    DELAY = args.delay
     try:
         import uvloop
 

@@ -8,6 +8,7 @@ CSRF token and this origin; no response carries a key or the session token. The 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -379,3 +380,17 @@ def test_spend_totals_by_model_deployment_key_and_day(api_base: str, emulator: E
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "start_date"
     assert backwards.status_code == 400
     assert old["total"] == {"spend": 0.0, "requests": 0} and old["by_model"] == []
+
+
+def test_a_bucket_counts_past_sixteen_bits() -> None:
+    # Ten minutes of buckets are kept per model group, so their histograms are arrays of 32-bit
+    # counts rather than lists of ints (bench/README.md, "rss2"): no count may wrap.
+    traffic = Traffic(["a"])
+    for _ in range(70_000):
+        traffic.record((1.0e9 + 0.5, "a", "d", 200, 0.01))
+    traffic.fold(now=1.0e9 + 1)
+    g = asyncio.run(traffic.series(seconds=60, step=5, now=1.0e9 + 2))["groups"]["a"]
+    hist = [0] * 64
+    hist[bin_of(0.01)] = 70_000
+    assert g["requests"] == 70_000 and sum(g["rps"]) * 5 == 70_000
+    assert g["p50_ms_total"] == g["p99_ms_total"] == percentile(hist, 0.5)

@@ -4,6 +4,7 @@ with less work per request."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import logging
@@ -235,3 +236,33 @@ def test_keep_alive_timeout_by_the_loops_idle_sweep() -> None:
             assert idle.recv(1) == b""  # closed by the sweep (the socket's own timeout is 30 s)
             assert _get(busy).startswith(b"HTTP/1.1 200 ")
             assert list(sweep.idle) == [p for p in sweep.idle if not p.transport.is_closing()]  # the closed one left
+
+
+def test_a_watched_request_leaves_no_cycle_for_the_collector() -> None:
+    # Work still running when its batch's timer fires gets a watcher, cancelled when the work
+    # ends. The cancelled watcher's CancelledError kept its frames (the watcher's locals, the
+    # server's receive and the request's cycle with them) and the watcher pointed back at the
+    # task through its _Waiting: a cycle per watched request, left for a garbage collection
+    # (issue 17, bench/README.md "rss2"). Every request slower than the watch's delay (50 ms in
+    # the proxy: most calls to a real model) made one.
+    from modelyard.proxy.disconnect import _Waiting
+
+    def waiting_left() -> int:
+        return sum(1 for o in gc.get_objects() if type(o) is _Waiting)
+
+    async def main() -> None:
+        watch = DisconnectWatch(0.01)
+        clients = [Client() for _ in range(5)]
+        gc.collect()
+        gc.disable()
+        try:
+            done = await asyncio.gather(*(watch.run(c.receive, asyncio.sleep(0.1, True)) for c in clients))
+            assert done == [True] * 5 and all(c.asked for c in clients)  # each was watched
+            for _ in range(5):  # the cancelled watchers finish
+                await asyncio.sleep(0)
+            left = waiting_left()
+        finally:
+            gc.enable()
+        assert left == 0, f"{left} watched requests wait for a garbage collection"
+
+    asyncio.run(main())

@@ -76,7 +76,11 @@ class DisconnectWatch:
             waiting.done = True
             waiting.task = waiting.receive = None  # the batch keeps no request alive until it fires
             if waiting.watcher is not None:
+                # Forgotten as it is cancelled: its CancelledError keeps the watcher's frame, which
+                # holds ``waiting``; pointing back at the watcher made a cycle per watched request
+                # (with the server's receive frames, the request's cycle) for the collector.
                 waiting.watcher.cancel()
+                waiting.watcher = None
 
     def _current(self) -> list[_Waiting]:
         """The batch a request starting now joins: a new one (and its timer) when the last is closed."""

@@ -21,8 +21,9 @@ import contextlib
 import logging
 import math
 import time
+from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,7 @@ def _bin_ms(index: int) -> float:
     return float(_GROWTH ** (index - 0.5))
 
 
-def percentile(hist: list[int], q: float) -> float | None:
+def percentile(hist: Sequence[int], q: float) -> float | None:
     """The ``q`` quantile (0-1) of a latency histogram, in milliseconds; None when it is empty."""
     total = sum(hist)
     if total == 0:
@@ -69,11 +70,26 @@ def percentile(hist: list[int], q: float) -> float | None:
     return round(_bin_ms(BINS - 1), 1)  # pragma: no cover - seen reaches total above
 
 
-@dataclass
+_NO_COUNTS = array("I", [0]) * BINS
+
+
+def _new_hist() -> array[int]:
+    return _NO_COUNTS[:]
+
+
+@dataclass(slots=True)
 class _Bucket:
+    """One second of one model group's traffic (or a sum of them, when read).
+
+    Ten minutes of these are kept per model group: the histogram is an array of 32-bit counts
+    (336 bytes; a list of 64 ints took 568) and the bucket has slots (no instance dict). With
+    the per-deployment counts, ten minutes of traffic every second cost 0.34 MiB per model group
+    instead of 0.49 (bench/README.md, "rss2").
+    """
+
     requests: int = 0
     errors: int = 0
-    hist: list[int] = field(default_factory=lambda: [0] * BINS)
+    hist: MutableSequence[int] = field(default_factory=_new_hist)
 
 
 def _is_error(status: int) -> bool:
