@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import _deadline
 from ._loops import PerLoop
 from ._sse import aiter_sse, iter_sse
 from .errors import (
@@ -476,9 +477,18 @@ class Transport:
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
             try:
-                # The deadline covers the whole attempt (for a stream: until it starts).
-                async with asyncio.timeout(total):
+                # The deadline covers the whole attempt (for a stream: until it starts). One timer
+                # per loop for every call's deadline (modelyard._deadline), as asyncio.timeout(total).
+                if total is None:
                     response = await self._attempt(request, headers, timeout, fast, client, idle)
+                else:
+                    deadline = _deadline.enter(total)
+                    try:
+                        response = await self._attempt(request, headers, timeout, fast, client, idle)
+                    except BaseException as exc:
+                        _deadline.leave(deadline, exc)
+                        raise
+                    _deadline.leave(deadline, None)
             except TimeoutError as exc:
                 if total is None:
                     raise
