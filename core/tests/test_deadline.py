@@ -226,3 +226,22 @@ def test_sdk_call_cancelled_by_its_caller_is_cancelled(async_backend: str, api_b
             await transport.get_transport().aclose()
 
     asyncio.run(main())
+
+
+def test_a_left_deadline_does_not_keep_its_task() -> None:
+    import gc
+    import weakref
+
+    async def main() -> None:
+        async def call() -> str:
+            return await outcome(shared, 600.0, 0.0)
+
+        task = asyncio.create_task(call())
+        assert await task == "ok"
+        ref = weakref.ref(task)
+        del task
+        await asyncio.sleep(0)  # the loop's handle that woke us up holds the task until the next step
+        gc.collect()
+        assert ref() is None  # its deadline still waits in the heap, without it
+
+    asyncio.run(main())

@@ -39,7 +39,7 @@ class Deadline:
 
     __slots__ = ("cancelling", "owner", "state", "task", "when")
 
-    def __init__(self, when: float, task: asyncio.Task[Any], cancelling: int, owner: _Deadlines) -> None:
+    def __init__(self, when: float, task: asyncio.Task[Any] | None, cancelling: int, owner: _Deadlines) -> None:
         self.when, self.task, self.cancelling, self.owner, self.state = when, task, cancelling, owner, _WAITING
 
     def expired(self) -> bool:
@@ -88,7 +88,7 @@ class _Deadlines:
         heap = self.heap
         while heap and heap[0][0] <= now:
             deadline = heapq.heappop(heap)[2]
-            if deadline.state == _WAITING:
+            if deadline.state == _WAITING and deadline.task is not None:
                 self.waiting -= 1
                 deadline.state = _EXPIRING
                 deadline.task.cancel()
@@ -143,10 +143,12 @@ def leave(deadline: Deadline, exc: BaseException | None) -> None:
             other cancellation of the task is pending (from ``exc``).
     """
     state = deadline.state
+    task = deadline.task
+    deadline.task = None  # a left deadline waits in the heap a while: it must not keep the task (and its result)
     if state == _WAITING:
         deadline.state = _LEFT
         deadline.owner.left()
-    elif state == _EXPIRING:
+    elif state == _EXPIRING and task is not None:
         deadline.state = _EXPIRED
-        if deadline.task.uncancel() <= deadline.cancelling and type(exc) is asyncio.CancelledError:
+        if task.uncancel() <= deadline.cancelling and type(exc) is asyncio.CancelledError:
             raise TimeoutError from exc
