@@ -130,7 +130,10 @@ def enter(delay: float) -> Deadline:
     if deadlines is None:
         deadlines = _Deadlines(loop)
         _loops.set(loop, deadlines)
-    deadline = Deadline(loop.time() + delay, task, task.cancelling(), deadlines)
+    when = loop.time() + delay
+    if when != when:  # NaN: asyncio.timeout's handle for it runs at once; in the heap it would block the rest
+        when = loop.time()
+    deadline = Deadline(when, task, task.cancelling(), deadlines)
     deadlines.add(deadline)
     return deadline
 
