@@ -4,7 +4,7 @@
 4-6 µs a call); a call to an upstream always has a deadline (600 s by default) that almost
 never fires. Here the deadlines of a loop's calls wait in one heap, and one timer handle is
 armed for the earliest: a call registers its deadline with :func:`enter` and takes it back with
-:func:`leave` (about a microsecond together). When the timer fires, every call whose deadline
+:func:`leave` (~1.5-2.5 µs together). When the timer fires, every call whose deadline
 has passed gets its task cancelled, exactly as ``asyncio.timeout`` does it, and :func:`leave`
 turns that cancellation into ``TimeoutError`` with the same rules:
 
