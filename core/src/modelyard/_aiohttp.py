@@ -108,7 +108,7 @@ class AiohttpBackend:
         return len(self._sessions)
 
     def _url(self, request: ProviderRequest) -> str:
-        key = (request.url, tuple(sorted(request.params.items())))
+        key = (request.url, tuple(request.params.items()))
         url = self._urls.get(key)
         if url is None:
             # Without a user:password@ part: the transport sends it as a header of its own.
@@ -133,8 +133,9 @@ class AiohttpBackend:
         session = self._session()
         body = None
         if request.json_body is not None:
-            body = _encode(request.json_body).encode()
-            headers = {**headers, "content-type": "application/json"}
+            # A payload of our own: aiohttp adds its content-type unless the caller set one (as
+            # httpx and the native client do), and skips finding a payload class for bytes.
+            body = aiohttp.BytesPayload(_encode(request.json_body).encode(), content_type="application/json")
         # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
         # connection; sock_connect bounds opening one, the transport's deadline the rest.
         read = timeout.read if idle else None

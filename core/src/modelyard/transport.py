@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import _deadline
 from ._loops import PerLoop
 from ._sse import aiter_sse, iter_sse
 from .errors import (
@@ -476,9 +477,21 @@ class Transport:
             _check_headers(headers)
             headers = _userinfo_header(request, headers)
             try:
-                # The deadline covers the whole attempt (for a stream: until it starts).
-                async with asyncio.timeout(total):
-                    response = await self._attempt(request, headers, timeout, fast, client, idle)
+                # The deadline covers the whole attempt (for a stream: until it starts). One timer
+                # per loop for every call's deadline (modelyard._deadline), as asyncio.timeout(total).
+                deadline = None if total is None else _deadline.enter(total)
+                try:
+                    if fast is not None:  # awaited here: a coroutine less between the caller and the socket
+                        response = await fast.send(request, headers, _timeout(timeout), idle=idle)
+                    else:
+                        assert client is not None
+                        response = await _httpx_asend(client, request, headers, timeout)
+                except BaseException as exc:
+                    if deadline is not None:
+                        _deadline.leave(deadline, exc)  # TimeoutError when the deadline cancelled it
+                    raise
+                if deadline is not None:
+                    _deadline.leave(deadline, None)
             except TimeoutError as exc:
                 if total is None:
                     raise
@@ -513,30 +526,18 @@ class Transport:
                 continue
             return _scrubbed(response, headers, request)
 
-    async def _attempt(
-        self,
-        request: ProviderRequest,
-        headers: dict[str, str],
-        timeout: float | httpx.Timeout | None,
-        fast: AiohttpBackend | NativeBackend | None,
-        client: httpx.AsyncClient | None,
-        idle: bool = True,
-    ) -> httpx.Response:
-        """One try: the whole response, or an open one for a stream with status < 400.
 
-        ``idle``: whether the native or aiohttp backend needs its idle timeout between reads (a stream,
-        or per-phase timeouts); otherwise the caller's deadline bounds the whole answer.
-        """
-        if fast is not None:
-            return await fast.send(request, headers, _timeout(timeout), idle=idle)
-        assert client is not None
-        response = await client.send(_httpx_request(client, request, headers, timeout), stream=request.stream)
-        if request.stream and response.status_code >= 400:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+async def _httpx_asend(
+    client: httpx.AsyncClient, request: ProviderRequest, headers: dict[str, str], timeout: float | httpx.Timeout | None
+) -> httpx.Response:
+    """One async try through httpx: the whole response, or an open one for a stream with status < 400."""
+    response = await client.send(_httpx_request(client, request, headers, timeout), stream=request.stream)
+    if request.stream and response.status_code >= 400:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    return response
 
 
 def _httpx_request(
