@@ -13,6 +13,7 @@ order in the proxy's answer shows whose bytes they are.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -234,7 +235,13 @@ def test_the_access_log_line_takes_any_model_name(proxy: serve_in_thread, everyt
         answer = client.post("/v1/chat/completions", content=raw)
         assert answer.status_code == 404
         assert client.post("/v1/chat/completions", json=BODY).status_code == 200
-    lines = [r.getMessage() for r in everything_logged.records if r.name == "modelyard.proxy.access"]
+    # The line is written after the answer is sent: wait for both (a loaded machine may lag).
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [r.getMessage() for r in everything_logged.records if r.name == "modelyard.proxy.access"]
+        if len(lines) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert [json.loads(line)["status"] for line in lines] == [404, 200]
     assert '"gpt-\\ud800"' in lines[0] and json.loads(lines[0])["model"] == "gpt-\ud800"
 
