@@ -119,8 +119,8 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int, int, int
     completion = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
     inp = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    inp = inp if isinstance(inp, Mapping) else {}
-    out = out if isinstance(out, Mapping) else {}
+    inp = inp if type(inp) is dict or isinstance(inp, Mapping) else {}  # a dict first: no ABC check
+    out = out if type(out) is dict or isinstance(out, Mapping) else {}
     return (
         prompt, completion, _int(usage.get("total_tokens")) or prompt + completion,
         _int(inp.get("cached_tokens")), _int(out.get("reasoning_tokens")),
