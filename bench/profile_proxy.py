@@ -85,12 +85,16 @@ async def _main(args: argparse.Namespace, upstream: str) -> dict[str, Any]:
 
     master = "sk-bench-profile-0123456789abcdef"
     # --redis-url: the Router's state in Redis, as with several workers (one round trip or two per call)
-    config = write_config(upstream, master, f"router_settings:\n  redis_url: {args.redis_url}\n" if args.redis_url else "")
-    serve._configure_logging("warning", access_log=True)
+    extra = "  disable_spend_logs: true\n  metrics: false\n" if args.bare else ""
+    if args.redis_url:
+        extra += f"router_settings:\n  redis_url: {args.redis_url}\n"
+    config = write_config(upstream, master, extra)
+    serve._configure_logging("warning", access_log=not args.bare)
     import logging
 
-    handler = logging.getLogger("modelyard.proxy.access").handlers[0]
-    handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]  # noqa: SIM115
+    if not args.bare:
+        handler = logging.getLogger("modelyard.proxy.access").handlers[0]
+        handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]  # noqa: SIM115
     app = serve.build(str(config)).app
     if not args.no_freeze and hasattr(serve, "freeze_heap"):
         serve.freeze_heap()  # as modelyard serve does
@@ -219,6 +223,8 @@ def main() -> None:
     parser.add_argument("--redis-url", help="share the Router's state in this Redis (as several workers do)")
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after start-up (modelyard serve does it)")
     parser.add_argument("--profile", help="write a cProfile of the measured loop here")
+    parser.add_argument("--bare", action="store_true",
+                        help="spend, metrics and the access log off (./dev bench's 'bare' row): what the features cost")
     parser.add_argument("--canned", action="store_true",
                         help="the model call answers from a captured answer: the proxy's own work alone (not --stream)")
     args = parser.parse_args()

@@ -131,6 +131,21 @@ def test_chat_answering_gpt4_priced_at_gpt_4_1106_preview_and_header_equals_row(
     assert row["latency_ms"] > 0 and row["endpoint"] == "/v1/chat/completions"
 
 
+def test_generated_request_ids_sort_in_the_order_the_requests_came(spend_proxy: httpx.Client) -> None:
+    # Time first (milliseconds), then random: the spend table's request_id index takes each new
+    # row at its end, not on a random page (issue 17, round six).
+    ids = []
+    for _ in range(3):
+        r = spend_proxy.post("/v1/chat/completions", json={"model": "gpt-4", "messages": HELLO})
+        assert r.status_code == 200
+        ids.append(r.headers["x-request-id"])
+        time.sleep(0.002)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert abs(int(ids[0][:12], 16) / 1000 - time.time()) < 60  # the time it was made, in ms
+    assert _row(spend_proxy, ids[1])["request_id"] == ids[1]
+
+
 @pytest.mark.parametrize(("size", "quality", "per_pixel"), [
     ("1024x1792", "hd", DALLE3_HD_1024X1792_PER_PIXEL), (None, None, DALLE3_STD_1024_PER_PIXEL),
 ])  # fmt: skip

@@ -136,8 +136,13 @@ def _non_finite_field(raw: bytes) -> str:
 
 def _request_id() -> str:
     """A fresh request id: 32 hex digits, unique but not secret (a client may send its own), so
-    from ``random`` rather than ``uuid4``'s system call; ``random`` reseeds in forked workers."""
-    return f"{random.getrandbits(128):032x}"
+    from ``random`` rather than ``uuid4``'s system call; ``random`` reseeds in forked workers.
+
+    The first 12 digits are the time in milliseconds (as in a UUIDv7), the other 20 random (80
+    bits): ids made one after another sort together, so the spend table's ``request_id`` index
+    takes each new row at its end rather than on a random page (with 100,000 rows in the table,
+    random ids cost the writer about twice the CPU per row; issue 17, round six)."""
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 def _dumps(obj: Any) -> bytes:
