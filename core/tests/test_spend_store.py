@@ -4,6 +4,7 @@ batch off it, kept across a database failure, purged after the retention period.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,28 @@ def test_batch_owner_and_a_claim_that_prices_a_batch_once(tmp_path: Path) -> Non
         unknown = owners.claim("batch_elsewhere")  # created outside this store: no owner, still once
         assert unknown is not None and unknown["key_id"] is None
         assert owners.claim("batch_elsewhere") is None
+
+
+def test_every_column_is_written_under_its_own_name(tmp_path: Path) -> None:
+    # The writer fills the INSERT by position (a queued row's values in the table's column order,
+    # issue 17, round six): each column gets a value no other column has, and reads back as its own.
+    from modelyard.store.spend import spend_table
+
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store)
+        recorder.record(request_id="rid", call_type="embeddings", status=207, start_time=1_700_000_000.0,
+                        end_time=1_700_000_000.25, model_group="group", model_id="dep", model="model-x",
+                        endpoint="/v1/embeddings", usage=USAGE, spend=0.5, stream=True, error="err",
+                        batch_id="batch", key_id="key", team_id="team", user_id="user")  # fmt: skip
+        assert recorder.flush() == 1
+        with store.engine.connect() as conn:
+            row = dict(conn.execute(sa.select(spend_table)).one()._mapping)
+    del row["id"]
+    usage = row.pop("usage")
+    assert row == {
+        "request_id": "rid", "start_time": 1_700_000_000.0, "end_time": 1_700_000_000.25, "day": "2023-11-14",
+        "call_type": "embeddings", "endpoint": "/v1/embeddings", "model_group": "group", "model_id": "dep",
+        "model": "model-x", "batch_id": "batch", "key_id": "key", "team_id": "team", "user_id": "user",
+        "status": 207, "error": "err", "stream": True, "latency_ms": 250.0, "spend": 0.5, **usage_columns(USAGE),
+    }  # fmt: skip
+    assert usage is not None and json.loads(usage) == USAGE
