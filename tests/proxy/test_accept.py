@@ -129,3 +129,63 @@ def test_modelyard_serve_runs_on_this_loop() -> None:
         assert type(loop) is Loop
     finally:
         loop.close()
+
+
+_OUT_OF_DESCRIPTORS = r"""
+import asyncio, logging, os, resource, socket, sys
+from modelyard.proxy import accept
+
+accept.RESOURCE_PAUSE_S = 0.3
+logging.basicConfig(level=logging.ERROR, format="%(message)s")
+
+async def main():
+    loop = asyncio.get_running_loop()
+
+    class Greeter(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.write(b"hi")
+
+    server = await loop.create_server(Greeter, "127.0.0.1", 0, backlog=16)
+    port = server.sockets[0].getsockname()[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    fillers = []
+    try:
+        while True:
+            fillers.append(open(os.devnull))
+    except OSError:
+        pass
+    for _ in range(2):  # room for the two clients, none for the server's accept
+        fillers.pop().close()
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    await asyncio.sleep(0.1)  # the server tries, fails, and waits
+    for _ in range(8):
+        fillers.pop().close()
+    greeting = b""
+    for client in clients:
+        client.setblocking(False)
+    deadline = loop.time() + 5
+    while len(greeting) < 4 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        for client in clients:
+            try:
+                greeting += client.recv(2)
+            except BlockingIOError:
+                pass
+    print(greeting.decode())
+
+with asyncio.Runner(loop_factory=accept.Loop) as runner:
+    runner.run(main())
+"""
+
+
+def test_out_of_descriptors_pauses_accepting_then_serves_the_waiting_clients() -> None:
+    """accept() failing with EMFILE is logged once and retried after a pause, not in a busy loop."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _OUT_OF_DESCRIPTORS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hihi"
+    refusals = [line for line in done.stderr.splitlines() if "cannot accept connections" in line]
+    assert 1 <= len(refusals) <= 2, done.stderr[-2000:]
+    assert "Too many open files" in refusals[0]
