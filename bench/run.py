@@ -415,9 +415,9 @@ def start_shared(stack: contextlib.ExitStack) -> tuple[str, str]:
 def sdk_modes(with_litellm: bool) -> list[tuple[str, str]]:
     modes = [(PY, m) for m in ("httpx", "modelyard", "modelyard-native-sync", "openai", "httpx-async", "aiohttp-async",
                                "modelyard-async", "modelyard-async-aiohttp", "modelyard-async-native", "import-modelyard",
-                               "import-modelyard.api")]  # fmt: skip
+                               "import-modelyard.api", "first-call-modelyard")]  # fmt: skip
     if with_litellm:
-        modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm")]
+        modes += [(str(LITELLM_PY), m) for m in ("litellm", "litellm-async", "import-litellm", "first-call-litellm")]
     return modes
 
 
@@ -446,6 +446,9 @@ def print_sdk(results: dict[str, Any]) -> None:
             if mode in ("modelyard-async-aiohttp", "modelyard-async-native") and aio:
                 rel += f", {r['calls_per_s'] / aio:.2f}x raw aiohttp"
             print(f"  {mode:26s} {r['calls_per_s']:8.0f} calls/s ({kind}){rel}")
+        elif "first_call_ms" in r:
+            print(f"  {mode:26s} {r['first_call_ms']:8.1f} ms from `from ... import completion` to the first answer, "
+                  f"{r['import_ms']:.1f} of it the import (fresh process, best of 5)")  # fmt: skip
         else:
             print(f"  {mode:26s} {r['import_ms']:8.1f} ms import (best of 5)")
 
