@@ -189,3 +189,33 @@ def test_out_of_descriptors_pauses_accepting_then_serves_the_waiting_clients() -
     refusals = [line for line in done.stderr.splitlines() if "cannot accept connections" in line]
     assert 1 <= len(refusals) <= 2, done.stderr[-2000:]
     assert "Too many open files" in refusals[0]
+
+
+def test_a_host_name_listens_on_each_of_its_addresses() -> None:
+    """As asyncio's create_server: ``localhost`` is 127.0.0.1 and, where the machine has it, ::1."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    expected = {info[4][0] for info in socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}
+
+    async def scenario() -> tuple[set[str], bytes]:
+        loop = asyncio.get_running_loop()
+
+        class Greeter(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                transport.write(b"hi")
+
+        server = await loop.create_server(Greeter, "localhost", port)
+        addresses = {listening.getsockname()[0] for listening in server.sockets}
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        greeting = await reader.readexactly(2)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return addresses, greeting
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        addresses, greeting = runner.run(scenario())
+    assert addresses == expected and "127.0.0.1" in addresses
+    assert greeting == b"hi"

@@ -48,7 +48,7 @@ class Loop(uvloop.Loop):
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: Any = None, port: Any = None, *,
         sock: socket.socket | None = None, ssl: Any = None, backlog: int = 100, **options: Any,
     ) -> asyncio.AbstractServer:  # fmt: skip
-        if options or (sock is None and not isinstance(host, str)) or (
+        if options or (sock is None and (not isinstance(host, str) or not host)) or (
             sock is not None and (host is not None or port is not None or sock.family not in _INET)
         ):
             return await super().create_server(protocol_factory, host, port, sock=sock, ssl=ssl, backlog=backlog,
@@ -101,6 +101,7 @@ class _Server(asyncio.AbstractServer):
         self._ssl = ssl
         self._serving = False
         self._closed: asyncio.Future[None] = loop.create_future()
+        self._starting: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -128,7 +129,9 @@ class _Server(asyncio.AbstractServer):
                 self._loop.call_later(RESOURCE_PAUSE_S, self._resume, listening)
                 return
             connection.setblocking(False)
-            self._loop.create_task(self._connect(connection))
+            task = self._loop.create_task(self._connect(connection))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
 
     def _resume(self, listening: socket.socket) -> None:
         if self._serving and listening.fileno() != -1:
