@@ -69,6 +69,17 @@ WARM = {
 }
 
 
+def compile_bytecode(py: str) -> None:
+    """Write the ``.pyc`` files of ``py``'s environment (and of the workspace's sources) now, as
+    ``pip install`` does at install time; ``uv sync`` leaves them to the first import. Without
+    this, the first server started after a sync writes them, and its "ready" counts that
+    (1.80 s against 0.99 s on the next start, round six). Quick when they are already there."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    sources = [str(p) for p in (HERE.parent / "core" / "src", *sorted((HERE.parent / "plugins").glob("*/src")))] if py == PY else []
+    subprocess.run([py, "-m", "compileall", "-q", "-j", "0", purelib, *sources], check=False, capture_output=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -481,6 +492,7 @@ def main() -> None:
         subprocess.run(["bash", str(HERE / "setup_litellm.sh")], check=True)
     for py, code in WARM.items():
         if py == PY or with_litellm:
+            compile_bytecode(py)
             subprocess.run([py, "-c", code], check=False, capture_output=True)
     port = free_port()
     upstream_proc = subprocess.Popen(upstream_command(args.upstream, port), stdout=subprocess.DEVNULL)
