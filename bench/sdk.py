@@ -5,7 +5,9 @@
 Modes: ``httpx`` (raw sync httpx), ``modelyard``, ``modelyard-native-sync`` (on
 ``Transport(sync_backend="native")``), ``openai``, ``litellm`` (sequential sync calls);
 ``httpx-async``, ``aiohttp-async``, ``modelyard-async``, ``modelyard-async-aiohttp``,
-``modelyard-async-native``, ``litellm-async`` (32 calls in flight); ``import-modelyard``, ``import-litellm``.
+``modelyard-async-native``, ``litellm-async`` (32 calls in flight); ``import-modelyard``, ``import-litellm``;
+``first-call-modelyard`` / ``first-call-litellm`` (a fresh process: the import of ``completion``
+and its first call, best of 5).
 The litellm modes run in bench/.litellm-venv; the others in the workspace.
 """
 
@@ -64,9 +66,34 @@ def _import_time(module: str) -> float:
     return best * 1000
 
 
+_FIRST_CALL = """
+import sys, time
+started = time.perf_counter()
+from {package} import completion
+imported = time.perf_counter()
+answer = completion(model="azure/gpt-4o", messages=[{{"role": "user", "content": "Hello"}}], api_base=sys.argv[1],
+                    api_key="{key}", api_version="{version}")
+assert answer.choices[0].message.content
+print(imported - started, time.perf_counter() - started)
+"""
+
+
+def _first_call(package: str, base: str) -> dict[str, float]:
+    """``from <package> import completion`` and its first call in a fresh process (best of 5)."""
+    best: tuple[float, float] = (float("inf"), float("inf"))
+    code = _FIRST_CALL.format(package=package, key=KEY, version=VERSION)
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code, base], capture_output=True, text=True, check=True)
+        imported, total = map(float, out.stdout.split())
+        best = min(best, (total, imported))
+    return {"first_call_ms": best[0] * 1000, "import_ms": best[1] * 1000}
+
+
 def measure(mode: str, base: str, duration: float) -> dict[str, Any]:
     url = f"{base}/openai/deployments/gpt-4o/chat/completions?api-version={VERSION}"
     body = {"messages": MESSAGES}
+    if mode.startswith("first-call-"):
+        return _first_call(mode.split("-", 2)[2], base)
     if mode.startswith("import-"):
         return {"import_ms": _import_time(mode.split("-", 1)[1])}
     if mode == "httpx":

@@ -36,7 +36,8 @@ def _instrument(out_path: str) -> None:
     from modelyard.store.spend import SpendRecorder
 
     clock = time.perf_counter
-    seen: dict[str, list[Any]] = {"requests": [], "gc": [], "flush": [], "lag": [], "collected": [], "garbage": [], "cpu": []}
+    seen: dict[str, list[Any]] = {"requests": [], "gc": [], "flush": [], "lag": [], "collected": [], "garbage": [], "cpu": [],
+                                 "accepted": []}
     gc_start: list[float] = [0.0, 0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -83,6 +84,15 @@ def _instrument(out_path: str) -> None:
                 seen["cpu"].append((done, time.process_time(), len(seen["requests"])))
 
     ProxyApp.__call__ = timed_call  # type: ignore[method-assign]
+    from modelyard.proxy.protocol import BoundedHttpToolsProtocol
+
+    made = BoundedHttpToolsProtocol.connection_made
+
+    def timed_made(self: BoundedHttpToolsProtocol, transport: Any) -> None:
+        seen["accepted"].append(clock())
+        made(self, transport)
+
+    BoundedHttpToolsProtocol.connection_made = timed_made  # type: ignore[method-assign]
 
     if os.environ.get("MODELYARD_BENCH_TAIL_GARBAGE"):  # what the collections free: the types of the cycles found
         gc.set_debug(gc.DEBUG_SAVEALL)
@@ -111,6 +121,10 @@ def report(data: dict[str, Any], since: float) -> None:
     req = [d for t, d in data["requests"] if t >= since]
     print(f"requests {len(req)}: in the app p50 {_pct(req, 0.5) * 1e3:.1f} ms, p90 {_pct(req, 0.9) * 1e3:.1f}, "
           f"p99 {_pct(req, 0.99) * 1e3:.1f}, max {max(req, default=0) * 1e3:.1f}")  # fmt: skip
+    accepted = [t for t in data["accepted"] if t >= since]  # the measured run's connections (the warm-up ends at since)
+    if accepted:
+        print(f"connections accepted: {len(accepted)}, the last {(accepted[-1] - accepted[0]) * 1e3:.1f} ms after the first "
+              "(their first requests wait in the kernel until then)")  # fmt: skip
     cpu = [(t, c, n) for t, c, n in data["cpu"] if t >= since]
     if len(cpu) > 1:
         print(f"server CPU per request (process time, main and writer threads): {(cpu[-1][1] - cpu[0][1]) / (cpu[-1][2] - cpu[0][2]) * 1e6:.0f} us")

@@ -312,6 +312,16 @@ def http_options(config: ProxyConfig) -> dict[str, Any]:
                                       body_timeout=general.request_body_timeout)}  # fmt: skip
 
 
+def event_loop() -> str:
+    """uvicorn's ``loop`` setting: uvloop with servers that accept every waiting connection at once
+    (:mod:`modelyard.proxy.accept`), or asyncio's own loop when uvloop is not installed."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "modelyard.proxy.accept:Loop"
+
+
 def _draining_server(config: Any, app: Any, delay: float) -> Any:
     """A ``uvicorn.Server`` whose app reports not ready as soon as SIGTERM or SIGINT arrives.
 
@@ -405,12 +415,7 @@ def _run(config_path: str | None, *, host: str, port: int, num_workers: int, dev
         "proxy_headers": False,  # the app reads no client address; skip uvicorn's X-Forwarded-* pass
         "server_header": False,
     }
-    try:
-        import uvloop  # noqa: F401
-
-        options["loop"] = "uvloop"
-    except ImportError:
-        pass
+    options["loop"] = event_loop()
     options.update(http_options(config))
     options.update(tls)
     print(_banner(built, host, port, num_workers, "https" if tls else "http"), file=sys.stderr, flush=True)
