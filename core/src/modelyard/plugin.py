@@ -66,6 +66,7 @@ from .hookspecs import (
     RegisterPrices,
     RegisterProvider,
     answers_for,
+    claims_only_with,
     hookimpl,
 )
 from .operations import OPERATIONS, Operation, OperationRef, ProxyPath, multipart_parts
@@ -148,6 +149,7 @@ __all__ = [
     "Usage",
     "answers_for",
     "check_header_values",
+    "claims_only_with",
     "clean_secret",
     "connection_schema",
     "error_for_status",

@@ -26,6 +26,14 @@ from modelyard.hookspecs import answers_for
 
 from . import extensions, images
 
+try:
+    from modelyard.hookspecs import claims_only_with
+except ImportError:  # a core before HOOK_API 1.12: every answer is parsed for the check
+
+    def claims_only_with(*markers: bytes) -> Callable[[Any], Any]:  # type: ignore[misc]
+        return lambda function: function
+
+
 if TYPE_CHECKING:
     from modelyard.types import ChatRequest, Connection, ProviderRequest, ProviderResponse, Route
 
@@ -65,8 +73,13 @@ def keeps_answers(route: Route, kind: str) -> Callable[[dict[str, Any]], bool] |
     return _extension_shaped if route.operation in ("chat", "completions") else True
 
 
+@claims_only_with(b'"extensions.', b'"finish_details"')
 def _extension_shaped(data: dict[str, Any]) -> bool:
-    """Whether :func:`_openai_shaped` could change this parsed answer or chunk."""
+    """Whether :func:`_openai_shaped` could change this parsed answer or chunk.
+
+    What it claims has ``"object": "extensions.…"``, a ``"finish_details"`` key, or a choice that
+    is not an object (which no chat completion validates): other answers are validated from
+    their bytes without being parsed for it (HOOK_API 1.12)."""
     obj = data.get("object")
     if type(obj) is str and obj.startswith("extensions."):
         return True
