@@ -40,6 +40,9 @@ _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 RESOURCE_PAUSE_S = 1.0
 """How long a listening socket is left alone after running out of file descriptors or memory."""
 
+_INET = (socket.AF_INET, socket.AF_INET6)
+"""The socket families this loop's servers accept on themselves (others go to uvloop's server)."""
+
 
 class Loop(uvloop.Loop):
     """uvloop's event loop whose plain TCP servers accept every waiting connection per readiness."""
@@ -85,8 +88,6 @@ class Loop(uvloop.Loop):
             raise OSError(f"no address to listen on for {host!r}")
         return sockets
 
-
-_INET = (socket.AF_INET, socket.AF_INET6)
 
 
 class _Server(asyncio.AbstractServer):
