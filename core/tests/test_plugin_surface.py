@@ -19,7 +19,7 @@ SURFACE = [
     "RegisterCommand", "RegisterConnectionSetting", "RegisterFamily", "RegisterOperation", "RegisterPrices", "RegisterProvider", "Route",
     "EnvironmentConfig", "HeaderView", "PriceNames", "RegisterHeaderView", "RegisterPriceNames",
     "ServiceUnavailableError", "StaticHeaders", "TextCompletion", "TokenProvider", "TranscriptionResponse",
-    "UnprocessableEntityError", "UnsupportedParamsError", "Usage", "answers_for", "check_header_values", "claims_only_with", "clean_secret",
+    "UnprocessableEntityError", "UnsupportedParamsError", "Usage", "active_when", "answers_for", "check_header_values", "claims_only_with", "clean_secret",
     "connection_schema", "error_for_status", "hookimpl", "multipart_parts", "safe_url", "scrub",
 ]  # fmt: skip
 

@@ -22,24 +22,32 @@ the (provider, operation) pairs it answers for: a hook call with a ``route`` ski
 other routes (it promised to return None for them). Which implementations a route asks is worked
 out once per (provider, operation) and kept with the plan; one declaring nothing is asked for
 every route, as before.
+
+An implementation marked with :func:`modelyard.hookspecs.active_when` (HOOK_API 1.13) is asked
+only when its check answers true for the call's arguments; the check's argument names are worked
+out with the plan. :func:`asks` tells the core, before it builds an observer's event, whether
+any implementation would be asked at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import inspect
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NoReturn
 
 from pluggy import HookCallError
 
-from .hookspecs import ANSWERS_ATTR
+from .hookspecs import ACTIVE_ATTR, ANSWERS_ATTR
 
-__all__ = ["call_hook"]
+__all__ = ["asks", "call_hook"]
 
 # (function, the argument names it takes, whether it is a new-style wrapper), in calling order.
 _Step = tuple[Callable[..., Any], tuple[str, ...], bool]
 
 
 _Answers = frozenset[tuple[str, str | None]]
+# An implementation's active_when check and the argument names it takes, by implementation.
+_Gates = dict[Callable[..., Any], tuple[Callable[..., Any], tuple[str, ...]]]
 _MAX_ROUTES = 256
 
 
@@ -47,16 +55,18 @@ class _Plan:
     """How to call a hook's ``impls``: ``steps``, or None when pluggy must (see the module).
 
     ``answers``: per step, the routes its implementation declared (None: every route), or None
-    when no step declared any; ``routed``: the steps each (provider, operation) asks.
+    when no step declared any; ``routed``: the steps each (provider, operation) asks; ``gates``:
+    the ``active_when`` checks of the steps that have one, or None when none has.
     """
 
-    __slots__ = ("answers", "firstresult", "impls", "routed", "steps")
+    __slots__ = ("answers", "firstresult", "gates", "impls", "routed", "steps")
 
     def __init__(
         self, impls: list[Any], steps: tuple[_Step, ...] | None, firstresult: bool = False,
-        answers: tuple[_Answers | None, ...] | None = None,
+        answers: tuple[_Answers | None, ...] | None = None, gates: _Gates | None = None,
     ) -> None:  # fmt: skip
         self.impls, self.steps, self.firstresult, self.answers = impls, steps, firstresult, answers
+        self.gates = gates
         self.routed: dict[tuple[str, str], tuple[_Step, ...]] = {}
 
     def for_route(self, provider: str, operation: str) -> tuple[_Step, ...]:
@@ -87,14 +97,39 @@ def _plan(caller: Any, impls: list[Any], direct: bool) -> _Plan:
         return _Plan(impls, None)
     steps: list[_Step] = []
     answers: list[_Answers | None] = []
+    gates: _Gates = {}
     for impl in reversed(impls):
         if impl.hookwrapper or impl.kwargnames:
             return _Plan(impls, None)
         steps.append((impl.function, tuple(impl.argnames), bool(impl.wrapper)))
         declared = getattr(impl.function, ANSWERS_ATTR, None)
         answers.append(declared if isinstance(declared, frozenset) and declared else None)
+        check = getattr(impl.function, ACTIVE_ATTR, None)
+        if check is not None:
+            gates[impl.function] = (check, _check_args(check, impl, caller.name, spec.argnames))
     routed = "route" in spec.argnames and any(a is not None for a in answers)
-    return _Plan(impls, tuple(steps), bool(spec.opts.get("firstresult")), tuple(answers) if routed else None)
+    return _Plan(impls, tuple(steps), bool(spec.opts.get("firstresult")), tuple(answers) if routed else None,
+                 gates or None)  # fmt: skip
+
+
+def _check_args(check: Callable[..., Any], impl: Any, hook: str, hook_args: Sequence[str]) -> tuple[str, ...]:
+    """The hook arguments an ``active_when`` check takes, by name.
+
+    Raises:
+        TypeError: the check takes something the hook does not pass (naming both).
+    """
+    names = []
+    for parameter in inspect.signature(check).parameters.values():
+        if parameter.name not in hook_args or parameter.kind not in (
+            parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD
+        ):  # fmt: skip
+            raise TypeError(
+                f"the active_when check {getattr(check, '__qualname__', check)!r} of plugin "
+                f"{impl.plugin_name!r} takes {parameter.name!r}, which hook {hook!r} does not pass "
+                f"(it passes {', '.join(hook_args) or 'nothing'})"
+            )
+        names.append(parameter.name)
+    return tuple(names)
 
 
 def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> Any:
@@ -106,20 +141,72 @@ def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str
         direct: False when the manager's hook calls are monitored: pluggy calls then.
         kwargs: the hook's arguments, by name.
     """
-    impls = caller.get_hookimpls()
-    plan = plans.get(caller.name)
-    if plan is None or plan.impls != impls:
-        plan = plans[caller.name] = _plan(caller, impls, direct)
+    plan = _current(plans, caller, direct)
     if plan.steps is None:
         return caller(**kwargs)
+    steps: Sequence[_Step] = plan.steps
     if plan.answers is not None:
         route = kwargs.get("route")
         if route is not None:
-            return _multicall(plan.for_route(route.provider, route.operation), plan.firstresult, kwargs)
-    return _multicall(plan.steps, plan.firstresult, kwargs)
+            steps = plan.for_route(route.provider, route.operation)
+    if plan.gates is not None:
+        steps = _active(steps, plan.gates, kwargs)
+    return _multicall(steps, plan.firstresult, kwargs)
 
 
-def _multicall(steps: tuple[_Step, ...], firstresult: bool, kwargs: dict[str, Any]) -> Any:
+def asks(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> bool:
+    """Whether :func:`call_hook` with ``kwargs`` would call any implementation of ``caller``.
+
+    ``kwargs`` may hold fewer arguments than the hook takes (none, before an event is built): an
+    ``active_when`` check needing a missing one counts as active, as does every implementation
+    when pluggy makes the calls.
+    """
+    plan = _current(plans, caller, direct)
+    gates = plan.gates
+    if plan.steps is None or gates is None:
+        return bool(plan.impls)
+    for step in plan.steps:
+        gate = gates.get(step[0])
+        if gate is None:
+            return True
+        check, names = gate
+        if not names:
+            if check():
+                return True
+            continue
+        args = [kwargs[name] for name in names if name in kwargs]
+        if len(args) < len(names) or check(*args):
+            return True
+    return False
+
+
+def _current(plans: dict[str, Any], caller: Any, direct: bool) -> _Plan:
+    impls = caller.get_hookimpls()
+    plan: _Plan | None = plans.get(caller.name)
+    if plan is None or plan.impls != impls:
+        plan = plans[caller.name] = _plan(caller, impls, direct)
+    return plan
+
+
+def _active(steps: Sequence[_Step], gates: _Gates, kwargs: dict[str, Any]) -> list[_Step]:
+    """The ``steps`` whose implementation has no ``active_when`` check or one answering true."""
+    get = kwargs.__getitem__
+    active = []
+    for step in steps:
+        gate = gates.get(step[0])
+        if gate is not None:
+            check, names = gate
+            try:
+                args = tuple(map(get, names))
+            except KeyError as e:
+                raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
+            if not check(*args):
+                continue
+        active.append(step)
+    return active
+
+
+def _multicall(steps: Sequence[_Step], firstresult: bool, kwargs: dict[str, Any]) -> Any:
     """pluggy's ``_multicall`` (pluggy 1.5-1.7), for new-style wrappers and plain implementations."""
     results: list[Any] = []
     teardowns: list[Generator[None, Any, Any]] | None = None

@@ -305,7 +305,7 @@ def _build_call(
                   timeout=timeout_seconds(timeout))  # fmt: skip
     scope = current_scope()
     state: dict[str, Any] | None = None
-    if hook.on_call_start.get_hookimpls():
+    if plugins.asks(hook.on_call_start):
         state = {}
         provider_request = _call_started(plugins, route, request, provider_request, scope, state)
     model_info = control.get("model_info") or {}
@@ -478,7 +478,8 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
              cancelled: bool = False, cost: float | None = None) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     scope = call.scope
-    if scope is None and not hook.get_hookimpls():
+    observed = call.plugins.asks(hook)
+    if scope is None and not observed:
         return
     usage_dict = _usage_dump(usage) if isinstance(usage, BaseModel) else usage
     attempts = call.attempts or Attempts()
@@ -492,7 +493,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     if scope is not None:
         scope.upstream_seconds += duration
         scope.calls.append((scope.model_group, scope.deployment_id, record))
-    if not hook.get_hookimpls():
+    if not observed:
         return
     try:
         call.plugins.call(hook, event=record)

@@ -52,13 +52,14 @@ __all__ = [
     "RegisterPrices",
     "RegisterProvider",
     "StreamTranslator",
+    "active_when",
     "answers_for",
     "claims_only_with",
     "hookimpl",
     "hookspec",
 ]
 
-HOOK_API: tuple[int, int] = (1, 12)
+HOOK_API: tuple[int, int] = (1, 13)
 """The hook contract version this core implements."""
 
 PROJECT = "modelyard"
@@ -127,6 +128,40 @@ def claims_only_with(*markers: bytes) -> Callable[[_F], _F]:
 
     def mark(function: _F) -> _F:
         setattr(function, MARKERS_ATTR, tuple(markers))
+        return function
+
+    return mark
+
+
+ACTIVE_ATTR = "modelyard_active_when"
+"""The attribute :func:`active_when` sets on an implementation: its check."""
+
+
+def active_when(check: Callable[..., bool]) -> Callable[[_F], _F]:
+    """Declare when a hook implementation has something to do, so that it is skipped otherwise.
+
+    An implementation marked ``@active_when(check)`` promises to return None and do nothing
+    else (a wrapper: to return what it got, unchanged) for every hook call in which
+    ``check(...)`` answers false. The core asks ``check`` before each call of the hook that the
+    pipeline makes, and skips the implementation when the answer is false; a skipped observer
+    also spares the core the event it would have built for it. ``check`` takes some of the
+    hook's arguments, by their names (``def check(request, connection)``) or none at all
+    (``def check()``: "is tracing configured?"), and must be cheap, since it runs on every
+    call: answer from what is at hand, never do I/O. An argument-free check is also asked
+    before the core builds a hook's event (``on_call_start``, ``on_success``, ``on_failure``),
+    so an observer that is idle costs one call of it per hook. Monitored hook calls
+    (``MODELYARD_TRACE_PLUGINS=1``) and the hooks pluggy calls itself still call every
+    implementation, which a correct declaration cannot tell apart. Since HOOK_API 1.13.
+
+    Raises:
+        TypeError: ``check`` is not callable. (A check taking an argument its hook does not
+            pass makes each call of the hook raise TypeError, naming both.)
+    """
+    if not callable(check):
+        raise TypeError(f"active_when() takes a callable, got {check!r}")
+
+    def mark(function: _F) -> _F:
+        setattr(function, ACTIVE_ATTR, check)
         return function
 
     return mark

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
-from ._dispatch import call_hook
+from ._dispatch import asks, call_hook
 from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
@@ -110,6 +110,12 @@ class Plugins:
         """``caller(**kwargs)`` for a hook of this set, as pluggy answers it, with less overhead
         (:func:`modelyard._dispatch.call_hook`)."""
         return call_hook(self.plans, caller, not self.monitored, kwargs)
+
+    def asks(self, caller: Any, /, **kwargs: Any) -> bool:
+        """Whether :meth:`call` would call any implementation of ``caller`` with ``kwargs``
+        (fewer may be given: an ``active_when`` check needing a missing one counts as active).
+        The core asks before building an observer's event (:func:`modelyard._dispatch.asks`)."""
+        return asks(self.plans, caller, not self.monitored, kwargs)
 
     @property
     def hook(self) -> Any:

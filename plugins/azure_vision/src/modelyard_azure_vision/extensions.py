@@ -23,6 +23,7 @@ resource: no error of this module shows a value, and modelyard's reprs mask them
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +102,19 @@ class ExtensionCall:
         return request.model_copy(update={"url": url, "params": params, "json_body": body})
 
 
-def _is_extensions_base(connection: Connection) -> bool:
-    return bool(connection.base_url) and urlsplit(connection.base_url or "").path.rstrip("/").endswith("/extensions")
+def wanted(params: dict[str, Any], connection: Connection) -> bool:
+    """Whether the call asks for the extensions path: ``enhancements`` or ``dataSources`` in
+    ``params``, or a base URL ending in ``/extensions``."""
+    return (
+        params.get("enhancements") is not None
+        or params.get("dataSources") is not None
+        or (bool(connection.base_url) and _is_extensions_url(connection.base_url or ""))
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _is_extensions_url(base_url: str) -> bool:
+    return urlsplit(base_url).path.rstrip("/").endswith("/extensions")
 
 
 def enabled_enhancements(params: dict[str, Any]) -> list[str]:
@@ -132,12 +144,7 @@ def plan(
             their Computer Vision data source or on more than one image, both ``dataSources``
             and ``data_sources``, or an ``api_version`` the extensions path does not take.
     """
-    wants = (
-        params.get("enhancements") is not None
-        or params.get("dataSources") is not None
-        or _is_extensions_base(connection)
-    )
-    if not wants:
+    if not wanted(params, connection):
         return None
     if params.get("dataSources") is not None and params.get("data_sources") is not None:
         raise BadRequestError(

@@ -22,28 +22,30 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from modelyard import hookimpl
-from modelyard.hookspecs import answers_for
+from modelyard.plugin import active_when, answers_for, claims_only_with
 
 from . import extensions, images
-
-try:
-    from modelyard.hookspecs import claims_only_with
-except ImportError:  # a core before HOOK_API 1.12: every answer is parsed for the check
-
-    def claims_only_with(*markers: bytes) -> Callable[[Any], Any]:  # type: ignore[misc]
-        return lambda function: function
-
 
 if TYPE_CHECKING:
     from modelyard.types import ChatRequest, Connection, ProviderRequest, ProviderResponse, Route
 
-HOOK_API = (1, 11)  # answers_for (1.11); keeps_answers: only extension-shaped answers are changed
+HOOK_API = (1, 13)  # active_when (1.13), claims_only_with (1.12), answers_for (1.11), keeps_answers (1.10)
 PROVIDER = "azure"
 _FINISH = {"stop": "stop", "max_tokens": "length", "length": "length", "content_filter": "content_filter"}
 
 
+def _may_apply(request: ChatRequest, connection: Connection) -> bool:
+    """Whether the request wrapper may have work: a message with content parts (an image could
+    be one), ``enhancements`` or ``dataSources``, or an ``/extensions`` base URL. Otherwise
+    :func:`~images.find_images` finds nothing and :func:`~extensions.plan` plans nothing."""
+    return any(isinstance(m.get("content"), list) for m in request.messages) or extensions.wanted(
+        request.params, connection
+    )
+
+
 @hookimpl(wrapper=True)
 @answers_for(PROVIDER, "chat")
+@active_when(_may_apply)
 def transform_request(
     route: Route, request: ChatRequest, connection: Connection
 ) -> Generator[None, ProviderRequest | None, ProviderRequest | None]:

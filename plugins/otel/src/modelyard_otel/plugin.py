@@ -7,8 +7,9 @@ call (so the Router's retries and fallbacks are its children), the trace context
 request came with, the caller's current span. Retries inside one call (the transport's, after
 a 429 or a 5xx) become child spans ``retry`` with their real start and end.
 
-Nothing is recorded while no tracer provider is configured (OpenTelemetry's default), and no
-prompt or completion is put in an attribute unless
+Nothing is recorded while no tracer provider is configured (OpenTelemetry's default): the hooks
+declare :func:`tracing` as their ``active_when`` check, so the core skips them, and the events
+it would build for them, until one is. No prompt or completion is put in an attribute unless
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is ``true``.
 """
 
@@ -21,11 +22,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelyard import hookimpl
+from modelyard.plugin import active_when
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-HOOK_API = (1, 5)
+HOOK_API = (1, 13)  # active_when (1.13); on_call_start (1.5)
 
 _KEY = "modelyard-otel"
 _CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -40,11 +42,19 @@ _REQUEST_PARAMS = {
 _tracer: trace.Tracer | None = None
 
 
+_UNSET = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+def tracing() -> bool:
+    """Whether a tracer provider is set (until one is, OpenTelemetry would record nothing)."""
+    return not isinstance(trace.get_tracer_provider(), _UNSET)
+
+
 def _get_tracer() -> trace.Tracer | None:
     """The plugin's tracer, or None while no tracer provider is set (nothing would be recorded)."""
     global _tracer
     provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+    if isinstance(provider, _UNSET):
         return None
     if _tracer is None or getattr(_tracer, "_modelyard_provider", None) is not provider:
         from . import __version__
@@ -82,6 +92,7 @@ def _parent(call: Any) -> Any:
 
 
 @hookimpl
+@active_when(tracing)
 def on_call_start(call: Any) -> dict[str, str] | None:
     """Open the call's span; return the ``traceparent`` for the upstream request."""
     tracer = _get_tracer()
@@ -201,6 +212,7 @@ def _end(event: Any) -> Any:
 
 
 @hookimpl
+@active_when(tracing)
 def on_success(event: Any) -> None:
     """Finish the call's span with the response's attributes."""
     span = _end(event)
@@ -215,6 +227,7 @@ def on_success(event: Any) -> None:
 
 
 @hookimpl
+@active_when(tracing)
 def on_failure(event: Any) -> None:
     """Finish the call's span as failed: ``error.type`` is the error's class, never its message."""
     span = _end(event)
