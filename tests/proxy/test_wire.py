@@ -106,8 +106,9 @@ def test_access_log_is_json_without_secrets(http: httpx.Client, caplog: pytest.L
 def test_failover_to_another_deployment(api_base: str, emulator: Emulator) -> None:
     config = {
         "model_list": [
-            {"model_name": "pool", "litellm_params": azure(api_base, "gpt-4o"), "model_info": {"id": "a"}},
-            {"model_name": "pool", "litellm_params": azure(api_base, "gpt-4o-mini"), "model_info": {"id": "b"}},
+            # `order`: a is tried first, so the failover happens (random picks could all land on b)
+            {"model_name": "pool", "litellm_params": {**azure(api_base, "gpt-4o"), "order": 1}, "model_info": {"id": "a"}},
+            {"model_name": "pool", "litellm_params": {**azure(api_base, "gpt-4o-mini"), "order": 2}, "model_info": {"id": "b"}},
         ],
         "router_settings": {"num_retries": 1},
     }
