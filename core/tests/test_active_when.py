@@ -150,12 +150,12 @@ class Observer:
     @modelyard.hookimpl
     @active_when(_switched_on)
     def on_success(self, event: Any) -> None:
-        self.seen.append(f"success {event.state['mine']}")
+        self.seen.append(f"success {event.state.get('mine')}")
 
     @modelyard.hookimpl
     @active_when(_switched_on)
     def on_failure(self, event: Any) -> None:
-        self.seen.append(f"failure {event.state['mine']}")
+        self.seen.append(f"failure {event.state.get('mine')}")
 
 
 def test_an_idle_observer_is_skipped_with_its_events_and_an_active_one_sees_every_call(
@@ -181,6 +181,34 @@ def test_an_idle_observer_is_skipped_with_its_events_and_an_active_one_sees_ever
         with pytest.raises(modelyard.NotFoundError):
             modelyard.completion(model="azure/no-such-deployment", messages=messages, **settings)
         assert observer.seen == ["start gpt-4o", "success 1", "start no-such-deployment", "failure 3"]
+    finally:
+        SWITCH["on"] = False
+        reset_plugins()
+
+
+class Flipper:
+    """An observer without a check that switches the gated one on while a call is starting."""
+
+    HOOK_API = (1, 5)
+
+    @modelyard.hookimpl
+    def on_call_start(self, call: Any) -> None:
+        SWITCH["on"] = True
+
+
+def test_an_observer_sees_all_of_a_call_or_none_of_it(api_base: str, emulator: Emulator) -> None:
+    observer = Observer()
+    SWITCH["on"] = False
+    reset_plugins(extra=[observer, Flipper()], block=["otel"])
+    try:
+        settings = {"api_base": api_base, "api_key": KEY, "api_version": "2024-10-21"}
+        messages = [{"role": "user", "content": "hi"}]
+        # Switched on after the call started: its check was answered at the start, for the whole
+        # call, so it gets neither on_call_start nor an on_success without one.
+        modelyard.completion(model="azure/gpt-4o", messages=messages, **settings)
+        assert SWITCH["on"] and observer.seen == []
+        modelyard.completion(model="azure/gpt-4o", messages=messages, **settings)
+        assert observer.seen == ["start gpt-4o", "success 1"]
     finally:
         SWITCH["on"] = False
         reset_plugins()

@@ -25,21 +25,22 @@ every route, as before.
 
 An implementation marked with :func:`modelyard.hookspecs.active_when` (HOOK_API 1.13) is asked
 only when its check answers true for the call's arguments; the check's argument names are worked
-out with the plan. :func:`asks` tells the core, before it builds an observer's event, whether
-any implementation would be asked at all.
+out with the plan. For the observer hooks the argument-free checks are asked once per pipeline
+call, at its start (:func:`observers`), and their answers hold for the whole call; :func:`asks`
+tells the core, before it builds an observer's event, whether any implementation would be asked.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from pluggy import HookCallError
 
 from .hookspecs import ACTIVE_ATTR, ANSWERS_ATTR
 
-__all__ = ["asks", "call_hook"]
+__all__ = ["Observers", "asks", "call_hook", "observers"]
 
 # (function, the argument names it takes, whether it is a new-style wrapper), in calling order.
 _Step = tuple[Callable[..., Any], tuple[str, ...], bool]
@@ -132,7 +133,9 @@ def _check_args(check: Callable[..., Any], impl: Any, hook: str, hook_args: Sequ
     return tuple(names)
 
 
-def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> Any:
+def call_hook(
+    plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any], down: frozenset[Any] | None = None
+) -> Any:  # fmt: skip
     """``caller(**kwargs)``, as pluggy would answer it (see the module).
 
     Args:
@@ -140,6 +143,9 @@ def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str
         caller: the pluggy ``HookCaller`` (``plugins.hook.transform_request``).
         direct: False when the manager's hook calls are monitored: pluggy calls then.
         kwargs: the hook's arguments, by name.
+        down: the argument-free ``active_when`` checks already answered for this pipeline call
+            (:func:`observers`): those in it count as false, the others as true, and none is
+            asked again. None: each is asked now.
     """
     plan = _current(plans, caller, direct)
     if plan.steps is None:
@@ -150,12 +156,14 @@ def call_hook(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str
         if route is not None:
             steps = plan.for_route(route.provider, route.operation)
     if plan.gates is not None:
-        steps = _active(steps, plan.gates, kwargs)
+        steps = _active(steps, plan.gates, kwargs, down)
     return _multicall(steps, plan.firstresult, kwargs)
 
 
-def asks(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any]) -> bool:
-    """Whether :func:`call_hook` with ``kwargs`` would call any implementation of ``caller``.
+def asks(
+    plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any], down: frozenset[Any] | None = None
+) -> bool:  # fmt: skip
+    """Whether :func:`call_hook` with ``kwargs`` (and ``down``) would call any implementation.
 
     ``kwargs`` may hold fewer arguments than the hook takes (none, before an event is built): an
     ``active_when`` check needing a missing one counts as active, as does every implementation
@@ -171,13 +179,69 @@ def asks(plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any
             return True
         check, names = gate
         if not names:
-            if check():
+            if (check not in down) if down is not None else check():
                 return True
             continue
         args = [kwargs[name] for name in names if name in kwargs]
         if len(args) < len(names) or check(*args):
             return True
     return False
+
+
+_NONE_DOWN: frozenset[Any] = frozenset()
+_OBSERVERS = "\0observers"  # kept in ``plans`` under a key no hook name can be
+
+
+class Observers(NamedTuple):
+    """Which observers see one pipeline call, decided at its start (:func:`observers`)."""
+
+    down: frozenset[Any]
+    """The argument-free ``active_when`` checks that answered false (pass to :func:`call_hook`)."""
+    start: bool
+    """Whether ``on_call_start`` reaches any implementation (else no event is built for it)."""
+    success: bool
+    failure: bool
+
+
+def observers(plans: dict[str, Any], callers: tuple[Any, Any, Any], direct: bool) -> Observers:
+    """For the observer hooks ``callers`` (``on_call_start``, ``on_success``, ``on_failure``): the
+    argument-free ``active_when`` checks of their implementations, each asked once, and whether
+    each hook then reaches anyone. A call decides this at its start, so that an observer sees
+    all of it (``on_call_start`` and its ``on_success`` / ``on_failure``) or none of it."""
+    known: _ObserverPlan | None = plans.get(_OBSERVERS)
+    fresh = known is not None
+    if known is not None:
+        for impls, caller in zip(known.impls, callers, strict=True):
+            if impls != caller.get_hookimpls():
+                fresh = False
+                break
+    if known is None or not fresh:
+        known = plans[_OBSERVERS] = _ObserverPlan([_current(plans, caller, direct) for caller in callers])
+    checks = known.checks
+    if not checks:
+        down = _NONE_DOWN
+    elif len(checks) == 1:  # the usual case: one plugin's check (modelyard-otel's)
+        down = _NONE_DOWN if checks[0]() else known.all_down
+    else:
+        down = frozenset([check for check in checks if not check()])
+    answer = known.answers.get(down)
+    if answer is None:  # at most one per subset of the checks
+        start, success, failure = (asks(plans, caller, direct, {}, down) for caller in callers)
+        answer = known.answers[down] = Observers(down, start, success, failure)
+    return answer
+
+
+class _ObserverPlan:
+    """What :func:`observers` keeps per set of observer implementations."""
+
+    __slots__ = ("all_down", "answers", "checks", "impls")
+
+    def __init__(self, plans: list[_Plan]) -> None:
+        self.impls = [plan.impls for plan in plans]
+        found = {check: None for plan in plans if plan.gates for check, names in plan.gates.values() if not names}
+        self.checks = tuple(found)
+        self.all_down = frozenset(found)
+        self.answers: dict[frozenset[Any], Observers] = {}
 
 
 def _current(plans: dict[str, Any], caller: Any, direct: bool) -> _Plan:
@@ -188,7 +252,7 @@ def _current(plans: dict[str, Any], caller: Any, direct: bool) -> _Plan:
     return plan
 
 
-def _active(steps: Sequence[_Step], gates: _Gates, kwargs: dict[str, Any]) -> list[_Step]:
+def _active(steps: Sequence[_Step], gates: _Gates, kwargs: dict[str, Any], down: frozenset[Any] | None) -> list[_Step]:
     """The ``steps`` whose implementation has no ``active_when`` check or one answering true."""
     get = kwargs.__getitem__
     active = []
@@ -196,12 +260,16 @@ def _active(steps: Sequence[_Step], gates: _Gates, kwargs: dict[str, Any]) -> li
         gate = gates.get(step[0])
         if gate is not None:
             check, names = gate
-            try:
-                args = tuple(map(get, names))
-            except KeyError as e:
-                raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
-            if not check(*args):
-                continue
+            if not names and down is not None:
+                if check in down:
+                    continue
+            else:
+                try:
+                    args = tuple(map(get, names))
+                except KeyError as e:
+                    raise HookCallError(f"hook call must provide argument {e.args[0]!r}") from e
+                if not check(*args):
+                    continue
         active.append(step)
     return active
 

@@ -48,6 +48,7 @@ from ._calls import (
     _retry_on_timeout,
     _split,
 )
+from ._dispatch import Observers
 from ._kept import changed, kept_checks, unclaimed
 from ._sse import END, SSEParser, aiter_sse_batches
 from .binary import BinaryResponse
@@ -130,6 +131,8 @@ class _Call:
     attempts: Attempts | None = None
     scope: CallScope | None = None
     state: dict[str, Any] | None = None
+    observers: Observers | None = None
+    """Which observers see this call, decided at its start (``Plugins.observers``)."""
     started_at: float = 0.0
     owned: list[IO[bytes]] = field(default_factory=list)
     """Files this call opened for a multipart upload (paths, bytes): closed when it is done."""
@@ -305,9 +308,10 @@ def _build_call(
                   timeout=timeout_seconds(timeout))  # fmt: skip
     scope = current_scope()
     state: dict[str, Any] | None = None
-    if plugins.asks(hook.on_call_start):
+    observers = plugins.observers()  # which observers see this call, decided once
+    if observers.start:
         state = {}
-        provider_request = _call_started(plugins, route, request, provider_request, scope, state)
+        provider_request = _call_started(plugins, route, request, provider_request, scope, state, observers.down)
     model_info = control.get("model_info") or {}
     base_model = control.get("base_model") or model_info.get("base_model")
     return _Call(
@@ -324,6 +328,7 @@ def _build_call(
         retry_on_timeout=_retry_on_timeout(control),
         scope=scope,
         state=state,
+        observers=observers,
         started_at=time.time() - (time.perf_counter() - started),
         base_model=base_model,
         # A call's control settings hold price keys only under their names (_split): without
@@ -420,11 +425,11 @@ def _close(owned: list[IO[bytes]]) -> None:
 
 
 def _call_started(plugins: Plugins, route: Route, request: ChatRequest, provider_request: ProviderRequest,
-                  scope: CallScope | None, state: dict[str, Any]) -> ProviderRequest:  # fmt: skip
+                  scope: CallScope | None, state: dict[str, Any], down: frozenset[Any]) -> ProviderRequest:  # fmt: skip
     """Run ``on_call_start``; the request with the headers its observers add (never replacing one)."""
     event = CallStarted(route, request, provider_request.url, provider_request.stream, scope, state)
     try:
-        answers = plugins.call(plugins.hook.on_call_start, call=event)
+        answers = plugins.call(plugins.hook.on_call_start, down, call=event)
     except Exception:  # observers must not break a call
         import logging
 
@@ -478,7 +483,8 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
              cancelled: bool = False, cost: float | None = None) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     scope = call.scope
-    observed = call.plugins.asks(hook)
+    observers = call.observers or call.plugins.observers()  # decided at the call's start
+    observed = observers.failure if error else observers.success
     if scope is None and not observed:
         return
     usage_dict = _usage_dump(usage) if isinstance(usage, BaseModel) else usage
@@ -496,7 +502,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
     if not observed:
         return
     try:
-        call.plugins.call(hook, event=record)
+        call.plugins.call(hook, observers.down, event=record)
     except Exception:  # observers must not break a call
         import logging
 

@@ -147,9 +147,10 @@ def active_when(check: Callable[..., bool]) -> Callable[[_F], _F]:
     also spares the core the event it would have built for it. ``check`` takes some of the
     hook's arguments, by their names (``def check(request, connection)``) or none at all
     (``def check()``: "is tracing configured?"), and must be cheap, since it runs on every
-    call: answer from what is at hand, never do I/O. An argument-free check is also asked
-    before the core builds a hook's event (``on_call_start``, ``on_success``, ``on_failure``),
-    so an observer that is idle costs one call of it per hook. Monitored hook calls
+    call: answer from what is at hand, never do I/O. On the observer hooks (``on_call_start``,
+    ``on_success``, ``on_failure``) an argument-free check is asked once per pipeline call, at
+    its start, and its answer holds for the whole call: an observer sees all of a call or none
+    of it, and the core builds no event that nobody would get. Monitored hook calls
     (``MODELYARD_TRACE_PLUGINS=1``) and the hooks pluggy calls itself still call every
     implementation, which a correct declaration cannot tell apart. Since HOOK_API 1.13.
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
-from ._dispatch import asks, call_hook
+from ._dispatch import Observers, asks, call_hook, observers
 from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
@@ -106,16 +106,24 @@ class Plugins:
         self.monitored = False
         """Hook calls are monitored (``MODELYARD_TRACE_PLUGINS=1``): pluggy makes every call."""
 
-    def call(self, caller: Any, /, **kwargs: Any) -> Any:
+    def call(self, caller: Any, down: frozenset[Any] | None = None, /, **kwargs: Any) -> Any:
         """``caller(**kwargs)`` for a hook of this set, as pluggy answers it, with less overhead
-        (:func:`modelyard._dispatch.call_hook`)."""
-        return call_hook(self.plans, caller, not self.monitored, kwargs)
+        (:func:`modelyard._dispatch.call_hook`); ``down``: :meth:`observers`' answer at the
+        pipeline call's start, for an observer hook."""
+        return call_hook(self.plans, caller, not self.monitored, kwargs, down)
 
-    def asks(self, caller: Any, /, **kwargs: Any) -> bool:
+    def asks(self, caller: Any, down: frozenset[Any] | None = None, /, **kwargs: Any) -> bool:
         """Whether :meth:`call` would call any implementation of ``caller`` with ``kwargs``
         (fewer may be given: an ``active_when`` check needing a missing one counts as active).
         The core asks before building an observer's event (:func:`modelyard._dispatch.asks`)."""
-        return asks(self.plans, caller, not self.monitored, kwargs)
+        return asks(self.plans, caller, not self.monitored, kwargs, down)
+
+    def observers(self) -> Observers:
+        """Which observers (``on_call_start``, ``on_success``, ``on_failure``) see a pipeline call
+        starting now: their argument-free ``active_when`` checks are asked once, for the whole
+        call (:func:`modelyard._dispatch.observers`)."""
+        hook = self.pm.hook
+        return observers(self.plans, (hook.on_call_start, hook.on_success, hook.on_failure), not self.monitored)
 
     @property
     def hook(self) -> Any:

@@ -50,5 +50,5 @@ def test_the_check_turns_down_only_what_the_wrapper_passes_through(
         assert _through_wrapper(request, connection) is BUILT
     caller = get_plugins().hook.transform_request
     plan = _plan(caller, caller.get_hookimpls(), True)  # the pipeline's plan for the hook
-    steps = _active(plan.for_route("azure", "chat"), plan.gates, {"route": ROUTE, "request": request, "connection": connection})
+    steps = _active(plan.for_route("azure", "chat"), plan.gates, {"route": ROUTE, "request": request, "connection": connection}, None)
     assert (plugin.transform_request in [function for function, _, _ in steps]) is active
