@@ -249,6 +249,7 @@ def _non_finite(value: Any, loc: tuple[Any, ...]) -> tuple[Any, ...] | None:
 
 
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", "function-after"})
+_CHAT_REQUEST = ChatRequest.__pydantic_validator__.validate_python
 
 
 def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *, text: bool = False) -> _Call:
@@ -286,7 +287,10 @@ def _prepare(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], *,
     if simulate:
         params.pop("stream_options", None)
     # A real stream asks for its usage (to price it); the chunk is dropped for callers who did not.
-    request = ChatRequest(messages=messages, params=params, stream=stream and not simulate, stream_usage=stream and not simulate)
+    # The model's validator itself, as ``ChatRequest(...)`` validates (the same checks and copies),
+    # without BaseModel.__init__'s keyword packing around it (~0.4 µs).
+    real = stream and not simulate
+    request: ChatRequest = _CHAT_REQUEST({"messages": messages, "params": params, "stream": real, "stream_usage": real})
     call = _build_call(plugins, route, family, request, connection, control, settings, started)
     call.simulate_stream, call.include_usage, call.text = simulate, include_usage, text
     return call

@@ -119,7 +119,15 @@ def transform_request(route: Route, request: ChatRequest, connection: Connection
         if getattr(request, "stream_usage", False) and takes_stream_options(api_version(connection)):
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     headers = dict(connection.extra_headers) if connection.extra_headers else {}
-    return ProviderRequest(url=url, params=query, headers=headers, json_body=body, stream=request.stream)
+    # The model's validator itself: what ProviderRequest(...) runs, without BaseModel.__init__'s
+    # keyword packing around it (~0.5 µs on every call).
+    built: ProviderRequest = _PROVIDER_REQUEST(
+        {"url": url, "params": query, "headers": headers, "json_body": body, "stream": request.stream}
+    )
+    return built
+
+
+_PROVIDER_REQUEST = ProviderRequest.__pydantic_validator__.validate_python
 
 
 @hookimpl
