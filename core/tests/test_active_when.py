@@ -13,7 +13,7 @@ from typing import Any
 import modelyard
 import pluggy
 import pytest
-from modelyard._dispatch import asks, call_hook
+from modelyard._dispatch import call_hook, observers
 from modelyard.plugin import active_when
 from modelyard.plugins import get_plugins, reset_plugins
 from modelyard.testing import KEY, Emulator
@@ -98,16 +98,72 @@ def test_an_implementation_is_asked_only_when_its_check_says_yes_and_the_answers
     assert ("wrapper " + str(value) in log) == (value > 10)
 
 
-def test_asks_tells_whether_any_implementation_would_be_called() -> None:
-    pm = _manager(Gated())
+class ObserverSpec:
+    @spec
+    def start(self, value: int) -> Any:
+        """Like on_call_start."""
+
+    @spec
+    def success(self, value: int) -> Any:
+        """Like on_success."""
+
+    @spec
+    def failure(self, value: int) -> Any:
+        """Like on_failure."""
+
+
+ASKED: list[str] = []
+
+
+def _exporting() -> bool:
+    ASKED.append("exporting")
+    return SWITCH["on"]
+
+
+class Idle:
+    @impl
+    @active_when(_exporting)
+    def start(self, value: int) -> Any:
+        return None
+
+    @impl
+    @active_when(_exporting)
+    def success(self, value: int) -> Any:
+        return None
+
+
+class ByValue:
+    @impl
+    @active_when(_even)
+    def failure(self, value: int) -> Any:
+        return None
+
+
+def test_observers_asks_each_argument_free_check_once_and_says_which_hooks_reach_anyone() -> None:
+    pm = pluggy.PluginManager("activetest")
+    pm.add_hookspecs(ObserverSpec)
+    pm.register(Idle())
+    pm.register(ByValue())
+    callers = (pm.hook.start, pm.hook.success, pm.hook.failure)
     plans: dict[str, Any] = {}
-    assert asks(plans, pm.hook.build, True, {"value": 2, "log": []})
-    assert not asks(plans, pm.hook.build, True, {"value": 3, "log": []})
-    # The check needs `value`: without it (before an event is built) it counts as active.
-    assert asks(plans, pm.hook.build, True, {})
-    # Monitored calls go to pluggy, which asks everyone.
-    assert asks({}, pm.hook.build, False, {"value": 3, "log": []})
-    assert not asks({}, _manager().hook.build, True, {})
+    SWITCH["on"] = False
+    ASKED.clear()
+    idle = observers(plans, callers, True)
+    # One check for two hooks, asked once; the check taking `value` cannot be asked before the
+    # event exists, so `failure` counts as reached.
+    assert ASKED == ["exporting"] and idle.down == {_exporting}
+    assert (idle.start, idle.success, idle.failure) == (False, False, True)
+    SWITCH["on"] = True
+    on = observers(plans, callers, True)
+    assert on.down == frozenset() and (on.start, on.success, on.failure) == (True, True, True)
+    # The answers decided at the start hold in the hook calls: the check is not asked again.
+    ASKED.clear()
+    assert call_hook(plans, pm.hook.success, True, {"value": 1}, idle.down) == []
+    assert ASKED == []
+    # Monitored calls go to pluggy, which calls everyone.
+    SWITCH["on"] = False
+    monitored = observers({}, callers, False)
+    assert (monitored.start, monitored.success, monitored.failure) == (True, True, True)
 
 
 def test_active_when_takes_a_callable_whose_arguments_the_hook_passes() -> None:
@@ -173,8 +229,8 @@ def test_an_idle_observer_is_skipped_with_its_events_and_an_active_one_sees_ever
             modelyard.completion(model="azure/no-such-deployment", messages=messages, **settings)
         assert observer.seen == []
         assert "x-observed" not in emulator.requests[-1].headers
-        for hook in (plugins.hook.on_call_start, plugins.hook.on_success, plugins.hook.on_failure):
-            assert not plugins.asks(hook)  # so the core builds no event for them
+        seen = plugins.observers()
+        assert (seen.start, seen.success, seen.failure) == (False, False, False)  # no event is built
         SWITCH["on"] = True
         modelyard.completion(model="azure/gpt-4o", messages=messages, **settings)
         assert emulator.requests[-1].headers["x-observed"] == "yes"

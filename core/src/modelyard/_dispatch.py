@@ -26,8 +26,8 @@ every route, as before.
 An implementation marked with :func:`modelyard.hookspecs.active_when` (HOOK_API 1.13) is asked
 only when its check answers true for the call's arguments; the check's argument names are worked
 out with the plan. For the observer hooks the argument-free checks are asked once per pipeline
-call, at its start (:func:`observers`), and their answers hold for the whole call; :func:`asks`
-tells the core, before it builds an observer's event, whether any implementation would be asked.
+call, at its start (:func:`observers`), and their answers hold for the whole call; it also tells
+the core, before it builds an observer's event, whether any implementation would get it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pluggy import HookCallError
 
 from .hookspecs import ACTIVE_ATTR, ANSWERS_ATTR
 
-__all__ = ["Observers", "asks", "call_hook", "observers"]
+__all__ = ["Observers", "call_hook", "observers"]
 
 # (function, the argument names it takes, whether it is a new-style wrapper), in calling order.
 _Step = tuple[Callable[..., Any], tuple[str, ...], bool]
@@ -160,30 +160,17 @@ def call_hook(
     return _multicall(steps, plan.firstresult, kwargs)
 
 
-def asks(
-    plans: dict[str, Any], caller: Any, direct: bool, kwargs: dict[str, Any], down: frozenset[Any] | None = None
-) -> bool:  # fmt: skip
-    """Whether :func:`call_hook` with ``kwargs`` (and ``down``) would call any implementation.
-
-    ``kwargs`` may hold fewer arguments than the hook takes (none, before an event is built): an
-    ``active_when`` check needing a missing one counts as active, as does every implementation
-    when pluggy makes the calls.
-    """
+def _reaches(plans: dict[str, Any], caller: Any, direct: bool, down: frozenset[Any]) -> bool:
+    """Whether a call of ``caller``, whose event is not built yet, would reach any implementation:
+    an argument-free ``active_when`` check answers as in ``down``; one taking arguments counts as
+    active, and so does every implementation when pluggy makes the calls."""
     plan = _current(plans, caller, direct)
     gates = plan.gates
     if plan.steps is None or gates is None:
         return bool(plan.impls)
     for step in plan.steps:
         gate = gates.get(step[0])
-        if gate is None:
-            return True
-        check, names = gate
-        if not names:
-            if (check not in down) if down is not None else check():
-                return True
-            continue
-        args = [kwargs[name] for name in names if name in kwargs]
-        if len(args) < len(names) or check(*args):
+        if gate is None or gate[1] or gate[0] not in down:
             return True
     return False
 
@@ -226,7 +213,7 @@ def observers(plans: dict[str, Any], callers: tuple[Any, Any, Any], direct: bool
         down = frozenset([check for check in checks if not check()])
     answer = known.answers.get(down)
     if answer is None:  # at most one per subset of the checks
-        start, success, failure = (asks(plans, caller, direct, {}, down) for caller in callers)
+        start, success, failure = (_reaches(plans, caller, direct, down) for caller in callers)
         answer = known.answers[down] = Observers(down, start, success, failure)
     return answer
 

@@ -126,13 +126,13 @@ class _Call:
     simulate_stream: bool
     include_usage: bool
     started: float
+    observers: Observers
+    """Which observers see this call, decided at its start (``Plugins.observers``)."""
     text: bool = False
     retry_on_timeout: bool = False
     attempts: Attempts | None = None
     scope: CallScope | None = None
     state: dict[str, Any] | None = None
-    observers: Observers | None = None
-    """Which observers see this call, decided at its start (``Plugins.observers``)."""
     started_at: float = 0.0
     owned: list[IO[bytes]] = field(default_factory=list)
     """Files this call opened for a multipart upload (paths, bytes): closed when it is done."""
@@ -487,7 +487,7 @@ def _observe(call: _Call, *, status: int | None, usage: Any = None, error: APIEr
              cancelled: bool = False, cost: float | None = None) -> None:  # fmt: skip
     hook = call.plugins.hook.on_failure if error else call.plugins.hook.on_success
     scope = call.scope
-    observers = call.observers or call.plugins.observers()  # decided at the call's start
+    observers = call.observers  # decided at the call's start
     observed = observers.failure if error else observers.success
     if scope is None and not observed:
         return

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
-from ._dispatch import Observers, asks, call_hook, observers
+from ._dispatch import Observers, call_hook, observers
 from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
@@ -111,12 +111,6 @@ class Plugins:
         (:func:`modelyard._dispatch.call_hook`); ``down``: :meth:`observers`' answer at the
         pipeline call's start, for an observer hook."""
         return call_hook(self.plans, caller, not self.monitored, kwargs, down)
-
-    def asks(self, caller: Any, down: frozenset[Any] | None = None, /, **kwargs: Any) -> bool:
-        """Whether :meth:`call` would call any implementation of ``caller`` with ``kwargs``
-        (fewer may be given: an ``active_when`` check needing a missing one counts as active).
-        The core asks before building an observer's event (:func:`modelyard._dispatch.asks`)."""
-        return asks(self.plans, caller, not self.monitored, kwargs, down)
 
     def observers(self) -> Observers:
         """Which observers (``on_call_start``, ``on_success``, ``on_failure``) see a pipeline call
