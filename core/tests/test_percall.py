@@ -117,7 +117,7 @@ def test_a_kept_answer_parses_as_before_even_where_the_fast_parser_refuses() -> 
         raw = (body % content).encode()
         result = api._kept_response(call, httpx.Response(200, content=raw))
         assert result is not None and result.choices[0].message.content == expected
-        assert result.__pydantic_private__["_upstream"][1] == raw
+        assert result._upstream is not None and result._upstream[1] == raw
 
 
 def test_the_environment_read_per_call_sees_changes_made_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,6 +75,7 @@ from .types import (
     TextCompletion,
     TextParams,
     Usage,
+    _Response,
 )
 
 __all__ = [
@@ -552,19 +553,12 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
             call.plugins.hook.normalize_response, object, "normalize_response", call.route, via=call.plugins,
             response=_provider_response(response),
         )  # fmt: skip
-    if isinstance(result, BaseModel) and "_response_headers" in type(result).__private_attributes__:
-        # As LiteLLM keeps them (the Router reads x-ratelimit-remaining-* here). httpx's own
-        # case-insensitive Headers, not a copy; written to the private dict directly, which
-        # skips pydantic's __setattr__.
-        private = result.__pydantic_private__
-        if private is not None:
-            private["_response_headers"] = response.headers
     usage = getattr(result, "usage", None)
     cost = call.cost(usage, getattr(result, "model", None), result)
-    if isinstance(result, BaseModel) and "_hidden_params" in type(result).__private_attributes__:
-        private = result.__pydantic_private__
-        if private is not None:
-            private["_hidden_params"] = call.hidden_params(cost)
+    if isinstance(result, _Response):
+        # As LiteLLM keeps them (the Router reads x-ratelimit-remaining-* here): httpx's own
+        # case-insensitive Headers, not a copy.
+        result._attach(response.headers, call.hidden_params(cost))
     _observe(call, status=response.status_code, usage=usage, headers=response.headers, response=result, cost=cost)
     return result
 
@@ -609,9 +603,8 @@ def _kept_response(call: _Call, response: httpx.Response) -> Any:
             result = validator.validate_python(data)
         except ValidationError:  # the plugin's hook raises it, as before
             return None
-    private = result.__pydantic_private__
-    if private is not None and _envelope(model).issubset(result.__pydantic_fields_set__):
-        private["_upstream"] = (id(result), content)
+    if isinstance(result, _Response) and _envelope(model).issubset(result.__pydantic_fields_set__):
+        result._state()["_upstream"] = (id(result), content)
     return result
 
 
@@ -766,8 +759,7 @@ def _chat_from_text(text: TextCompletion) -> ChatCompletion:
         choice["message"] = {"role": "assistant", "content": choice.pop("text", "")}
         _chat_choice_logprobs(choice)
     chat = ChatCompletion.model_validate(data)
-    chat.__pydantic_private__["_response_headers"] = text._response_headers  # type: ignore[index]
-    chat.__pydantic_private__["_hidden_params"] = text._hidden_params  # type: ignore[index]
+    chat._attach(text._response_headers, text._hidden_params)
     return chat
 
 

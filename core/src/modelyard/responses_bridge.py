@@ -170,10 +170,7 @@ def chat_from_response(response: ResponsesAPIResponse) -> ChatCompletion:
     if response.usage is not None:
         data["usage"] = _chat_usage(response.usage)
     chat = ChatCompletion.model_validate(data)
-    private = chat.__pydantic_private__
-    if private is not None:
-        private["_response_headers"] = response._response_headers
-        private["_hidden_params"] = response._hidden_params
+    chat._attach(response._response_headers, response._hidden_params)
     return chat
 
 
@@ -457,10 +454,7 @@ def response_from_chat(chat: ChatCompletion) -> ResponsesAPIResponse:
     if chat.usage is not None:
         data["usage"] = _responses_usage(chat.usage)
     response = ResponsesAPIResponse.model_validate(data)
-    private = response.__pydantic_private__
-    if private is not None:
-        private["_response_headers"] = chat._response_headers
-        private["_hidden_params"] = chat._hidden_params
+    response._attach(chat._response_headers, chat._hidden_params)
     return response
 
 

@@ -23,7 +23,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -540,20 +539,77 @@ class _Open(BaseModel):
 
 
 class _Response(_Open):
-    """A top-level response: keeps the upstream's HTTP headers."""
+    """A top-level response: keeps the upstream's HTTP headers and what the call knows beyond the body.
 
-    _response_headers: Mapping[str, str] | None = PrivateAttr(default=None)
-    """The upstream's HTTP response headers, as LiteLLM keeps them: an ``httpx.Headers``
-    (case-insensitive) on results of the pipeline, None on objects built by hand."""
+    That state (``_response_headers``, ``_hidden_params``, ``_upstream``) lives in pydantic's
+    ``__pydantic_private__`` dict, so that ``model_copy``, pickling and ``==`` carry it as they
+    carry private attributes. It is not declared with ``PrivateAttr``: pydantic then runs a
+    Python-level init for every validated object (about 3 µs, a tenth of an SDK call's own work,
+    issue 17), and the pipeline writes the state at once anyway. The dict is made when the state
+    is first read or written (:meth:`_state`).
+    """
 
-    _hidden_params: dict[str, Any] = PrivateAttr(default_factory=dict)
-    """LiteLLM's name for what the call knows beyond the body: ``response_cost`` (USD, or None
-    when no price is known), and ``base_model`` / ``price_overrides`` it was priced with."""
+    @property
+    def _response_headers(self) -> Mapping[str, str] | None:
+        """The upstream's HTTP response headers, as LiteLLM keeps them: an ``httpx.Headers``
+        (case-insensitive) on results of the pipeline, None on objects built by hand."""
+        return self._state()["_response_headers"]  # type: ignore[no-any-return]
 
-    _upstream: tuple[int, bytes] | None = PrivateAttr(default=None)
-    """``(id(self), body)``: the upstream's body, when this result is that body validated and no
-    plugin changed it (``keeps_answers``); the proxy sends it as it came. A copy of the model has
-    another id, so a copy (``model_copy(update=...)``) never passes for the upstream's answer."""
+    @_response_headers.setter
+    def _response_headers(self, value: Mapping[str, str] | None) -> None:
+        self._state()["_response_headers"] = value
+
+    @property
+    def _hidden_params(self) -> dict[str, Any]:
+        """LiteLLM's name for what the call knows beyond the body: ``response_cost`` (USD, or None
+        when no price is known), and ``base_model`` / ``price_overrides`` it was priced with."""
+        return self._state()["_hidden_params"]  # type: ignore[no-any-return]
+
+    @_hidden_params.setter
+    def _hidden_params(self, value: dict[str, Any]) -> None:
+        self._state()["_hidden_params"] = value
+
+    @property
+    def _upstream(self) -> tuple[int, bytes] | None:
+        """``(id(self), body)``: the upstream's body, when this result is that body validated and no
+        plugin changed it (``keeps_answers``); the proxy sends it as it came. A copy of the model has
+        another id, so a copy (``model_copy(update=...)``) never passes for the upstream's answer."""
+        return self._state()["_upstream"]  # type: ignore[no-any-return]
+
+    @_upstream.setter
+    def _upstream(self, value: tuple[int, bytes] | None) -> None:
+        self._state()["_upstream"] = value
+
+    def _state(self) -> dict[str, Any]:
+        """The dict of this response's state, made with its defaults on first use (a subclass's own
+        private attributes, when it declares some, share it)."""
+        private = self.__pydantic_private__
+        if private is None:
+            private = {"_response_headers": None, "_hidden_params": {}, "_upstream": None}
+            object.__setattr__(self, "__pydantic_private__", private)
+        elif "_hidden_params" not in private:
+            private.update(_response_headers=None, _hidden_params={}, _upstream=None)
+        return private
+
+    def _attach(self, headers: Mapping[str, str] | None, hidden_params: dict[str, Any]) -> None:
+        """The pipeline's write of a result's headers and hidden params, in one step."""
+        private = self.__pydantic_private__
+        if private is None:
+            object.__setattr__(
+                self, "__pydantic_private__",
+                {"_response_headers": headers, "_hidden_params": hidden_params, "_upstream": None},
+            )  # fmt: skip
+        else:
+            self._state()
+            private["_response_headers"], private["_hidden_params"] = headers, hidden_params
+
+    def __eq__(self, other: object) -> bool:
+        # A response whose state was never made equals one holding the defaults, as when pydantic
+        # made it at validation.
+        if isinstance(other, _Response):
+            self._state()
+            other._state()
+        return super().__eq__(other)
 
     @property
     def cost(self) -> float | None:
