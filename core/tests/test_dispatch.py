@@ -15,7 +15,7 @@ from typing import Any
 import modelyard
 import pluggy
 import pytest
-from modelyard._dispatch import call_hook
+from modelyard._dispatch import Plans, call_hook
 from modelyard.plugins import get_plugins, reset_plugins
 from modelyard.testing import KEY, Emulator
 from modelyard.types import ChatRequest, Connection, ProviderRequest, Route
@@ -143,6 +143,23 @@ def test_a_wrapper_that_does_not_yield_and_a_missing_argument_fail_as_in_pluggy(
         call_hook({}, pm.hook.pick, True, {"x": 1})
 
 
+def test_watched_plans_trust_their_clearing_and_a_subset_caller_gets_a_plan_of_its_own() -> None:
+    # A watched Plans is cleared by whoever changes the plugins (the plugin set's manager), so
+    # it does not ask the hook for its implementations; a caller of the same name that is not
+    # the plan's own (pluggy's subset caller) still gets its own answers.
+    sometimes = Sometimes()
+    pm = _manager(Always(), sometimes)
+    plans = Plans(watched=True)
+    subset = pm.subset_hook_caller("pick", remove_plugins=[sometimes])
+    for _ in range(2):
+        assert call_hook(plans, subset, True, {"x": 1, "log": []}) == subset(x=1, log=[]) == "always 1"
+        assert call_hook(plans, pm.hook.pick, True, {"x": 1, "log": []}) == "odd 1"
+    pm.register(OldStyle())  # not seen: this test's manager does not clear the plans
+    assert call_hook(plans, pm.hook.pick, True, {"x": 0, "log": []}) == "always 0"
+    plans.clear()  # what the plugin set's manager does
+    assert call_hook(plans, pm.hook.pick, True, {"x": 0, "log": []}) == "old style"
+
+
 # ---------------------------------------------------------------------- through the pipeline
 
 
@@ -188,3 +205,43 @@ def test_monitored_hook_calls_go_through_pluggy(api_base: str, emulator: Emulato
     assert any(m.startswith("call resolve_auth(") for m in traced)
     assert "done transform_request -> ProviderRequest" in traced
     assert not get_plugins().plans["transform_request"].direct
+
+
+class Shouting:
+    """Changes every chat answer (and declares no ``keeps_answers``): its normalize hook must run."""
+
+    HOOK_API = (1, 0)
+
+    @modelyard.hookimpl(wrapper=True)
+    def normalize_response(self, route: Route, response: Any) -> Generator[None, Any, Any]:
+        result = yield
+        result.choices[0].message.content = result.choices[0].message.content.upper()
+        return result
+
+
+def test_plugins_registered_or_removed_on_the_sets_manager_take_part_in_the_next_call(
+    api_base: str, emulator: Emulator
+) -> None:  # fmt: skip
+    # The set's plans and kept-answer verdicts are forgotten when its manager's plugins change:
+    # a plugin registered after calls were made is asked by the next call (its request hook, and
+    # its answer hook, which the kept-as-sent verdict made before it would skip), and one
+    # unregistered is not.
+    reset_plugins()
+    plugins = get_plugins()
+    assert plugins.plans.watched
+
+    def call(user: str) -> str:
+        r = modelyard.completion(model="azure/gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                 api_base=api_base, api_key=KEY, api_version="2024-10-21", user=user)  # fmt: skip
+        return str(r.choices[0].message.content)
+
+    plain = call("picky")
+    assert plain != plain.upper() and emulator.requests[-1].headers.get("x-picky") is None
+    picky, shouting = Picky(), Shouting()
+    plugins.pm.register(picky)
+    plugins.pm.register(shouting)
+    assert call("picky") == plain.upper()
+    assert emulator.requests[-1].headers.get("x-picky") == "yes"
+    plugins.pm.unregister(shouting)
+    plugins.pm.unregister(picky)
+    assert call("picky") == plain and emulator.requests[-1].headers.get("x-picky") is None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ._dispatch import call_hook
 from ._percall import cached_connection
 from .errors import APIError, BadRequestError, PluginError
 from .plugins import get_plugins
@@ -258,7 +259,9 @@ def _first(hook: Any, expected: type | tuple[type, ...], what: str, route: Route
     ``via``: the plugin set ``hook`` belongs to, which calls it with less overhead
     (:meth:`Plugins.call`); else pluggy calls it.
     """
-    result = hook(route=route, **kwargs) if via is None else via.call(hook, route=route, **kwargs)
+    kwargs["route"] = route
+    # The plugin set's own dispatch (Plugins.call), called with this dict as it is.
+    result = hook(**kwargs) if via is None else call_hook(via.plans, hook, not via.monitored, kwargs)
     if result is None and unknown is not None and (error := unknown()) is not None:
         raise error
     if result is None:

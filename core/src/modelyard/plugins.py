@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -40,7 +40,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
-from ._dispatch import Observers, call_hook, observers
+from ._dispatch import Observers, Plans, call_hook, observers
 from .connection import ConnectionSchema, ConnectionSetting
 from .errors import ConfigError, PluginError, PluginNotLoadedError
 from .families import Family, FamilyRegistry, Provider
@@ -87,6 +87,41 @@ class PluginInfo:
     families: list[str] = field(default_factory=list)
 
 
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, telling the plugin set built on it (:class:`Plugins`) whenever a plugin
+    or a hook specification comes or goes, so that the set forgets what it worked out from them.
+
+    Calls then need not check every hook's implementations against the plan they made
+    (``Plans.watched``). A set built on another manager checks them on every call instead.
+    """
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.on_change: list[Callable[[], None]] = []
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            self._changed()
+
+    def unregister(self, plugin: Any | None = None, name: str | None = None) -> Any | None:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self._changed()
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        try:
+            super().add_hookspecs(module_or_class)
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        for forget in self.on_change:
+            forget()
+
+
 class Plugins:
     """A loaded plugin set: the pluggy manager, what was found, and the model families."""
 
@@ -101,8 +136,10 @@ class Plugins:
         self._lock = threading.Lock()
         self.kept: dict[tuple[str, str, str, str], Any] = {}
         """Per (provider, family, operation, kind): which answers pass as sent (:mod:`modelyard._kept`)."""
-        self.plans: dict[str, Any] = {}
+        self.plans = Plans(watched=isinstance(pm, _Manager))
         """Per hook name: how the pipeline calls its implementations (:mod:`modelyard._dispatch`)."""
+        if isinstance(pm, _Manager):
+            pm.on_change.append(self._forget)
         self.monitored = False
         """Hook calls are monitored (``MODELYARD_TRACE_PLUGINS=1``): pluggy makes every call."""
 
@@ -111,6 +148,11 @@ class Plugins:
         (:func:`modelyard._dispatch.call_hook`); ``down``: :meth:`observers`' answer at the
         pipeline call's start, for an observer hook."""
         return call_hook(self.plans, caller, not self.monitored, kwargs, down)
+
+    def _forget(self) -> None:
+        """A plugin or a hook specification came or went: what was worked out from them goes."""
+        self.plans.clear()
+        self.kept.clear()
 
     def observers(self) -> Observers:
         """Which observers (``on_call_start``, ``on_success``, ``on_failure``) see a pipeline call
@@ -476,7 +518,7 @@ def load_plugins(
     if wanted is not None and load_names:
         _warn_siblings(eps, load_names, wanted, blocked, labels["load"])
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
     for ep in eps:

@@ -38,9 +38,10 @@ def _may_apply(request: ChatRequest, connection: Connection) -> bool:
     """Whether the request wrapper may have work: a message with content parts (an image could
     be one), ``enhancements`` or ``dataSources``, or an ``/extensions`` base URL. Otherwise
     :func:`~images.find_images` finds nothing and :func:`~extensions.plan` plans nothing."""
-    return any(isinstance(m.get("content"), list) for m in request.messages) or extensions.wanted(
-        request.params, connection
-    )
+    for message in request.messages:  # a loop, not any(...): no generator on every chat call
+        if isinstance(message.get("content"), list):
+            return True
+    return extensions.wanted(request.params, connection)
 
 
 @hookimpl(wrapper=True)
