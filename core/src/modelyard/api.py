@@ -115,7 +115,7 @@ class CallStarted:
     state: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     plugins: Plugins
     route: Route
