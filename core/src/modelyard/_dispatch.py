@@ -14,9 +14,10 @@ a new-style wrapper (``wrapper=True``) sees and may replace the result or the ex
 What is remembered per hook is only who implements it and which arguments each takes. A plugin
 registered later gets a new plan: the plugin set's own manager forgets every plan when a plugin
 or a hook specification comes or goes (:class:`Plans` ``watched``); plans kept anywhere else are
-checked on every call against the hook's current implementations. Whatever this does not reproduce exactly goes to pluggy itself: an
-old-style ``hookwrapper``, an implementation with keyword-only arguments, a hook
-specification with defaults, or hook-call monitoring (``MODELYARD_TRACE_PLUGINS=1``).
+checked on every call against the hook's current implementations. Whatever this does not
+reproduce exactly goes to pluggy itself: an old-style ``hookwrapper``, an implementation with
+keyword-only arguments, a hook specification with defaults, or hook-call monitoring
+(``MODELYARD_TRACE_PLUGINS=1``).
 
 An implementation marked with :func:`modelyard.hookspecs.answers_for` (HOOK_API 1.11) declares
 the (provider, operation) pairs it answers for: a hook call with a ``route`` skips it for the
@@ -181,7 +182,7 @@ def call_hook(
             (:func:`observers`): those in it count as false, the others as true, and none is
             asked again. None: each is asked now.
     """
-    plan: _Plan | None = plans.get(caller.name)  # _current, inline: a few times per pipeline call
+    plan: _Plan | None = plans.get(caller.name)  # _current and _fresh, inline: several times a pipeline call
     if plan is None or plan.caller is not caller or (
         not getattr(plans, "watched", False) and plan.impls != caller.get_hookimpls()
     ):
