@@ -242,6 +242,7 @@ class ProxyApp:
         self._openapi_body: bytes | None = None
         self._public = {"/health/liveliness", "/health/liveness", "/health/readiness"}
         self.metrics = self._metrics()
+        self._active = 0  # HTTP requests in flight (the metrics flush when none is)
         if self.metrics is not None:
             self._routes["GET /metrics"] = self._metrics_page
             if config.general_settings.public_metrics:
@@ -458,6 +459,8 @@ class ProxyApp:
         from .. import transport
 
         self.shutting_down = True
+        if self.metrics is not None:
+            self.metrics.flush()  # what this worker counted stays in the multiprocess files
         for task in self._flushers:
             task.cancel()
         for task in self._flushers:
@@ -522,6 +525,7 @@ class ProxyApp:
                 call_scope.trace_headers["tracestate"] = state.decode("latin-1")[:512]
         ctx = _Ctx(scope["method"], scope["path"], rid if _REQUEST_ID.match(rid) else _request_id(), call_scope)
         _, token = enter_scope(call_scope)
+        self._active += 1
         try:
             handler = self._route(ctx, scope)
             if ctx.path not in self._public and not self.keys.allows(presented := extract_key(headers)):
@@ -559,6 +563,7 @@ class ProxyApp:
             if ctx.admission is not None:  # settle the budget and limits with what the calls cost
                 await self.virtual_keys.finish(ctx.admission, ctx.scope.calls)
             leave_scope(token)
+            self._active -= 1
             self._log(ctx)
             # Each CallRecord points back at its scope: unlinked, the request's objects (the
             # response, its headers) go with their last reference, not in a garbage collection.
@@ -664,7 +669,7 @@ class ProxyApp:
         if self.metrics is not None:
             try:
                 self.metrics.request(path=ctx.path, status=ctx.status, model=ctx.model, deployment=ctx.deployment,
-                                     seconds=seconds, scope=ctx.scope)  # fmt: skip
+                                     seconds=seconds, scope=ctx.scope, idle=not self._active)  # fmt: skip
             except Exception:  # metrics must not break a request
                 log.exception("recording the metrics of request %s failed", ctx.request_id)
         if not access_log.isEnabledFor(logging.INFO):
@@ -984,6 +989,7 @@ class ProxyApp:
         await self._send_json(ctx, send, 200, _model_object(name))
 
     async def _metrics_page(self, ctx: _Ctx, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.flush()  # here, on the loop that tallies
         payload, content_type = await asyncio.to_thread(self.metrics.render)  # multiprocess: reads files
         ctx.status = 200
         await send({"type": "http.response.start", "status": 200,
