@@ -3,7 +3,9 @@
 A new virtual environment gets modelyard (the core from this checkout, ``server`` extra), the
 fixture ``tests/plugins/ext_provider`` (an HTTP provider written only against
 ``modelyard.plugin``) and a provider created by ``modelyard new-plugin`` from the installed
-package's template (an in-process one), all installed offline from uv's cache. The skeleton's own
+package's template (an in-process one), all installed offline from uv's cache, at the versions
+``uv.lock`` pins (what ``uv sync`` put in the cache: the index pages there may name newer releases
+whose files were never downloaded). The skeleton's own
 tests pass there, and ``check.py`` drives both providers through the SDK (sync, async, streamed)
 and the proxy, the in-process one with sockets switched off.
 """
@@ -37,16 +39,28 @@ def run(*args: str | Path, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+def locked(uv: list[str], tmp_path: Path) -> Path:
+    """uv.lock's versions of every third-party package, as a constraints file."""
+    exported = run(*uv, "export", "--frozen", "--no-hashes", "--all-extras", "--all-groups", "--all-packages",
+                   "--no-emit-workspace", "--no-header", "-q", cwd=ROOT)  # fmt: skip
+    pins = [line for line in exported.splitlines() if line and not line.startswith(("#", " ", "-e"))]
+    assert any(line.startswith("pydantic==") for line in pins), exported[:2000]
+    path = tmp_path / "constraints.txt"
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
 def test_out_of_tree_providers_in_a_fresh_environment(tmp_path: Path) -> None:
     uv = _uv()
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
+    constraints = locked(uv, tmp_path)
     run(*uv, "venv", "-q", venv, "--python", Path(sys.executable).resolve())
-    run(*uv, "pip", "install", "-q", "--offline", "--python", python, f"{ROOT / 'core'}[server]", FIXTURE)
+    run(*uv, "pip", "install", "-q", "--offline", "--python", python, "-c", constraints, f"{ROOT / 'core'}[server]", FIXTURE)
     out = run(venv / "bin" / "modelyard", "new-plugin", "local_llm", "-d", tmp_path)
     skeleton = tmp_path / "modelyard-local-llm"
     assert f"Created {skeleton}" in out
-    run(*uv, "pip", "install", "-q", "--offline", "--python", python, f"{skeleton}[test]")
+    run(*uv, "pip", "install", "-q", "--offline", "--python", python, "-c", constraints, f"{skeleton}[test]")
     assert "modelyard-workspace" not in run(*uv, "pip", "list", "--python", python)  # nothing from this checkout's venv
     listed = run(venv / "bin" / "modelyard", "plugins")
     assert "modelyard-ext-provider" in listed and "modelyard-local-llm" in listed and "azure" not in listed
