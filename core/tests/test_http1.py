@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import ssl
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from modelyard._http1 import (
     InvalidHeader,
     Origin,
@@ -102,6 +106,34 @@ def test_encode_json_is_compact_utf8_and_refuses_nan() -> None:
     assert encode_json({"a": "é", "b": [1, 2.5]}) == '{"a":"é","b":[1,2.5]}'.encode()
     with pytest.raises(ValueError):
         encode_json({"a": float("nan")})
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+))  # fmt: skip
+def test_encode_json_gives_what_json_dumps_gives(body: Any) -> None:
+    assert encode_json(body) == json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def test_encode_json_after_a_failure_encodes_the_same_objects_again() -> None:
+    # The encoder is kept between calls; a failed call must not leave the objects it was in
+    # marked as being encoded (a later call would see a circular reference that is not there).
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": float("inf")}], "n": object()}
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Out of range float"):
+            encode_json(body)
+    body["messages"][0]["content"] = "hi"
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode_json(body)
+    del body["n"]
+    assert encode_json(body) == b'{"messages":[{"role":"user","content":"hi"}]}'
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        encode_json(looped)
 
 
 def _parse(*pieces: bytes) -> ResponseParser:

@@ -17,13 +17,13 @@ connect timeout and the idle timeout between reads.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
 
+from ._http1 import encode_json
 from ._loops import PerLoop
 from .redact import safe_url
 
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["AiohttpBackend"]
 
 _EMPTY = httpx.ByteStream(b"")
-# allow_nan=False as httpx does: NaN and Infinity are not JSON (ValueError, on both backends).
-# Built once: json.dumps with keywords builds an encoder per call.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 class _Stream(httpx.AsyncByteStream):
@@ -135,7 +132,7 @@ class AiohttpBackend:
         if request.json_body is not None:
             # A payload of our own: aiohttp adds its content-type unless the caller set one (as
             # httpx and the native client do), and skips finding a payload class for bytes.
-            body = aiohttp.BytesPayload(_encode(request.json_body).encode(), content_type="application/json")
+            body = aiohttp.BytesPayload(encode_json(request.json_body), content_type="application/json")
         # No `connect` (pool wait + connect): it costs a timer per call even on a pooled
         # connection; sock_connect bounds opening one, the transport's deadline the rest.
         read = timeout.read if idle else None
