@@ -48,7 +48,7 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -147,7 +147,6 @@ class Admission:
     )
     team_state: tuple[float, float, float] | None = None
     done: bool = False
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- admin request bodies
@@ -335,7 +334,8 @@ class VirtualKeys:
         self.app = app
         general = app.config.general_settings
         self.cache_ttl = float(general.user_api_key_cache_ttl)
-        self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None]] = {}
+        # token: (expiry, key, team, principal, limits), the last two made once per lookup (_who)
+        self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None, Principal | None, list[Want]]] = {}
         self._lookups: dict[str, asyncio.Future[Any]] = {}  # token -> its store lookup in flight
         self._store: KeyStore | None = None
         self._owned: Any = None
@@ -441,7 +441,7 @@ class VirtualKeys:
         key, team = lookup.result()
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
-        self._cache[token] = (started + self.cache_ttl, key, team)
+        self._cache[token] = (started + self.cache_ttl, key, team, *_who(key, team))
 
     # ------------------------------------------------------------------ authentication
 
@@ -466,9 +466,10 @@ class VirtualKeys:
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
-            _, key, team = cached
+            _, key, team, principal, wants = cached
         else:
             key, team = await self._lookup(token, now)
+            principal, wants = _who(key, team)
         if key is None:
             raise _invalid_key()
         if key.blocked:
@@ -478,17 +479,7 @@ class VirtualKeys:
         if key.team_id is not None and (team is None or team.blocked):
             raise _invalid_key(f"The team {key.team_id!r} of this API key is {'blocked' if team else 'deleted'}.",
                                "team_blocked")  # fmt: skip
-        principal = Principal(key.token, key.key_alias, key.team_id, key.user_id)
-        wants = [Want("key", key.token, key.rpm_limit, key.tpm_limit, key.max_parallel_requests)]
-        if team is not None:
-            wants.append(
-                Want(
-                    "team", team.team_id, team.rpm_limit, team.tpm_limit, team.max_parallel_requests
-                )
-            )
-        wants = [
-            w for w in wants if w.rpm is not None or w.tpm is not None or w.parallel is not None
-        ]
+        assert principal is not None
         try:
             usage = await self.limiter.acquire(wants) if wants else Usage(parallel=[])
         except LimitHit as hit:
@@ -937,6 +928,17 @@ class VirtualKeys:
         await self._written()
         teams = await self._db("list_teams")
         await self._send(ctx, send, [team_info(t) for t in teams])
+
+
+def _who(key: KeyRecord | None, team: TeamRecord | None) -> tuple[Principal | None, list[Want]]:
+    """The principal of a key (None for no key) and the limits its requests fall under."""
+    if key is None:
+        return None, []
+    wants = [Want("key", key.token, key.rpm_limit, key.tpm_limit, key.max_parallel_requests)]
+    if team is not None:
+        wants.append(Want("team", team.team_id, team.rpm_limit, team.tpm_limit, team.max_parallel_requests))
+    limited = [w for w in wants if w.rpm is not None or w.tpm is not None or w.parallel is not None]
+    return Principal(key.token, key.key_alias, key.team_id, key.user_id), limited
 
 
 def _num(value: float) -> bytes:
