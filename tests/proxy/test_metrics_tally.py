@@ -200,3 +200,23 @@ def test_in_multiprocess_mode_an_idle_worker_flushes_at_once_and_a_busy_one_soon
 
     assert asyncio.run(scenario()) == [0, 2, 3]
     assert metrics._timer is None
+
+
+def test_tallies_stay_bounded_without_a_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Clients choose the model names (unknown ones count as ""): past the cap of request shapes
+    # the tallies are flushed, so a proxy nobody scrapes keeps a bounded number of series.
+    monkeypatch.setattr(metrics_module, "_SERIES_CAP", 8)
+    metrics = ProxyMetrics(GROUPS)
+    event = Event(200, usage(3, 4, 0, 0), None, None)
+    for i in range(500):  # a new request shape each time
+        record(metrics, Request("/v1/chat/completions", 404, f"nope-{i}", None, 0.001, 0.0))
+        assert len(metrics._dirty) <= 2 * 8 + 1  # at most the cap of each kind of series
+    for i in range(500):  # one request shape, a new upstream call series each time
+        record(metrics, Request("/v1/chat/completions", 200, "pool", None, 0.2, 0.1, [("pool", f"dep-{i}", event)]))
+        assert len(metrics._dirty) <= 2 * 8 + 1
+    metrics.flush()
+    sample = metrics.registry.get_sample_value
+    labels = {"model_group": "", "deployment": "", "endpoint": "/chat/completions", "status": "404"}
+    assert sample("modelyard_requests_total", labels) == 500
+    assert sum(sample("modelyard_tokens_total", {"model_group": "pool", "deployment": f"dep-{i}", "kind": "prompt"})
+               for i in range(500)) == 3 * 500  # fmt: skip

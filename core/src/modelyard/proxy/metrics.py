@@ -152,11 +152,12 @@ class ProxyMetrics:
 
     def _request_series(self, path: str, status: int, model: str | None, deployment: str | None) -> _RequestSeries:
         # Keyed by what the request carries (a client's path and model name), so bounded by a
-        # size cap rather than by the label values: past it the cache starts over (a series
-        # dropped with counts not yet flushed stays in the dirty list until the next flush).
+        # size cap rather than by the label values: past it the cache starts over, its tallies
+        # flushed first (so the dirty list, too, holds at most the cap's worth of series).
         group = model if model in self.groups else ""
         endpoint = endpoint_label(path, self.endpoints)
         if len(self._requests) >= _SERIES_CAP:
+            self.flush()
             self._requests.clear()
         series = self._requests[(path, status, model, deployment)] = _RequestSeries(
             self._child(self.requests, group, deployment or "", endpoint, str(status)),
@@ -211,6 +212,7 @@ class ProxyMetrics:
         series = self._calls.get((group, dep, status))
         if series is None:
             if len(self._calls) >= _SERIES_CAP:
+                self.flush()
                 self._calls.clear()
             series = self._calls[(group, dep, status)] = _CallSeries(group, dep, str(status or "error"))
         if not series.dirty:
