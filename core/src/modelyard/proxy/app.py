@@ -560,10 +560,10 @@ class ProxyApp:
                                   "type": "api_error", "param": None, "code": "500"}}  # fmt: skip
                 await self._send_json(ctx, send, 500, body)
         finally:
+            self._active -= 1
             if ctx.admission is not None:  # settle the budget and limits with what the calls cost
                 await self.virtual_keys.finish(ctx.admission, ctx.scope.calls)
             leave_scope(token)
-            self._active -= 1
             self._log(ctx)
             # Each CallRecord points back at its scope: unlinked, the request's objects (the
             # response, its headers) go with their last reference, not in a garbage collection.
