@@ -360,7 +360,7 @@ def _add_observed(histogram: Any, counts: list[int], total: float) -> None:
     """Add ``counts`` (per bucket) observations summing to ``total`` to a histogram child: what
     as many ``observe()`` calls add, in one increment per bucket. prometheus-client has no public
     call for this; its ``_buckets`` and ``_sum`` values (stable since its first releases, checked
-    against ``observe()`` in tests/proxy/test_own_work.py) take it."""
+    against ``observe()`` in tests/proxy/test_metrics_tally.py) take it."""
     histogram._sum.inc(total)
     buckets = histogram._buckets
     for i, n in enumerate(counts):
