@@ -69,10 +69,16 @@ def test_async_router_on_redis(emu: Emulator, emu_url: str, redis_url: str) -> N
             model_list=[entry("a", emu_url, rpm=3), entry("b", emu_url)],
             redis_url=redis_url, routing_strategy="least-busy",
         )  # fmt: skip
+        # A snapshot counts the current usage window only: start well inside one (it may take a
+        # few seconds' wait), so that the twelve requests and the snapshot share it.
+        left = router.state.window - time.time() % router.state.window
+        if left < 5:
+            await asyncio.sleep(left + 0.05)
         window = router.state.window_index()
         replies = await asyncio.gather(*(router.acompletion(model="gpt-4o", messages=HELLO) for _ in range(12)))
         assert len(replies) == 12
         snaps = await router.state.asnapshot([d.id for d in router.deployments])
+        assert router.state.window_index() == window
         assert sum(s.requests for s in snaps.values()) == 12
         assert all(s.in_flight == 0 for s in snaps.values())
         windows = router.state.window_index() - window + 1
