@@ -105,21 +105,23 @@ def test_anthropic_paths_and_overload_retry(claude_proxy: Any, emulator: Emulato
 
 
 def test_openai_sdk_on_chat_completions_sends_the_same_body(claude_proxy: Any, emulator: Emulator) -> None:
-    client = openai.OpenAI(base_url=f"{claude_proxy.url}/v1", api_key=MASTER_KEY, max_retries=0)
-    messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    # Closed on leaving: a stream's client sits in a reference cycle, and the collector finalising
+    # its socket first (during a later test) would warn of an unclosed socket there.
+    with openai.OpenAI(base_url=f"{claude_proxy.url}/v1", api_key=MASTER_KEY, max_retries=0) as client:
+        messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
 
-    plain = client.chat.completions.create(model="claude", messages=messages, max_tokens=1024)
-    assert plain.choices[0].message.content == f"Claude heard: {QUESTION}"
-    assert plain.choices[0].finish_reason == "stop"
+        plain = client.chat.completions.create(model="claude", messages=messages, max_tokens=1024)
+        assert plain.choices[0].message.content == f"Claude heard: {QUESTION}"
+        assert plain.choices[0].finish_reason == "stop"
 
-    chunks = list(client.chat.completions.create(model="claude", messages=messages, max_tokens=1024, stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == f"Claude heard: {QUESTION}"
-    assert chunks[-1].choices[0].finish_reason == "stop"
+        chunks = list(client.chat.completions.create(model="claude", messages=messages, max_tokens=1024, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == f"Claude heard: {QUESTION}"
+        assert chunks[-1].choices[0].finish_reason == "stop"
 
-    tooled = client.chat.completions.create(model="claude", messages=messages, max_tokens=1024, tools=[TOOL_OPENAI])  # type: ignore[list-item]
-    [call] = tooled.choices[0].message.tool_calls or []
-    assert call.function.name == "get_weather" and call.function.arguments == '{"city": "Paris"}'
-    assert call.id.startswith("toolu_emu_")
+        tooled = client.chat.completions.create(model="claude", messages=messages, max_tokens=1024, tools=[TOOL_OPENAI])  # type: ignore[list-item]
+        [call] = tooled.choices[0].message.tool_calls or []
+        assert call.function.name == "get_weather" and call.function.arguments == '{"city": "Paris"}'
+        assert call.id.startswith("toolu_emu_")
 
     bodies = upstream(emulator)
     assert len(bodies) == 3
