@@ -1,9 +1,9 @@
 """The modelyard pytest plugin: an Azure OpenAI emulator, Entra ID, Redis, PostgreSQL, a proxy.
 
 Installing ``modelyard`` registers this module with pytest (the ``pytest11`` entry point
-``modelyard``; ``-p no:modelyard`` turns it off). It only adds fixtures and two ini options;
-nothing runs unless a test asks for it, and importing it imports no HTTP client, no pydantic and
-no server (each fixture imports what it needs when first used).
+``modelyard``; ``-p no:modelyard`` turns it off). It only adds fixtures, three ini options and
+one command-line option; nothing runs unless a test asks for it, and importing it imports no
+HTTP client, no pydantic and no server (each fixture imports what it needs when first used).
 
 Fixtures (docs/testing.md has examples):
 
@@ -27,11 +27,17 @@ Fixtures (docs/testing.md has examples):
 * ``clean_environment``: no ``AZURE_*`` / ``OPENAI_*`` / ``MODELYARD_*`` variable from the machine
   and freshly loaded plugins, for one test.
 
-Ini options (``[tool.pytest.ini_options]``), both off by default:
+Ini options (``[tool.pytest.ini_options]``), all off by default:
 
 * ``modelyard_no_network = true``: a connection to a non-loopback address fails the test.
 * ``modelyard_clean_env = true``: ``clean_environment`` for every test, and the SDK's pooled HTTP
   clients closed after each test (on the test's own event loop, with pytest-asyncio).
+* ``modelyard_secret_scan = true``: everything logged at DEBUG, and the run failed when a test
+  secret shows up in a log record or a proxy's answer (docs/testing.md).
+
+Command-line option ``--modelyard-leaks``: the cycle collector run after every test, and a test
+that left an object unclosed for it to finalise (a socket, a file) fails at its teardown
+(``modelyard.testing._leaks``).
 """
 
 from __future__ import annotations
@@ -122,6 +128,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="modelyard: clean AZURE_*/OPENAI_*/MODELYARD_* variables and reload plugins for every test")  # fmt: skip
     parser.addini(_SECRET_SCAN, type="bool", default=False,
                   help="modelyard: log everything at DEBUG and fail the run when a test secret shows up (secret_scan)")  # fmt: skip
+    parser.addoption("--modelyard-leaks", action="store_true", default=False,
+                     help="modelyard: collect garbage after every test and fail the test that left an object "
+                          "unclosed (a socket, a file, a transport) for the collector to finalise")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,6 +141,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import _secret_scan_hooks
 
         config.pluginmanager.register(_secret_scan_hooks, "modelyard-secret-scan")
+    if config.getoption("--modelyard-leaks"):
+        from . import _leaks
+
+        config.pluginmanager.register(_leaks, "modelyard-leaks")
     if config.getini(_CLEAN_ENV):
         from . import _isolation
 
