@@ -100,13 +100,17 @@ def test_instances_opening_a_new_postgresql_database_together_all_start(postgres
     assert not failed and len(opened) == 6
 
 
-def test_sqlite_connections_keep_a_small_page_cache(tmp_path: Path) -> None:
+def test_sqlite_connections_keep_a_small_page_cache_and_write_ahead(tmp_path: Path) -> None:
+    """A store alone (spend rows, no virtual key yet) is in WAL mode: a commit appends, with no
+    fsync of the main file (the default rollback journal fsynced twice per spend batch)."""
     import sqlalchemy as sa
     from modelyard.store.keys import KeyStore
     from modelyard.store.sql import SQLITE_CACHE_KIB
 
     with Store(path=tmp_path / "cache.db") as store:
-        KeyStore(store)  # re-opens pooled connections with its own pragmas (WAL): both apply
-        with store.engine.connect() as conn:
-            assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
-            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        for _ in range(2):  # and still once the key store shares the engine
+            with store.engine.connect() as conn:
+                assert conn.execute(sa.text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+                assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+                assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+            KeyStore(store)

@@ -119,12 +119,7 @@ class KeyStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._engine = store._engine
-        if self._engine.dialect.name == "sqlite":
-            # Budgets write twice per call: WAL with synchronous=NORMAL makes a commit an append
-            # (no fsync of the main file), still durable across a crash of the process.
-            sa.event.listen(self._engine, "connect", _sqlite_wal)
-            self._engine.dispose()  # pooled connections opened before get the pragmas too
+        self._engine = store._engine  # on SQLite in WAL mode (store.sql._sqlite_pragmas): budgets write twice per call
 
     # ------------------------------------------------------------------ keys
 
@@ -308,10 +303,3 @@ class KeyStore:
                     .where(teams_table.c.team_id == team_id)
                     .values(spend=teams_table.c.spend + cost)
                 )
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
