@@ -64,3 +64,35 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
         for proc in procs:
             proc.join(30)
         assert answers == ["ok"] * 3, answers
+
+
+def test_a_store_that_cannot_switch_to_write_ahead_logging_says_which_store(tmp_path: Path, monkeypatch: Any) -> None:
+    """Another process reading the file (a shared lock held) keeps it in the rollback journal's
+    mode: the switch is retried, then the open fails as any other store that cannot be opened."""
+    import sqlite3
+
+    from modelyard.errors import ConfigError
+    from modelyard.store import sql
+
+    path = tmp_path / "store.db"
+    Store(path=path).close()
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=DELETE")
+    monkeypatch.setattr(sql, "_WAL_WAIT_SECONDS", 0.3)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # holds the shared lock
+    try:
+        started = time.monotonic()
+        try:
+            Store(path=path)
+        except ConfigError as exc:
+            assert "Cannot open the store at sqlite:///" in str(exc) and "(OperationalError)" in str(exc)
+        else:
+            raise AssertionError("the store opened while it could not switch to WAL")
+        assert time.monotonic() - started >= 0.3  # it waited before giving up
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    with Store(path=path) as store, store.engine.connect() as conn:  # the reader gone: it switches
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"

@@ -119,7 +119,7 @@ class KeyStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._engine = store._engine  # on SQLite in WAL mode (store.sql._sqlite_pragmas): budgets write twice per call
+        self._engine = store._engine  # SQLite in WAL mode (store.sql._write_ahead): budgets write twice per call
 
     # ------------------------------------------------------------------ keys
 

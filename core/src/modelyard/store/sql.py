@@ -143,9 +143,10 @@ def _write_ahead(engine: sa.Engine) -> None:
                 if raw.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     raw.execute("PRAGMA journal_mode=WAL")
             break
-        except (OperationalError, sqlite3.OperationalError):  # the connection's own pragmas, or the switch
+        except (OperationalError, sqlite3.OperationalError) as exc:  # the connection's own pragmas, or the switch
             if time.monotonic() > deadline:
-                raise
+                orig = exc.orig if isinstance(exc, OperationalError) else exc
+                raise OperationalError("PRAGMA journal_mode=WAL", None, orig) from exc  # type: ignore[arg-type]
             time.sleep(0.05)
     engine.dispose()  # connections opened before the switch: synchronous=NORMAL on their next connect
 
@@ -203,6 +204,9 @@ class Store:
                     conn.commit()
                 _write_ahead(self._engine)
         except (SQLAlchemyError, ImportError) as exc:
+            engine = getattr(self, "_engine", None)
+            if engine is not None:
+                engine.dispose()  # its pooled connections would keep the file open (and locked) for nothing
             detail = type(getattr(exc, "orig", None) or exc).__name__
             raise ConfigError(f"Cannot open the store at {self.url} ({detail}).", key="database_url") from None
 
