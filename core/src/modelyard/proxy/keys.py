@@ -334,8 +334,7 @@ class VirtualKeys:
         self.app = app
         general = app.config.general_settings
         self.cache_ttl = float(general.user_api_key_cache_ttl)
-        # token: (expiry, key, team, principal, limits), the last two made once per lookup (_who)
-        self._cache: dict[str, tuple[float, KeyRecord | None, TeamRecord | None, Principal | None, list[Want]]] = {}
+        self._cache: dict[str, tuple[float, *_Who]] = {}  # token: (expiry, key, team, principal, limits)
         self._lookups: dict[str, asyncio.Future[Any]] = {}  # token -> its store lookup in flight
         self._store: KeyStore | None = None
         self._owned: Any = None
@@ -421,16 +420,21 @@ class VirtualKeys:
             self._cache.pop(token, None)
             self._lookups.pop(token, None)
 
-    async def _lookup(self, token: str, now: float) -> tuple[KeyRecord | None, TeamRecord | None]:
-        """The key and its team from the store, one lookup per key at a time: the requests that
-        find no cached entry together (a key's first burst, or every request in flight when its
-        entry expires) wait for the same one, rather than each queueing its own for the threads."""
+    async def _lookup(self, token: str, now: float) -> _Who:
+        """The key, its team, its principal and limits, from the store, one lookup per key at a
+        time: the requests that find no cached entry together (a key's first burst, or every
+        request in flight when its entry expires) wait for the same one, rather than each
+        queueing its own for the threads."""
         pending = self._lookups.get(token)
         if pending is None:
-            pending = self._lookups[token] = asyncio.ensure_future(self._db("key_with_team", token))
+            pending = self._lookups[token] = asyncio.ensure_future(self._fetch(token))
             pending.add_done_callback(functools.partial(self._looked_up, token, now))
-        found: tuple[KeyRecord | None, TeamRecord | None] = await asyncio.shield(pending)
+        found: _Who = await asyncio.shield(pending)
         return found
+
+    async def _fetch(self, token: str) -> _Who:
+        key, team = await self._db("key_with_team", token)
+        return (key, team, *_who(key, team))
 
     def _looked_up(self, token: str, started: float, lookup: asyncio.Future[Any]) -> None:
         if self._lookups.get(token) is not lookup:
@@ -438,10 +442,9 @@ class VirtualKeys:
         del self._lookups[token]
         if lookup.cancelled() or lookup.exception() is not None:
             return
-        key, team = lookup.result()
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
-        self._cache[token] = (started + self.cache_ttl, key, team, *_who(key, team))
+        self._cache[token] = (started + self.cache_ttl, *lookup.result())
 
     # ------------------------------------------------------------------ authentication
 
@@ -468,8 +471,7 @@ class VirtualKeys:
         if cached is not None and cached[0] > now:
             _, key, team, principal, wants = cached
         else:
-            key, team = await self._lookup(token, now)
-            principal, wants = _who(key, team)
+            key, team, principal, wants = await self._lookup(token, now)
         if key is None:
             raise _invalid_key()
         if key.blocked:
@@ -928,6 +930,10 @@ class VirtualKeys:
         await self._written()
         teams = await self._db("list_teams")
         await self._send(ctx, send, [team_info(t) for t in teams])
+
+
+if TYPE_CHECKING:  # a key looked up: the key and its team, and (made once per lookup) its principal and limits
+    _Who = tuple[KeyRecord | None, TeamRecord | None, Principal | None, list[Want]]
 
 
 def _who(key: KeyRecord | None, team: TeamRecord | None) -> tuple[Principal | None, list[Want]]:
