@@ -219,11 +219,9 @@ class SpendEndpoints:
 
     async def _flush(self) -> None:
         """This instance's queued rows first, so a report includes the requests just answered."""
-        import asyncio
-
         recorder = self.app.spend
         if recorder is not None:
-            await asyncio.to_thread(recorder.flush)
+            await recorder.aflush()
 
 
 # --------------------------------------------------------------------------- batches

@@ -3,9 +3,10 @@
 :class:`SpendRecorder` takes rows on the request path (:meth:`SpendRecorder.record`, an append
 to a bounded in-memory queue, no I/O) and a background task writes them to the store's
 ``modelyard_spend`` table: every ``flush_interval`` seconds, or sooner once ``flush_rows`` are
-waiting, one ``INSERT`` of many rows, in a worker thread so the event loop never waits on the
-database. :meth:`SpendRecorder.aclose` (the proxy's shutdown, SIGTERM included) writes what is
-left. Rows older than the retention period are deleted now and then.
+waiting: the statements are made on the loop (one ``INSERT`` of many rows per set of NULL
+columns) and run in a worker thread, so the event loop never waits on the database and the
+thread holds the GIL as little as it can. :meth:`SpendRecorder.aclose` (the proxy's shutdown,
+SIGTERM included) writes what is left. Rows older than the retention period are deleted now and then.
 
 :class:`SpendLog` reads the table: a page of rows (``GET /spend/logs``) and totals grouped by
 model, deployment, key, team, user or day (``GET /spend/report``). See docs/spend.md.
@@ -23,7 +24,7 @@ import logging
 import operator
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -180,60 +181,75 @@ _nullable = operator.itemgetter(*_NULLABLE)
 _NONES = (None,) * len(_NULLABLE)
 
 
-ROWS_PER_INSERT = 32
-"""Rows per multi-row INSERT: 32 x 26 columns = 832 parameters, under the 999 of SQLite builds
-older than 3.32 (PostgreSQL takes 65,535)."""
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+"""The positional marker of each DB-API parameter style that has one (SQLite's sqlite3: ``?``;
+psycopg: ``%s``, which it takes beside its named ``%(name)s``)."""
+
+
+def _max_parameters(engine: sa.Engine) -> int:
+    """The most parameters one statement of ``engine`` may bind: SQLite's own limit (32,766 since
+    3.32, 999 before), PostgreSQL's 65,535, and 999 for any other database."""
+    if engine.dialect.name == "postgresql":
+        return 65_535
+    if engine.dialect.name == "sqlite":
+        import sqlite3
+
+        with engine.connect() as conn:
+            getlimit = getattr(conn.connection.dbapi_connection, "getlimit", None)
+            if getlimit is not None:
+                return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return 999
+
+
+_Statement = tuple[str | sa.Insert, Any]
+"""An INSERT and its parameters: SQL text with a flat tuple (one statement, several rows), or
+SQLAlchemy's statement with a list of dicts (the driver's executemany)."""
 
 
 class _Insert:
-    """The INSERT of the spend rows whose NULL columns are ``nulls`` (over :data:`_NULLABLE`),
-    compiled once for one row and, when a group first has that many, once for
-    :data:`ROWS_PER_INSERT` rows (~15 ms of SQLAlchemy's compiler, once per NULL pattern)."""
+    """The INSERT of the spend rows whose NULL columns are ``nulls`` (over :data:`_NULLABLE`):
+    those columns are left out (NULL by default).
 
-    def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...]) -> None:
+    With a positional parameter style (SQLite's, psycopg's) one statement takes as many rows as
+    the database's parameter limit allows (``max_params``): 1,260 on SQLite 3.32 or later, so a
+    batch of ``flush_rows`` (500) is one statement. Its text is made here: SQLAlchemy's compiler
+    takes ~0.5 ms per row of a multi-row INSERT. Any other style goes through SQLAlchemy, one row
+    per parameter set.
+    """
+
+    def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...], max_params: int) -> None:
         keep = [True] * len(_INSERTED)
         for i, null in zip(_NULLABLE, nulls, strict=True):
             keep[i] = not null
         self.keep = keep
         self.names = names = tuple(itertools.compress(_INSERTED, keep))
-        self.dialect = dialect
-        self.one = self._compile(dialect, [{n: sa.bindparam(n) for n in names}])
-        self._many: tuple[str, Callable[[tuple[Any, ...]], Any]] | None = None  # compiled when first needed (~15 ms)
+        self.per_statement = max(1, max_params // len(names))
+        marker = _MARKERS.get(dialect.paramstyle)
+        self._generic = spend_table.insert() if marker is None else None
+        quote = dialect.identifier_preparer
+        self._head = f"INSERT INTO {quote.format_table(spend_table)} ({', '.join(map(quote.quote, names))}) VALUES "
+        self._values = f"({', '.join([marker or ''] * len(names))})"
 
-    def _compile(self, dialect: sa.Dialect, values: list[dict[str, Any]]) -> tuple[str, Callable[[tuple[Any, ...]], Any]]:
-        """A statement and what turns the values of its rows, one after another, into its parameters."""
-        statement = spend_table.insert().values(values if len(values) > 1 else values[0])
-        compiled = statement.compile(dialect=dialect)
-        bound = [name for row in values for name in (p.key for p in row.values())]  # the flat values' order
-        positions = tuple(compiled.positiontup or ())
-        if not positions:  # named parameters (psycopg's pyformat)
-            return str(compiled), functools.partial(_named, bound)
-        if list(positions) == bound:  # SQLite's qmark: the values as they are
-            return str(compiled), _as_is
-        return str(compiled), operator.itemgetter(*(bound.index(n) for n in positions))
-
-    def write(self, conn: sa.Connection, rows: list[_Row]) -> None:
-        keep = self.keep
-        whole = len(rows) - len(rows) % ROWS_PER_INSERT
-        if whole:
-            if self._many is None:
-                names = self.names
-                self._many = self._compile(self.dialect, [{n: sa.bindparam(f"{n}_{i}") for n in names} for i in range(ROWS_PER_INSERT)])
-            sql, shape = self._many
-            for start in range(0, whole, ROWS_PER_INSERT):
-                flat = tuple(itertools.chain.from_iterable(itertools.compress(r, keep) for r in rows[start : start + ROWS_PER_INSERT]))
-                conn.exec_driver_sql(sql, shape(flat))
-        if whole < len(rows):
-            sql, shape = self.one
-            conn.exec_driver_sql(sql, [shape(tuple(itertools.compress(r, keep))) for r in rows[whole:]])
+    def statements(self, rows: list[_Row]) -> list[_Statement]:
+        """The statements that write ``rows`` (each in :data:`_INSERTED`' order)."""
+        keep, per = self.keep, self.per_statement
+        if self._generic is not None:
+            return [(self._generic, [dict(zip(self.names, itertools.compress(r, keep), strict=True)) for r in rows])]
+        out: list[_Statement] = []
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            flat = tuple(itertools.chain.from_iterable(itertools.compress(r, keep) for r in chunk))
+            out.append((self._head + ", ".join([self._values] * len(chunk)), flat))
+        return out
 
 
-def _as_is(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    return values
+@dataclass(slots=True)
+class _Batch:
+    """Queued rows taken for one write, and the statements that write them."""
 
-
-def _named(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
-    return dict(zip(names, values, strict=True))
+    rows: list[_Row]
+    """As they were queued: back to the front of the queue if the write fails."""
+    statements: list[_Statement]
 
 
 class SpendRecorder:
@@ -266,6 +282,7 @@ class SpendRecorder:
         self._last_purge = 0.0
         self._inserts: dict[tuple[bool, ...], _Insert] = {}
         spend_table.create(store.engine, checkfirst=True)
+        self._max_params = _max_parameters(store.engine)
 
     def __repr__(self) -> str:
         return f"SpendRecorder({self.store.url!r}, queued={len(self._queue)})"
@@ -340,7 +357,7 @@ class SpendRecorder:
                 async with asyncio.timeout(self.flush_interval):
                     await self._wake.wait()
             self._wake.clear()
-            await asyncio.to_thread(self.flush)
+            await self.aflush()
 
     async def aclose(self) -> None:
         """Stop the writer and write every queued row (the proxy's shutdown)."""
@@ -351,55 +368,94 @@ class SpendRecorder:
             self._task = None
         await asyncio.to_thread(self.flush)
 
+    async def aflush(self) -> int:
+        """:meth:`flush` from the event loop: the statements are made on the loop and only run
+        in a worker thread.
+
+        A thread running Python beside the loop takes the GIL every time the loop lets go of it
+        (uvloop does around each poll) and the loop waits to get it back: making the rows'
+        values and statements in the thread cost the proxy ~0.9 context switches per request,
+        and 10-30 µs of CPU per request more than doing that work on the loop (issue 17, round
+        twelve). The thread now runs one statement per batch, and the driver lets go of the GIL
+        while the database works.
+        """
+        written = 0
+        while (batch := self._take()) is not None:
+            if not await asyncio.to_thread(self._write, batch):
+                break
+            written += len(batch.rows)
+        if self._purge_due():
+            await asyncio.to_thread(self.purge)
+        return written
+
     def flush(self) -> int:
-        """Write every queued row now (one INSERT per ``flush_rows``); purge when due.
+        """Write every queued row now, one transaction per ``flush_rows``; purge when due.
 
         Returns the rows written. On a database error the rows stay queued for the next try.
         """
         written = 0
         with self._lock:
-            while self._queue:
-                rows = [self._queue.popleft() for _ in range(min(len(self._queue), self.flush_rows))]
-                try:
-                    with self.store.engine.begin() as conn:
-                        self._insert(conn, [_finish(row) for row in rows])
-                except sa.exc.SQLAlchemyError as exc:
-                    self._queue.extendleft(reversed(rows))
-                    log.warning("writing %d spend rows failed (%s); kept for the next try", len(rows), type(exc).__name__)
+            while (batch := self._take()) is not None:
+                if not self._write_locked(batch):
                     break
-                written += len(rows)
-            self.written += written
-            if self.retention_days is not None and time.monotonic() - self._last_purge >= self.purge_interval:
-                self._last_purge = time.monotonic()
-                self.purge()
+                written += len(batch.rows)
+        if self._purge_due():
+            self.purge()
         return written
 
-    def _insert(self, conn: sa.Connection, rows: list[_Row]) -> None:
-        """Write ``rows`` (each in :data:`_INSERTED`' order): one statement per
-        :data:`ROWS_PER_INSERT` rows with the same NULL columns, the rest through the driver's
-        ``executemany``.
-
-        - The NULL columns are left out of the statement (NULL by default): the sqlite3 driver
-          binds a None for ~0.75 µs against ~0.15 for a number (it looks for an adapter first).
-        - Several rows per statement: the sqlite3 driver lets go of the GIL and takes it back
-          for every statement it runs, and each time it takes it back the event loop's thread
-          waits for the hand-over; one statement per 32 rows is one hand-over per 32 rows.
-        - Each statement is compiled once, and SQLAlchemy's per-row parameter processing (half
-          the CPU of a write) is skipped: the values are plain str / int / float / bool, which
-          every driver takes as is.
-        """
+    def _take(self) -> _Batch | None:
+        """Up to ``flush_rows`` queued rows, and the statements that write them: one per set of
+        NULL columns, within the database's parameter limit (:class:`_Insert`)."""
+        queue = self._queue
+        if not queue:
+            return None
+        rows = [queue.popleft() for _ in range(min(len(queue), self.flush_rows))]
         groups: dict[tuple[bool, ...], list[_Row]] = {}
-        for row in rows:
+        for row in map(_finish, rows):
             nulls = tuple(map(operator.is_, _nullable(row), _NONES))
             group = groups.get(nulls)
             if group is None:
                 group = groups[nulls] = []
             group.append(row)
+        statements: list[_Statement] = []
         for nulls, group in groups.items():
             insert = self._inserts.get(nulls)
             if insert is None:
-                insert = self._inserts[nulls] = _Insert(conn.dialect, nulls)
-            insert.write(conn, group)
+                insert = self._inserts[nulls] = _Insert(self.store.engine.dialect, nulls, self._max_params)
+            statements += insert.statements(group)
+        return _Batch(rows, statements)
+
+    def _write(self, batch: _Batch) -> bool:
+        with self._lock:
+            return self._write_locked(batch)
+
+    def _write_locked(self, batch: _Batch) -> bool:
+        """Run a batch's statements in one transaction; False (the rows queued again) if it fails.
+
+        The values are plain str / int / float / bool, which every driver takes as they are:
+        SQLAlchemy's per-row parameter processing (half the CPU of a write) is skipped, and the
+        NULL columns are left out (the sqlite3 driver binds a None for ~0.75 µs against ~0.15
+        for a number: it looks for an adapter first).
+        """
+        try:
+            with self.store.engine.begin() as conn:
+                for statement, parameters in batch.statements:
+                    if isinstance(statement, str):
+                        conn.exec_driver_sql(statement, parameters)
+                    else:
+                        conn.execute(statement, parameters)
+        except sa.exc.SQLAlchemyError as exc:
+            self._queue.extendleft(reversed(batch.rows))
+            log.warning("writing %d spend rows failed (%s); kept for the next try", len(batch.rows), type(exc).__name__)
+            return False
+        self.written += len(batch.rows)
+        return True
+
+    def _purge_due(self) -> bool:
+        if self.retention_days is None or time.monotonic() - self._last_purge < self.purge_interval:
+            return False
+        self._last_purge = time.monotonic()
+        return True
 
     def purge(self, now: float | None = None) -> int:
         """Delete rows that started more than ``retention_days`` ago; returns how many."""
