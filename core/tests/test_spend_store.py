@@ -50,9 +50,8 @@ def test_rows_wait_in_memory_and_are_written_in_one_insert_per_batch(tmp_path: P
             _record(recorder, i)
         assert inserts == []  # recording does no I/O
         assert recorder.flush() == 100
-        # One INSERT per batch of flush_rows (the writer's thread runs one statement, not one
-        # per 32 rows: issue 17, round twelve).
-        assert [s.count("), (") + 1 for s in inserts] == [40, 40, 20]
+        # Per batch of flush_rows, statements of a power of two of rows: 40 = 32 + 8, 20 = 16 + 4.
+        assert [s.count("), (") + 1 for s in inserts] == [32, 8, 32, 8, 16, 4]
         rows, total = SpendLog(store).logs(SpendQuery(request_id="r7"))
     assert total == 1
     assert {k: rows[0][k] for k in usage_columns(USAGE)} == {
@@ -71,7 +70,8 @@ def test_null_columns_are_left_out_of_the_insert_and_read_back_as_null(tmp_path:
         for i in range(35):
             _record(recorder, i, key_id="k1" if i % 2 else None, usage=None if i == 0 else USAGE)
         assert recorder.flush() == 35
-        assert len(inserts) == 3  # rows with a key, rows without one, the row without usage
+        # rows with a key, rows without one, the row without usage: three sets of columns
+        assert len({s.partition(" VALUES ")[0] for s in inserts}) == 3
         assert all("batch_id" not in s and "team_id" not in s for s in inserts)
         rows, total = SpendLog(store).logs(SpendQuery(), page_size=100)
     assert total == 35
@@ -83,7 +83,7 @@ def test_null_columns_are_left_out_of_the_insert_and_read_back_as_null(tmp_path:
 
 def test_a_batch_over_the_parameter_limit_is_split_into_statements_that_fit(tmp_path: Path) -> None:
     # SQLite refuses a statement with more parameters than its limit ("too many SQL variables").
-    # With the limit lowered to 100, a statement holds 100 // 19 = 5 rows of 19 columns.
+    # With the limit lowered to 100, 3 rows of the table's 26 columns fit: a statement takes 2.
     import sqlite3
 
     with Store(path=tmp_path / "s.db") as store:
@@ -98,8 +98,24 @@ def test_a_batch_over_the_parameter_limit_is_split_into_statements_that_fit(tmp_
         for i in range(12):
             _record(recorder, i)
         assert recorder.flush() == 12
-        assert [s.count("), (") + 1 for s in inserts] == [5, 5, 2]
+        assert [s.count("), (") + 1 for s in inserts] == [2] * 6
         assert SpendLog(store).logs(SpendQuery())[1] == 12
+
+
+def test_batches_of_every_size_share_a_few_statements(tmp_path: Path) -> None:
+    # sqlite3 keeps a connection's last 128 statements prepared: one INSERT text per batch size
+    # held ~80 MiB more in a proxy at c=64 (its batches have any size the interval gives them).
+    with Store(path=tmp_path / "s.db") as store:
+        recorder = SpendRecorder(store)
+        inserts = _inserts(store)
+        written = 0
+        for size in range(1, 201):
+            for i in range(size):
+                _record(recorder, written + i)
+            written += recorder.flush()
+        assert written == sum(range(1, 201))
+        assert len(set(inserts)) == 8  # 1, 2, 4 ... 128 rows
+        assert SpendLog(store).logs(SpendQuery())[1] == written
 
 
 def test_a_driver_without_positional_parameters_writes_through_sqlalchemys_insert(tmp_path: Path) -> None:
@@ -278,9 +294,10 @@ def test_recorder_on_postgresql(postgres_url: str, n: int) -> None:
         for i in range(n):
             _record(recorder, i, spend=0.1)
         assert recorder.flush() == n
-        # 19 columns a row (7 of them NULL, left out): 65,535 parameters hold 3,449 rows, so 4,000
-        # rows take two statements (psycopg's %s markers).
-        assert [s.count("), (") + 1 for s in inserts] == ([3449, 551] if n == 4000 else [n])
+        # 65,535 parameters hold 2,520 rows of 26 columns: a statement takes 2,048 at most
+        # (psycopg's %s markers).
+        expected = {1: [1], 3: [2, 1], 4000: [2048, 1024, 512, 256, 128, 32]}[n]
+        assert [s.count("), (") + 1 for s in inserts] == expected
         (total,) = SpendLog(store).report(SpendQuery(), [])
         assert (total["requests"], total["spend"]) == (n, pytest.approx(0.1 * n))
 

@@ -210,36 +210,45 @@ class _Insert:
     """The INSERT of the spend rows whose NULL columns are ``nulls`` (over :data:`_NULLABLE`):
     those columns are left out (NULL by default).
 
-    With a positional parameter style (SQLite's, psycopg's) one statement takes as many rows as
-    the database's parameter limit allows (``max_params``): 1,260 on SQLite 3.32 or later, so a
-    batch of ``flush_rows`` (500) is one statement. Its text is made here: SQLAlchemy's compiler
-    takes ~0.5 ms per row of a multi-row INSERT. Any other style goes through SQLAlchemy, one row
-    per parameter set.
+    With a positional parameter style (SQLite's, psycopg's) a statement takes ``most_rows`` rows
+    (a power of two: a full batch of the default ``flush_rows``, 512), and fewer rows are cut
+    into statements of powers of two: 100 rows are three (64 + 32 + 4). So a connection prepares a few statements of
+    known sizes: sqlite3 keeps the last 128 statements prepared, and one per batch size held
+    ~80 MiB. The text is made here: SQLAlchemy's compiler takes ~0.5 ms per row of a multi-row
+    INSERT. Any other parameter style goes through SQLAlchemy, one row per parameter set.
     """
 
-    def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...], max_params: int) -> None:
+    def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...], most_rows: int) -> None:
         keep = [True] * len(_INSERTED)
         for i, null in zip(_NULLABLE, nulls, strict=True):
             keep[i] = not null
         self.keep = keep
         self.names = names = tuple(itertools.compress(_INSERTED, keep))
-        self.per_statement = max(1, max_params // len(names))
+        self.most_rows = most_rows
         marker = _MARKERS.get(dialect.paramstyle)
         self._generic = spend_table.insert() if marker is None else None
         quote = dialect.identifier_preparer
         self._head = f"INSERT INTO {quote.format_table(spend_table)} ({', '.join(map(quote.quote, names))}) VALUES "
         self._values = f"({', '.join([marker or ''] * len(names))})"
+        self._texts: dict[int, str] = {}
 
     def statements(self, rows: list[_Row]) -> list[_Statement]:
         """The statements that write ``rows`` (each in :data:`_INSERTED`' order)."""
-        keep, per = self.keep, self.per_statement
+        keep = self.keep
         if self._generic is not None:
             return [(self._generic, [dict(zip(self.names, itertools.compress(r, keep), strict=True)) for r in rows])]
         out: list[_Statement] = []
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            flat = tuple(itertools.chain.from_iterable(itertools.compress(r, keep) for r in chunk))
-            out.append((self._head + ", ".join([self._values] * len(chunk)), flat))
+        start, left, size = 0, len(rows), self.most_rows
+        while left:
+            while size > left:
+                size >>= 1
+            text = self._texts.get(size)
+            if text is None:
+                text = self._texts[size] = self._head + ", ".join([self._values] * size)
+            flat = tuple(itertools.chain.from_iterable(itertools.compress(r, keep) for r in rows[start : start + size]))
+            out.append((text, flat))
+            start += size
+            left -= size
         return out
 
 
@@ -265,7 +274,7 @@ class SpendRecorder:
         purge_interval: seconds between purges.
     """
 
-    def __init__(self, store: Store, *, flush_interval: float = 1.0, flush_rows: int = 500,
+    def __init__(self, store: Store, *, flush_interval: float = 1.0, flush_rows: int = 512,
                  max_queue: int = 100_000, retention_days: float | None = None,
                  purge_interval: float = 3600.0) -> None:  # fmt: skip
         self.store = store
@@ -282,7 +291,10 @@ class SpendRecorder:
         self._last_purge = 0.0
         self._inserts: dict[tuple[bool, ...], _Insert] = {}
         spend_table.create(store.engine, checkfirst=True)
-        self._max_params = _max_parameters(store.engine)
+        # Rows per statement: the largest power of two within the database's parameter limit and
+        # flush_rows. With the default flush_rows (512) a full batch is one statement.
+        most = min(flush_rows, max(1, _max_parameters(store.engine) // len(_INSERTED)))
+        self._statement_rows = 1 << (most.bit_length() - 1)
 
     def __repr__(self) -> str:
         return f"SpendRecorder({self.store.url!r}, queued={len(self._queue)})"
@@ -376,8 +388,8 @@ class SpendRecorder:
         (uvloop does around each poll) and the loop waits to get it back: making the rows'
         values and statements in the thread cost the proxy ~0.9 context switches per request,
         and 10-30 µs of CPU per request more than doing that work on the loop (issue 17, round
-        twelve). The thread now runs one statement per batch, and the driver lets go of the GIL
-        while the database works.
+        twelve). The thread now runs one statement per full batch, and the driver lets go of the
+        GIL while the database works.
         """
         written = 0
         while (batch := self._take()) is not None:
@@ -421,7 +433,7 @@ class SpendRecorder:
         for nulls, group in groups.items():
             insert = self._inserts.get(nulls)
             if insert is None:
-                insert = self._inserts[nulls] = _Insert(self.store.engine.dialect, nulls, self._max_params)
+                insert = self._inserts[nulls] = _Insert(self.store.engine.dialect, nulls, self._statement_rows)
             statements += insert.statements(group)
         return _Batch(rows, statements)
 
