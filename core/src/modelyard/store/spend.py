@@ -212,10 +212,11 @@ class _Insert:
 
     With a positional parameter style (SQLite's, psycopg's) a statement takes ``most_rows`` rows
     (a power of two: a full batch of the default ``flush_rows``, 512), and fewer rows are cut
-    into statements of powers of two: 100 rows are three (64 + 32 + 4). So a connection prepares a few statements of
-    known sizes: sqlite3 keeps the last 128 statements prepared, and one per batch size held
-    ~80 MiB. The text is made here: SQLAlchemy's compiler takes ~0.5 ms per row of a multi-row
-    INSERT. Any other parameter style goes through SQLAlchemy, one row per parameter set.
+    into statements of powers of two: 100 rows are three (64 + 32 + 4). So a connection prepares
+    statements of a few sizes only: sqlite3 keeps the last 128 statements prepared, and one per
+    batch size held ~80 MiB. The text is made here: SQLAlchemy's compiler takes ~0.5 ms per row
+    of a multi-row INSERT. Any other parameter style goes through SQLAlchemy, one row per
+    parameter set.
     """
 
     def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...], most_rows: int) -> None:
