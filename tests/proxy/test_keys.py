@@ -561,3 +561,20 @@ def test_responses_endpoints_hold_the_keys_models_and_budget(api_base: str, emul
             over = u.post("/v1/responses", json={"model": "gpt-4o", "input": "hi"})
         assert over.status_code == 429 and over.json()["error"]["code"] == "budget_exceeded"
         assert len(emulator.requests) == before + 1  # only the allowed call went upstream
+
+
+def test_a_prompt_with_a_lone_surrogate_is_still_counted_in_the_reservation() -> None:
+    # The proxy decodes bodies with surrogatepass, so a prompt can hold a lone surrogate, which
+    # UTF-8 cannot encode: its bytes were counted as 0, and the reservation covered the output only.
+    from modelyard.proxy.deployments import Deployment
+    from modelyard.proxy.keys import max_cost
+
+    deployment = Deployment(id="d", model_name="gpt-4o", model="azure/gpt-4o", kwargs={}, defaults={})
+
+    def most(content: str) -> float:
+        return max_cost([deployment], "chat", {"messages": [{"role": "user", "content": content}], "max_tokens": 1})
+
+    output_only = max_cost([deployment], "chat", {"messages": [], "max_tokens": 1})
+    plain = most("x" * 1000)
+    assert plain > output_only > 0
+    assert most("x" * 999 + "\ud800") >= plain
