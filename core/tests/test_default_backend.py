@@ -34,6 +34,29 @@ def test_the_default_transport_sends_sync_and_async_calls_with_the_native_client
         assert seen.headers["api-key"] == KEY
 
 
+def test_the_aiohttp_backend_sends_no_user_agent_either(api_base: str, emulator: Emulator) -> None:
+    # aiohttp adds "user-agent: Python/3.x aiohttp/3.x" unless the session skips it.
+    t = transport.Transport(async_backend="aiohttp")
+    previous = transport.set_transport(t)
+
+    async def acall() -> None:
+        try:
+            await modelyard.acompletion(model="azure/gpt-4o", messages=MESSAGES, api_base=api_base, api_key=KEY,
+                                        api_version="2024-10-21", extra_headers={"Accept": "application/json"})  # fmt: skip
+        finally:
+            await t.aclose()
+
+    try:
+        asyncio.run(acall())
+    finally:
+        transport.set_transport(previous)
+        t.close()
+    seen = emulator.requests[-1].headers
+    assert "user-agent" not in seen and seen["api-key"] == KEY
+    assert seen["accept"] == "application/json"  # the caller's own header wins over aiohttp's default
+    assert seen["accept-encoding"] == "gzip, deflate"
+
+
 def test_httpx_stays_one_keyword_away(api_base: str, emulator: Emulator) -> None:
     t = transport.Transport(sync_backend="httpx", async_backend="httpx")
     previous = transport.set_transport(t)
