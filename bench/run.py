@@ -159,6 +159,29 @@ def rss_mib(pid: int, tree: bool = True) -> float:
     return total / 1024
 
 
+def voluntary_switches(pid: int) -> int:
+    """The voluntary context switches of every live thread of ``pid``'s process tree so far: each is
+    a thread that blocked (waiting for the GIL, a lock, the disk). A process's own status counts its
+    main thread only. Round twelve found the spend writer's thread making the event loop wait for
+    the GIL by this count: ~1 switch per request with spend on, none with it off (bench/README.md)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            threads = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in threads:
+            try:
+                status = Path(f"/proc/{p}/task/{t}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -298,11 +321,13 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             if name == "+vkey":
                 key = make_virtual_key(f"http://127.0.0.1:{port}", master_key, virtual_key == "budget")
             for c in LEVELS:
-                cpu0 = cpu_seconds(proc.pid)
+                cpu0, switches0 = cpu_seconds(proc.pid), voluntary_switches(proc.pid)
                 r = load(url, c, duration, key)
                 cpu = cpu_seconds(proc.pid) - cpu0
                 total = r["requests"] + r["errors"]
                 r["cpu_us_per_req"] = cpu / max(1, total) * 1e6 * (duration / (duration + 1.0))
+                # Like the CPU, counted over the warm-up second too, and scaled to the measured part.
+                r["switches_per_req"] = (voluntary_switches(proc.pid) - switches0) / max(1, total) * (duration / (duration + 1.0))
                 info[c] = r
             # Embeddings through the proxy, beside chat (one concurrency level keeps the run short).
             emb_url = f"http://127.0.0.1:{port}/v1/embeddings"
@@ -310,9 +335,11 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
             r = load(emb_url, EMBEDDINGS_LEVEL, duration, key, body="embeddings")
             r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
             info["embeddings"] = r
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, switches0 = cpu_seconds(proc.pid), voluntary_switches(proc.pid)
             r = load(url, STREAM_LEVEL, duration, key, body="stream")
-            r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, r["requests"] + r["errors"]) * 1e6 * (duration / (duration + 1.0))
+            total = r["requests"] + r["errors"]
+            r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(1, total) * 1e6 * (duration / (duration + 1.0))
+            r["switches_per_req"] = (voluntary_switches(proc.pid) - switches0) / max(1, total) * (duration / (duration + 1.0))
             info["stream"] = r
             info["rss_mib"] = rss_mib(proc.pid)
             info["processes_rss_mib"] = [rss_mib(p, tree=False) for p in tree_pids(proc.pid)]  # --num_workers: each
@@ -360,6 +387,10 @@ def print_proxies(results: dict[str, Any]) -> None:
         each = r.get("processes_rss_mib", [])
         per = f" ({' + '.join(f'{x:.0f}' for x in each)} per process)" if len(each) > 1 else ""
         print(f"{n}: ready in {r['ready_s']:.2f} s after spawn; RSS after the run {r['rss_mib']:.0f} MiB{per}")
+    switches = "  ".join(f"{n} {results[n][LEVELS[-1]]['switches_per_req']:.2f} / {results[n]['stream']['switches_per_req']:.2f}"
+                         for n in names if "switches_per_req" in results[n][LEVELS[-1]])  # fmt: skip
+    if switches:
+        print(f"voluntary context switches per request (threads that blocked), c={LEVELS[-1]} / sse: {switches}")
     if "+vkey" in results:
         m, v = results["modelyard"], results["+vkey"]
         added = "  ".join(f"c={c}: {v[c]['cpu_us_per_req'] / max(m[c]['cpu_us_per_req'], 1e-9) - 1:+.1%}" for c in LEVELS)

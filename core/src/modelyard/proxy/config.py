@@ -286,9 +286,8 @@ class ModelyardSettings(_Section):
     ``MODELYARD_STORE_PATH``, else ``$XDG_DATA_HOME/modelyard/modelyard.db``)."""
     spend_flush_interval: float = Field(default=1.0, gt=0)
     """Seconds between writes of the queued spend rows (docs/spend.md)."""
-    spend_flush_rows: int = Field(default=512, gt=0)
-    """Write the queued spend rows as soon as this many wait (a power of two makes a full batch
-    one statement)."""
+    spend_flush_rows: int = Field(default=500, gt=0)
+    """Write the queued spend rows as soon as this many wait."""
     prices: str | None = None
     """A price file or URL (LiteLLM's ``model_prices_and_context_window.json`` format) laid over
     the shipped prices at start-up, in place of ``MODELYARD_PRICES`` (docs/spend.md)."""

@@ -201,6 +201,13 @@ def _max_parameters(engine: sa.Engine) -> int:
     return 999
 
 
+STATEMENT_ROWS = 64
+"""Rows per multi-row INSERT at most (fewer where the database's parameter limit says so: 32 on
+SQLite builds older than 3.32). Larger statements cost memory rather than CPU: sqlite3 keeps a
+connection's last 128 statements prepared, and statements of up to 512 rows left a proxy with a
+virtual key 4 MiB larger after a bench run, for no measurable CPU (issue 17, round twelve)."""
+
+
 _Statement = tuple[str | sa.Insert, Any]
 """An INSERT and its parameters: SQL text with a flat tuple (one statement, several rows), or
 SQLAlchemy's statement with a list of dicts (the driver's executemany)."""
@@ -211,12 +218,11 @@ class _Insert:
     those columns are left out (NULL by default).
 
     With a positional parameter style (SQLite's, psycopg's) a statement takes ``most_rows`` rows
-    (a power of two: a full batch of the default ``flush_rows``, 512), and fewer rows are cut
-    into statements of powers of two: 100 rows are three (64 + 32 + 4). So a connection prepares
-    statements of a few sizes only: sqlite3 keeps the last 128 statements prepared, and one per
-    batch size held ~80 MiB. The text is made here: SQLAlchemy's compiler takes ~0.5 ms per row
-    of a multi-row INSERT. Any other parameter style goes through SQLAlchemy, one row per
-    parameter set.
+    (a power of two, :data:`STATEMENT_ROWS`), and the rest of a batch is cut into statements of
+    powers of two: 500 rows are 7 x 64 + 32 + 16 + 4. So a connection prepares statements of a
+    few sizes only: sqlite3 keeps the last 128 statements prepared, and one per batch size held
+    ~80 MiB. The text is made here: SQLAlchemy's compiler takes ~0.5 ms per row of a multi-row
+    INSERT. Any other parameter style goes through SQLAlchemy, one row per parameter set.
     """
 
     def __init__(self, dialect: sa.Dialect, nulls: tuple[bool, ...], most_rows: int) -> None:
@@ -275,7 +281,7 @@ class SpendRecorder:
         purge_interval: seconds between purges.
     """
 
-    def __init__(self, store: Store, *, flush_interval: float = 1.0, flush_rows: int = 512,
+    def __init__(self, store: Store, *, flush_interval: float = 1.0, flush_rows: int = 500,
                  max_queue: int = 100_000, retention_days: float | None = None,
                  purge_interval: float = 3600.0) -> None:  # fmt: skip
         self.store = store
@@ -292,9 +298,9 @@ class SpendRecorder:
         self._last_purge = 0.0
         self._inserts: dict[tuple[bool, ...], _Insert] = {}
         spend_table.create(store.engine, checkfirst=True)
-        # Rows per statement: the largest power of two within the database's parameter limit and
-        # flush_rows. With the default flush_rows (512) a full batch is one statement.
-        most = min(flush_rows, max(1, _max_parameters(store.engine) // len(_INSERTED)))
+        # Rows per statement: the largest power of two within STATEMENT_ROWS, the database's
+        # parameter limit and flush_rows.
+        most = min(flush_rows, STATEMENT_ROWS, max(1, _max_parameters(store.engine) // len(_INSERTED)))
         self._statement_rows = 1 << (most.bit_length() - 1)
 
     def __repr__(self) -> str:
@@ -389,8 +395,8 @@ class SpendRecorder:
         (uvloop does around each poll) and the loop waits to get it back: making the rows'
         values and statements in the thread cost the proxy ~0.9 context switches per request,
         and 10-30 µs of CPU per request more than doing that work on the loop (issue 17, round
-        twelve). The thread now runs one statement per full batch, and the driver lets go of the
-        GIL while the database works.
+        twelve). The thread now runs the statements alone, and the driver lets go of the GIL
+        while the database works.
         """
         written = 0
         while (batch := self._take()) is not None:
