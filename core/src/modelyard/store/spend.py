@@ -293,6 +293,9 @@ class SpendRecorder:
         self.written = 0
         self._queue: collections.deque[_Row] = collections.deque(maxlen=max_queue)
         self._lock = threading.Lock()  # one writer at a time (the task, a final flush)
+        # Batches taken from the queue and not yet written (or put back): a flush waits for them.
+        self._unwritten = 0
+        self._written = threading.Condition()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
@@ -403,9 +406,17 @@ class SpendRecorder:
             if not await asyncio.to_thread(self._write, batch):
                 break
             written += len(batch.rows)
+        if self._unwritten:
+            # Another flush (the background task's) took rows that its thread is still writing:
+            # they are not in the queue any more, and a report read after this flush must see them.
+            await asyncio.to_thread(self._wait_unwritten)
         if self._purge_due():
             await asyncio.to_thread(self.purge)
         return written
+
+    def _wait_unwritten(self, timeout: float = 60.0) -> None:
+        with self._written:
+            self._written.wait_for(lambda: not self._unwritten, timeout)
 
     def flush(self) -> int:
         """Write every queued row now, one transaction per ``flush_rows``; purge when due.
@@ -442,6 +453,8 @@ class SpendRecorder:
             if insert is None:
                 insert = self._inserts[nulls] = _Insert(self.store.engine.dialect, nulls, self._statement_rows)
             statements += insert.statements(group)
+        with self._written:
+            self._unwritten += 1
         return _Batch(rows, statements)
 
     def _write(self, batch: _Batch) -> bool:
@@ -467,8 +480,14 @@ class SpendRecorder:
             self._queue.extendleft(reversed(batch.rows))
             log.warning("writing %d spend rows failed (%s); kept for the next try", len(batch.rows), type(exc).__name__)
             return False
-        self.written += len(batch.rows)
-        return True
+        else:
+            self.written += len(batch.rows)
+            return True
+        finally:
+            with self._written:
+                self._unwritten -= 1
+                if not self._unwritten:
+                    self._written.notify_all()
 
     def _purge_due(self) -> bool:
         if self.retention_days is None or time.monotonic() - self._last_purge < self.purge_interval:
