@@ -161,3 +161,91 @@ def test_an_answer_that_is_not_a_chat_completion_is_still_refused() -> None:
     assert api._kept_response(call, httpx.Response(200, content=json.dumps(bad).encode())) is None
     with pytest.raises(ValidationError):
         api._normalize(call, httpx.Response(200, content=json.dumps(bad).encode()))
+
+
+FILTERED = {
+    **ANSWER,
+    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": False, "severity": "safe"}}}],
+    "choices": [{**ANSWER["choices"][0], "content_filter_results": {"violence": {"filtered": False, "severity": "safe"}}}],
+}
+
+
+def _forwarded(answer: dict[str, Any], *, forwards: bool = True, model: str = "azure/gpt-4o", stream: bool = False) -> Any:
+    """``answer`` through the end of a call whose scope forwards the answers (as the proxy's
+    does); for a simulated stream, the chunks made of it."""
+    from modelyard import api
+    from modelyard.observe import CallScope, enter_scope, leave_scope
+
+    _, token = enter_scope(CallScope(forwards_answers=forwards))
+    try:
+        call = api._prepare(model, [{"role": "user", "content": "hi"}], stream,
+                            {"api_base": "http://127.0.0.1:1", "api_key": "k", "api_version": "2024-10-21"})  # fmt: skip
+        result = api._normalize(call, httpx.Response(200, content=json.dumps(answer).encode()))
+        return api._simulated_chunks(result, False) if call.simulate_stream else result
+    finally:
+        leave_scope(token)
+
+
+def test_a_forwarded_answer_is_typed_only_where_the_pipeline_reads_it() -> None:
+    # Issue 17, round thirteen: the proxy sends a kept answer as its bytes, so its messages and
+    # filter results are not made into models; the envelope, usage and finish reasons are.
+    from modelyard.types import Message, Usage
+
+    kept = _forwarded(FILTERED)
+    assert isinstance(kept, ChatCompletion) and type(kept) is not ChatCompletion
+    assert kept._upstream == (id(kept), json.dumps(FILTERED).encode())
+    assert isinstance(kept.usage, Usage) and kept.usage.total_tokens == 4 and kept.model == "gpt-4o"
+    assert kept.choices[0].finish_reason == "stop" and kept.choices[0].index == 0
+    assert kept.choices[0].message == {"role": "assistant", "content": "hi"}
+    assert kept.choices[0].content_filter_results == FILTERED["choices"][0]["content_filter_results"]
+    assert kept.prompt_filter_results == FILTERED["prompt_filter_results"]
+    assert kept._hidden_params["response_cost"] == _forwarded(FILTERED, forwards=False)._hidden_params["response_cost"]
+    # Without the scope's word, the same answer is typed whole, as an SDK caller gets it.
+    whole = _forwarded(FILTERED, forwards=False)
+    assert type(whole) is ChatCompletion and isinstance(whole.choices[0].message, Message)
+    assert whole.choices[0].content_filter_results.violence.severity == "safe"  # type: ignore[union-attr]
+
+
+def test_a_forwarded_answer_is_typed_whole_for_an_observer_and_a_simulated_stream() -> None:
+    import modelyard
+    from modelyard.plugins import reset_plugins
+    from modelyard.types import Message
+
+    class Observer:
+        HOOK_API = (1, 0)
+
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        @modelyard.hookimpl
+        def on_success(self, event: Any) -> None:
+            self.seen.append(event.response)
+
+    observer = Observer()
+    reset_plugins(extra=[observer])
+    kept = _forwarded(FILTERED)
+    assert type(kept) is ChatCompletion and observer.seen == [kept]
+    assert isinstance(observer.seen[0].choices[0].message, Message)
+    reset_plugins()
+    # o1-mini cannot stream: its answer becomes chunks made from the typed message.
+    chunks = _forwarded(FILTERED, model="azure/o_series/o1-mini", stream=True)
+    assert [c.choices[0].delta.content for c in chunks] == ["hi", None]
+
+
+def test_a_forwarded_answer_still_needs_its_messages_and_passes_a_filter_shape_unknown_here() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    bad = {**ANSWER, "choices": [{"index": 0, "finish_reason": "stop"}]}
+    with pytest.raises(ValidationError):
+        _forwarded(bad)
+    with pytest.raises(ValidationError):
+        _forwarded({**ANSWER, "choices": [{"index": 0, "message": "hi"}]})
+    with pytest.raises(ValidationError):
+        _forwarded({**ANSWER, "usage": {"prompt_tokens": "many"}})
+    # A filter verdict in a shape the models do not know (a category as a bare string) fails the
+    # whole validation, and is forwarded as the upstream sent it.
+    odd = {**ANSWER, "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": "safe"}}]}
+    with pytest.raises(ValidationError):
+        _forwarded(odd, forwards=False)
+    assert _forwarded(odd)._upstream[1] == json.dumps(odd).encode()

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import modelyard
+import pytest
 from modelyard.testing import KEY, Deployment, Emulator
 from modelyard.testing.server import serve_in_thread
 
@@ -260,4 +261,42 @@ def test_an_embeddings_answer_no_plugin_changes_skips_normalize_response(
     body = answer.json()
     assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1]
     assert len(body["data"][0]["embedding"]) > 100 and body["usage"]["total_tokens"] > 0
+    assert float(answer.headers["x-modelyard-response-cost"]) > 0
+
+
+ODD_FILTERS = {
+    "id": "chatcmpl-odd", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
+    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": "safe", "new_category": [1, 2]}}],
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi", "odd": {"x": 1}},
+                 "content_filter_results": {"violence": {"filtered": False, "severity": "safe"}}}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+}  # fmt: skip
+
+
+async def _odd_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An upstream whose chat answer has a filter verdict in a shape the SDK's models refuse."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = json.dumps(ODD_FILTERS).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_the_proxy_forwards_an_answer_whose_filter_results_the_sdk_would_refuse() -> None:
+    # Issue 17, round thirteen: the proxy sends a kept answer as its bytes, so it types only what
+    # it reads (envelope, usage, finish reasons). An answer with a content-filter verdict in a
+    # shape the models do not know goes through whole and priced, where the SDK refuses it.
+    from pydantic import ValidationError
+
+    with serve_in_thread(_odd_upstream) as upstream:
+        with pytest.raises(ValidationError):
+            modelyard.completion(model="azure/odd", api_base=upstream.url, api_key=KEY, api_version="2024-10-21",
+                                 messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        config = {"model_list": [{"model_name": "gpt-4o", "litellm_params": azure(upstream.url, "odd")}]}
+        with running_proxy(config) as server, httpx.Client(base_url=server.url, headers=HEADERS, timeout=30) as client:
+            answer = client.post("/v1/chat/completions", json=BODY)
+    assert answer.status_code == 200
+    assert answer.content == json.dumps(ODD_FILTERS).encode()
     assert float(answer.headers["x-modelyard-response-cost"]) > 0

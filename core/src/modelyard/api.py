@@ -75,6 +75,7 @@ from .types import (
     TextCompletion,
     TextParams,
     Usage,
+    _ForwardedChatCompletion,
     _Response,
 )
 
@@ -565,10 +566,19 @@ def _normalize(call: _Call, response: httpx.Response) -> Any:
 
 def _kept_response(call: _Call, response: httpx.Response) -> Any:
     """An answer no plugin changes (``keeps_answers``), validated here as its plugin would, and
-    marked for the proxy to send as it came; None when the normalize hook must make it."""
+    marked for the proxy to send as it came; None when the normalize hook must make it.
+
+    When the caller forwards the bytes (``CallScope.forwards_answers``), no observer sees the
+    call and it is not turned into a stream, a chat answer is validated as
+    :class:`~modelyard.types._ForwardedChatCompletion`: what the pipeline reads, typed; the
+    rest kept as the upstream's JSON objects.
+    """
     model = _KEPT_MODELS.get(call.route.operation)
     if model is None:
         return None
+    scope = call.scope
+    if scope is not None and scope.forwards_answers and not call.observers.success and not call.simulate_stream:
+        model = _FORWARDED_MODELS.get(model, model)
     checks = kept_checks(call.plugins, call.route, "response")
     if checks is None:
         return None
@@ -612,6 +622,8 @@ _KEPT_MODELS: dict[str, type[BaseModel]] = {
     name: op.response for name, op in OPERATIONS.items() if op.answer != "binary" and not op.text_formats
 }
 """The operations whose answer may be kept as sent: a JSON body, validated as the row's model."""
+_FORWARDED_MODELS: dict[type[BaseModel], type[BaseModel]] = {ChatCompletion: _ForwardedChatCompletion}
+"""What a kept answer is validated as when its caller forwards the upstream's bytes (:func:`_kept_response`)."""
 _ENVELOPES: dict[type, frozenset[str]] = {}
 
 

@@ -46,6 +46,10 @@ class CallScope:
             Router's group and deployment of that try, None outside the Router).
         state: scratch space for plugins, shared by the pipeline calls of this scope: key it
             by your distribution's name.
+        forwards_answers: the caller sends a chat answer on as the upstream's bytes, when the
+            result keeps them (the proxy's ``/chat/completions``). While no observer hook sees
+            the call, such an answer is then validated only for what the pipeline reads (its
+            envelope, usage, finish reasons): its messages and filter results stay JSON objects.
     """
 
     trace_headers: dict[str, str] = field(default_factory=dict)
@@ -60,6 +64,7 @@ class CallScope:
     cooldowns: list[tuple[str, float]] = field(default_factory=list)
     calls: list[tuple[str | None, str | None, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
+    forwards_answers: bool = False
 
     def __post_init__(self) -> None:
         if self.trace_id is None:

@@ -921,6 +921,29 @@ class ChatCompletion(_Response):
     prompt_filter_results: list[PromptFilterResult] | None = None
 
 
+class _ForwardedChoice(Choice):
+    """A choice of an answer the caller forwards as it came (:class:`_ForwardedChatCompletion`):
+    ``message`` must be a JSON object, and is kept as one, as are ``logprobs`` and the filters."""
+
+    message: dict[str, Any]  # type: ignore[assignment]
+    logprobs: dict[str, Any] | None = None  # type: ignore[assignment]
+    content_filter_results: dict[str, Any] | None = None  # type: ignore[assignment]
+
+
+class _ForwardedChatCompletion(ChatCompletion):
+    """A chat completion whose caller sends the upstream's bytes on as they came (the proxy, see
+    ``CallScope.forwards_answers``), validated for what the pipeline itself reads: the envelope,
+    ``usage``, each choice's ``index`` and ``finish_reason``, and that each choice has a
+    ``message`` object. The messages, the filter results and ``moderation`` stay the upstream's
+    JSON objects: typing them is most of a chat completion's validation (a content filter
+    verdict is a model of twelve fields), and no one would read them.
+    """
+
+    choices: list[_ForwardedChoice] = Field(default_factory=list)  # type: ignore[assignment]
+    moderation: dict[str, Any] | None = None  # type: ignore[assignment]
+    prompt_filter_results: list[dict[str, Any]] | None = None  # type: ignore[assignment]
+
+
 class Delta(_Open):
     """The increment one stream chunk carries; ``tool_calls[i].index`` says which call grows."""
 

@@ -764,6 +764,7 @@ class ProxyApp:
         if "messages" not in params:
             raise _Reject(400, "'messages' is required: a non-empty list of chat messages.", param="messages",
                           code="missing_required_parameter")  # fmt: skip
+        ctx.scope.forwards_answers = True  # an answer kept as sent goes out as its bytes (_wire)
         result = await self._until_disconnect(receive, self._call(ctx, model, stream, params, "chat"))
         if stream:
             await self._stream(ctx, receive, send, result, _spend_headers(ctx, None))
