@@ -375,11 +375,16 @@ class SpendRecorder:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel (aclose's)
             # that lands in the turn the wake-up completes (CPython gh-86296), and the writer
             # went on waiting for ever.
+            full = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_interval):
                     await self._wake.wait()
+                    full = True
             self._wake.clear()
-            await self.aflush()
+            # Woken by a full batch: full batches only, the rest waits for the next wake-up (or
+            # the interval). Taking the remainder too kept the writer busy without a pause under
+            # load, in transactions of ~115 rows at 3,700 requests/s (issue 17, round thirteen).
+            await self._aflush(self.flush_rows if full else 1)
 
     async def aclose(self) -> None:
         """Stop the writer and write every queued row (the proxy's shutdown)."""
@@ -401,8 +406,12 @@ class SpendRecorder:
         twelve). The thread now runs the statements alone, and the driver lets go of the GIL
         while the database works.
         """
+        return await self._aflush(1)
+
+    async def _aflush(self, least: int) -> int:
+        """:meth:`aflush` while at least ``least`` rows are queued."""
         written = 0
-        while (batch := self._take()) is not None:
+        while len(self._queue) >= least and (batch := self._take()) is not None:
             if not await asyncio.to_thread(self._write, batch):
                 break
             written += len(batch.rows)
