@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,79 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
     return results
 
 
+def paired_rounds(names: list[str], rounds: int, measure: Callable[[str, int], Any]) -> dict[str, list[Any]]:
+    """``measure(name, round)`` for every name, ``rounds`` times; the results per name, in round order.
+
+    The order turns round about (A B C, then C B A, ...), so a machine that speeds up or slows
+    down steadily through the rounds favours no name, and neighbouring measures pair up.
+    """
+    out: dict[str, list[Any]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            out[name].append(measure(name, round_))
+    return out
+
+
+def round_ratios(values: dict[str, list[float]], name: str, ref: str) -> list[float]:
+    """``name``'s value over ``ref``'s, round by round."""
+    return [a / max(b, 1e-9) for a, b in zip(values[name], values[ref], strict=True)]
+
+
+def bench_paired(upstream: str, duration: float, rounds: int, workers: int | None = None) -> dict[str, Any]:
+    """The ratios the targets are read from, measured in ``rounds`` alternating rounds.
+
+    On this machine req/s moves by up to 30% within minutes, and the main table measures each
+    proxy once, one after the other: the floor a minute or more before modelyard. Here the
+    floor, modelyard and (with ``workers``) ``--num_workers N`` run side by side (an idle one
+    costs nothing) and take turns, each round chat at c=64 then streams at c=16 on each
+    (:func:`paired_rounds`). Each round gives a ratio; the median is reported with all of them.
+    """
+    master_key = "sk-bench-" + secrets.token_hex(16)
+    config = write_config(upstream, master_key, name="paired.yaml")
+    servers = {"floor": [PY, str(HERE / "floor.py"), "--upstream", upstream, "--key", master_key, "--upstream-key", UPSTREAM_KEY],
+               "modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}  # fmt: skip
+    if workers:
+        servers[f"w{workers}"] = [*servers["modelyard"], "--num_workers", str(workers)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
+    procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name, cmd in servers.items():
+            port = free_port()
+            proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            procs[name] = (proc, f"http://127.0.0.1:{port}/v1/chat/completions")
+            wait_ready(f"http://127.0.0.1:{port}/health/liveliness", proc)
+            if "--num_workers" in cmd:
+                wait_listening(port, workers or 1)
+
+        def measure(name: str, _round: int) -> dict[str, float]:
+            url = procs[name][1]
+            return {"chat": load(url, LEVELS[-1], duration, master_key)["req_per_s"],
+                    "stream": load(url, STREAM_LEVEL, duration, master_key, body="stream")["req_per_s"]}  # fmt: skip
+
+        measured = paired_rounds(list(servers), rounds, measure)
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+    values = {kind: {name: [m[kind] for m in runs] for name, runs in measured.items()} for kind in ("chat", "stream")}
+    out: dict[str, Any] = {"rounds": rounds, "req_per_s": values}
+    pairs = [("modelyard", "floor")] + ([(f"w{workers}", "modelyard")] if workers else [])
+    for name, ref in pairs:
+        for kind in ("chat", "stream"):
+            ratios = round_ratios(values[kind], name, ref)
+            out[f"{name}/{ref} {kind}"] = {"median": statistics.median(ratios), "rounds": ratios}
+    return out
+
+
+def print_paired(results: dict[str, Any]) -> None:
+    level = {"chat": f"chat c={LEVELS[-1]}", "stream": f"streams c={STREAM_LEVEL}"}
+    print(f"\nPaired rounds ({results['rounds']}, alternating; bench_paired): req/s ratios, median (each round)")
+    for key, value in results.items():
+        if "/" in key:
+            pair, kind = key.split(" ")
+            rounds = ", ".join(f"{r:.2f}" for r in value["rounds"])
+            print(f"  {pair:18s} {level[kind]:16s} {value['median']:.2f}x  ({rounds})")
+
+
 def print_proxies(results: dict[str, Any]) -> None:
     fixed = ("floor", "modelyard", "bare", "no-spend", "no-metrics", "+tracing", "+vkey", "litellm")
     names = [n for n in fixed if n in results] + [n for n in results if n not in fixed and n != "direct"]
@@ -526,6 +600,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="also modelyard with --num_workers N (its req/s over one worker's)")
     parser.add_argument("--workers-store", choices=("sqlite", "postgres"), default="sqlite",
                         help="with --workers: spend in SQLite (default), or PostgreSQL and Redis for both rows")  # fmt: skip
+    parser.add_argument("--paired", type=int, default=3, metavar="ROUNDS",
+                        help="the floor, modelyard (and --workers N) again in alternating rounds, for the ratios (0: skip)")  # fmt: skip
     parser.add_argument("--load", choices=LOADERS, default=LOAD,
                         help="the load generator: wrk (default, bench/wrk.py) or aiohttp (bench/load.py, 125-220 us of CPU per request against wrk's 24-37)")  # fmt: skip
     parser.add_argument("--upstream", choices=UPSTREAMS, default="python",
@@ -555,6 +631,9 @@ def main() -> None:
                 report["proxy"] = bench_proxies(upstream, args.duration, with_litellm, args.observability, args.virtual_key,
                                                 args.spend, args.bare, args.workers, shared)  # fmt: skip
             print_proxies(report["proxy"])
+            if args.paired:
+                report["paired"] = bench_paired(upstream, args.duration, args.paired, args.workers)
+                print_paired(report["paired"])
         if args.only in (None, "sdk"):
             report["sdk"] = bench_sdk(upstream, args.sdk_duration, with_litellm, args.sdk_rounds)
             print_sdk(report["sdk"])

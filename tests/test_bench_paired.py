@@ -1,0 +1,45 @@
+"""bench/run.py's paired rounds (issue 17, round thirteen): the servers take turns, the order turning
+about each round, and each round's ratio is kept beside their median."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def _run_module() -> Any:
+    sys.path.insert(0, str(BENCH))  # run.py imports its neighbours (wrk, upstream_nginx)
+    try:
+        spec = importlib.util.spec_from_file_location("modelyard_bench_run_paired", BENCH / "run.py")
+        assert spec is not None and spec.loader is not None
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+    finally:
+        sys.path.remove(str(BENCH))
+    return run
+
+
+def test_rounds_alternate_and_a_steady_drift_favours_no_server() -> None:
+    run = _run_module()
+    calls: list[tuple[str, int]] = []
+    speed = {"floor": 1000.0, "modelyard": 500.0, "w2": 900.0}
+
+    def measure(name: str, round_: int) -> float:
+        calls.append((name, round_))
+        return speed[name] * (1.0 - 0.02 * len(calls))  # the machine slows down steadily
+
+    values = run.paired_rounds(["floor", "modelyard", "w2"], 4, measure)
+    assert calls == [("floor", 0), ("modelyard", 0), ("w2", 0), ("w2", 1), ("modelyard", 1), ("floor", 1),
+                     ("floor", 2), ("modelyard", 2), ("w2", 2), ("w2", 3), ("modelyard", 3), ("floor", 3)]  # fmt: skip
+    ratios = run.round_ratios(values, "modelyard", "floor")
+    assert ratios == [values["modelyard"][i] / values["floor"][i] for i in range(4)]
+    # Measured second in even rounds and fifth in odd ones, modelyard's ratio errs both ways;
+    # the mean of a pair of rounds is within 0.2% of the true 0.5, where each round is 2% off.
+    assert ratios[0] < 0.5 < ratios[1]
+    assert abs((ratios[0] + ratios[1]) / 2 - 0.5) < 0.001
+    assert abs(statistics.median(ratios) - 0.5) < abs(ratios[0] - 0.5)
