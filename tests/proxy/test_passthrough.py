@@ -300,3 +300,32 @@ def test_the_proxy_forwards_an_answer_whose_filter_results_the_sdk_would_refuse(
     assert answer.status_code == 200
     assert answer.content == json.dumps(ODD_FILTERS).encode()
     assert float(answer.headers["x-modelyard-response-cost"]) > 0
+
+
+class Watcher:
+    """An observer: with one active, the proxy types answers whole, as the SDK does."""
+
+    HOOK_API = (1, 0)
+
+    @modelyard.hookimpl
+    def on_success(self, event: Any) -> None:
+        pass
+
+
+def test_an_answer_that_does_not_validate_is_a_502_naming_the_field(
+    plugin_set: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The answer typed whole (an observer is active) fails on the verdict it cannot read: the
+    # gateway's fault to report, not "Internal error in the proxy" (a 500, before round thirteen).
+    plugin_set(Watcher())
+    with serve_in_thread(_odd_upstream) as upstream:
+        config = {"model_list": [{"model_name": "gpt-4o", "litellm_params": azure(upstream.url, "odd")}]}
+        with running_proxy(config) as server, httpx.Client(base_url=server.url, headers=HEADERS, timeout=30) as client:
+            answer = client.post("/v1/chat/completions", json=BODY)
+            ok = client.get("/health/liveliness")
+    assert answer.status_code == 502 and ok.status_code == 200
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_upstream_answer" and error["type"] == "api_error"
+    assert "'prompt_filter_results.0.content_filter_results.hate'" in error["message"]
+    assert "ChatCompletion" in error["message"]
+    assert any(r.levelname == "WARNING" and error["message"] in r.getMessage() for r in caplog.records)

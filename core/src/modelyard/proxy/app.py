@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from pydantic_core import to_json
 
 from .._sse import END
@@ -545,6 +545,14 @@ class ProxyApp:
             await self._send_json(ctx, send, _status(exc), exc.to_response_body(), _retry_after(exc))
         except _Disconnected:
             ctx.status, ctx.error = 499, "client_disconnected"
+        except ValidationError as exc:
+            # Clients' values are refused as BadRequestError (400) before anything is sent: what
+            # fails validation here is the upstream's answer, so the gateway answers for it.
+            ctx.error = "invalid_upstream_answer"
+            body = _invalid_answer(exc)
+            log.warning("request %s: %s", ctx.request_id, body["error"]["message"])
+            if not ctx.status:
+                await self._send_json(ctx, send, 502, body)
         except ModelyardError as exc:  # ConfigError / PluginError: the deployment is misconfigured
             log.error("request %s: %s: %s", ctx.request_id, type(exc).__name__, exc)
             ctx.error = type(exc).__name__
@@ -1173,6 +1181,14 @@ def _wire(result: Any) -> bytes:
     fields = type(result).model_fields
     result.__pydantic_fields_set__.update(f for f in _ALWAYS if f in fields)
     return result.model_dump_json(exclude_unset=True).encode()  # type: ignore[no-any-return]
+
+
+def _invalid_answer(exc: ValidationError) -> dict[str, Any]:
+    """The 502 body for an upstream answer that does not validate: its first error, by field."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(the answer)"
+    message = f"The upstream's answer is not a valid {exc.title}: {field!r}: {err['msg']}."
+    return {"error": {"message": message, "type": "api_error", "param": None, "code": "invalid_upstream_answer"}}
 
 
 def _model_object(name: str) -> dict[str, Any]:
