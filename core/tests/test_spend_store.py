@@ -193,7 +193,7 @@ def test_a_flush_returns_only_once_rows_another_flush_took_are_written(
     # A report flushes first so that it sees the requests just answered. The background task's
     # flush takes rows off the queue on the loop and writes them in a thread: a flush starting
     # meanwhile found the queue empty and returned before they were written (a spend row missing
-    # from /spend/logs right after its request, seen once in CI).
+    # from /spend/logs right after its request, seen once in a full test run).
     import threading
 
     gate = threading.Event()
