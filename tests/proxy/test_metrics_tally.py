@@ -220,3 +220,20 @@ def test_tallies_stay_bounded_without_a_scrape(monkeypatch: pytest.MonkeyPatch) 
     assert sample("modelyard_requests_total", labels) == 500
     assert sum(sample("modelyard_tokens_total", {"model_group": "pool", "deployment": f"dep-{i}", "kind": "prompt"})
                for i in range(500)) == 3 * 500  # fmt: skip
+
+
+def test_requests_whose_path_or_model_is_not_a_label_share_their_labels_series() -> None:
+    # A file id in the path, a model name no group has: each request used to keep a series of
+    # its own until the cap (4,096, ~4 MiB; the soak's file requests did), now the labels' one.
+    metrics = ProxyMetrics(GROUPS)
+    for i in range(300):
+        record(metrics, Request(f"/v1/files/file-{i}", 200, None, None, 0.001, 0.0))
+        record(metrics, Request("/v1/chat/completions", 404, f"nope-{i}", None, 0.001, 0.0))
+        record(metrics, Request("/v1/chat/completions", 200, "pool", "dep-a", 0.001, 0.0))
+    assert len(metrics._labelled) == 3
+    assert list(metrics._requests) == [("/v1/chat/completions", 200, "pool", "dep-a")]  # found by its raw values
+    metrics.flush()
+    sample = metrics.registry.get_sample_value
+    assert sample("modelyard_requests_total", {"model_group": "", "deployment": "", "endpoint": "/files/{id}", "status": "200"}) == 300
+    assert sample("modelyard_requests_total", {"model_group": "", "deployment": "", "endpoint": "/chat/completions", "status": "404"}) == 300
+    assert sample("modelyard_requests_total", {"model_group": "pool", "deployment": "dep-a", "endpoint": "/chat/completions", "status": "200"}) == 300

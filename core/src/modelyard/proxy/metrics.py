@@ -136,6 +136,7 @@ class ProxyMetrics:
                                  ["team"], multiprocess_mode="mostrecent", registry=r)  # fmt: skip
         self._children: dict[tuple[Any, ...], Any] = {}
         self._requests: dict[tuple[str, int, str | None, str | None], _RequestSeries] = {}
+        self._labelled: dict[tuple[str, int, str, str | None], _RequestSeries] = {}
         self._calls: dict[tuple[str, str, int | None], _CallSeries] = {}
         self._remaining_gauges = (self.remaining_requests, self.remaining_tokens)
         self._dirty: list[_RequestSeries | _CallSeries] = []  # series with tallies not yet flushed
@@ -151,18 +152,27 @@ class ProxyMetrics:
         return child
 
     def _request_series(self, path: str, status: int, model: str | None, deployment: str | None) -> _RequestSeries:
-        # Keyed by what the request carries (a client's path and model name), so bounded by a
-        # size cap rather than by the label values: past it the cache starts over, its tallies
-        # flushed first (so the dirty list, too, holds at most the cap's worth of series).
+        # One series per set of label values. The request path looks a series up by the raw
+        # values it carries, which are cached here only when they are the labels themselves (a
+        # built-in endpoint's path, a configured model): a client's file ids, unknown model
+        # names and unknown paths would otherwise each keep a series (~1 KB) up to the cap,
+        # ~4 MiB after a few thousand file requests (issue 17, round thirteen). The cap starts
+        # both over, the tallies flushed first, so the dirty list holds at most the cap's worth.
         group = model if model in self.groups else ""
         endpoint = endpoint_label(path, self.endpoints)
-        if len(self._requests) >= _SERIES_CAP:
-            self.flush()
-            self._requests.clear()
-        series = self._requests[(path, status, model, deployment)] = _RequestSeries(
-            self._child(self.requests, group, deployment or "", endpoint, str(status)),
-            self._child(self.latency, group, endpoint), group, endpoint,
-        )  # fmt: skip
+        key = (endpoint, status, group, deployment)
+        series = self._labelled.get(key)
+        if series is None:
+            if len(self._labelled) >= _SERIES_CAP:
+                self.flush()
+                self._labelled.clear()
+                self._requests.clear()
+            series = self._labelled[key] = _RequestSeries(
+                self._child(self.requests, group, deployment or "", endpoint, str(status)),
+                self._child(self.latency, group, endpoint), group, endpoint,
+            )  # fmt: skip
+        if group == (model or "") and path in (endpoint, "/v1" + endpoint):
+            self._requests[(path, status, model, deployment)] = series
         return series
 
     def request(self, *, path: str, status: int, model: str | None, deployment: str | None,
