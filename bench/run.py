@@ -261,6 +261,16 @@ def make_virtual_key(base: str, master_key: str, budget: bool) -> str:
         return str(json.loads(answer.read())["key"])
 
 
+def floor_command(upstream: str, master_key: str) -> list[str]:
+    """bench/floor.py, the minimal Python forwarder every proxy is measured against."""
+    return [PY, str(HERE / "floor.py"), "--upstream", upstream, "--key", master_key, "--upstream-key", UPSTREAM_KEY]
+
+
+def server_env() -> dict[str, str]:
+    """This environment without the settings a proxy would read (``AZURE_*``, ``MODELYARD_*`` ...)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
+
+
 def bench_proxies(upstream: str, duration: float, with_litellm: bool, observability: bool = False,
                   virtual_key: str | None = None, spend: bool = False, bare: bool = False,
                   workers: int | None = None, shared: tuple[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -274,7 +284,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
     results["direct"]["embeddings"] = load(emb_direct, EMBEDDINGS_LEVEL, duration, UPSTREAM_KEY, body="embeddings")
     results["direct"]["stream"] = load(direct_url, STREAM_LEVEL, duration, UPSTREAM_KEY, body="stream")
     # The floor (bench/floor.py): the least any Python proxy spends; every figure is also a ratio to it.
-    servers = {"floor": [PY, str(HERE / "floor.py"), "--upstream", upstream, "--key", master_key, "--upstream-key", UPSTREAM_KEY],
+    servers = {"floor": floor_command(upstream, master_key),
                "modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}  # fmt: skip
     if bare:
         # Spend, metrics and the access log off: what the features cost, beside the row with them on.
@@ -307,7 +317,7 @@ def bench_proxies(upstream: str, duration: float, with_litellm: bool, observabil
                                                           "--num_workers", str(workers)]  # fmt: skip
     if with_litellm:
         servers["litellm"] = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--num_workers", "1"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
+    env = server_env()
     for name, cmd in servers.items():
         port = free_port()
         started = time.perf_counter()
@@ -379,11 +389,11 @@ def bench_paired(upstream: str, duration: float, rounds: int, workers: int | Non
     """
     master_key = "sk-bench-" + secrets.token_hex(16)
     config = write_config(upstream, master_key, name="paired.yaml")
-    servers = {"floor": [PY, str(HERE / "floor.py"), "--upstream", upstream, "--key", master_key, "--upstream-key", UPSTREAM_KEY],
+    servers = {"floor": floor_command(upstream, master_key),
                "modelyard": [PY, "-m", "modelyard.cli", "serve", "--config", str(config)]}  # fmt: skip
     if workers:
         servers[f"w{workers}"] = [*servers["modelyard"], "--num_workers", str(workers)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "MODELYARD_", "LITELLM_"))}
+    env = server_env()
     procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         for name, cmd in servers.items():
